@@ -1,0 +1,171 @@
+"""Reading ``featurestore.yaml``: the project name and which registry and stores to use.
+
+    project: demo
+    registry: sqlite:///data/registry.db   # any SQLAlchemy URL; relative sqlite paths are per repo
+    offline_store: {type: duckdb, memory_limit: 2GB, temp_directory: data/duckdb_tmp, threads: 2}
+    online_store: {type: sqlite, path: data/online.db}   # or {type: redis, url: redis://...}
+
+``${VAR}`` and ``${VAR:-default}`` are expanded from the environment before parsing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from featurestore.errors import ConfigError
+
+CONFIG_FILE = "featurestore.yaml"
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PROJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class OfflineStoreConfig:
+    """Settings of the DuckDB offline engine."""
+
+    type: str = "duckdb"
+    memory_limit: str | None = None
+    temp_directory: str | None = None
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class OnlineStoreConfig:
+    """Which online store to use; the keys beyond ``type`` are the store's own settings."""
+
+    type: str = "sqlite"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    """The parsed ``featurestore.yaml`` of one feature repository."""
+
+    project: str
+    repo_path: Path
+    registry: str
+    offline_store: OfflineStoreConfig = field(default_factory=OfflineStoreConfig)
+    online_store: OnlineStoreConfig = field(default_factory=OnlineStoreConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder where the store keeps data it owns."""
+        return self.repo_path / "data"
+
+    def resolve(self, path: str | None) -> Path | None:
+        """A path from the config, relative to the repository unless absolute."""
+        if path is None:
+            return None
+        p = Path(path)
+        return p if p.is_absolute() else self.repo_path / p
+
+
+def expand_env(text: str, source: str) -> str:
+    """Replace ``${VAR}`` / ``${VAR:-default}``; an unset variable without default is an error."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            if default is None:
+                raise ConfigError(f"{source}: environment variable {name} is not set (used as ${{{name}}})")
+            return default
+        return value
+
+    return _ENV.sub(replace, text)
+
+
+def load_config(repo_path: str | os.PathLike[str]) -> RepoConfig:
+    """Read and validate ``featurestore.yaml`` from ``repo_path``."""
+    repo = Path(repo_path).resolve()
+    path = repo / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {repo}: pass --repo PATH (or repo_path=) pointing at a feature "
+            "repository, or create one with `featurestore init`"
+        )
+    try:
+        raw = yaml.safe_load(expand_env(path.read_text(encoding="utf-8"), str(path)))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    return parse_config(raw, repo, str(path))
+
+
+def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConfig:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with at least 'project', got {type(raw).__name__}")
+    known = {"project", "registry", "offline_store", "online_store", "provider", "entity_key_serialization_version"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known - {'provider', 'entity_key_serialization_version'})}")
+    project = raw.get("project")
+    if not isinstance(project, str) or not _PROJECT.match(project):
+        raise ConfigError(f"{source}: 'project' must be a name of letters, digits and '_', got {project!r}")
+    registry = _registry_url(raw.get("registry", "sqlite:///data/registry.db"), repo, source)
+    return RepoConfig(
+        project=project,
+        repo_path=repo,
+        registry=registry,
+        offline_store=_offline(raw.get("offline_store"), source),
+        online_store=_online(raw.get("online_store"), source),
+    )
+
+
+def _registry_url(value: object, repo: Path, source: str) -> str:
+    if isinstance(value, dict):
+        value = value.get("path") or value.get("url")
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: 'registry' must be a SQLAlchemy URL such as sqlite:///data/registry.db")
+    if "://" not in value:
+        value = f"sqlite:///{value}"
+    prefix = "sqlite:///"
+    if value.startswith(prefix) and not value.startswith(prefix + "/") and value != "sqlite:///:memory:":
+        value = prefix + str(repo / value[len(prefix) :])
+    return value
+
+
+def _offline(value: object, source: str) -> OfflineStoreConfig:
+    if value is None:
+        return OfflineStoreConfig()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: 'offline_store' must be a mapping like {{type: duckdb}}")
+    options = dict(value)
+    kind = options.pop("type", "duckdb")
+    if kind != "duckdb":
+        raise ConfigError(f"{source}: offline_store type {kind!r} is not supported; use duckdb")
+    allowed = {"memory_limit", "temp_directory", "threads"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(f"{source}: unknown offline_store setting(s) {unknown}; known: {sorted(allowed)}")
+    threads = options.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"{source}: offline_store.threads must be a positive integer, got {threads!r}")
+    memory = options.get("memory_limit")
+    return OfflineStoreConfig(
+        type=kind,
+        memory_limit=None if memory is None else str(memory),
+        temp_directory=options.get("temp_directory"),
+        threads=threads,
+    )
+
+
+def _online(value: object, source: str) -> OnlineStoreConfig:
+    if value is None:
+        return OnlineStoreConfig(type="sqlite", options={"path": "data/online.db"})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: 'online_store' must be a mapping like {{type: sqlite, path: data/online.db}}")
+    options = dict(value)
+    kind = options.pop("type", "sqlite")
+    if kind not in {"sqlite", "redis"}:
+        raise ConfigError(f"{source}: online_store type {kind!r} is not supported; use sqlite or redis")
+    return OnlineStoreConfig(type=str(kind), options=options)

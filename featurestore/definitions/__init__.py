@@ -1,0 +1,20 @@
+"""Feature definitions: versioned Python objects applied to the registry."""
+
+from featurestore.definitions.base import Definition, canonical_json, content_hash
+from featurestore.definitions.entity import Entity
+from featurestore.definitions.feature_service import FeatureService
+from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
+from featurestore.definitions.field import Field
+from featurestore.definitions.sources import FileSource
+
+__all__ = [
+    "Definition",
+    "Entity",
+    "FeatureService",
+    "FeatureView",
+    "FeatureViewProjection",
+    "Field",
+    "FileSource",
+    "canonical_json",
+    "content_hash",
+]

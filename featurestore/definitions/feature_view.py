@@ -1,0 +1,197 @@
+"""Feature views: a set of features read from one source, keyed by entities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from featurestore.definitions.base import Definition, check_name
+from featurestore.definitions.entity import Entity
+from featurestore.definitions.field import Field
+from featurestore.definitions.sources import FileSource
+from featurestore.errors import DefinitionError
+from featurestore.types import ValueType
+
+
+class FeatureView(Definition):
+    """Features of one or more entities, read from a source, with an optional TTL.
+
+    ``ttl`` bounds how old a value may be at retrieval time (``None`` or zero: no bound). A view
+    with no entities is *global*: every entity row gets its latest value. Schema fields named like
+    a join key declare that key's type and are not features::
+
+        FeatureView(name="driver_stats", entities=[driver], ttl=timedelta(hours=2),
+                    schema=[Field(name="conv_rate", dtype=Float32)],
+                    source=FileSource(path="data/driver_stats.parquet"))
+    """
+
+    kind: ClassVar[str] = "feature_view"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        source: FileSource,
+        schema: Sequence[Field],
+        entities: Sequence[Entity] = (),
+        ttl: timedelta | None = None,
+        online: bool = True,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        owner: str = "",
+    ) -> None:
+        self.name = check_name("feature view", name)
+        label = f"feature view {name!r}"
+        if not isinstance(source, FileSource):
+            raise DefinitionError(f"{label}: source must be a FileSource, got {type(source).__name__}")
+        self.source = source
+        self.entities = self._check_entities(label, entities)
+        self.ttl = self._check_ttl(label, ttl)
+        self.online = bool(online)
+        self._init_metadata(description, tags, owner)
+        self.schema = list(schema)
+        self.features, self.join_key_types = self._split_schema(label)
+
+    @staticmethod
+    def _check_entities(label: str, entities: Sequence[Entity]) -> list[Entity]:
+        checked = list(entities)
+        for entity in checked:
+            if not isinstance(entity, Entity):
+                raise DefinitionError(f"{label}: entities must be Entity objects, got {entity!r}")
+        names = [e.name for e in checked]
+        if len(set(names)) != len(names):
+            raise DefinitionError(f"{label}: entity listed twice in {names}")
+        keys = [k for e in checked for k in e.join_keys]
+        if len(set(keys)) != len(keys):
+            raise DefinitionError(f"{label}: entities {names} share a join key name ({keys})")
+        return checked
+
+    @staticmethod
+    def _check_ttl(label: str, ttl: timedelta | None) -> timedelta | None:
+        if ttl is None:
+            return None
+        if not isinstance(ttl, timedelta):
+            raise DefinitionError(f"{label}: ttl must be a datetime.timedelta or None, got {ttl!r}")
+        if ttl < timedelta(0):
+            raise DefinitionError(f"{label}: ttl must not be negative, got {ttl}")
+        return ttl if ttl > timedelta(0) else None
+
+    def _split_schema(self, label: str) -> tuple[list[Field], dict[str, ValueType | None]]:
+        key_types: dict[str, ValueType | None] = {}
+        for entity in self.entities:
+            key_types.update(entity.join_key_types)
+        features: list[Field] = []
+        seen: set[str] = set()
+        for item in self.schema:
+            if not isinstance(item, Field):
+                raise DefinitionError(f"{label}: schema entries must be Field objects, got {item!r}")
+            if item.name in seen:
+                raise DefinitionError(f"{label}: field {item.name!r} appears twice in the schema")
+            seen.add(item.name)
+            reserved = {self.source.timestamp_field, self.source.created_timestamp_column}
+            if item.name in reserved:
+                raise DefinitionError(
+                    f"{label}: field {item.name!r} is the source's timestamp column, not a feature"
+                )
+            if item.name in key_types:
+                declared = key_types[item.name]
+                if declared is not None and declared != item.dtype:
+                    raise DefinitionError(
+                        f"{label}: join key {item.name!r} is {declared.name} in its entity "
+                        f"but {item.dtype.name} in the schema"
+                    )
+                key_types[item.name] = item.dtype
+            else:
+                features.append(item)
+        if not features:
+            raise DefinitionError(f"{label}: the schema declares no feature")
+        return features, key_types
+
+    @property
+    def join_keys(self) -> list[str]:
+        """Join keys of all entities, in declaration order."""
+        return list(self.join_key_types)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> Field:
+        """The feature called ``name``, or a :class:`FeatureReferenceError`-style DefinitionError."""
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise DefinitionError(f"{self.label} has no feature {name!r}; it has {self.feature_names}")
+
+    def __getitem__(self, features: Sequence[str]) -> FeatureViewProjection:
+        """A projection of some features, for a FeatureService: ``view[["f1", "f2"]]``."""
+        if isinstance(features, str):
+            features = [features]
+        for name in features:
+            self.feature(name)
+        return FeatureViewProjection(self, list(features))
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "entities": [{"name": e.name, **e.spec()} for e in self.entities],
+            "join_keys": [
+                {"name": k, "dtype": None if t is None else t.name} for k, t in self.join_key_types.items()
+            ],
+            "features": [f.spec() for f in self.features],
+            "source": self.source.spec(),
+            "ttl_seconds": None if self.ttl is None else self.ttl.total_seconds(),
+        }
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            **super().meta(),
+            "online": self.online,
+            "source": self.source.meta(),
+            "fields": {f.name: f.meta() for f in self.schema},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureView:
+        """Rebuild a view from :meth:`to_dict` output."""
+        spec, meta = data["spec"], data.get("meta", {})
+        entities = [
+            Entity.from_dict({"name": e["name"], "spec": {"join_keys": e["join_keys"]}})
+            for e in spec["entities"]
+        ]
+        field_meta = meta.get("fields", {})
+        key_fields = [
+            Field.from_dicts(k, field_meta.get(k["name"]))
+            for k in spec["join_keys"]
+            if k["dtype"] is not None and k["name"] in field_meta
+        ]
+        ttl = spec.get("ttl_seconds")
+        return cls(
+            name=data["name"],
+            entities=entities,
+            schema=key_fields + [Field.from_dicts(f, field_meta.get(f["name"])) for f in spec["features"]],
+            source=FileSource.from_dicts(spec["source"], meta.get("source")),
+            ttl=None if ttl is None else timedelta(seconds=ttl),
+            online=meta.get("online", True),
+            description=meta.get("description", ""),
+            tags=meta.get("tags"),
+            owner=meta.get("owner", ""),
+        )
+
+
+class FeatureViewProjection:
+    """Some features of one view, as used by a :class:`FeatureService`."""
+
+    def __init__(self, view: FeatureView, features: list[str] | None = None) -> None:
+        self.view = view
+        self.features = features
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features) if self.features is not None else self.view.feature_names
+
+    def spec(self) -> dict[str, Any]:
+        return {"view": self.view.name, "features": self.features}
+
+    def __repr__(self) -> str:
+        return f"{self.view.name}[{self.feature_names}]"

@@ -1,0 +1,126 @@
+"""Data sources a feature view reads from.
+
+A :class:`FileSource` is Parquet data: one file, a folder (every ``*.parquet`` below it) or a glob.
+Relative paths are relative to the feature repository.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from featurestore.definitions.base import check_name
+from featurestore.errors import DefinitionError
+
+_GLOB_CHARS = set("*?[")
+
+
+class FileSource:
+    """Parquet data with an event-timestamp column.
+
+    ``created_timestamp_column`` breaks ties between rows with the same event timestamp (the later
+    created row wins). ``field_mapping`` renames source columns: ``{"conv": "conv_rate"}``.
+
+        FileSource(path="data/driver_stats.parquet", timestamp_field="event_timestamp",
+                   created_timestamp_column="created")
+    """
+
+    type_name = "file"
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        timestamp_field: str = "event_timestamp",
+        created_timestamp_column: str | None = None,
+        field_mapping: Mapping[str, str] | None = None,
+        name: str | None = None,
+        description: str = "",
+    ) -> None:
+        if not isinstance(path, str) or not path:
+            raise DefinitionError(f"FileSource: path must be a non-empty string, got {path!r}")
+        self.path = path
+        self.name = check_name("source", name) if name is not None else _default_name(path)
+        self.timestamp_field = check_name(f"source {self.name!r} timestamp_field", timestamp_field)
+        self.created_timestamp_column = (
+            check_name(f"source {self.name!r} created_timestamp_column", created_timestamp_column)
+            if created_timestamp_column
+            else None
+        )
+        mapping = dict(field_mapping or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+            raise DefinitionError(f"source {self.name!r}: field_mapping must map strings to strings")
+        if len(set(mapping.values())) != len(mapping):
+            raise DefinitionError(f"source {self.name!r}: field_mapping maps two columns to one name")
+        self.field_mapping = mapping
+        self.description = description
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "path": self.path,
+            "timestamp_field": self.timestamp_field,
+            "created_timestamp_column": self.created_timestamp_column,
+            "field_mapping": dict(sorted(self.field_mapping.items())),
+        }
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description}
+
+    @classmethod
+    def from_dicts(cls, spec: Mapping[str, Any], meta: Mapping[str, Any] | None) -> FileSource:
+        meta = meta or {}
+        return cls(
+            path=spec["path"],
+            timestamp_field=spec["timestamp_field"],
+            created_timestamp_column=spec.get("created_timestamp_column"),
+            field_mapping=spec.get("field_mapping") or {},
+            name=meta.get("name"),
+            description=meta.get("description", ""),
+        )
+
+    def source_column(self, name: str) -> str:
+        """The source column that holds the column called ``name`` in the view."""
+        for src, dst in self.field_mapping.items():
+            if dst == name:
+                return src
+        return name
+
+    def resolve(self, repo_path: str | os.PathLike[str]) -> str:
+        """The absolute path or glob to read, with folders expanded to their Parquet files."""
+        path = Path(self.path)
+        full = path if path.is_absolute() else Path(repo_path) / path
+        text = str(full)
+        if _GLOB_CHARS & set(self.path):
+            return text
+        if full.is_dir():
+            return str(full / "**" / "*.parquet")
+        return text
+
+    def files(self, repo_path: str | os.PathLike[str]) -> list[str]:
+        """The Parquet files the source currently covers, sorted; raises if there are none."""
+        pattern = self.resolve(repo_path)
+        files = sorted(glob.glob(pattern, recursive=True)) if _GLOB_CHARS & set(pattern) else (
+            [pattern] if os.path.isfile(pattern) else []
+        )
+        if not files:
+            raise DefinitionError(f"source {self.name!r}: path {self.path!r} matches no Parquet file")
+        return files
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FileSource) and (self.spec(), self.meta()) == (other.spec(), other.meta())
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __repr__(self) -> str:
+        return f"FileSource(path={self.path!r})"
+
+
+def _default_name(path: str) -> str:
+    stem = Path(path.rstrip("/*")).stem or "source"
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in stem)
+    return cleaned if cleaned[:1].isalpha() or cleaned[:1] == "_" else f"_{cleaned}"

@@ -1,0 +1,65 @@
+"""Every error featurestore raises on purpose.
+
+All of them derive from :class:`FeatureStoreError`, so ``except FeatureStoreError`` catches
+anything the library reports about bad input or a failed operation::
+
+    FeatureStoreError
+    ├── ConfigError              featurestore.yaml missing, malformed or invalid
+    ├── DefinitionError          an Entity / FeatureView / ... is invalid
+    │   └── SourceSchemaError    a definition does not fit its source's columns or types
+    ├── RepoLoadError            a Python file of the feature repository failed to import
+    ├── RegistryError            the registry could not be read or written
+    │   ├── ObjectNotFoundError  no such entity, view, service or version
+    │   └── RegistryConflictError
+    ├── FeatureReferenceError    a feature reference is malformed or names nothing
+    ├── EntityFrameError         the entity frame lacks a column or has a wrong type
+    └── RetrievalError           the offline engine failed to build a training frame
+
+Each message names the object concerned and says what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class FeatureStoreError(Exception):
+    """Base class of every error featurestore raises on purpose."""
+
+
+class ConfigError(FeatureStoreError):
+    """``featurestore.yaml`` is missing, malformed, or holds an invalid setting."""
+
+
+class DefinitionError(FeatureStoreError):
+    """A definition (entity, feature view, feature service, source) is invalid."""
+
+
+class SourceSchemaError(DefinitionError):
+    """A definition names a column its source does not have, or with an incompatible type."""
+
+
+class RepoLoadError(FeatureStoreError):
+    """A Python file in the feature repository could not be imported."""
+
+
+class RegistryError(FeatureStoreError):
+    """The registry could not be read or written."""
+
+
+class ObjectNotFoundError(RegistryError):
+    """The registry holds no object (or no version) with the requested name."""
+
+
+class RegistryConflictError(RegistryError):
+    """Two definitions in one apply collide (same kind and name, different content)."""
+
+
+class FeatureReferenceError(FeatureStoreError):
+    """A feature reference is malformed, names an unknown view or feature, or clashes."""
+
+
+class EntityFrameError(FeatureStoreError):
+    """The entity frame given to a retrieval lacks a column or has a wrong type."""
+
+
+class RetrievalError(FeatureStoreError):
+    """The offline engine failed to build a training frame."""

@@ -1,0 +1,139 @@
+"""Value types for entity join keys and feature fields.
+
+Use the module-level constants; ``Array`` wraps any scalar type::
+
+    from featurestore.types import Array, Float32, Int64, String
+    Field(name="conv_rate", dtype=Float32)
+    Field(name="recent_trips", dtype=Array(Int64))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from featurestore.errors import DefinitionError
+
+__all__ = [
+    "Array",
+    "Bool",
+    "Bytes",
+    "Float32",
+    "Float64",
+    "Int32",
+    "Int64",
+    "PrimitiveType",
+    "String",
+    "UnixTimestamp",
+    "ValueType",
+    "from_name",
+]
+
+
+@dataclass(frozen=True)
+class PrimitiveType:
+    """A scalar value type: its canonical name, Arrow type and DuckDB SQL type."""
+
+    name: str
+    arrow: pa.DataType
+    sql: str
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def to_arrow(self) -> pa.DataType:
+        """The Arrow type values of this type are stored as."""
+        return self.arrow
+
+
+@dataclass(frozen=True)
+class Array:
+    """A list of values of one scalar type, e.g. ``Array(Int64)``."""
+
+    element: PrimitiveType
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.element, PrimitiveType):
+            raise DefinitionError(
+                f"Array({self.element!r}): the element type must be a scalar type "
+                "such as Int64 or String (arrays of arrays are not supported)"
+            )
+
+    @property
+    def name(self) -> str:
+        return f"Array({self.element.name})"
+
+    @property
+    def sql(self) -> str:
+        return f"{self.element.sql}[]"
+
+    def to_arrow(self) -> pa.DataType:
+        return pa.list_(self.element.arrow)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ValueType = PrimitiveType | Array
+
+Int32 = PrimitiveType("Int32", pa.int32(), "INTEGER")
+Int64 = PrimitiveType("Int64", pa.int64(), "BIGINT")
+Float32 = PrimitiveType("Float32", pa.float32(), "FLOAT")
+Float64 = PrimitiveType("Float64", pa.float64(), "DOUBLE")
+String = PrimitiveType("String", pa.string(), "VARCHAR")
+Bool = PrimitiveType("Bool", pa.bool_(), "BOOLEAN")
+Bytes = PrimitiveType("Bytes", pa.binary(), "BLOB")
+UnixTimestamp = PrimitiveType("UnixTimestamp", pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ")
+
+_SCALARS: dict[str, PrimitiveType] = {
+    t.name: t for t in (Int32, Int64, Float32, Float64, String, Bool, Bytes, UnixTimestamp)
+}
+
+
+def from_name(name: str) -> ValueType:
+    """Parse a canonical type name (``"Int64"``, ``"Array(String)"``) back into a type."""
+    if name.startswith("Array(") and name.endswith(")"):
+        return Array(_scalar(name[len("Array(") : -1]))
+    return _scalar(name)
+
+
+def _scalar(name: str) -> PrimitiveType:
+    try:
+        return _SCALARS[name]
+    except KeyError:
+        known = ", ".join(sorted(_SCALARS))
+        raise DefinitionError(f"unsupported value type {name!r}; use one of {known} or Array(...)") from None
+
+
+def check_value_type(owner: str, dtype: object) -> ValueType:
+    """Return ``dtype`` if it is a featurestore value type, else raise naming ``owner``."""
+    if isinstance(dtype, PrimitiveType | Array):
+        return dtype
+    known = ", ".join(sorted(_SCALARS))
+    raise DefinitionError(
+        f"{owner}: unsupported type {dtype!r}; use a type from featurestore.types ({known}, or Array(...))"
+    )
+
+
+def arrow_compatible(declared: ValueType, actual: pa.DataType) -> bool:
+    """Whether a source column of Arrow type ``actual`` can serve values of type ``declared``.
+
+    Widening within a family is allowed (an int32 column serves an Int64 feature, a float column
+    serves Float32/Float64); crossing families (string column for a Float32 feature) is not.
+    """
+    if isinstance(declared, Array):
+        if not (pa.types.is_list(actual) or pa.types.is_large_list(actual)):
+            return False
+        return arrow_compatible(declared.element, actual.value_type)
+    checks = {
+        "Int32": pa.types.is_integer,
+        "Int64": pa.types.is_integer,
+        "Float32": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
+        "Float64": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
+        "String": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t),
+        "Bool": pa.types.is_boolean,
+        "Bytes": lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t),
+        "UnixTimestamp": lambda t: pa.types.is_timestamp(t) or pa.types.is_integer(t) or pa.types.is_date(t),
+    }
+    return bool(checks[declared.name](actual))
