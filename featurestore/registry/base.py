@@ -1,0 +1,96 @@
+"""The registry interface and the records it returns.
+
+A registry keeps every version of every definition of a project, keyed by (project, kind, name).
+:class:`Registry` is the contract; ``registry/sql.py`` implements it once for every SQL database.
+
+    registry = open_registry("sqlite:////abs/path/registry.db")
+    plan = registry.apply("demo", [driver, driver_stats], delete_missing=True)
+    print(plan.render())
+    registry.get("demo", "feature_view", "driver_stats", version=1)
+"""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from featurestore.definitions import Definition
+from featurestore.registry.plan import Plan
+
+HistoryChange = Literal["added", "changed", "metadata", "deleted", "restored"]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One recorded change of one object, as :meth:`Registry.history` returns it.
+
+    ``version`` is the object's version after the change (for a deletion: the version deleted).
+    """
+
+    kind: str
+    name: str
+    version: int
+    change: HistoryChange
+    content_hash: str
+    applied_at: datetime
+    details: list[str] = field(default_factory=list)
+
+
+class Registry(ABC):
+    """Versioned storage of a project's entities, feature views and feature services.
+
+    ``kind`` arguments are one of :data:`KINDS`. Reads return definitions rebuilt with their
+    classes' ``from_dict``; a feature service is resolved against the project's current views.
+    """
+
+    @abstractmethod
+    def plan(self, project: str, objects: Sequence[Definition], *, delete_missing: bool) -> Plan:
+        """What :meth:`apply` would do with ``objects``, without writing anything."""
+
+    @abstractmethod
+    def apply(self, project: str, objects: Sequence[Definition], *, delete_missing: bool) -> Plan:
+        """Validate and write ``objects`` in one transaction; returns the plan applied.
+
+        With ``delete_missing`` the project's current objects not in ``objects`` are deleted
+        (softly: their history and versions stay). On any error nothing is written.
+        """
+
+    @abstractmethod
+    def get(self, project: str, kind: str, name: str, version: int | None = None) -> Definition:
+        """An object at ``version`` (default: current; a deleted object needs a version)."""
+
+    @abstractmethod
+    def list(self, project: str, kind: str) -> list[Definition]:
+        """The current, not deleted objects of one kind, sorted by name."""
+
+    @abstractmethod
+    def kinds_named(self, project: str, name: str) -> builtins.list[str]:
+        """The kinds that have an object called ``name`` (deleted ones included)."""
+
+    @abstractmethod
+    def current_version(self, project: str, kind: str, name: str) -> int:
+        """The current version of a live object; ObjectNotFoundError if missing or deleted."""
+
+    @abstractmethod
+    def history(
+        self, project: str, name: str, kind: str | None = None
+    ) -> builtins.list[HistoryEntry]:
+        """Every recorded change of objects called ``name`` (optionally of one kind), oldest first."""
+
+    @abstractmethod
+    def state_token(self, project: str) -> str:
+        """A cheap token that changes whenever an apply changes anything in ``project``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the database connections."""
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,150 @@
+"""Schema migrations, run in order when a registry is opened.
+
+``schema_version`` records each migration that has run. Opening a registry upgrades it to
+:data:`LATEST` inside one transaction (all pending migrations or none), under a lock so that
+processes opening the same new registry at once do not race. A registry written by a newer
+featurestore is refused rather than misread.
+
+Migrations are frozen: each one states the DDL of its own step and never reads ``schema.py``'s
+tables, which describe only the newest schema. To change the schema, add a migration here and
+change ``schema.py`` to match; a test compares a migrated database with ``schema.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    inspect,
+    select,
+)
+from sqlalchemy.schema import CreateIndex
+
+from featurestore.errors import RegistryError
+from featurestore.registry import schema
+from featurestore.registry.dialects import DatabaseDialect
+from featurestore.registry.schema import HASH, NAME, AutoId, UTCDateTime
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: run on a connection inside the migration transaction."""
+
+    version: int
+    description: str
+    upgrade: Callable[[Connection], None]
+
+
+def _create_v1_tables(conn: Connection) -> None:
+    v1 = MetaData()
+    Table(
+        "projects",
+        v1,
+        Column("name", String(NAME), primary_key=True),
+        Column("state_token", String(HASH), nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    Table(
+        "objects",
+        v1,
+        Column("project", String(NAME), primary_key=True),
+        Column("kind", String(32), primary_key=True),
+        Column("name", String(NAME), primary_key=True),
+        Column("current_version", Integer, nullable=False),
+        Column("deleted", Boolean, nullable=False),
+        Column("meta_json", Text, nullable=False),
+        Column("meta_hash", String(HASH), nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    Table(
+        "object_versions",
+        v1,
+        Column("project", String(NAME), primary_key=True),
+        Column("kind", String(32), primary_key=True),
+        Column("name", String(NAME), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("spec_json", Text, nullable=False),
+        Column("meta_json", Text, nullable=False),
+        Column("content_hash", String(HASH), nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+    )
+    Table(
+        "history",
+        v1,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("project", String(NAME), nullable=False),
+        Column("kind", String(32), nullable=False),
+        Column("name", String(NAME), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("change", String(16), nullable=False),
+        Column("content_hash", String(HASH), nullable=False),
+        Column("applied_at", UTCDateTime, nullable=False),
+        Column("details_json", Text, nullable=False),
+    )
+    v1.create_all(conn)
+
+
+def _index_history_by_name(conn: Connection) -> None:
+    # `featurestore history NAME` filters on (project, name); v1 scanned the whole table.
+    conn.execute(CreateIndex(schema.history_by_name))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "projects, objects, versions and history", _create_v1_tables),
+    Migration(2, "index history by project and name", _index_history_by_name),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def schema_version(conn: Connection) -> int:
+    """The registry's schema version: 0 for an empty database."""
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    return int(conn.execute(select(func.max(schema.schema_version.c.version))).scalar() or 0)
+
+
+def migrate(engine: Engine, dialect: DatabaseDialect, target: int = LATEST) -> int:
+    """Upgrade the registry to ``target`` (default: the newest schema); returns the version."""
+    with engine.connect() as conn, conn.begin():
+        found = schema_version(conn)
+    _refuse_newer(found, dialect)
+    if found >= target:
+        return found
+    with engine.connect().execution_options(**dialect.write_options()) as conn, conn.begin():
+        dialect.lock_migrations(conn)
+        # Another process may have migrated while this one waited for the lock.
+        found = schema_version(conn)
+        _refuse_newer(found, dialect)
+        schema.schema_version.create(conn, checkfirst=True)
+        for step in MIGRATIONS:
+            if found < step.version <= target:
+                step.upgrade(conn)
+                conn.execute(
+                    schema.schema_version.insert().values(
+                        version=step.version,
+                        description=step.description,
+                        applied_at=datetime.now(timezone.utc),
+                    )
+                )
+                found = step.version
+    return found
+
+
+def _refuse_newer(found: int, dialect: DatabaseDialect) -> None:
+    if found > LATEST:
+        raise RegistryError(
+            f"the registry {dialect.display_url} has schema version {found}, but this featurestore "
+            f"understands versions up to {LATEST}: upgrade featurestore to use this registry"
+        )

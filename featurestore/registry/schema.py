@@ -1,0 +1,127 @@
+"""The registry's tables, as the current code reads and writes them.
+
+``projects``          one row per project: the lock row writers take, and the state token
+``objects``           one row per (project, kind, name): current version, deleted flag, current meta
+``object_versions``   every version ever written: spec JSON, meta JSON at that time, content hash
+``history``           every recorded change, in order
+``schema_version``    which migrations have run (see ``migrations.py``)
+
+JSON is stored as canonical text (sorted keys) rather than a JSON column, so the stored bytes
+hash to the content hash on every database. A change here needs a migration in ``migrations.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAME = 200
+HASH = 64
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite keeps no zone, so values are written as naive UTC there and made aware on read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"registry timestamps must be timezone-aware, got {value!r}")
+        utc = value.astimezone(timezone.utc)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return (
+            value.replace(tzinfo=timezone.utc)
+            if value.tzinfo is None
+            else value.astimezone(timezone.utc)
+        )
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere a 64-bit key is worth having.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(NAME), nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("state_token", String(HASH), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("project", String(NAME), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(NAME), primary_key=True),
+    Column("current_version", Integer, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("meta_json", Text, nullable=False),
+    Column("meta_hash", String(HASH), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+object_versions = Table(
+    "object_versions",
+    metadata,
+    Column("project", String(NAME), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(NAME), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("spec_json", Text, nullable=False),
+    Column("meta_json", Text, nullable=False),
+    Column("content_hash", String(HASH), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("project", String(NAME), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("change", String(16), nullable=False),
+    Column("content_hash", String(HASH), nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+    Column("details_json", Text, nullable=False),
+)
+
+# Added by migration 2: `history(project, name)` is the CLI's most common question.
+history_by_name = Index("ix_history_project_name", history.c.project, history.c.name, history.c.id)

@@ -1,0 +1,401 @@
+"""The registry on any SQL database, written once with SQLAlchemy Core.
+
+Whatever differs between SQLite and PostgreSQL is asked of the :class:`DatabaseDialect`.
+An apply runs in one write transaction: lock the project, read its state, plan against that
+state, write every change, bump the state token. Any error rolls all of it back.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Row, and_, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from featurestore.definitions import (
+    Definition,
+    Entity,
+    FeatureService,
+    FeatureView,
+    canonical_json,
+)
+from featurestore.errors import (
+    FeatureStoreError,
+    ObjectNotFoundError,
+    RegistryError,
+)
+from featurestore.registry import schema
+from featurestore.registry.base import HistoryChange, HistoryEntry, Registry
+from featurestore.registry.dialects import DatabaseDialect, dialect_for
+from featurestore.registry.migrations import migrate
+from featurestore.registry.plan import KINDS, ObjectChange, Plan, StoredObject, build_plan, label
+
+_NO_STATE = "empty"
+
+
+def open_registry(url: str) -> Registry:
+    """Open (creating or upgrading as needed) the registry at a SQLAlchemy URL.
+
+        open_registry("sqlite:////srv/repo/data/registry.db")
+        open_registry("postgresql+psycopg://featurestore@db:5432/registry")
+
+    Raises :class:`RegistryError` with a password-free message when the database is unusable.
+    """
+    dialect = dialect_for(url)
+    try:
+        engine = dialect.create_engine()
+    except OSError as exc:
+        raise RegistryError(f"cannot create the registry {dialect.display_url}: {exc}") from None
+    try:
+        migrate(engine, dialect)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise RegistryError(
+            f"cannot open the registry {dialect.display_url}: {dialect.describe(exc)}"
+        ) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlRegistry(engine, dialect)
+
+
+class SqlRegistry(Registry):
+    """:class:`Registry` on SQLite or PostgreSQL; build it with :func:`open_registry`."""
+
+    def __init__(self, engine: Engine, dialect: DatabaseDialect) -> None:
+        self._engine = engine
+        self._dialect = dialect
+
+    def __repr__(self) -> str:
+        return f"SqlRegistry({self._dialect.display_url!r})"
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise RegistryError(
+                f"registry {self._dialect.display_url}: {self._dialect.describe(exc)}"
+            ) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        # One transaction per read, so that a read of several rows sees one consistent state.
+        with self._database_errors(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with (
+            self._database_errors(),
+            self._engine.connect().execution_options(**self._dialect.write_options()) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    # -- plan and apply ------------------------------------------------------------------------
+
+    def plan(self, project: str, objects: Sequence[Definition], *, delete_missing: bool) -> Plan:
+        _check_project(project)
+        with self._read() as conn:
+            return build_plan(
+                self._state(conn, project), list(objects), delete_missing=delete_missing
+            )
+
+    def apply(self, project: str, objects: Sequence[Definition], *, delete_missing: bool) -> Plan:
+        _check_project(project)
+        objects = list(objects)
+        with self._write() as conn:
+            row = {"name": project, "state_token": uuid.uuid4().hex, "updated_at": _utcnow()}
+            self._dialect.lock_project(conn, schema.projects, row)
+            # Taken under the lock, so that history times follow the order applies land in.
+            now = _utcnow()
+            # The plan is computed from the state read under the lock: no concurrent apply lost.
+            stored = self._state(conn, project)
+            plan = build_plan(stored, objects, delete_missing=delete_missing)
+            if plan.has_changes:
+                incoming = {(o.kind, o.name): o for o in objects}
+                records = {(s.kind, s.name): s for s in stored}
+                for change in plan.changes:
+                    if change.change != "unchanged":
+                        key = (change.kind, change.name)
+                        self._write_change(
+                            conn, project, change, incoming.get(key), records.get(key), now
+                        )
+                conn.execute(
+                    update(schema.projects)
+                    .where(schema.projects.c.name == project)
+                    .values(state_token=uuid.uuid4().hex, updated_at=now)
+                )
+        return plan
+
+    def _state(self, conn: Connection, project: str) -> list[StoredObject]:
+        o, v = schema.objects, schema.object_versions
+        query = (
+            select(o, v.c.spec_json, v.c.content_hash)
+            .join(
+                v,
+                and_(
+                    v.c.project == o.c.project,
+                    v.c.kind == o.c.kind,
+                    v.c.name == o.c.name,
+                    v.c.version == o.c.current_version,
+                ),
+            )
+            .where(o.c.project == project)
+        )
+        return [
+            StoredObject(
+                kind=r.kind,
+                name=r.name,
+                version=r.current_version,
+                content_hash=r.content_hash,
+                meta_hash=r.meta_hash,
+                spec=json.loads(r.spec_json),
+                meta=json.loads(r.meta_json),
+                deleted=bool(r.deleted),
+            )
+            for r in conn.execute(query)
+        ]
+
+    def _write_change(
+        self,
+        conn: Connection,
+        project: str,
+        change: ObjectChange,
+        obj: Definition | None,
+        record: StoredObject | None,
+        now: datetime,
+    ) -> None:
+        """Write one object's change and its history entry."""
+        key = {"project": project, "kind": change.kind, "name": change.name}
+        where = and_(*(getattr(schema.objects.c, col) == value for col, value in key.items()))
+        if change.change == "deleted":
+            assert record is not None
+            conn.execute(update(schema.objects).where(where).values(deleted=True, updated_at=now))
+            version, digest = record.version, record.content_hash
+        else:
+            assert obj is not None
+            assert change.new_version is not None
+            version, digest = change.new_version, obj.content_hash
+            meta_json = canonical_json(obj.meta())
+            current = {
+                "current_version": version,
+                "deleted": False,
+                "meta_json": meta_json,
+                "meta_hash": obj.meta_hash,
+                "updated_at": now,
+            }
+            if record is None:
+                conn.execute(insert(schema.objects).values(**key, **current))
+            else:
+                conn.execute(update(schema.objects).where(where).values(**current))
+            if record is None or version != record.version:
+                conn.execute(
+                    insert(schema.object_versions).values(
+                        **key,
+                        version=version,
+                        spec_json=canonical_json(obj.spec()),
+                        meta_json=meta_json,
+                        content_hash=digest,
+                        created_at=now,
+                    )
+                )
+        conn.execute(
+            insert(schema.history).values(
+                **key,
+                version=version,
+                change="restored" if change.restored else change.change,
+                content_hash=digest,
+                applied_at=now,
+                details_json=json.dumps(change.details),
+            )
+        )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, project: str, kind: str, name: str, version: int | None = None) -> Definition:
+        _check_kind(kind)
+        with self._read() as conn:
+            row = self._object_row(conn, project, kind, name)
+            if row is None:
+                raise ObjectNotFoundError(self._not_found(conn, project, kind, name))
+            v = schema.object_versions
+            versions = [
+                int(n)
+                for n in conn.execute(
+                    select(v.c.version)
+                    .where(v.c.project == project, v.c.kind == kind, v.c.name == name)
+                    .order_by(v.c.version)
+                ).scalars()
+            ]
+            if version is None:
+                if row.deleted:
+                    raise ObjectNotFoundError(
+                        f"{label(kind, name)} was deleted from project {project!r}; "
+                        f"its versions {versions} can still be read by asking for one explicitly"
+                    )
+                version = int(row.current_version)
+            elif version not in versions:
+                raise ObjectNotFoundError(
+                    f"{label(kind, name)} in project {project!r} has no version {version}; "
+                    f"available versions: {versions}"
+                )
+            stored = conn.execute(
+                select(v.c.spec_json, v.c.meta_json).where(
+                    v.c.project == project,
+                    v.c.kind == kind,
+                    v.c.name == name,
+                    v.c.version == version,
+                )
+            ).one()
+            # The current version carries the latest metadata; older ones keep what they had.
+            meta = row.meta_json if version == row.current_version else stored.meta_json
+            data = {
+                "kind": kind,
+                "name": name,
+                "spec": json.loads(stored.spec_json),
+                "meta": json.loads(meta),
+            }
+            views = _views_of(self._state(conn, project)) if kind == "feature_service" else {}
+            return _rebuild(data, views, version)
+
+    def list(self, project: str, kind: str) -> list[Definition]:
+        _check_kind(kind)
+        with self._read() as conn:
+            state = self._state(conn, project)
+        views = _views_of(state) if kind == "feature_service" else {}
+        live = sorted((s for s in state if s.kind == kind and not s.deleted), key=lambda s: s.name)
+        return [_rebuild(_as_data(s), views, s.version) for s in live]
+
+    def kinds_named(self, project: str, name: str) -> builtins.list[str]:
+        o = schema.objects
+        with self._read() as conn:
+            found = set(
+                conn.execute(
+                    select(o.c.kind).where(o.c.project == project, o.c.name == name)
+                ).scalars()
+            )
+        return [k for k in KINDS if k in found]
+
+    def current_version(self, project: str, kind: str, name: str) -> int:
+        _check_kind(kind)
+        with self._read() as conn:
+            row = self._object_row(conn, project, kind, name)
+            if row is None:
+                raise ObjectNotFoundError(self._not_found(conn, project, kind, name))
+        if row.deleted:
+            raise ObjectNotFoundError(
+                f"{label(kind, name)} was deleted from project {project!r} at version "
+                f"{row.current_version}"
+            )
+        return int(row.current_version)
+
+    def history(
+        self, project: str, name: str, kind: str | None = None
+    ) -> builtins.list[HistoryEntry]:
+        h = schema.history
+        query = select(h).where(h.c.project == project, h.c.name == name).order_by(h.c.id)
+        if kind is not None:
+            _check_kind(kind)
+            query = query.where(h.c.kind == kind)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            HistoryEntry(
+                kind=r.kind,
+                name=r.name,
+                version=int(r.version),
+                change=cast(HistoryChange, r.change),
+                content_hash=r.content_hash,
+                applied_at=r.applied_at,
+                details=list(json.loads(r.details_json)),
+            )
+            for r in rows
+        ]
+
+    def state_token(self, project: str) -> str:
+        p = schema.projects
+        with self._read() as conn:
+            token = conn.execute(select(p.c.state_token).where(p.c.name == project)).scalar()
+        return _NO_STATE if token is None else str(token)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _object_row(conn: Connection, project: str, kind: str, name: str) -> Row[Any] | None:
+        o = schema.objects
+        return conn.execute(
+            select(o).where(o.c.project == project, o.c.kind == kind, o.c.name == name)
+        ).one_or_none()
+
+    @staticmethod
+    def _not_found(conn: Connection, project: str, kind: str, name: str) -> str:
+        o = schema.objects
+        others = sorted(
+            conn.execute(select(o.c.kind).where(o.c.project == project, o.c.name == name)).scalars()
+        )
+        found = " and ".join(k.replace("_", " ") for k in others)
+        hint = f"; {name!r} exists as: {found}" if others else ""
+        return f"no {label(kind, name)} in project {project!r} (no versions){hint}"
+
+
+def _as_data(record: StoredObject) -> dict[str, Any]:
+    """A stored object in the shape of ``Definition.to_dict()``."""
+    return {"kind": record.kind, "name": record.name, "spec": record.spec, "meta": record.meta}
+
+
+def _views_of(state: Sequence[StoredObject]) -> dict[str, FeatureView]:
+    """Every view at its current version, for resolving feature services.
+
+    Deleted views come back at their last version, so that old service versions still load.
+    """
+    return {
+        s.name: cast(FeatureView, _rebuild(_as_data(s), {}, s.version))
+        for s in state
+        if s.kind == "feature_view"
+    }
+
+
+def _rebuild(data: dict[str, Any], views: dict[str, FeatureView], version: int) -> Definition:
+    """A definition from its stored dictionaries."""
+    try:
+        if data["kind"] == "entity":
+            return Entity.from_dict(data)
+        if data["kind"] == "feature_view":
+            return FeatureView.from_dict(data)
+        return FeatureService.from_dict(data, views)
+    except (FeatureStoreError, KeyError, TypeError, ValueError) as exc:
+        raise RegistryError(
+            f"the stored {label(data['kind'], data['name'])} v{version} cannot be rebuilt: {exc}"
+        ) from exc
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise RegistryError(f"unknown object kind {kind!r}: use one of {list(KINDS)}")
+
+
+def _check_project(project: str) -> None:
+    if not isinstance(project, str) or not project or len(project) > schema.NAME:
+        raise RegistryError(
+            f"invalid project name {project!r}: a non-empty name of at most {schema.NAME} characters"
+        )
+
+
+__all__ = ["SqlRegistry", "open_registry"]
