@@ -1,1 +1,37 @@
-"""featurestore: define features once, train point-in-time correct, serve online, govern it all."""
+"""featurestore: define features once, train point-in-time correct, serve online, govern it all.
+
+from featurestore import FeatureStore, Entity, FeatureView, Field, FileSource, FeatureService
+from featurestore.types import Float32, Int64
+"""
+
+from featurestore.config import RepoConfig, load_config
+from featurestore.definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    FeatureViewProjection,
+    Field,
+    FileSource,
+)
+from featurestore.errors import FeatureStoreError
+from featurestore.offline.base import RetrievalJob
+from featurestore.registry import Plan
+from featurestore.store import FeatureStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Entity",
+    "FeatureService",
+    "FeatureStore",
+    "FeatureStoreError",
+    "FeatureView",
+    "FeatureViewProjection",
+    "Field",
+    "FileSource",
+    "Plan",
+    "RepoConfig",
+    "RetrievalJob",
+    "__version__",
+    "load_config",
+]

@@ -1,11 +1,13 @@
 """Reading ``featurestore.yaml``: the project name and which registry and stores to use.
 
     project: demo
-    registry: sqlite:///data/registry.db   # any SQLAlchemy URL; relative sqlite paths are per repo
+    registry: sqlite:///data/registry.db   # or postgresql+psycopg://...; relative sqlite paths are per repo
     offline_store: {type: duckdb, memory_limit: 2GB, temp_directory: data/duckdb_tmp, threads: 2}
     online_store: {type: sqlite, path: data/online.db}   # or {type: redis, url: redis://...}
 
-``${VAR}`` and ``${VAR:-default}`` are expanded from the environment before parsing.
+``${VAR}`` and ``${VAR:-default}`` are expanded from the environment before parsing, except on
+comment lines (the default applies when the variable is unset). The registry is SQLite or
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def expand_env(text: str, source: str) -> str:
         value = os.environ.get(name)
         if value is None:
             if default is None:
-                raise ConfigError(f"{source}: environment variable {name} is not set (used as ${{{name}}})")
+                raise ConfigError(
+                    f"{source}: environment variable {name} is not set (used as ${{{name}}})"
+                )
             return default
         return value
 
@@ -91,7 +95,7 @@ def load_config(repo_path: str | os.PathLike[str]) -> RepoConfig:
             "repository, or create one with `featurestore init`"
         )
     try:
-        raw = yaml.safe_load(expand_env(path.read_text(encoding="utf-8"), str(path)))
+        raw = yaml.safe_load(_expand_text(path.read_text(encoding="utf-8"), str(path)))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -100,17 +104,39 @@ def load_config(repo_path: str | os.PathLike[str]) -> RepoConfig:
     return parse_config(raw, repo, str(path))
 
 
+def _expand_text(text: str, source: str) -> str:
+    """Expand variables before parsing (so ``{memory_limit: ${MEM}}`` works), skipping comment
+    lines so a commented-out setting never needs its variable set."""
+    lines = text.splitlines(keepends=True)
+    return "".join(
+        line if line.lstrip().startswith("#") else expand_env(line, source) for line in lines
+    )
+
+
 def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConfig:
     """Validate an already-parsed YAML document."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping with at least 'project', got {type(raw).__name__}")
-    known = {"project", "registry", "offline_store", "online_store", "provider", "entity_key_serialization_version"}
+        raise ConfigError(
+            f"{source}: expected a mapping with at least 'project', got {type(raw).__name__}"
+        )
+    known = {
+        "project",
+        "registry",
+        "offline_store",
+        "online_store",
+        "provider",
+        "entity_key_serialization_version",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known - {'provider', 'entity_key_serialization_version'})}")
+        raise ConfigError(
+            f"{source}: unknown setting(s) {unknown}; known: {sorted(known - {'provider', 'entity_key_serialization_version'})}"
+        )
     project = raw.get("project")
     if not isinstance(project, str) or not _PROJECT.match(project):
-        raise ConfigError(f"{source}: 'project' must be a name of letters, digits and '_', got {project!r}")
+        raise ConfigError(
+            f"{source}: 'project' must be a name of letters, digits and '_', got {project!r}"
+        )
     registry = _registry_url(raw.get("registry", "sqlite:///data/registry.db"), repo, source)
     return RepoConfig(
         project=project,
@@ -125,11 +151,17 @@ def _registry_url(value: object, repo: Path, source: str) -> str:
     if isinstance(value, dict):
         value = value.get("path") or value.get("url")
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{source}: 'registry' must be a SQLAlchemy URL such as sqlite:///data/registry.db")
+        raise ConfigError(
+            f"{source}: 'registry' must be a SQLAlchemy URL such as sqlite:///data/registry.db"
+        )
     if "://" not in value:
         value = f"sqlite:///{value}"
     prefix = "sqlite:///"
-    if value.startswith(prefix) and not value.startswith(prefix + "/") and value != "sqlite:///:memory:":
+    if (
+        value.startswith(prefix)
+        and not value.startswith(prefix + "/")
+        and value != "sqlite:///:memory:"
+    ):
         value = prefix + str(repo / value[len(prefix) :])
     return value
 
@@ -146,10 +178,14 @@ def _offline(value: object, source: str) -> OfflineStoreConfig:
     allowed = {"memory_limit", "temp_directory", "threads"}
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ConfigError(f"{source}: unknown offline_store setting(s) {unknown}; known: {sorted(allowed)}")
+        raise ConfigError(
+            f"{source}: unknown offline_store setting(s) {unknown}; known: {sorted(allowed)}"
+        )
     threads = options.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"{source}: offline_store.threads must be a positive integer, got {threads!r}")
+        raise ConfigError(
+            f"{source}: offline_store.threads must be a positive integer, got {threads!r}"
+        )
     memory = options.get("memory_limit")
     return OfflineStoreConfig(
         type=kind,
@@ -161,11 +197,17 @@ def _offline(value: object, source: str) -> OfflineStoreConfig:
 
 def _online(value: object, source: str) -> OnlineStoreConfig:
     if value is None:
-        return OnlineStoreConfig(type="sqlite", options={"path": "data/online.db"})
+        value = {"type": "sqlite"}
     if not isinstance(value, dict):
-        raise ConfigError(f"{source}: 'online_store' must be a mapping like {{type: sqlite, path: data/online.db}}")
+        raise ConfigError(
+            f"{source}: 'online_store' must be a mapping like {{type: sqlite, path: data/online.db}}"
+        )
     options = dict(value)
     kind = options.pop("type", "sqlite")
     if kind not in {"sqlite", "redis"}:
-        raise ConfigError(f"{source}: online_store type {kind!r} is not supported; use sqlite or redis")
+        raise ConfigError(
+            f"{source}: online_store type {kind!r} is not supported; use sqlite or redis"
+        )
+    if kind == "sqlite":
+        options.setdefault("path", "data/online.db")
     return OnlineStoreConfig(type=str(kind), options=options)

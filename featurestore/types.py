@@ -103,7 +103,9 @@ def _scalar(name: str) -> PrimitiveType:
         return _SCALARS[name]
     except KeyError:
         known = ", ".join(sorted(_SCALARS))
-        raise DefinitionError(f"unsupported value type {name!r}; use one of {known} or Array(...)") from None
+        raise DefinitionError(
+            f"unsupported value type {name!r}; use one of {known} or Array(...)"
+        ) from None
 
 
 def check_value_type(owner: str, dtype: object) -> ValueType:
@@ -129,11 +131,21 @@ def arrow_compatible(declared: ValueType, actual: pa.DataType) -> bool:
     checks = {
         "Int32": pa.types.is_integer,
         "Int64": pa.types.is_integer,
-        "Float32": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
-        "Float64": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
-        "String": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t),
+        "Float32": lambda t: (
+            pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t)
+        ),
+        "Float64": lambda t: (
+            pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t)
+        ),
+        "String": lambda t: (
+            pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
+        ),
         "Bool": pa.types.is_boolean,
-        "Bytes": lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t),
-        "UnixTimestamp": lambda t: pa.types.is_timestamp(t) or pa.types.is_integer(t) or pa.types.is_date(t),
+        "Bytes": lambda t: (
+            pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+        ),
+        "UnixTimestamp": lambda t: (
+            pa.types.is_timestamp(t) or pa.types.is_integer(t) or pa.types.is_date(t)
+        ),
     }
     return bool(checks[declared.name](actual))

@@ -46,7 +46,9 @@ def check_tags(owner: str, tags: Mapping[str, str] | None) -> dict[str, str]:
     if not isinstance(tags, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
     ):
-        raise DefinitionError(f"{owner}: tags must be a mapping of strings to strings, got {tags!r}")
+        raise DefinitionError(
+            f"{owner}: tags must be a mapping of strings to strings, got {tags!r}"
+        )
     return dict(tags)
 
 
@@ -81,7 +83,11 @@ class Definition:
 
     def meta(self) -> dict[str, Any]:
         """The descriptive part: a change here is recorded but makes no new version."""
-        return {"description": self.description, "tags": dict(sorted(self.tags.items())), "owner": self.owner}
+        return {
+            "description": self.description,
+            "tags": dict(sorted(self.tags.items())),
+            "owner": self.owner,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical serialization: ``{"kind", "name", "spec", "meta"}``."""
@@ -98,9 +104,9 @@ class Definition:
         return content_hash(self.meta())
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and canonical_json(self.to_dict()) == canonical_json(
-            other.to_dict()  # type: ignore[attr-defined]
-        )
+        if not isinstance(other, Definition) or type(other) is not type(self):
+            return False
+        return canonical_json(self.to_dict()) == canonical_json(other.to_dict())
 
     def __hash__(self) -> int:
         return hash((self.kind, self.name, self.content_hash))

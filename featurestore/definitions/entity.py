@@ -37,7 +37,9 @@ class Entity(Definition):
         self.name = check_name("entity", name)
         keys = [name] if join_keys is None else list(join_keys)
         if isinstance(join_keys, str):
-            raise DefinitionError(f"entity {name!r}: join_keys must be a list, e.g. [{join_keys!r}]")
+            raise DefinitionError(
+                f"entity {name!r}: join_keys must be a list, e.g. [{join_keys!r}]"
+            )
         if not keys:
             raise DefinitionError(f"entity {name!r}: needs at least one join key")
         for key in keys:
@@ -61,7 +63,9 @@ class Entity(Definition):
                     f"which are not join keys {self.join_keys}"
                 )
             return {
-                k: check_value_type(f"entity {self.name!r} key {k!r}", value_type[k]) if k in value_type else None
+                k: check_value_type(f"entity {self.name!r} key {k!r}", value_type[k])
+                if k in value_type
+                else None
                 for k in self.join_keys
             }
         checked = check_value_type(f"entity {self.name!r}", value_type)
@@ -76,7 +80,8 @@ class Entity(Definition):
     def spec(self) -> dict[str, Any]:
         return {
             "join_keys": [
-                {"name": k, "dtype": None if t is None else t.name} for k, t in self.join_key_types.items()
+                {"name": k, "dtype": None if t is None else t.name}
+                for k, t in self.join_key_types.items()
             ]
         }
 

@@ -75,7 +75,9 @@ class FeatureService(Definition):
                     f"feature service {data['name']!r} uses feature view {proj['view']!r}, "
                     "which is not registered"
                 )
-            items.append(view if proj["features"] is None else FeatureViewProjection(view, proj["features"]))
+            items.append(
+                view if proj["features"] is None else FeatureViewProjection(view, proj["features"])
+            )
         return cls(
             name=data["name"],
             features=items,

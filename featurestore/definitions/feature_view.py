@@ -44,7 +44,9 @@ class FeatureView(Definition):
         self.name = check_name("feature view", name)
         label = f"feature view {name!r}"
         if not isinstance(source, FileSource):
-            raise DefinitionError(f"{label}: source must be a FileSource, got {type(source).__name__}")
+            raise DefinitionError(
+                f"{label}: source must be a FileSource, got {type(source).__name__}"
+            )
         self.source = source
         self.entities = self._check_entities(label, entities)
         self.ttl = self._check_ttl(label, ttl)
@@ -85,7 +87,9 @@ class FeatureView(Definition):
         seen: set[str] = set()
         for item in self.schema:
             if not isinstance(item, Field):
-                raise DefinitionError(f"{label}: schema entries must be Field objects, got {item!r}")
+                raise DefinitionError(
+                    f"{label}: schema entries must be Field objects, got {item!r}"
+                )
             if item.name in seen:
                 raise DefinitionError(f"{label}: field {item.name!r} appears twice in the schema")
             seen.add(item.name)
@@ -136,7 +140,8 @@ class FeatureView(Definition):
         return {
             "entities": [{"name": e.name, **e.spec()} for e in self.entities],
             "join_keys": [
-                {"name": k, "dtype": None if t is None else t.name} for k, t in self.join_key_types.items()
+                {"name": k, "dtype": None if t is None else t.name}
+                for k, t in self.join_key_types.items()
             ],
             "features": [f.spec() for f in self.features],
             "source": self.source.spec(),
@@ -169,7 +174,8 @@ class FeatureView(Definition):
         return cls(
             name=data["name"],
             entities=entities,
-            schema=key_fields + [Field.from_dicts(f, field_meta.get(f["name"])) for f in spec["features"]],
+            schema=key_fields
+            + [Field.from_dicts(f, field_meta.get(f["name"])) for f in spec["features"]],
             source=FileSource.from_dicts(spec["source"], meta.get("source")),
             ttl=None if ttl is None else timedelta(seconds=ttl),
             online=meta.get("online", True),

@@ -42,7 +42,10 @@ class Field:
         )
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Field) and (self.spec(), self.meta()) == (other.spec(), other.meta())
+        return isinstance(other, Field) and (self.spec(), self.meta()) == (
+            other.spec(),
+            other.meta(),
+        )
 
     def __hash__(self) -> int:
         return hash((self.name, self.dtype.name))

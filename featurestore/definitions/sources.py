@@ -52,9 +52,13 @@ class FileSource:
         )
         mapping = dict(field_mapping or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
-            raise DefinitionError(f"source {self.name!r}: field_mapping must map strings to strings")
+            raise DefinitionError(
+                f"source {self.name!r}: field_mapping must map strings to strings"
+            )
         if len(set(mapping.values())) != len(mapping):
-            raise DefinitionError(f"source {self.name!r}: field_mapping maps two columns to one name")
+            raise DefinitionError(
+                f"source {self.name!r}: field_mapping maps two columns to one name"
+            )
         self.field_mapping = mapping
         self.description = description
 
@@ -103,15 +107,22 @@ class FileSource:
     def files(self, repo_path: str | os.PathLike[str]) -> list[str]:
         """The Parquet files the source currently covers, sorted; raises if there are none."""
         pattern = self.resolve(repo_path)
-        files = sorted(glob.glob(pattern, recursive=True)) if _GLOB_CHARS & set(pattern) else (
-            [pattern] if os.path.isfile(pattern) else []
+        files = (
+            sorted(glob.glob(pattern, recursive=True))
+            if _GLOB_CHARS & set(pattern)
+            else ([pattern] if os.path.isfile(pattern) else [])
         )
         if not files:
-            raise DefinitionError(f"source {self.name!r}: path {self.path!r} matches no Parquet file")
+            raise DefinitionError(
+                f"source {self.name!r}: path {self.path!r} matches no Parquet file"
+            )
         return files
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, FileSource) and (self.spec(), self.meta()) == (other.spec(), other.meta())
+        return isinstance(other, FileSource) and (self.spec(), self.meta()) == (
+            other.spec(),
+            other.meta(),
+        )
 
     def __hash__(self) -> int:
         return hash(self.path)

@@ -1,0 +1,74 @@
+"""featurestore.yaml parsing: defaults, env expansion, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from featurestore.config import load_config
+from featurestore.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "featurestore.yaml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_defaults_are_embedded(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "project: demo\n"))
+    assert config.project == "demo"
+    assert config.registry == f"sqlite:///{tmp_path.resolve()}/data/registry.db"
+    assert config.offline_store.type == "duckdb"
+    assert config.online_store.type == "sqlite"
+    assert config.online_store.options == {"path": "data/online.db"}
+
+
+def test_env_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FS_TEST_REGISTRY", "postgresql+psycopg://u@h/db")
+    text = "project: demo\nregistry: ${FS_TEST_REGISTRY}\noffline_store: {type: duckdb, memory_limit: ${FS_MEM:-1GB}}\n"
+    config = load_config(write(tmp_path, text))
+    assert config.registry == "postgresql+psycopg://u@h/db"
+    assert config.offline_store.memory_limit == "1GB"
+
+
+def test_unset_env_var_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="FS_SURELY_UNSET is not set"):
+        load_config(write(tmp_path, "project: demo\nregistry: ${FS_SURELY_UNSET}\n"))
+
+
+def test_malformed_yaml_names_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"malformed YAML at line 2"):
+        load_config(write(tmp_path, "project: demo\nregistry: a: b\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a list\n", "expected a mapping"),
+        ("project: 'bad name'\n", "'project' must be a name"),
+        ("project: demo\nregistyr: x\n", r"unknown setting\(s\) \['registyr'\]"),
+        (
+            "project: demo\noffline_store: {type: spark}\n",
+            "offline_store type 'spark' is not supported",
+        ),
+        ("project: demo\noffline_store: {threads: 0}\n", "threads must be a positive integer"),
+        (
+            "project: demo\nonline_store: {type: dynamo}\n",
+            "online_store type 'dynamo' is not supported",
+        ),
+    ],
+)
+def test_invalid_settings(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no featurestore\.yaml in"):
+        load_config(tmp_path)
+
+
+def test_commented_out_variables_need_not_be_set(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "project: demo\n# registry: ${FS_SURELY_UNSET}\n"))
+    assert config.project == "demo"
