@@ -1,0 +1,150 @@
+"""The DuckDB offline engine: point-in-time retrieval over Parquet sources.
+
+    engine = DuckDBEngine(load_config("repo"))
+    job = engine.get_historical_features(entity_df, [FeatureRequest(view, ("conv_rate",), ("conv_rate",))])
+    job.to_pandas()
+
+The engine owns one in-memory DuckDB database configured from ``offline_store`` in
+``featurestore.yaml`` (``memory_limit``, ``temp_directory``, ``threads``); each job runs on a
+connection of its own to that database. DuckDB never installs extensions at run time: Parquet and
+the time-zone functions are built into the wheel.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from featurestore.config import RepoConfig
+from featurestore.errors import FeatureReferenceError, RetrievalError
+from featurestore.offline.base import EntityFrameInput, FeatureRequest, OfflineEngine
+from featurestore.offline.entity_frame import EntityFrame, check_join_keys, load_entity_frame
+from featurestore.offline.job import DuckDBRetrievalJob
+from featurestore.offline.pit_sql import (
+    ENTITY_TS,
+    ROW_ID,
+    EntityRelation,
+    ViewSource,
+    build_retrieval_sql,
+    quote,
+    string_literal,
+)
+from featurestore.offline.source_schema import source_arrow_types, validate_view_source
+
+
+class DuckDBEngine(OfflineEngine):
+    """Point-in-time correct retrieval with DuckDB over the views' Parquet sources."""
+
+    def __init__(self, config: RepoConfig) -> None:
+        self._config = config
+        self._database = duckdb.connect(":memory:", config=self._settings(config))
+        # TimeZone belongs to the ICU extension, so it is set after connecting, not in `config`.
+        self._database.execute("SET GLOBAL TimeZone = 'UTC'")
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _settings(config: RepoConfig) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            # Everything needed (parquet, icu) is statically linked: never reach for the network.
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_community_extensions": False,
+        }
+        offline = config.offline_store
+        if offline.memory_limit is not None:
+            settings["memory_limit"] = offline.memory_limit
+        if offline.threads is not None:
+            settings["threads"] = offline.threads
+        temp_directory = config.resolve(offline.temp_directory)
+        if temp_directory is not None:
+            temp_directory.mkdir(parents=True, exist_ok=True)
+            settings["temp_directory"] = str(temp_directory)
+        return settings
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to the engine's database, with the session time zone set to UTC."""
+        with self._lock:
+            connection = self._database.cursor()
+        connection.execute("SET TimeZone = 'UTC'")
+        return connection
+
+    def get_historical_features(
+        self, entity_df: EntityFrameInput, requests: Sequence[FeatureRequest]
+    ) -> DuckDBRetrievalJob:
+        """Join ``requests`` onto ``entity_df``; see :mod:`featurestore.offline.pit_sql`."""
+        frame = load_entity_frame(entity_df)
+        _check_output_names(frame, requests)
+        repo = self._config.repo_path
+        for request in requests:
+            validate_view_source(request.view, repo)
+        check_join_keys(
+            frame, requests, {r.view.name: source_arrow_types(r.view, repo) for r in requests}
+        )
+        connection = self.connection()
+        try:
+            entity = self._register_entity(connection, frame)
+            sources = [self._view_source(connection, request) for request in requests]
+        except duckdb.Error as exc:
+            connection.close()
+            raise RetrievalError(f"preparing the point-in-time retrieval failed: {exc}") from exc
+        return DuckDBRetrievalJob(
+            connection, build_retrieval_sql(entity, sources), keep_alive=frame
+        )
+
+    def _register_entity(
+        self, connection: duckdb.DuckDBPyConnection, frame: EntityFrame
+    ) -> EntityRelation:
+        name = f"__fs_entity_{next(self._counter)}"
+        ts = f"epoch_us(CAST({quote(frame.timestamp_column)} AS TIMESTAMPTZ))"
+        if frame.table is not None:
+            connection.register(f"{name}_input", frame.table)
+            select = f"SELECT *, {ts} AS {ENTITY_TS} FROM {name}_input"
+        else:
+            files = ", ".join(string_literal(f) for f in frame.parquet_files)
+            scan = f"read_parquet([{files}], file_row_number = true)"
+            # Input order across several files is file order (sorted paths), then row order.
+            position = (
+                "file_row_number"
+                if len(frame.parquet_files) == 1
+                else "row_number() OVER (ORDER BY filename, file_row_number) - 1"
+            )
+            select = f"SELECT *, {position} AS {ROW_ID}, {ts} AS {ENTITY_TS} FROM {scan}"
+        connection.execute(f"CREATE TEMP VIEW {name} AS {select}")
+        bounds = connection.execute(
+            f"SELECT min({ENTITY_TS}), max({ENTITY_TS}) FROM {name}"
+        ).fetchone()
+        low, high = bounds if bounds is not None else (None, None)
+        return EntityRelation(relation=name, columns=frame.columns, min_ts_us=low, max_ts_us=high)
+
+    def _view_source(
+        self, connection: duckdb.DuckDBPyConnection, request: FeatureRequest
+    ) -> ViewSource:
+        files = tuple(request.view.source.files(self._config.repo_path))
+        listed = ", ".join(string_literal(f) for f in files)
+        union = ", union_by_name = true" if len(files) > 1 else ""
+        described = connection.execute(
+            f"DESCRIBE SELECT * FROM read_parquet([{listed}]{union})"
+        ).fetchall()
+        return ViewSource(
+            request=request, files=files, column_types={row[0]: row[1] for row in described}
+        )
+
+    def close(self) -> None:
+        """Close the engine's database; jobs still open keep it alive until they close."""
+        self._database.close()
+
+
+def _check_output_names(frame: EntityFrame, requests: Sequence[FeatureRequest]) -> None:
+    columns = set(frame.columns)
+    for request in requests:
+        for output in request.output_names:
+            if output in columns:
+                raise FeatureReferenceError(
+                    f"feature {output!r} of {request.view.label} has the same name as an entity_df "
+                    "column; rename the column or use full_feature_names=True"
+                )

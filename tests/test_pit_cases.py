@@ -1,0 +1,257 @@
+"""The classic point-in-time cases, every entity_df and result format, errors, engine settings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from featurestore.config import OfflineStoreConfig, RepoConfig
+from featurestore.definitions import Entity, FeatureView, Field, FileSource
+from featurestore.errors import EntityFrameError, FeatureReferenceError
+from featurestore.offline.base import FeatureRequest
+from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.types import Float32, Int64
+
+T0 = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
+HOUR = timedelta(hours=1)
+driver = Entity(name="driver", join_keys=["driver_id"], value_type=Int64)
+
+
+def _view(ttl: timedelta | None = 2 * HOUR) -> FeatureView:
+    return FeatureView(
+        name="driver_stats",
+        entities=[driver],
+        ttl=ttl,
+        schema=[Field(name="conv_rate", dtype=Float32), Field(name="trips", dtype=Int64)],
+        source=FileSource(path="driver_stats.parquet", created_timestamp_column="created"),
+    )
+
+
+def _write_source(
+    repo: Path, rows: list[tuple[int, datetime, datetime | None, float | None, int]]
+) -> None:
+    ids, events, created, conv, trips = (list(c) for c in zip(*rows, strict=True))
+    table = pa.table(
+        {
+            "driver_id": pa.array(ids, pa.int64()),
+            "event_timestamp": pa.array(events, pa.timestamp("us", tz="UTC")),
+            "created": pa.array(created, pa.timestamp("us", tz="UTC")),
+            "conv_rate": pa.array(conv, pa.float32()),
+            "trips": pa.array(trips, pa.int32()),
+        }
+    )
+    pq.write_table(table, repo / "driver_stats.parquet")
+
+
+def _engine(repo: Path, offline: OfflineStoreConfig | None = None) -> DuckDBEngine:
+    config = RepoConfig(project="t", repo_path=repo, registry="sqlite://")
+    if offline is not None:
+        config = RepoConfig(
+            project="t", repo_path=repo, registry="sqlite://", offline_store=offline
+        )
+    return DuckDBEngine(config)
+
+
+def _request(view: FeatureView) -> FeatureRequest:
+    return FeatureRequest(view, ("conv_rate", "trips"), ("conv_rate", "trips"))
+
+
+def _retrieve(repo: Path, entity_df: object, view: FeatureView | None = None) -> pd.DataFrame:
+    return _engine(repo).get_historical_features(entity_df, [_request(view or _view())]).to_pandas()
+
+
+def _entities(*rows: tuple[int, datetime]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"driver_id": [r[0] for r in rows], "event_timestamp": [r[1] for r in rows]}
+    )
+
+
+def test_value_just_outside_ttl_is_null_and_exactly_at_the_edge_is_present(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.5, 10)])
+    entity = _entities(
+        (1, T0 + 2 * HOUR),
+        (1, T0 + 2 * HOUR + timedelta(microseconds=1)),
+        (1, T0 - timedelta(microseconds=1)),
+    )
+    result = _retrieve(tmp_path, entity)
+    assert result["conv_rate"].tolist()[0] == 0.5
+    assert result["conv_rate"].isna().tolist() == [False, True, True]
+
+
+def test_no_ttl_serves_arbitrarily_old_values(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.5, 10)])
+    result = _retrieve(tmp_path, _entities((1, T0 + 1000 * HOUR)), _view(ttl=None))
+    assert result["conv_rate"].tolist() == [0.5]
+
+
+def test_later_created_timestamp_wins_an_event_time_tie(tmp_path: Path) -> None:
+    _write_source(
+        tmp_path, [(1, T0, T0 + HOUR, 0.75, 2), (1, T0, T0, 0.25, 1), (1, T0, None, 0.5, 3)]
+    )
+    for view in (_view(), _view(ttl=None)):
+        result = _retrieve(tmp_path, _entities((1, T0)), view)
+        assert (result["conv_rate"].tolist(), result["trips"].tolist()) == ([0.75], [2])
+
+
+def test_equal_time_correction_with_later_created_lands_even_with_null_values(
+    tmp_path: Path,
+) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1), (1, T0, T0 + timedelta(minutes=5), None, 4)])
+    result = _retrieve(tmp_path, _entities((1, T0 + HOUR)))
+    assert result["conv_rate"].isna().tolist() == [True]
+    assert result["trips"].tolist() == [4]
+
+
+def test_backfill_with_later_event_time_wins_over_later_created(tmp_path: Path) -> None:
+    late_created = T0 + 10 * HOUR
+    _write_source(tmp_path, [(1, T0, late_created, 0.25, 1), (1, T0 + HOUR, T0 + HOUR, 0.75, 2)])
+    result = _retrieve(tmp_path, _entities((1, T0 + HOUR)))
+    assert result["conv_rate"].tolist() == [0.75]
+
+
+def test_input_order_duplicates_and_extra_columns_are_preserved(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1), (2, T0, T0, 0.75, 2)])
+    entity = pd.DataFrame(
+        {
+            "label": ["c", "a", "b", "a", "d"],
+            "driver_id": [2, 1, 3, 1, 2],
+            "event_timestamp": [T0 + HOUR, T0, T0, T0, T0 - HOUR],
+        }
+    )
+    result = _retrieve(tmp_path, entity)
+    assert list(result.columns) == ["label", "driver_id", "event_timestamp", "conv_rate", "trips"]
+    assert result["label"].tolist() == ["c", "a", "b", "a", "d"]
+    assert result["driver_id"].tolist() == [2, 1, 3, 1, 2]
+    assert result["conv_rate"].tolist()[:2] == [0.75, 0.25]
+    assert result["conv_rate"].isna().tolist() == [False, False, True, False, True]
+    assert result["conv_rate"].dtype == "float32"
+
+
+def test_all_result_formats_agree(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1), (2, T0 - HOUR, None, None, 2)])
+    entity = _entities((2, T0), (1, T0), (3, T0), (1, T0 - HOUR))
+    job = _engine(tmp_path).get_historical_features(entity, [_request(_view())])
+    arrow = job.to_arrow()
+    assert arrow.schema.field("conv_rate").type == pa.float32()
+    assert arrow.schema.field("trips").type == pa.int64()
+    assert job.to_pandas().equals(arrow.to_pandas())
+    assert job.to_polars().equals(pl.DataFrame(arrow))
+    job.to_parquet(tmp_path / "out.parquet")
+    assert pq.read_table(tmp_path / "out.parquet").equals(arrow)
+    assert arrow.column("trips").to_pylist() == [2, 1, None, None]
+
+
+@pytest.mark.parametrize(
+    "kind", ["pandas", "polars", "arrow", "parquet_str", "parquet_path", "parquet_dir"]
+)
+def test_every_entity_df_kind_gives_the_same_result(tmp_path: Path, kind: str) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1), (2, T0, T0, 0.75, 2)])
+    frame = _entities((2, T0), (1, T0 + HOUR), (2, T0 - HOUR), (1, T0))
+    entity: object = frame
+    if kind == "polars":
+        entity = pl.from_pandas(frame)
+    elif kind == "arrow":
+        entity = pa.Table.from_pandas(frame)
+    elif kind.startswith("parquet"):
+        folder = tmp_path / "entities"
+        folder.mkdir()
+        pq.write_table(pa.Table.from_pandas(frame.iloc[:2]), folder / "a.parquet")
+        pq.write_table(pa.Table.from_pandas(frame.iloc[2:]), folder / "b.parquet")
+        entity = {
+            "parquet_str": str(folder / "*.parquet"),
+            "parquet_path": folder / "a.parquet",
+            "parquet_dir": folder,
+        }[kind]
+        frame = frame.iloc[:2] if kind == "parquet_path" else frame
+    result = _retrieve(tmp_path, entity)
+    assert result["driver_id"].tolist() == frame["driver_id"].tolist()
+    assert result["trips"].fillna(-1).tolist() == [2, 1, -1, 1][: len(frame)]
+    assert result["conv_rate"].isna().tolist() == [False, False, True, False][: len(frame)]
+
+
+def test_aware_and_naive_entity_timestamps_are_the_same_instants(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1)])
+    tokyo = pd.DataFrame(
+        {
+            "driver_id": [1, 1],
+            "event_timestamp": pd.to_datetime([T0, T0 - HOUR]).tz_convert("Asia/Tokyo"),
+        }
+    )
+    naive = pd.DataFrame(
+        {
+            "driver_id": [1, 1],
+            "event_timestamp": [T0.replace(tzinfo=None), (T0 - HOUR).replace(tzinfo=None)],
+        }
+    )
+    assert _retrieve(tmp_path, tokyo)["trips"].isna().tolist() == [False, True]
+    assert _retrieve(tmp_path, naive)["trips"].isna().tolist() == [False, True]
+
+
+def test_timestamp_column_found_by_type_when_not_named_event_timestamp(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1)])
+    entity = pd.DataFrame({"driver_id": [1], "asof": [T0]})
+    assert _retrieve(tmp_path, entity)["trips"].tolist() == [1]
+
+
+def test_missing_join_key_column_names_the_column_and_view(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1)])
+    with pytest.raises(EntityFrameError, match=r"no column 'driver_id'.*driver_stats"):
+        _retrieve(tmp_path, pd.DataFrame({"driver": [1], "event_timestamp": [T0]}))
+
+
+def test_wrong_key_type_names_both_types(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1)])
+    with pytest.raises(EntityFrameError, match=r"'driver_id' is string.*declared Int64"):
+        _retrieve(tmp_path, pd.DataFrame({"driver_id": ["1"], "event_timestamp": [T0]}))
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame({"driver_id": [1]}), "no timestamp column"),
+        (pd.DataFrame({"driver_id": [1], "a": [T0], "b": [T0]}), "several timestamp columns"),
+        (pd.DataFrame({"driver_id": [1], "event_timestamp": [3]}), "must hold timestamps"),
+    ],
+)
+def test_timestamp_column_errors(tmp_path: Path, frame: pd.DataFrame, message: str) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1)])
+    with pytest.raises(EntityFrameError, match=message):
+        _retrieve(tmp_path, frame)
+
+
+def test_output_name_colliding_with_an_entity_column_is_refused(tmp_path: Path) -> None:
+    _write_source(tmp_path, [(1, T0, T0, 0.25, 1)])
+    entity = pd.DataFrame({"driver_id": [1], "event_timestamp": [T0], "trips": [0]})
+    with pytest.raises(FeatureReferenceError, match="'trips'"):
+        _retrieve(tmp_path, entity)
+
+
+def test_memory_limit_temp_directory_and_threads_are_applied(tmp_path: Path) -> None:
+    engine = _engine(
+        tmp_path, OfflineStoreConfig(memory_limit="300MB", temp_directory="spill", threads=1)
+    )
+    connection = engine.connection()
+    settings = connection.execute(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory'), current_setting('threads'), "
+        "current_setting('TimeZone'), current_setting('autoinstall_known_extensions')"
+    ).fetchone()
+    assert settings is not None
+    memory, temp, threads, zone, autoinstall = settings
+    assert memory.replace(" ", "") in {"286.1MiB", "300.0MB"}
+    assert Path(temp) == tmp_path / "spill"
+    assert (threads, zone, autoinstall) == (1, "UTC", False)
+
+
+def test_parquet_and_time_zone_functions_work_without_installing_anything(tmp_path: Path) -> None:
+    connection = _engine(tmp_path).connection()
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "x.parquet")
+    row = connection.execute(
+        f"SELECT sum(x), timezone('Asia/Tokyo', TIMESTAMPTZ '2024-01-01 00:00:00+00') FROM read_parquet('{tmp_path / 'x.parquet'}')"
+    ).fetchone()
+    assert row == (1, datetime(2024, 1, 1, 9, 0))
