@@ -1,0 +1,61 @@
+"""The ``featurestore`` command line. Every command goes through the :class:`FeatureStore` facade.
+
+Errors print as one line on stderr with a non-zero exit code; ``--debug`` (or
+``FEATURESTORE_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from featurestore.cli.app import cli
+from featurestore.cli.definitions import register as _register_definitions
+from featurestore.cli.retrieval import register as _register_retrieval
+from featurestore.cli.scaffold import register as _register_scaffold
+from featurestore.errors import FeatureStoreError
+
+_register_definitions(cli)
+_register_retrieval(cli)
+_register_scaffold(cli)
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn every error into one readable line and exit code 1."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("FEATURESTORE_DEBUG") == "1"
+    try:
+        cli.main(args=args, prog_name="featurestore", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FeatureStoreError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"Error: {_one_line(str(exc))}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"Error: unexpected {type(exc).__name__}: {_one_line(str(exc))} "
+            "(run with --debug for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _one_line(message: str) -> str:
+    parts = [line.strip() for line in message.splitlines() if line.strip()]
+    text = ""
+    for part in parts:
+        text += part if not text else (" " if text.endswith(":") else "; ") + part
+    return text

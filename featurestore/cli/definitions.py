@@ -1,0 +1,128 @@
+"""Commands about definitions: apply, plan, history, list, describe."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from featurestore.cli.app import CliContext
+from featurestore.definitions.base import Definition
+from featurestore.errors import ObjectNotFoundError
+
+_KINDS = {
+    "entities": "entity",
+    "feature-views": "feature_view",
+    "feature-services": "feature_service",
+}
+_KIND_CHOICE = click.Choice(["entity", "feature_view", "feature_service"])
+
+
+def register(cli: click.Group) -> None:
+    """Attach the definition commands to ``cli``."""
+    for command in (apply, plan, history, list_objects, describe):
+        cli.add_command(command)
+
+
+@click.command()
+@click.pass_obj
+def apply(state: CliContext) -> None:
+    """Register the repository's definitions; objects no longer in it are deleted."""
+    result = state.store.apply()
+    if not result.has_changes:
+        state.console.print("No changes: the registry already matches the repository.")
+        return
+    state.console.print(result.render(), markup=False)
+    state.console.print(f"Applied to project {state.store.project!r}.")
+
+
+@click.command()
+@click.pass_obj
+def plan(state: CliContext) -> None:
+    """Show what `apply` would change, per object, with breaking changes flagged."""
+    result = state.store.plan()
+    if not result.has_changes:
+        state.console.print("No changes: the registry already matches the repository.")
+        return
+    state.console.print(result.render(), markup=False)
+    if result.breaking:
+        state.console.print(f"{len(result.breaking)} breaking change(s).")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--kind", type=_KIND_CHOICE, default=None, help="Only objects of this kind.")
+@click.pass_obj
+def history(state: CliContext, name: str, kind: str | None) -> None:
+    """List every version and metadata change of NAME, oldest first."""
+    entries = state.store.history(name, kind)
+    if not entries:
+        raise ObjectNotFoundError(f"no object named {name!r} in project {state.store.project!r}")
+    table = Table("kind", "version", "change", "hash", "applied at (UTC)", "details")
+    for entry in entries:
+        table.add_row(
+            entry.kind,
+            f"v{entry.version}",
+            entry.change,
+            entry.content_hash[:12],
+            entry.applied_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "; ".join(entry.details),
+        )
+    state.console.print(table)
+
+
+@click.command(name="list")
+@click.argument(
+    "what", type=click.Choice(["entities", "feature-views", "feature-services", "features"])
+)
+@click.pass_obj
+def list_objects(state: CliContext, what: str) -> None:
+    """List registered entities, feature views, feature services or features."""
+    store = state.store
+    if what == "features":
+        table = Table("feature", "type", "view", "version", "tags")
+        for view in store.list_feature_views():
+            version = store.registry.current_version(store.project, view.kind, view.name)
+            for feature in view.features:
+                tags = ", ".join(f"{k}={v}" for k, v in sorted(feature.tags.items()))
+                table.add_row(
+                    f"{view.name}:{feature.name}",
+                    feature.dtype.name,
+                    view.name,
+                    f"v{version}",
+                    tags,
+                )
+        state.console.print(table)
+        return
+    kind = _KINDS[what]
+    objects: list[Definition] = store.registry.list(store.project, kind)
+    table = Table("name", "version", "hash", "owner", "description")
+    for obj in objects:
+        version = store.registry.current_version(store.project, kind, obj.name)
+        table.add_row(obj.name, f"v{version}", obj.content_hash[:12], obj.owner, obj.description)
+    state.console.print(table)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--kind", type=_KIND_CHOICE, default=None, help="Which kind, when names are shared.")
+@click.option(
+    "--version", "version", type=click.IntRange(min=1), default=None, help="A past version."
+)
+@click.pass_obj
+def describe(state: CliContext, name: str, kind: str | None, version: int | None) -> None:
+    """Print the definition of NAME (current, or --version N) as JSON."""
+    store = state.store
+    kinds = [kind] if kind else store.registry.kinds_named(store.project, name)
+    if not kinds:
+        raise ObjectNotFoundError(f"no object named {name!r} in project {store.project!r}")
+    if len(kinds) > 1:
+        named = " and ".join(k.replace("_", " ") for k in kinds)
+        raise click.UsageError(
+            f"{name!r} names more than one object ({named}); pick one with --kind"
+        )
+    obj = store.registry.get(store.project, kinds[0], name, version)
+    current = version or store.registry.current_version(store.project, kinds[0], name)
+    document = {**obj.to_dict(), "version": current, "content_hash": obj.content_hash}
+    click.echo(json.dumps(document, indent=2, sort_keys=True))

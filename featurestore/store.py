@@ -1,0 +1,199 @@
+"""The :class:`FeatureStore` facade: the one way in for the SDK, the CLI and the REST service.
+
+It stays thin: it reads the repository's config, opens the registry and the offline engine, and
+delegates. Anything every entry point must do (validation now; access control, audit and lineage
+later) happens here, once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from featurestore.config import RepoConfig, load_config
+from featurestore.definitions.base import Definition
+from featurestore.definitions.entity import Entity
+from featurestore.definitions.feature_service import FeatureService
+from featurestore.definitions.feature_view import FeatureView
+from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
+from featurestore.loader import load_repo
+from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob
+from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.offline.source_schema import validate_view_source
+from featurestore.references import resolve_requests
+from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
+
+
+class FeatureStore:
+    """Entry point to a feature repository.
+
+    store = FeatureStore(repo_path="repo")        # reads repo/featurestore.yaml
+    store.apply([driver, driver_stats])
+    df = store.get_historical_features(entity_df=entities,
+                                       features=["driver_stats:conv_rate"]).to_pandas()
+    """
+
+    def __init__(
+        self, repo_path: str | os.PathLike[str] = ".", *, config: RepoConfig | None = None
+    ) -> None:
+        self.config = config if config is not None else load_config(repo_path)
+        self._registry: Registry | None = None
+        self._offline: OfflineEngine | None = None
+
+    @property
+    def project(self) -> str:
+        return self.config.project
+
+    @property
+    def repo_path(self) -> Path:
+        return self.config.repo_path
+
+    @property
+    def registry(self) -> Registry:
+        """The registry, opened on first use."""
+        if self._registry is None:
+            self._registry = open_registry(self.config.registry)
+        return self._registry
+
+    @property
+    def offline(self) -> OfflineEngine:
+        """The offline engine, opened on first use."""
+        if self._offline is None:
+            self._offline = DuckDBEngine(self.config)
+        return self._offline
+
+    # -- definitions ---------------------------------------------------------------------------
+
+    def plan(
+        self, objects: Sequence[Definition] | None = None, *, delete_missing: bool = False
+    ) -> Plan:
+        """What :meth:`apply` would change, without changing anything.
+
+        With ``objects=None`` the repository's own files are loaded and compared, and objects
+        missing from them count as deleted (as ``featurestore plan`` does).
+        """
+        objects, delete_missing = self._desired(objects, delete_missing)
+        self._validate_sources(objects)
+        return self.registry.plan(self.project, objects, delete_missing=delete_missing)
+
+    def apply(
+        self, objects: Sequence[Definition] | None = None, *, delete_missing: bool = False
+    ) -> Plan:
+        """Validate and register definitions, all or nothing; returns the plan that was applied.
+
+        ``objects=None`` applies the repository's files and deletes registered objects that are
+        no longer in them (as ``featurestore apply`` does).
+        """
+        objects, delete_missing = self._desired(objects, delete_missing)
+        self._validate_sources(objects)
+        return self.registry.apply(self.project, objects, delete_missing=delete_missing)
+
+    def _desired(
+        self, objects: Sequence[Definition] | None, delete_missing: bool
+    ) -> tuple[list[Definition], bool]:
+        if objects is None:
+            return load_repo(self.repo_path).objects, True
+        return list(objects), delete_missing
+
+    def _validate_sources(self, objects: Sequence[Definition]) -> None:
+        for obj in objects:
+            if isinstance(obj, FeatureView):
+                validate_view_source(obj, self.repo_path)
+
+    def get_entity(self, name: str) -> Entity:
+        entity = self.registry.get(self.project, "entity", name)
+        assert isinstance(entity, Entity)
+        return entity
+
+    def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
+        """The view's current definition, or the one of ``version``."""
+        view = self.registry.get(self.project, "feature_view", name, version)
+        assert isinstance(view, FeatureView)
+        return view
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        service = self.registry.get(self.project, "feature_service", name)
+        assert isinstance(service, FeatureService)
+        return service
+
+    def list_entities(self) -> list[Entity]:
+        return [o for o in self.registry.list(self.project, "entity") if isinstance(o, Entity)]
+
+    def list_feature_views(self) -> list[FeatureView]:
+        return [
+            o
+            for o in self.registry.list(self.project, "feature_view")
+            if isinstance(o, FeatureView)
+        ]
+
+    def list_feature_services(self) -> list[FeatureService]:
+        return [
+            o
+            for o in self.registry.list(self.project, "feature_service")
+            if isinstance(o, FeatureService)
+        ]
+
+    def history(self, name: str, kind: str | None = None) -> list[HistoryEntry]:
+        """Every version and metadata change of the object(s) called ``name``, oldest first."""
+        return self.registry.history(self.project, name, kind)
+
+    # -- retrieval -----------------------------------------------------------------------------
+
+    def get_historical_features(
+        self,
+        entity_df: EntityFrameInput,
+        features: Sequence[str] | FeatureService | str,
+        *,
+        full_feature_names: bool = False,
+    ) -> RetrievalJob:
+        """A point-in-time correct training frame: one row per entity row, in input order.
+
+        ``features`` is a list of ``"view:feature"`` / ``"view@N:feature"`` references, a
+        :class:`FeatureService`, or the name of a registered feature service.
+        """
+        references = self._references(features)
+        requests = resolve_requests(
+            references, self._view_lookup, full_feature_names=full_feature_names
+        )
+        return self.offline.get_historical_features(entity_df, requests)
+
+    def _references(self, features: Sequence[str] | FeatureService | str) -> list[str]:
+        if isinstance(features, FeatureService):
+            return features.feature_refs()
+        if isinstance(features, str):
+            if ":" in features:
+                raise FeatureReferenceError(
+                    f"features={features!r}: pass a list of references, e.g. [{features!r}]"
+                )
+            return self.get_feature_service(features).feature_refs()
+        return list(features)
+
+    def _view_lookup(self, name: str, version: int | None) -> FeatureView:
+        try:
+            return self.get_feature_view(name, version)
+        except ObjectNotFoundError as exc:
+            raise FeatureReferenceError(str(exc)) from None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the registry connection and the offline engine."""
+        if self._offline is not None:
+            self._offline.close()
+            self._offline = None
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
