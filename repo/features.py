@@ -1,0 +1,106 @@
+"""Definitions of the example repository: drivers, customers and the features a ride model uses.
+
+The data comes from ``generate_data.py`` (``python repo/generate_data.py --size XS``); the
+benchmarks in ``bench/`` use these same definitions over larger generated files.
+"""
+
+from datetime import timedelta
+
+from featurestore import Entity, FeatureService, FeatureView, Field, FileSource
+from featurestore.types import Float32, Float64, Int64
+
+driver = Entity(
+    name="driver",
+    join_keys=["driver_id"],
+    value_type=Int64,
+    description="A driver on the platform.",
+    owner="mobility-data@example.com",
+)
+
+customer = Entity(
+    name="customer",
+    join_keys=["customer_id"],
+    value_type=Int64,
+    description="A rider who books trips.",
+    owner="customer-data@example.com",
+    tags={"pii": "true"},
+)
+
+driver_stats_source = FileSource(
+    name="driver_stats_source",
+    path="data/driver_stats.parquet",
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created",
+    description="Hourly driver statistics from the trips pipeline.",
+)
+
+customer_profile_source = FileSource(
+    name="customer_profile_source",
+    path="data/customer_profile.parquet",
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created",
+    description="Daily customer profile snapshots from the billing system.",
+)
+
+driver_hourly_stats = FeatureView(
+    name="driver_hourly_stats",
+    entities=[driver],
+    # A driver's hourly statistics go stale quickly: two missed hours and we'd rather have null.
+    ttl=timedelta(hours=2),
+    schema=[
+        Field(
+            name="conv_rate",
+            dtype=Float32,
+            description="Share of offers the driver accepted and completed.",
+        ),
+        Field(name="acc_rate", dtype=Float32, description="Share of offers the driver accepted."),
+        Field(
+            name="avg_daily_trips",
+            dtype=Int64,
+            description="Trips per day, averaged over the last week.",
+        ),
+        Field(
+            name="trip_distance",
+            dtype=Float64,
+            description="Mean trip distance in km over the last hour.",
+        ),
+    ],
+    source=driver_stats_source,
+    description="Hourly activity statistics per driver.",
+    owner="mobility-data@example.com",
+    tags={"team": "mobility", "cadence": "hourly"},
+)
+
+customer_daily_profile = FeatureView(
+    name="customer_daily_profile",
+    entities=[customer],
+    ttl=timedelta(days=2),
+    schema=[
+        Field(
+            name="current_balance",
+            dtype=Float32,
+            description="Account balance at the end of the day.",
+            tags={"pii": "true"},
+        ),
+        Field(
+            name="avg_passenger_count", dtype=Float32, description="Mean passengers per booking."
+        ),
+        Field(name="lifetime_trip_count", dtype=Int64, description="Trips booked since sign-up."),
+    ],
+    source=customer_profile_source,
+    description="Daily profile of each customer.",
+    owner="customer-data@example.com",
+    tags={"team": "customer", "cadence": "daily", "pii": "true"},
+)
+
+driver_activity = FeatureService(
+    name="driver_activity",
+    features=[
+        driver_hourly_stats,
+        # The ride model needs no balance: leave the PII feature out of the service.
+        customer_daily_profile[["avg_passenger_count", "lifetime_trip_count"]],
+    ],
+    description="Features of the ride-acceptance model.",
+    owner="ml-platform@example.com",
+    tags={"model": "ride_acceptance"},
+)

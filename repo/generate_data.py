@@ -1,0 +1,314 @@
+"""Synthetic workload for the example repository and the benchmarks.
+
+Writes three Parquet files into the output folder (default: ``repo/data``):
+
+- ``driver_stats.parquet``: one row per driver per hour over ``days`` days, minus 10% of the rows
+  dropped at random (gaps); columns ``driver_id`` (int64), ``event_timestamp`` and ``created``
+  (timestamp[us, UTC], ``created = event_timestamp + uniform(0, 10 min)``), ``conv_rate`` and
+  ``acc_rate`` (float32), ``avg_daily_trips`` (int64), ``trip_distance`` (float64).
+- ``customer_profile.parquet``: one row per customer per day, also with 10% gaps; columns
+  ``customer_id``, ``event_timestamp``, ``created``, ``current_balance`` and
+  ``avg_passenger_count`` (float32), ``lifetime_trip_count`` (int64).
+- ``entity_df.parquet``: ``driver_id``, ``customer_id``, ``event_timestamp``, in random order,
+  timestamps uniform over the whole period. About 1% of the ids are unknown (one past the last
+  id), and the gaps, the first hours of the period and the TTLs make other rows miss, so a
+  retrieval returns some nulls.
+
+Sizes (``--size``): the number of customers equals the number of drivers, so a point-in-time join
+of both views does the same work per key on each side.
+
+====  ========  ==========  ====  ==================  ================  ===========
+size  drivers   customers   days  driver rows         customer rows     entity rows
+====  ========  ==========  ====  ==================  ================  ===========
+XS    100       100         7     ~15k                ~630              1,000
+S     10,000    10,000      30    ~6.48M              ~270k             1,000,000
+L     100,000   100,000     30    ~64.8M              ~2.7M             1,000,000
+====  ========  ==========  ====  ==================  ================  ===========
+
+The period ends at a fixed instant (2026-10-01 00:00 UTC), so a seed gives the same files on every
+machine. Rows are produced in chunks of about one million, each written as one Parquet row group
+with :class:`pyarrow.parquet.ParquetWriter`, so memory stays bounded whatever the size. Chunks cover
+consecutive time ranges, so each file is sorted by event time.
+
+Usage::
+
+    python repo/generate_data.py --size XS
+    python repo/generate_data.py --size L --out /big/disk --seed 7 --entity-rows 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+#: The end of the generated period (exclusive); fixed so a seed reproduces the data exactly.
+END = datetime(2026, 10, 1, tzinfo=timezone.utc)
+#: Fraction of (key, period) slots left without a row.
+GAP_FRACTION = 0.10
+#: Largest delay between an event and its ``created`` timestamp.
+MAX_CREATED_DELAY_US = 10 * 60 * 1_000_000
+#: Fraction of entity rows whose ids match no feature row.
+UNKNOWN_ID_FRACTION = 0.01
+#: Target number of rows per chunk (and so per Parquet row group).
+CHUNK_ROWS = 1_000_000
+
+HOUR_US = 3_600 * 1_000_000
+DAY_US = 24 * HOUR_US
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+DRIVER_FILE = "driver_stats.parquet"
+CUSTOMER_FILE = "customer_profile.parquet"
+ENTITY_FILE = "entity_df.parquet"
+
+DRIVER_SCHEMA = pa.schema(
+    [
+        ("driver_id", pa.int64()),
+        ("event_timestamp", TIMESTAMP),
+        ("created", TIMESTAMP),
+        ("conv_rate", pa.float32()),
+        ("acc_rate", pa.float32()),
+        ("avg_daily_trips", pa.int64()),
+        ("trip_distance", pa.float64()),
+    ]
+)
+CUSTOMER_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.int64()),
+        ("event_timestamp", TIMESTAMP),
+        ("created", TIMESTAMP),
+        ("current_balance", pa.float32()),
+        ("avg_passenger_count", pa.float32()),
+        ("lifetime_trip_count", pa.int64()),
+    ]
+)
+ENTITY_SCHEMA = pa.schema(
+    [("driver_id", pa.int64()), ("customer_id", pa.int64()), ("event_timestamp", TIMESTAMP)]
+)
+
+# Distinct stream ids per table, so the tables do not share random numbers.
+_DRIVER_STREAM, _CUSTOMER_STREAM, _ENTITY_STREAM = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How much data to generate. Ids run from 1 to ``drivers`` / ``customers``."""
+
+    drivers: int
+    customers: int
+    days: int
+    entity_rows: int
+
+    @property
+    def start_us(self) -> int:
+        """Start of the period (inclusive), in microseconds since the epoch."""
+        return end_us() - self.days * DAY_US
+
+    @property
+    def expected_driver_rows(self) -> int:
+        return round(self.drivers * self.days * 24 * (1 - GAP_FRACTION))
+
+    @property
+    def expected_customer_rows(self) -> int:
+        return round(self.customers * self.days * (1 - GAP_FRACTION))
+
+
+SIZES: dict[str, Workload] = {
+    "XS": Workload(drivers=100, customers=100, days=7, entity_rows=1_000),
+    "S": Workload(drivers=10_000, customers=10_000, days=30, entity_rows=1_000_000),
+    "L": Workload(drivers=100_000, customers=100_000, days=30, entity_rows=1_000_000),
+}
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """Paths written and their row counts."""
+
+    out_dir: Path
+    driver_rows: int
+    customer_rows: int
+    entity_rows: int
+
+    @property
+    def driver_path(self) -> Path:
+        return self.out_dir / DRIVER_FILE
+
+    @property
+    def customer_path(self) -> Path:
+        return self.out_dir / CUSTOMER_FILE
+
+    @property
+    def entity_path(self) -> Path:
+        return self.out_dir / ENTITY_FILE
+
+
+def end_us() -> int:
+    """:data:`END` in microseconds since the epoch."""
+    return int(END.timestamp()) * 1_000_000
+
+
+def workload_for(size: str, entity_rows: int | None = None) -> Workload:
+    """The preset called ``size`` (XS, S, L), optionally with another entity frame length."""
+    try:
+        workload = SIZES[size.upper()]
+    except KeyError:
+        raise ValueError(f"unknown size {size!r}; use one of {', '.join(SIZES)}") from None
+    return workload if entity_rows is None else replace(workload, entity_rows=entity_rows)
+
+
+def _rng(seed: int, stream: int, chunk: int) -> np.random.Generator:
+    # Seeding per (seed, table, chunk) keeps each chunk reproducible on its own.
+    return np.random.default_rng([seed, stream, chunk])
+
+
+def _timestamps(values_us: np.ndarray) -> pa.Array:
+    return pa.array(values_us.astype("datetime64[us]"), type=pa.timestamp("us")).cast(TIMESTAMP)
+
+
+def _keyed_time_chunks(
+    keys: int, periods: int, period_us: int, start_us: int, seed: int, stream: int
+) -> Iterator[tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (rng, key, event_us, created_us) for consecutive blocks of periods, gaps removed.
+
+    Each block covers whole periods for every key (about :data:`CHUNK_ROWS` slots), so the
+    output is sorted by event time across blocks, and by key within one event time.
+    """
+    periods_per_chunk = max(1, CHUNK_ROWS // keys)
+    for chunk, first in enumerate(range(0, periods, periods_per_chunk)):
+        rng = _rng(seed, stream, chunk)
+        count = min(periods_per_chunk, periods - first)
+        period = np.repeat(np.arange(first, first + count, dtype=np.int64), keys)
+        key = np.tile(np.arange(1, keys + 1, dtype=np.int64), count)
+        kept = rng.random(period.size) >= GAP_FRACTION
+        period, key = period[kept], key[kept]
+        event_us = start_us + period * period_us
+        created_us = event_us + rng.integers(
+            0, MAX_CREATED_DELAY_US, size=event_us.size, endpoint=True
+        )
+        yield rng, key, event_us, created_us
+
+
+def _driver_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
+    for rng, key, event_us, created_us in _keyed_time_chunks(
+        workload.drivers, workload.days * 24, HOUR_US, workload.start_us, seed, _DRIVER_STREAM
+    ):
+        n = key.size
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(key),
+                _timestamps(event_us),
+                _timestamps(created_us),
+                pa.array(rng.random(n, dtype=np.float32)),
+                pa.array(rng.random(n, dtype=np.float32)),
+                pa.array(rng.integers(0, 1_000, size=n, dtype=np.int64)),
+                pa.array(rng.exponential(12.0, size=n)),
+            ],
+            schema=DRIVER_SCHEMA,
+        )
+
+
+def _customer_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
+    for rng, key, event_us, created_us in _keyed_time_chunks(
+        workload.customers, workload.days, DAY_US, workload.start_us, seed, _CUSTOMER_STREAM
+    ):
+        n = key.size
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(key),
+                _timestamps(event_us),
+                _timestamps(created_us),
+                pa.array((rng.random(n, dtype=np.float32) * np.float32(500.0)).astype(np.float32)),
+                pa.array(rng.random(n, dtype=np.float32) * np.float32(3.0) + np.float32(1.0)),
+                pa.array(rng.integers(0, 5_000, size=n, dtype=np.int64)),
+            ],
+            schema=CUSTOMER_SCHEMA,
+        )
+
+
+def _entity_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
+    span_us = workload.days * DAY_US
+    for chunk, first in enumerate(range(0, workload.entity_rows, CHUNK_ROWS)):
+        rng = _rng(seed, _ENTITY_STREAM, chunk)
+        n = min(CHUNK_ROWS, workload.entity_rows - first)
+        driver = rng.integers(1, workload.drivers, size=n, endpoint=True, dtype=np.int64)
+        customer = rng.integers(1, workload.customers, size=n, endpoint=True, dtype=np.int64)
+        # One id past the last is unknown to the feature data: those rows must come back null.
+        driver[rng.random(n) < UNKNOWN_ID_FRACTION] = workload.drivers + 1
+        customer[rng.random(n) < UNKNOWN_ID_FRACTION] = workload.customers + 1
+        ts_us = workload.start_us + rng.integers(0, span_us, size=n, dtype=np.int64)
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(driver), pa.array(customer), _timestamps(ts_us)], schema=ENTITY_SCHEMA
+        )
+
+
+def _write(
+    path: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch], log: Callable[[str], None]
+) -> int:
+    """Stream ``batches`` into ``path`` (one row group each) atomically; return the row count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    rows = 0
+    started = time.perf_counter()
+    with pq.ParquetWriter(partial, schema, compression="snappy") as writer:
+        for batch in batches:
+            writer.write_batch(batch, row_group_size=CHUNK_ROWS)
+            rows += batch.num_rows
+            log(f"  {path.name}: {rows:,} rows ({time.perf_counter() - started:.1f} s)")
+    # Rename last, so an interrupted run never leaves a truncated file under the real name.
+    partial.replace(path)
+    return rows
+
+
+def generate(
+    out_dir: str | Path,
+    workload: Workload,
+    seed: int = 42,
+    log: Callable[[str], None] | None = None,
+) -> GenerationResult:
+    """Write the driver, customer and entity files for ``workload`` into ``out_dir``."""
+    out = Path(out_dir)
+    emit = log or (lambda _message: None)
+    emit(
+        f"generating {workload.drivers:,} drivers x {workload.days * 24} hours, "
+        f"{workload.customers:,} customers x {workload.days} days, "
+        f"{workload.entity_rows:,} entity rows (seed {seed}) into {out}"
+    )
+    driver_rows = _write(out / DRIVER_FILE, DRIVER_SCHEMA, _driver_batches(workload, seed), emit)
+    customer_rows = _write(
+        out / CUSTOMER_FILE, CUSTOMER_SCHEMA, _customer_batches(workload, seed), emit
+    )
+    entity_rows = _write(out / ENTITY_FILE, ENTITY_SCHEMA, _entity_batches(workload, seed), emit)
+    return GenerationResult(out, driver_rows, customer_rows, entity_rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="XS", choices=sorted(SIZES), help="workload size")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "data", help="output folder"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--entity-rows", type=int, default=None, help="override the entity frame length"
+    )
+    args = parser.parse_args(argv)
+    workload = workload_for(args.size, args.entity_rows)
+    result = generate(args.out, workload, args.seed, log=lambda m: print(m, flush=True))
+    print(
+        f"wrote {result.driver_rows:,} driver rows, {result.customer_rows:,} customer rows, "
+        f"{result.entity_rows:,} entity rows to {result.out_dir}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

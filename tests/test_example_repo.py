@@ -1,0 +1,143 @@
+"""The example repository: its workload generator's invariants, and an apply + retrieval on it."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from featurestore import FeatureStore
+
+REPO = Path(__file__).resolve().parents[1] / "repo"
+UTC_US = pa.timestamp("us", tz="UTC")
+
+
+def _load_generator() -> ModuleType:
+    name = "featurestore_example_generate_data"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "generate_data.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = _load_generator()
+
+
+@pytest.fixture(scope="module")
+def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``repo/`` with XS data generated into its ``data/`` folder."""
+    target = tmp_path_factory.mktemp("example") / "repo"
+    target.mkdir()
+    for item in [*REPO.glob("*.py"), REPO / ".featurestoreignore", REPO / "featurestore.yaml"]:
+        shutil.copy(item, target / item.name)
+    gen.generate(target / "data", gen.workload_for("XS"), seed=7)
+    return target
+
+
+def _read(repo: Path, name: str) -> pa.Table:
+    return pq.read_table(repo / "data" / name)
+
+
+def test_row_counts_and_gaps(example_repo: Path) -> None:
+    workload = gen.workload_for("XS")
+    drivers = _read(example_repo, gen.DRIVER_FILE)
+    customers = _read(example_repo, gen.CUSTOMER_FILE)
+    slots = workload.drivers * workload.days * 24
+    assert drivers.num_rows / slots == pytest.approx(1 - gen.GAP_FRACTION, abs=0.02)
+    customer_slots = workload.customers * workload.days
+    assert customers.num_rows / customer_slots == pytest.approx(1 - gen.GAP_FRACTION, abs=0.04)
+    assert _read(example_repo, gen.ENTITY_FILE).num_rows == workload.entity_rows
+    # One row per (key, period) at most: the workload has no colliding keys.
+    keys = drivers.select(["driver_id", "event_timestamp"]).group_by(
+        ["driver_id", "event_timestamp"]
+    )
+    assert keys.aggregate([]).num_rows == drivers.num_rows
+
+
+def test_timestamps_and_created_delay(example_repo: Path) -> None:
+    workload = gen.workload_for("XS")
+    start, end = workload.start_us, gen.end_us()
+    for name, period_us in [(gen.DRIVER_FILE, gen.HOUR_US), (gen.CUSTOMER_FILE, gen.DAY_US)]:
+        table = _read(example_repo, name)
+        event = table["event_timestamp"].cast(pa.int64()).to_numpy()
+        created = table["created"].cast(pa.int64()).to_numpy()
+        delay = created - event
+        assert delay.min() >= 0
+        assert delay.max() <= 10 * 60 * 1_000_000
+        assert event.min() >= start
+        assert event.max() < end
+        assert np.all((event - start) % period_us == 0)
+    entity = _read(example_repo, gen.ENTITY_FILE)
+    ts = entity["event_timestamp"].cast(pa.int64()).to_numpy()
+    assert ts.min() >= start
+    assert ts.max() < end
+
+
+def test_dtypes(example_repo: Path) -> None:
+    assert _read(example_repo, gen.DRIVER_FILE).schema.equals(gen.DRIVER_SCHEMA)
+    assert _read(example_repo, gen.CUSTOMER_FILE).schema.equals(gen.CUSTOMER_SCHEMA)
+    entity = _read(example_repo, gen.ENTITY_FILE)
+    assert entity.schema.equals(gen.ENTITY_SCHEMA)
+    assert entity.schema.field("event_timestamp").type == UTC_US
+
+
+def test_same_seed_same_data(example_repo: Path, tmp_path: Path) -> None:
+    gen.generate(tmp_path / "again", gen.workload_for("XS"), seed=7)
+    gen.generate(tmp_path / "other", gen.workload_for("XS"), seed=8)
+    for name in (gen.DRIVER_FILE, gen.CUSTOMER_FILE, gen.ENTITY_FILE):
+        original = _read(example_repo, name)
+        assert pq.read_table(tmp_path / "again" / name).equals(original)
+        assert not pq.read_table(tmp_path / "other" / name).equals(original)
+
+
+def test_unknown_ids_in_entity_frame(example_repo: Path) -> None:
+    workload = gen.workload_for("XS", entity_rows=5_000)
+    out = gen.generate(Path(example_repo).parent / "big_entities", workload, seed=7)
+    drivers = pq.read_table(out.entity_path)["driver_id"].to_numpy()
+    unknown = (drivers > workload.drivers).mean()
+    assert unknown == pytest.approx(gen.UNKNOWN_ID_FRACTION, abs=0.01)
+
+
+def test_cli_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        gen.main(["--size", "XS", "--out", str(tmp_path), "--entity-rows", "10", "--seed", "1"])
+        == 0
+    )
+    assert "10 entity rows" in capsys.readouterr().out
+    assert pq.read_metadata(tmp_path / gen.ENTITY_FILE).num_rows == 10
+
+
+def test_apply_and_retrieve(example_repo: Path) -> None:
+    entity_df = _read(example_repo, gen.ENTITY_FILE).to_pandas()
+    entity_df["row"] = np.arange(len(entity_df))
+    with FeatureStore(repo_path=example_repo) as store:
+        store.apply()
+        names = {view.name for view in store.list_feature_views()}
+        assert names == {"driver_hourly_stats", "customer_daily_profile"}
+        result = store.get_historical_features(
+            entity_df=entity_df, features=store.get_feature_service("driver_activity")
+        ).to_pandas()
+    assert len(result) == len(entity_df)
+    assert result["row"].tolist() == list(range(len(entity_df)))
+    assert result["driver_id"].tolist() == entity_df["driver_id"].tolist()
+    features = {"conv_rate", "acc_rate", "avg_daily_trips", "trip_distance"}
+    features |= {"avg_passenger_count", "lifetime_trip_count"}
+    assert features <= set(result.columns)
+    # The service leaves the PII balance out.
+    assert "current_balance" not in result.columns
+    # Unknown ids and TTL misses come back null; most rows find a value.
+    missing = result["conv_rate"].isna()
+    assert missing[result["driver_id"] > gen.workload_for("XS").drivers].all()
+    assert 0 < missing.mean() < 0.2
