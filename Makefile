@@ -1,0 +1,51 @@
+# The two set-up commands of the README: `make quickstart` and `make test`.
+# Each creates the local virtualenv (.venv) on first use and installs what it needs.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-bench
+
+.PHONY: quickstart test lint typecheck unit install bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Generate a small dataset, apply the example repo and build a training frame (no server needed).
+quickstart: $(STAMP)
+	$(BIN)/python repo/generate_data.py --size XS
+	$(BIN)/featurestore --repo repo apply
+	$(BIN)/python repo/quickstart.py
+
+## Lint, type-check and run every test, including the PostgreSQL ones.
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check featurestore api
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench,feast]'
+	touch $(BENCH_STAMP)
+
+## Historical retrieval benchmark against Feast (size L; see bench/README.md).
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/historical.py --size L --compare feast
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) repo/data .pytest_cache .mypy_cache .ruff_cache
