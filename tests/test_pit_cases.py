@@ -207,7 +207,7 @@ def test_missing_join_key_column_names_the_column_and_view(tmp_path: Path) -> No
 
 def test_wrong_key_type_names_both_types(tmp_path: Path) -> None:
     _write_source(tmp_path, [(1, T0, T0, 0.25, 1)])
-    with pytest.raises(EntityFrameError, match=r"'driver_id' is string.*declared Int64"):
+    with pytest.raises(EntityFrameError, match=r"'driver_id' is (large_)?string.*declared Int64"):
         _retrieve(tmp_path, pd.DataFrame({"driver_id": ["1"], "event_timestamp": [T0]}))
 
 
