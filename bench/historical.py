@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--feast-store",
         choices=FEAST_STORES,
-        default="dask",
+        default="duckdb",
         help="Feast's offline store; duckdb needs a Python with feast[duckdb] (see --feast-python)",
     )
     parser.add_argument("--feast-python", help="interpreter to run Feast with (default: this one)")
