@@ -10,6 +10,7 @@ from rich.table import Table
 from featurestore.cli.app import CliContext
 from featurestore.definitions.base import Definition
 from featurestore.errors import ObjectNotFoundError
+from featurestore.registry import Plan
 
 _KINDS = {
     "entities": "entity",
@@ -29,12 +30,8 @@ def register(cli: click.Group) -> None:
 @click.pass_obj
 def apply(state: CliContext) -> None:
     """Register the repository's definitions; objects no longer in it are deleted."""
-    result = state.store.apply()
-    if not result.has_changes:
-        state.console.print("No changes: the registry already matches the repository.")
-        return
-    state.console.print(result.render(), markup=False)
-    state.console.print(f"Applied to project {state.store.project!r}.")
+    if _print_plan(state, state.store.apply()):
+        state.console.print(f"Applied to project {state.store.project!r}.")
 
 
 @click.command()
@@ -42,12 +39,17 @@ def apply(state: CliContext) -> None:
 def plan(state: CliContext) -> None:
     """Show what `apply` would change, per object, with breaking changes flagged."""
     result = state.store.plan()
+    if _print_plan(state, result) and result.breaking:
+        state.console.print(f"{len(result.breaking)} breaking change(s).")
+
+
+def _print_plan(state: CliContext, result: Plan) -> bool:
+    """Print a plan; returns whether it changes anything."""
     if not result.has_changes:
         state.console.print("No changes: the registry already matches the repository.")
-        return
+        return False
     state.console.print(result.render(), markup=False)
-    if result.breaking:
-        state.console.print(f"{len(result.breaking)} breaking change(s).")
+    return True
 
 
 @click.command()
