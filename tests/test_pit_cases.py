@@ -140,7 +140,11 @@ def test_all_result_formats_agree(tmp_path: Path) -> None:
     arrow = job.to_arrow()
     assert arrow.schema.field("conv_rate").type == pa.float32()
     assert arrow.schema.field("trips").type == pa.int64()
-    assert job.to_pandas().equals(arrow.to_pandas())
+    frame = job.to_pandas()
+    # Integer features keep their type in pandas: nullable Int64, missing values as <NA>.
+    assert str(frame["trips"].dtype) == "Int64"
+    assert frame["trips"].isna().tolist() == [False, False, True, True]
+    assert frame.astype({"trips": "float64"}).equals(arrow.to_pandas())
     assert job.to_polars().equals(pl.DataFrame(arrow))
     job.to_parquet(tmp_path / "out.parquet")
     assert pq.read_table(tmp_path / "out.parquet").equals(arrow)

@@ -93,7 +93,10 @@ class DuckDBEngine(OfflineEngine):
             connection.close()
             raise RetrievalError(f"preparing the point-in-time retrieval failed: {exc}") from exc
         return DuckDBRetrievalJob(
-            connection, build_retrieval_sql(entity, sources), keep_alive=frame
+            connection,
+            build_retrieval_sql(entity, sources),
+            keep_alive=frame,
+            feature_columns=tuple(name for r in requests for name in r.output_names),
         )
 
     def _register_entity(

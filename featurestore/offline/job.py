@@ -14,6 +14,12 @@ from featurestore.errors import RetrievalError
 from featurestore.offline.base import RetrievalJob
 from featurestore.offline.pit_sql import string_literal
 
+_NULLABLE_DTYPES: dict[pa.DataType, Any] = {
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
 
 class DuckDBRetrievalJob(RetrievalJob):
     """A training frame defined by ``sql`` on a DuckDB connection of its own.
@@ -23,10 +29,15 @@ class DuckDBRetrievalJob(RetrievalJob):
     """
 
     def __init__(
-        self, connection: duckdb.DuckDBPyConnection, sql: str, keep_alive: Any = None
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        sql: str,
+        keep_alive: Any = None,
+        feature_columns: tuple[str, ...] = (),
     ) -> None:
         self._connection = connection
         self._sql = sql
+        self._feature_columns = feature_columns
         # DuckDB scans registered Arrow data in place; it must outlive the job.
         self._keep_alive = keep_alive
 
@@ -44,8 +55,19 @@ class DuckDBRetrievalJob(RetrievalJob):
         return table
 
     def to_pandas(self) -> pd.DataFrame:
-        """The result as a pandas DataFrame, in entity-frame order."""
-        frame: pd.DataFrame = self.to_arrow().to_pandas()
+        """The result as a pandas DataFrame, in entity-frame order.
+
+        Integer and Bool features use pandas' nullable dtypes (``Int64``, ``boolean``...), so a
+        missing value is ``<NA>`` and the column keeps its declared type instead of turning into
+        float64; entity-frame columns come back as they went in.
+        """
+        table = self.to_arrow()
+        frame: pd.DataFrame = table.to_pandas()
+        for name in self._feature_columns:
+            arrow_type = table.schema.field(name).type
+            nullable = _NULLABLE_DTYPES.get(arrow_type)
+            if nullable is not None:
+                frame[name] = table.column(name).to_pandas(types_mapper={arrow_type: nullable}.get)
         return frame
 
     def to_polars(self) -> pl.DataFrame:
