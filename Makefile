@@ -15,7 +15,7 @@ FEAST_STAMP := $(FEAST_VENV)/.installed-feast
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,postgres]'
+	$(BIN)/pip install --quiet -e '.[dev,postgres,redis]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -57,6 +57,8 @@ $(FEAST_STAMP): pyproject.toml
 bench: $(BENCH_STAMP) $(FEAST_STAMP)
 	$(BENCH_VENV)/bin/python bench/historical.py --size L --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/historical.py --no-ttl --compare feast --feast-python $(FEAST_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/materialize.py --size L --compare feast --feast-python $(FEAST_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/online.py --compare feast --feast-python $(FEAST_VENV)/bin/python
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(FEAST_VENV) repo/data .pytest_cache .mypy_cache .ruff_cache

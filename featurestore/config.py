@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ from featurestore.errors import ConfigError
 CONFIG_FILE = "featurestore.yaml"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PROJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s|ms)?\s*$")
+_DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, None: 1.0}
+# Settings each online store accepts besides ``type`` (``expiry_grace`` is common to both).
+_ONLINE_OPTIONS = {"sqlite": {"path"}, "redis": {"url", "key_prefix"}}
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,15 @@ class OfflineStoreConfig:
 
 @dataclass(frozen=True)
 class OnlineStoreConfig:
-    """Which online store to use; the keys beyond ``type`` are the store's own settings."""
+    """Which online store to use; the keys beyond ``type`` are the store's own settings.
+
+    ``expiry_grace`` is how long a row stays stored after its view's TTL has passed (default one
+    day), so lookups can still report it as outside its max age before it disappears.
+    """
 
     type: str = "sqlite"
     options: dict[str, Any] = field(default_factory=dict)
+    expiry_grace: timedelta = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -204,10 +214,38 @@ def _online(value: object, source: str) -> OnlineStoreConfig:
         )
     options = dict(value)
     kind = options.pop("type", "sqlite")
-    if kind not in {"sqlite", "redis"}:
+    if kind not in _ONLINE_OPTIONS:
         raise ConfigError(
             f"{source}: online_store type {kind!r} is not supported; use sqlite or redis"
         )
+    grace = parse_duration(
+        options.pop("expiry_grace", 86400), f"{source}: online_store.expiry_grace"
+    )
+    allowed = _ONLINE_OPTIONS[kind] | {"expiry_grace"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown online_store setting(s) {unknown} for type {kind}; known: {sorted(allowed)}"
+        )
     if kind == "sqlite":
         options.setdefault("path", "data/online.db")
-    return OnlineStoreConfig(type=str(kind), options=options)
+    return OnlineStoreConfig(type=str(kind), options=options, expiry_grace=grace)
+
+
+def parse_duration(value: object, what: str) -> timedelta:
+    """A duration from the config: a number of seconds or a string like ``"1d"``, ``"12h"``,
+    ``"30m"``, ``"3600s"`` or ``"500ms"``."""
+    if isinstance(value, bool):  # bool is an int subclass; ``true`` is never a duration
+        match = None
+    elif isinstance(value, int | float):
+        if value >= 0:
+            return timedelta(seconds=value)
+        match = None
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigError(
+            f"{what} must be a non-negative duration such as 1d, 12h, 30m, 3600s or a number "
+            f"of seconds, got {value!r}"
+        )
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])

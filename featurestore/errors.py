@@ -13,7 +13,9 @@ anything the library reports about bad input or a failed operation::
     │   └── RegistryConflictError
     ├── FeatureReferenceError    a feature reference is malformed or names nothing
     ├── EntityFrameError         the entity frame lacks a column or has a wrong type
-    └── RetrievalError           the offline engine failed to build a training frame
+    ├── RetrievalError           the offline engine failed to build a training frame
+    ├── OnlineStoreError         the online store is unreachable or failed a read or write
+    └── MaterializationError     a materialization run failed (its watermark did not move)
 
 Each message names the object concerned and says what to do about it.
 """
@@ -63,3 +65,11 @@ class EntityFrameError(FeatureStoreError):
 
 class RetrievalError(FeatureStoreError):
     """The offline engine failed to build a training frame."""
+
+
+class OnlineStoreError(FeatureStoreError):
+    """The online store is unreachable, or a read or write against it failed."""
+
+
+class MaterializationError(FeatureStoreError):
+    """A materialization run failed; its watermark stays where it was."""

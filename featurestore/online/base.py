@@ -1,0 +1,85 @@
+"""The online store interface: the latest feature row per entity key, per view version.
+
+A store keeps, for each ``(project, view, version)`` namespace and each entity key, one packed row:
+the event timestamp, the created timestamp and the view's feature values. Writes never replace a
+newer row (later event timestamp, then later created timestamp; an equal-time row with a later
+created timestamp does replace). Rows expire ``ttl + expiry_grace`` after their event time when the
+view has a TTL, so stale rows do not pile up; whether a row is too old to serve is decided at
+lookup time from its event timestamp, not by expiry.
+
+Column conventions (shared by the materializer, push, and the stores):
+
+* write batches carry the view's join-key columns (declared types), :data:`EVENT_TS` and
+  :data:`CREATED_TS` (int64 epoch microseconds, UTC; a null created timestamp is older than any
+  other), and every feature column of the view (declared types);
+* reads take a table of join-key columns and return, row for row, :data:`FOUND` (bool),
+  :data:`EVENT_TS` (int64, null when not found) and the requested feature columns.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from featurestore.definitions.feature_view import FeatureView
+
+EVENT_TS = "__fs_event_ts"
+CREATED_TS = "__fs_created_ts"
+FOUND = "__fs_found"
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Where one view version's rows live: never shared between versions, so materializing
+    version 2 leaves version 1 serving until the switch."""
+
+    project: str
+    view: FeatureView
+    version: int
+
+
+@dataclass
+class WriteResult:
+    """What one write did: rows written, and rows skipped because a newer row was stored."""
+
+    written: int = 0
+    skipped_older: int = 0
+
+    def __iadd__(self, other: WriteResult) -> WriteResult:
+        self.written += other.written
+        self.skipped_older += other.skipped_older
+        return self
+
+
+class OnlineStore(ABC):
+    """Latest-row-per-key storage for online lookups."""
+
+    @abstractmethod
+    def write_batch(self, namespace: Namespace, batch: pa.RecordBatch) -> WriteResult:
+        """Write rows (one per key at most) with the never-overwrite-newer rule; durable on return."""
+
+    @abstractmethod
+    def read(self, namespace: Namespace, keys: pa.Table, features: Sequence[str]) -> pa.Table:
+        """Look up ``keys`` (join-key columns); one result row per key row, in order."""
+
+    @abstractmethod
+    def read_packed(
+        self, reads: Sequence[tuple[Namespace, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """Stored packed rows for already encoded entity keys (see ``codec``), per read in order;
+        None where nothing (or only an expired row) is stored. Stores that can serve several
+        namespaces in one round trip do so: this is the path of small, latency-bound lookups."""
+
+    @abstractmethod
+    def delete_project(self, project: str) -> int:
+        """Remove every row of ``project``; returns how many keys were removed."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`~featurestore.errors.OnlineStoreError` when the store is unreachable."""
+
+    def close(self) -> None:  # noqa: B027 - stores without resources keep the default
+        """Release connections."""

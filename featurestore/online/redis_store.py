@@ -1,0 +1,297 @@
+"""The production online store: Redis, through redis-py (hiredis parser) and a connection pool.
+
+Key layout: one string key per (view version, entity key), holding the view's packed row (see
+:mod:`featurestore.online.codec`)::
+
+    <key_prefix><project>:<view>:v<version>:{<hex of the typed entity key>}
+    e.g.  fs:demo:driver_stats:v3:{010000000000000001}
+
+* The hash tag ``{...}`` is the entity key, so on Redis Cluster every view's row of one entity
+  lives in one slot (a lookup of several views for one entity touches one node) while different
+  entities spread over all slots. It is hex so no ``}`` byte can end the tag early.
+* The namespace comes first so ``delete_project`` can ``SCAN MATCH <prefix><project>:*``, and
+  version 2's keys never touch version 1's.
+* A lookup of N keys is one ``MGET``. Writes run a Lua script (``EVALSHA``, loaded once, reloaded
+  on ``NOSCRIPT``) over up to ``chunk_size`` keys per call, pipelined: for each key it compares
+  the stored row's 16 header bytes with the new row's byte by byte (no Lua numbers, which are
+  doubles, and no locale-dependent string comparison) and sets the new row, with ``PXAT`` expiry
+  at ``event_ts + ttl + expiry_grace`` when the view has a TTL, only if it is at least as new.
+
+On Redis Cluster ``MGET`` and the write script would have to be split by slot first; the layout
+is ready for that, this client talks to one server.
+
+Every Redis failure surfaces as :class:`~featurestore.errors.OnlineStoreError` naming the server
+(without its password); a broken connection is dropped from the pool and re-dialled on the next
+call, so the store works again as soon as Redis is back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import NoScriptError, RedisError
+from redis.retry import Retry
+
+from featurestore.errors import OnlineStoreError
+from featurestore.online.base import Namespace, OnlineStore, WriteResult
+from featurestore.online.codec import (
+    HEADER_END,
+    CodecCache,
+    binary_parts,
+    encode_keys,
+    hex_digits,
+)
+
+# KEYS: row keys. ARGV: per key, the packed row then its PXAT (epoch ms; "0": no expiry).
+# Returns how many rows were written.
+_WRITE_SCRIPT = f"""
+local written = 0
+for i = 1, #KEYS do
+  local new = ARGV[2 * i - 1]
+  local old = redis.call('GET', KEYS[i])
+  local newer = true
+  -- Equal headers (a re-run) are the common case and need no byte loop.
+  if old and #old >= {HEADER_END} and string.sub(old, 2, {HEADER_END}) ~= string.sub(new, 2, {HEADER_END}) then
+    for j = 2, {HEADER_END} do
+      local a, b = string.byte(new, j), string.byte(old, j)
+      if a ~= b then
+        newer = a > b
+        break
+      end
+    end
+  end
+  if newer then
+    local at = ARGV[2 * i]
+    if at == '0' then
+      redis.call('SET', KEYS[i], new)
+    else
+      redis.call('SET', KEYS[i], new, 'PXAT', at)
+    end
+    written = written + 1
+  end
+end
+return written
+"""
+_WRITE_SHA = hashlib.sha1(_WRITE_SCRIPT.encode()).hexdigest()
+
+
+class RedisOnlineStore(OnlineStore):
+    """Online rows in Redis (``url`` like ``redis://host:6379/0``; ``rediss://`` for TLS).
+
+    ``chunk_size`` keys go to one script call (it blocks the server while it runs, so keep it in
+    the low thousands); ``chunks_per_round_trip`` calls share one pipeline round trip.
+    """
+
+    DEFAULT_PREFIX = "fs:"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = DEFAULT_PREFIX,
+        expiry_grace: timedelta = timedelta(days=1),
+        chunk_size: int = 1000,
+        chunks_per_round_trip: int = 20,
+        timeout: float = 10.0,
+    ) -> None:
+        if "{" in key_prefix or "}" in key_prefix:
+            raise OnlineStoreError(
+                f"redis key_prefix {key_prefix!r} must not contain '{{' or '}}' (they mark the "
+                "hash tag of every key)"
+            )
+        self.url = url
+        self.shown_url = _without_password(url)
+        self.key_prefix = key_prefix
+        self.expiry_grace = expiry_grace
+        self.chunk_size = chunk_size
+        self.chunks_per_round_trip = chunks_per_round_trip
+        self._codecs = CodecCache()
+        # Few, quick retries: enough to redial a connection Redis closed (a restart), not so many
+        # that an outage takes long to report.
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
+        try:
+            self._pool = redis.ConnectionPool.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=retry
+            )
+        except ValueError as exc:
+            raise OnlineStoreError(f"invalid redis url {self.shown_url}: {exc}") from None
+        self._client = redis.Redis(connection_pool=self._pool)
+
+    def __repr__(self) -> str:
+        return f"RedisOnlineStore({self.shown_url!r}, key_prefix={self.key_prefix!r})"
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except RedisError as exc:
+            raise OnlineStoreError(
+                f"Redis at {self.shown_url}: {action} failed ({type(exc).__name__}: {exc}); "
+                "check that the server is up and the url in featurestore.yaml is right"
+            ) from exc
+
+    def _namespace_prefix(self, namespace: Namespace) -> bytes:
+        """``<prefix><project>:<view>:v<version>:{``: every key of the namespace starts so."""
+        text = f"{self.key_prefix}{namespace.project}:{namespace.view.name}:v{namespace.version}:{{"
+        return text.encode()
+
+    def _keys(self, namespace: Namespace, entity_keys: pa.Array) -> list[bytes]:
+        """Full Redis keys for null-free encoded entity keys."""
+        return _redis_keys(self._namespace_prefix(namespace), entity_keys)
+
+    # -- OnlineStore ---------------------------------------------------------------------------
+
+    def write_batch(self, namespace: Namespace, batch: pa.RecordBatch) -> WriteResult:
+        """Write with the never-overwrite-newer rule, atomically per key; acknowledged on return."""
+        prepared = self._codecs.prepare(namespace, batch, self.expiry_grace)
+        n = len(prepared)
+        if not n:
+            return WriteResult()
+        keys = self._keys(namespace, prepared.keys)
+        args: list[Any] = [None] * (2 * n)
+        args[0::2] = prepared.values.to_pylist()
+        if prepared.expires_at_us is None:
+            args[1::2] = [b"0"] * n
+        else:  # PXAT takes milliseconds; round up so a row never expires early
+            args[1::2] = (-(-prepared.expires_at_us // 1000)).astype(np.int64).tolist()
+        calls = [
+            (keys[i : i + self.chunk_size], args[2 * i : 2 * (i + self.chunk_size)])
+            for i in range(0, n, self.chunk_size)
+        ]
+        written = 0
+        with self._errors(f"writing {namespace.view.label}"):
+            for i in range(0, len(calls), self.chunks_per_round_trip):
+                written += self._run_writes(calls[i : i + self.chunks_per_round_trip])
+        return WriteResult(written=written, skipped_older=n - written)
+
+    def _run_writes(self, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
+        """Run script calls in one pipeline; load the script and rerun the calls that hit
+        ``NOSCRIPT`` (a fresh or flushed server)."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(_WRITE_SHA, len(keys), *keys, *args)
+            results = pipe.execute(raise_on_error=False)
+        written = 0
+        missing = []
+        for call, result in zip(calls, results, strict=True):
+            if isinstance(result, NoScriptError):
+                missing.append(call)
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                written += int(result)
+        if missing:
+            self._client.script_load(_WRITE_SCRIPT)
+            written += self._run_writes(missing)
+        return written
+
+    def read(self, namespace: Namespace, keys: pa.Table, features: Sequence[str]) -> pa.Table:
+        """One ``MGET`` for all keys; a key with a null join key is not found."""
+        codec = self._codecs.get(namespace.view)
+        entity_keys = encode_keys(keys, namespace.view.join_keys)
+        if entity_keys.null_count:
+            valid = entity_keys.is_valid()
+            slots = pc.cumulative_sum(valid.cast(pa.int64())).to_pylist()
+            found = self._get(namespace, entity_keys.filter(valid))
+            values = [
+                found[s - 1] if ok else None for s, ok in zip(slots, valid.to_pylist(), strict=True)
+            ]
+        else:
+            values = self._get(namespace, entity_keys)
+        return codec.decode(values, features)
+
+    def read_packed(
+        self, reads: Sequence[tuple[Namespace, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """One ``MGET`` for every key of every read."""
+        keys: list[bytes] = []
+        for namespace, entity_keys in reads:
+            head = self._namespace_prefix(namespace)
+            keys.extend(head + key.hex().encode() + b"}" for key in entity_keys)
+        if not keys:
+            return [[] for _ in reads]
+        with self._errors("reading online rows"):
+            values: list[bytes | None] = self._client.mget(keys)  # type: ignore[assignment]
+        out, start = [], 0
+        for _, entity_keys in reads:
+            out.append(values[start : start + len(entity_keys)])
+            start += len(entity_keys)
+        return out
+
+    def _get(self, namespace: Namespace, entity_keys: pa.Array) -> list[bytes | None]:
+        if not len(entity_keys):
+            return []
+        with self._errors(f"reading {namespace.view.label}"):
+            return self._client.mget(self._keys(namespace, entity_keys))  # type: ignore[return-value]
+
+    def delete_project(self, project: str) -> int:
+        """``SCAN`` the project's keys and ``UNLINK`` them in batches (never ``KEYS``)."""
+        pattern = _glob_escape(self.key_prefix) + project + ":*"
+        removed = 0
+        batch: list[bytes] = []
+        with self._errors(f"deleting project {project!r}"):
+            for key in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    removed += int(self._client.unlink(*batch))
+                    batch = []
+            if batch:
+                removed += int(self._client.unlink(*batch))
+        return removed
+
+    def ping(self) -> None:
+        """Round-trip a ``PING``."""
+        with self._errors("ping"):
+            self._client.ping()
+
+    def close(self) -> None:
+        """Close every pooled connection; later calls dial new ones."""
+        self._client.close()
+        self._pool.disconnect()
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to show in messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def _glob_escape(text: str) -> str:
+    """Escape the characters SCAN MATCH treats as glob syntax."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _redis_keys(prefix: bytes, keys: pa.Array) -> list[bytes]:
+    """``prefix + hex(key) + b"}"`` for every element of a (null-free) binary array.
+
+    Assembled in one numpy buffer and sliced, so a lookup of one key costs a few microseconds.
+    """
+    data, offsets = binary_parts(keys)
+    digits, lengths = hex_digits(data), np.diff(offsets) * 2
+    sizes = len(prefix) + lengths + 1
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    out = np.empty(int(ends[-1]) if len(ends) else 0, np.uint8)
+    out[starts[:, None] + np.arange(len(prefix))] = np.frombuffer(prefix, np.uint8)
+    out[np.repeat(starts + len(prefix) - offsets[:-1] * 2, lengths) + np.arange(len(digits))] = (
+        digits
+    )
+    out[ends - 1] = ord("}")
+    joined = out.tobytes()
+    bounds = ends.tolist()
+    return [joined[a:b] for a, b in zip([0, *bounds], bounds, strict=False)]
