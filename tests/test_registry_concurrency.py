@@ -130,7 +130,7 @@ class ConcurrencyContract:
         try:
             with engine.connect() as conn:
                 versions = conn.execute(sa.text("SELECT version FROM schema_version ORDER BY 1"))
-                assert list(versions.scalars()) == [1, 2]
+                assert list(versions.scalars()) == [1, 2, 3]
         finally:
             engine.dispose()
 

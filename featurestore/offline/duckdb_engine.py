@@ -14,16 +14,29 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from featurestore.config import RepoConfig
+from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import FeatureReferenceError, RetrievalError
-from featurestore.offline.base import EntityFrameInput, FeatureRequest, OfflineEngine
+from featurestore.offline.base import (
+    EntityFrameInput,
+    FeatureRequest,
+    LatestRows,
+    LatestWindow,
+    OfflineEngine,
+)
 from featurestore.offline.entity_frame import EntityFrame, check_join_keys, load_entity_frame
 from featurestore.offline.job import DuckDBRetrievalJob
+from featurestore.offline.latest_sql import (
+    CANDIDATES_COLUMN,
+    MAX_CREATED_COLUMN,
+    build_latest_sql,
+)
 from featurestore.offline.pit_sql import (
     ENTITY_TS,
     ROW_ID,
@@ -137,9 +150,66 @@ class DuckDBEngine(OfflineEngine):
             request=request, files=files, column_types={row[0]: row[1] for row in described}
         )
 
+    def latest_per_entity(
+        self, view: FeatureView, window: LatestWindow, *, batch_rows: int
+    ) -> DuckDBLatestRows:
+        """The latest row per key in ``window``; see :mod:`featurestore.offline.latest_sql`.
+
+        The result is computed once into a temporary table (DuckDB spills it to disk past its
+        memory limit), counted, then streamed from there in batches of ``batch_rows``.
+        """
+        validate_view_source(view, self._config.repo_path)
+        features = tuple(view.feature_names)
+        request = FeatureRequest(view, features, features)
+        connection = self.connection()
+        table = f"__fs_latest_{next(self._counter)}"
+        try:
+            source = self._view_source(connection, request)
+            connection.execute(f"CREATE TEMP TABLE {table} AS {build_latest_sql(source, window)}")
+            [counted] = connection.execute(
+                f"SELECT count(*), coalesce(sum({CANDIDATES_COLUMN}), 0)::BIGINT, "
+                f"max({MAX_CREATED_COLUMN}) FROM {table}"
+            ).fetchall()
+            reader = connection.sql(
+                f"SELECT * EXCLUDE ({CANDIDATES_COLUMN}, {MAX_CREATED_COLUMN}) FROM {table}"
+            ).to_arrow_reader(batch_rows)
+        except duckdb.Error as exc:
+            connection.close()
+            raise RetrievalError(
+                f"computing the latest rows of {view.label} failed: {exc}"
+            ) from exc
+        return DuckDBLatestRows(connection, reader, counted)
+
     def close(self) -> None:
         """Close the engine's database; jobs still open keep it alive until they close."""
         self._database.close()
+
+
+class DuckDBLatestRows(LatestRows):
+    """A materialization result held in a temporary DuckDB table, streamed in batches."""
+
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        reader: pa.RecordBatchReader,
+        counted: tuple[Any, ...],
+    ) -> None:
+        self._connection = connection
+        self._reader = reader
+        self.keys = int(counted[0])
+        self.rows_read = int(counted[1])
+        self.max_created_us = None if counted[2] is None else int(counted[2])
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._reader
+        except duckdb.Error as exc:
+            raise RetrievalError(f"streaming the latest rows failed: {exc}") from exc
+
+    def close(self) -> None:
+        # Closing the connection drops its temporary table.
+        self._reader.close()
+        self._connection.close()
 
 
 def _check_output_names(frame: EntityFrame, requests: Sequence[FeatureRequest]) -> None:

@@ -35,8 +35,8 @@ ROW_ID = "__fs_row"
 #: Column added to the entity relation: the entity timestamp in epoch microseconds (UTC).
 ENTITY_TS = "__fs_ts"
 
-# Sorts below every real epoch value, so a null created timestamp loses every tie.
-_NULL_CREATED = -(2**63) + 1
+#: Sorts below every real epoch value, so a null created timestamp loses every tie.
+NULL_CREATED = -(2**63) + 1
 _INTEGER_KEYS = {"Int32", "Int64"}
 #: Buckets are this many TTLs wide. Wider buckets mean fewer entity rows need the previous bucket
 #: too (a smaller hash table to probe) but more candidates per match; 4 measured best on the
@@ -99,7 +99,7 @@ def build_retrieval_sql(entity: EntityRelation, sources: Sequence[ViewSource]) -
             value = f"{alias}.__fs_val.__fs_f{feature_index}"
             dtype = request.view.feature(feature).dtype
             source_type = source.column_types.get(request.view.source.source_column(feature), "")
-            outputs.append(f"{_convert(value, dtype, source_type)} AS {quote(output)}")
+            outputs.append(f"{convert_value(value, dtype, source_type)} AS {quote(output)}")
     with_clause = "WITH\n" + ",\n".join(ctes) + "\n" if ctes else ""
     return (
         with_clause
@@ -119,7 +119,9 @@ def view_ctes(prefix: str, entity: EntityRelation, source: ViewSource) -> list[s
         if view.ttl is None
         else _micros(view.ttl.days, view.ttl.seconds, view.ttl.microseconds)
     )
-    ctes = [f"{prefix}_src AS (\n{_source_scan(entity, source, ttl_us)}\n)"]
+    low_us = None if ttl_us is None or entity.min_ts_us is None else entity.min_ts_us - ttl_us
+    scan = source_scan(source, low_us=low_us, high_us=entity.max_ts_us)
+    ctes = [f"{prefix}_src AS (\n{scan}\n)"]
     ctes.append(f"{prefix}_ent AS (\n{_entity_keys(entity, source, ttl_us)}\n)")
     if ttl_us is None:
         ctes.extend(_asof_ctes(prefix, source))
@@ -149,7 +151,15 @@ def _epoch_us(column: str) -> str:
     return f"epoch_us(CAST({column} AS TIMESTAMPTZ))"
 
 
-def _source_scan(entity: EntityRelation, source: ViewSource, ttl_us: int | None) -> str:
+def source_scan(source: ViewSource, *, low_us: int | None, high_us: int | None) -> str:
+    """The SELECT over a view's source that every query builds on.
+
+    Columns: ``__fs_k{i}`` (join keys, cast for typed comparison), ``__fs_ets`` (event time, epoch
+    µs), ``__fs_cts`` (created time, when the source has one; null as :data:`NULL_CREATED`),
+    ``__fs_file`` (several files only), ``__fs_pos`` and ``__fs_f{i}`` (the request's features).
+    Rows with a null timestamp or join key are dropped. ``low_us`` / ``high_us`` (inclusive, either
+    may be ``None``) only prune the scan; callers still apply their exact window.
+    """
     view = source.request.view
     src = view.source
     ts_column = quote(src.timestamp_field)
@@ -160,7 +170,7 @@ def _source_scan(entity: EntityRelation, source: ViewSource, ttl_us: int | None)
     columns.append(f"{_epoch_us(ts_column)} AS __fs_ets")
     if src.created_timestamp_column is not None:
         created = _epoch_us(quote(src.created_timestamp_column))
-        columns.append(f"coalesce({created}, {_NULL_CREATED}) AS __fs_cts")
+        columns.append(f"coalesce({created}, {NULL_CREATED}) AS __fs_cts")
     if len(source.files) > 1:
         columns.append("filename AS __fs_file")
     columns.append("file_row_number AS __fs_pos")
@@ -171,7 +181,7 @@ def _source_scan(entity: EntityRelation, source: ViewSource, ttl_us: int | None)
     conditions = [f"{ts_column} IS NOT NULL"]
     conditions.extend(f"{quote(src.source_column(key))} IS NOT NULL" for key in view.join_keys)
     conditions.extend(
-        _prune(entity, ts_column, source.column_types.get(src.timestamp_field, ""), ttl_us)
+        _prune(ts_column, source.column_types.get(src.timestamp_field, ""), low_us, high_us)
     )
     return (
         "  SELECT "
@@ -188,20 +198,20 @@ def _read_parquet(files: Sequence[str]) -> str:
     return f"read_parquet([{listed}], file_row_number = true{union})"
 
 
-def _prune(entity: EntityRelation, ts_column: str, ts_type: str, ttl_us: int | None) -> list[str]:
+def _prune(ts_column: str, ts_type: str, low_us: int | None, high_us: int | None) -> list[str]:
     """Bounds on the raw timestamp column that Parquet row-group statistics can use to skip data.
 
     They are compared in the column's own type so DuckDB pushes them into the scan, and widened by
     a microsecond because nanosecond values are rounded when converted to epoch microseconds; the
     exact window is applied later on the epoch values.
     """
-    if not ts_type.startswith("TIMESTAMP") or entity.max_ts_us is None or entity.min_ts_us is None:
+    if not ts_type.startswith("TIMESTAMP"):
         return []
-    bounds = [f"{ts_column} <= {_timestamp_literal(entity.max_ts_us + 1, ts_type)}"]
-    if ttl_us is not None:
-        bounds.insert(
-            0, f"{ts_column} >= {_timestamp_literal(entity.min_ts_us - ttl_us - 1, ts_type)}"
-        )
+    bounds = []
+    if low_us is not None:
+        bounds.append(f"{ts_column} >= {_timestamp_literal(low_us - 1, ts_type)}")
+    if high_us is not None:
+        bounds.append(f"{ts_column} <= {_timestamp_literal(high_us + 1, ts_type)}")
     return bounds
 
 
@@ -237,12 +247,13 @@ def _entity_keys(entity: EntityRelation, source: ViewSource, ttl_us: int | None)
     )
 
 
-def _values_struct(source: ViewSource, alias: str) -> str:
+def values_struct(source: ViewSource, alias: str) -> str:
+    """The request's feature values of a :func:`source_scan` row, as one struct."""
     fields = ", ".join(f"{alias}.__fs_f{i}" for i in range(len(source.request.features)))
     return f"struct_pack({fields})"
 
 
-def _order_struct(source: ViewSource, alias: str, with_event_ts: bool) -> str:
+def order_struct(source: ViewSource, alias: str, with_event_ts: bool) -> str:
     """The winner's ordering: event time, created time, then position in file order."""
     fields = [f"{alias}.__fs_ets"] if with_event_ts else []
     if source.request.view.source.created_timestamp_column is not None:
@@ -264,8 +275,8 @@ def _bucket_cte(prefix: str, source: ViewSource, ttl_us: int) -> str:
     equalities = [*_key_equalities(source), f"f.__fs_ets // {width} = e.__fs_bucket"]
     return (
         f"{prefix} AS (\n"
-        f"  SELECT e.{ROW_ID}, arg_max({_values_struct(source, 'f')}, "
-        f"{_order_struct(source, 'f', with_event_ts=True)}) AS __fs_val\n"
+        f"  SELECT e.{ROW_ID}, arg_max({values_struct(source, 'f')}, "
+        f"{order_struct(source, 'f', with_event_ts=True)}) AS __fs_val\n"
         f"  FROM {prefix}_ent AS e JOIN {prefix}_src AS f ON " + " AND ".join(equalities) + "\n"
         f"  WHERE f.__fs_ets <= e.{ENTITY_TS} AND f.__fs_ets >= e.{ENTITY_TS} - {ttl_us}\n"
         f"  GROUP BY e.{ROW_ID}\n"
@@ -279,8 +290,8 @@ def _asof_ctes(prefix: str, source: ViewSource) -> list[str]:
     # ASOF picks an arbitrary row among equal event times, so settle those ties first.
     latest = (
         f"{prefix}_latest AS (\n"
-        f"  SELECT {group}, arg_max({_values_struct(source, 'f')}, "
-        f"{_order_struct(source, 'f', with_event_ts=False)}) AS __fs_val\n"
+        f"  SELECT {group}, arg_max({values_struct(source, 'f')}, "
+        f"{order_struct(source, 'f', with_event_ts=False)}) AS __fs_val\n"
         f"  FROM {prefix}_src AS f\n"
         f"  GROUP BY {group}\n"
         ")"
@@ -297,7 +308,7 @@ def _asof_ctes(prefix: str, source: ViewSource) -> list[str]:
     return [latest, joined]
 
 
-def _convert(value: str, dtype: ValueType, source_type: str) -> str:
+def convert_value(value: str, dtype: ValueType, source_type: str) -> str:
     """Cast a winning value to its declared type (``Float32`` comes back as FLOAT, and so on)."""
     if dtype == UnixTimestamp and _is_integer_sql(source_type):
         # Integer sources of a timestamp feature hold epoch seconds.

@@ -40,6 +40,21 @@ class HistoryEntry:
     details: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Watermark:
+    """How far one view version has been materialized (see :mod:`featurestore.materialize`).
+
+    Every source row with ``event_ts <= end`` and ``created_ts <= created`` was online when it was
+    recorded. ``created`` is ``None`` when the source has no created column (or none was seen);
+    ``rows`` is how many keys the recording run sent to the online store.
+    """
+
+    end: datetime
+    created: datetime | None
+    rows: int
+    updated_at: datetime
+
+
 class Registry(ABC):
     """Versioned storage of a project's entities, feature views and feature services.
 
@@ -84,6 +99,27 @@ class Registry(ABC):
     @abstractmethod
     def state_token(self, project: str) -> str:
         """A cheap token that changes whenever an apply changes anything in ``project``."""
+
+    @abstractmethod
+    def get_watermark(self, project: str, view: str, version: int) -> Watermark | None:
+        """The materialization watermark of a view version, or ``None`` before its first run."""
+
+    @abstractmethod
+    def set_watermark(
+        self,
+        project: str,
+        view: str,
+        version: int,
+        *,
+        end: datetime,
+        created: datetime | None,
+        rows: int,
+    ) -> Watermark:
+        """Record a view version's watermark in a transaction of its own; returns it."""
+
+    @abstractmethod
+    def list_watermarks(self, project: str) -> dict[tuple[str, int], Watermark]:
+        """Every watermark of ``project``, by (view name, version)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -101,9 +102,27 @@ def _index_history_by_name(conn: Connection) -> None:
     conn.execute(CreateIndex(schema.history_by_name))
 
 
+def _create_watermarks(conn: Connection) -> None:
+    # Materialization records, per view version, how far it got; see featurestore.materialize.
+    v3 = MetaData()
+    Table(
+        "watermarks",
+        v3,
+        Column("project", String(NAME), primary_key=True),
+        Column("view", String(NAME), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("end_ts", UTCDateTime, nullable=False),
+        Column("created_watermark", UTCDateTime, nullable=True),
+        Column("rows", BigInteger, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    v3.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "projects, objects, versions and history", _create_v1_tables),
     Migration(2, "index history by project and name", _index_history_by_name),
+    Migration(3, "materialization watermarks per view version", _create_watermarks),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -4,6 +4,7 @@
 ``objects``           one row per (project, kind, name): current version, deleted flag, current meta
 ``object_versions``   every version ever written: spec JSON, meta JSON at that time, content hash
 ``history``           every recorded change, in order
+``watermarks``        per view version: how far materialization got (added by migration 3)
 ``schema_version``    which migrations have run (see ``migrations.py``)
 
 JSON is stored as canonical text (sorted keys) rather than a JSON column, so the stored bytes
@@ -125,3 +126,16 @@ history = Table(
 
 # Added by migration 2: `history(project, name)` is the CLI's most common question.
 history_by_name = Index("ix_history_project_name", history.c.project, history.c.name, history.c.id)
+
+# Added by migration 3. No foreign key to object_versions: a watermark outlives a soft delete.
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("project", String(NAME), primary_key=True),
+    Column("view", String(NAME), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("end_ts", UTCDateTime, nullable=False),
+    Column("created_watermark", UTCDateTime, nullable=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -31,7 +31,7 @@ from featurestore.errors import (
     RegistryError,
 )
 from featurestore.registry import schema
-from featurestore.registry.base import HistoryChange, HistoryEntry, Registry
+from featurestore.registry.base import HistoryChange, HistoryEntry, Registry, Watermark
 from featurestore.registry.dialects import DatabaseDialect, dialect_for
 from featurestore.registry.migrations import migrate
 from featurestore.registry.plan import KINDS, ObjectChange, Plan, StoredObject, build_plan, label
@@ -328,6 +328,52 @@ class SqlRegistry(Registry):
             token = conn.execute(select(p.c.state_token).where(p.c.name == project)).scalar()
         return _NO_STATE if token is None else str(token)
 
+    # -- watermarks ----------------------------------------------------------------------------
+
+    def get_watermark(self, project: str, view: str, version: int) -> Watermark | None:
+        w = schema.watermarks
+        with self._read() as conn:
+            row = conn.execute(
+                select(w).where(w.c.project == project, w.c.view == view, w.c.version == version)
+            ).one_or_none()
+        return None if row is None else _watermark(row)
+
+    def set_watermark(
+        self,
+        project: str,
+        view: str,
+        version: int,
+        *,
+        end: datetime,
+        created: datetime | None,
+        rows: int,
+    ) -> Watermark:
+        _check_project(project)
+        w = schema.watermarks
+        key = {"project": project, "view": view, "version": version}
+        values = {
+            "end_ts": end,
+            "created_watermark": created,
+            "rows": rows,
+            "updated_at": _utcnow(),
+        }
+        where = and_(w.c.project == project, w.c.view == view, w.c.version == version)
+        with self._write() as conn:
+            # Update first; insert-or-ignore then update again covers a concurrent first insert.
+            if conn.execute(update(w).where(where).values(**values)).rowcount == 0:
+                conn.execute(self._dialect.insert_ignore(w, {**key, **values}))
+                conn.execute(update(w).where(where).values(**values))
+            row = conn.execute(select(w).where(where)).one()
+        return _watermark(row)
+
+    def list_watermarks(self, project: str) -> dict[tuple[str, int], Watermark]:
+        w = schema.watermarks
+        with self._read() as conn:
+            rows = conn.execute(
+                select(w).where(w.c.project == project).order_by(w.c.view, w.c.version)
+            ).all()
+        return {(r.view, int(r.version)): _watermark(r) for r in rows}
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -349,6 +395,12 @@ class SqlRegistry(Registry):
         found = " and ".join(k.replace("_", " ") for k in others)
         hint = f"; {name!r} exists as: {found}" if others else ""
         return f"no {label(kind, name)} in project {project!r} (no versions){hint}"
+
+
+def _watermark(row: Row[Any]) -> Watermark:
+    return Watermark(
+        end=row.end_ts, created=row.created_watermark, rows=int(row.rows), updated_at=row.updated_at
+    )
 
 
 def _as_data(record: StoredObject) -> dict[str, Any]:

@@ -1,0 +1,312 @@
+"""Materialization: the latest offline row per entity key, streamed into the online store.
+
+For each online view, at its current registry version, the offline engine computes the latest
+qualifying source row per key (the point-in-time join's tie-break: event time, created time, file
+order) and streams it as bounded Arrow batches; each batch goes to
+:meth:`OnlineStore.write_batch`, which keeps a stored row when it is newer (or identical). After
+every batch of a view was written (``write_batch`` is durable on return), the view version's
+watermark is recorded in the registry, in a transaction of its own. A failure anywhere before that
+leaves the previous watermark; re-running converges to the same online state because writes are
+idempotent and never replace newer rows.
+
+Watermark ``W = (end, created)`` claims: every source row with ``event_ts <= end`` and
+``created_ts <= created`` has been written. How runs use and move it:
+
+* ``materialize_incremental(end)`` without ``W`` reads every row with ``event_ts <= end`` (from the
+  beginning of the data: the first run is complete) and records ``(end, max created seen)``.
+* ``materialize_incremental(end)`` with ``W`` reads rows with ``event_ts <= end`` that are new:
+  ``event_ts > W.end`` or ``created_ts > W.created``. The second clause picks up late rows (an
+  event time before the watermark, created after it). Together with what ``W`` covers, that is
+  every row with ``event_ts <= end``, so it records ``(end, max(W.created, max created seen))``.
+  With ``end < W.end`` late rows up to ``end`` are written but ``W`` stays: raising its created
+  part would skip late rows between ``end`` and ``W.end``.
+* ``materialize(start, end)`` without ``W`` records ``(end, max created seen)``: like Feast, the
+  caller's ``start`` declares where the data of interest begins. With ``W`` and
+  ``start <= W.end`` it records ``(max(end, W.end), W.created)``; after a gap
+  (``start > W.end``) it leaves ``W`` alone so the next incremental run fills the gap.
+
+Sources without a created-timestamp column can only be tracked by event time: a row that arrives
+late with an event time at or before the watermark is not picked up by incremental runs (run
+``materialize`` over its window). Likewise a row whose created timestamp is at or before the
+recorded ``created`` watermark when it arrives is taken as already seen: created timestamps must
+grow as data lands.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+
+from featurestore.definitions.feature_view import FeatureView
+from featurestore.errors import (
+    MaterializationError,
+    ObjectNotFoundError,
+    OnlineStoreError,
+    RegistryError,
+    RetrievalError,
+)
+from featurestore.materialize.progress import (
+    MaterializationReport,
+    ProgressDisplay,
+    ViewReport,
+    progress_for,
+)
+from featurestore.offline.base import LatestWindow, OfflineEngine
+from featurestore.online.base import CREATED_TS, EVENT_TS, Namespace, OnlineStore
+from featurestore.registry.base import Registry, Watermark
+
+#: Rows per batch sent to the online store: bounds memory whatever the number of keys.
+DEFAULT_BATCH_ROWS = 100_000
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_utc(value: datetime, name: str) -> datetime:
+    """``value`` as an aware UTC datetime; naive values are taken as UTC."""
+    if not isinstance(value, datetime):
+        raise MaterializationError(f"{name} must be a datetime, got {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def epoch_us(value: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def from_epoch_us(value: int) -> datetime:
+    """The aware UTC datetime of epoch microseconds."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One view's run: which rows to read, and the watermark to record after success."""
+
+    window: LatestWindow
+    previous: Watermark | None
+    # None: leave the watermark as it is. Otherwise (end, created) with created None meaning
+    # "the largest created timestamp this run sees, or the previous one if larger".
+    record_end: datetime | None
+    keep_created: bool
+
+
+#: Given a view version's current watermark, what its run reads and records.
+_PlanFor = Callable[[Watermark | None], _Plan]
+
+
+class Materializer:
+    """Runs materializations of one project; the facade builds one per call.
+
+    report = Materializer(project="demo", registry=registry, offline=engine,
+                          online=online_store, progress=None).materialize(start, end)
+    print(report.summary())
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        registry: Registry,
+        offline: OfflineEngine,
+        online: OnlineStore,
+        progress: bool | None = None,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> None:
+        if batch_rows < 1:
+            raise MaterializationError(f"batch_rows must be at least 1, got {batch_rows}")
+        self.project = project
+        self.registry = registry
+        self.offline = offline
+        self.online = online
+        self.progress = progress
+        self.batch_rows = batch_rows
+
+    def materialize(
+        self, start: datetime, end: datetime, feature_views: Sequence[str] | None = None
+    ) -> MaterializationReport:
+        """Write each view's latest row per key with ``start <= event_ts <= end``."""
+        start, end = to_utc(start, "start"), to_utc(end, "end")
+        if start > end:
+            raise MaterializationError(
+                f"materialize: start {start.isoformat()} is after end {end.isoformat()}"
+            )
+
+        def plan(previous: Watermark | None) -> _Plan:
+            window = LatestWindow(start_us=epoch_us(start), end_us=epoch_us(end))
+            if previous is None:
+                return _Plan(window, None, end, keep_created=False)
+            if start > previous.end:
+                return _Plan(window, previous, None, keep_created=True)
+            return _Plan(window, previous, max(end, previous.end), keep_created=True)
+
+        return self._run(feature_views, plan)
+
+    def materialize_incremental(
+        self, end: datetime, feature_views: Sequence[str] | None = None
+    ) -> MaterializationReport:
+        """Write what is new since each view's watermark (late rows included) up to ``end``."""
+        end = to_utc(end, "end")
+
+        def plan(previous: Watermark | None) -> _Plan:
+            if previous is None:
+                window = LatestWindow(start_us=None, end_us=epoch_us(end))
+                return _Plan(window, None, end, keep_created=False)
+            created_after = None if previous.created is None else epoch_us(previous.created)
+            window = LatestWindow(
+                start_us=None,
+                end_us=epoch_us(end),
+                changed_after=(epoch_us(previous.end), created_after),
+            )
+            record = end if end >= previous.end else None
+            return _Plan(window, previous, record, keep_created=False)
+
+        return self._run(feature_views, plan)
+
+    # -- one run -------------------------------------------------------------------------------
+
+    def _run(self, names: Sequence[str] | None, plan_for: _PlanFor) -> MaterializationReport:
+        views = self._views(names)
+        report = MaterializationReport(project=self.project)
+        with progress_for(self.progress) as display:
+            for view, version in views:
+                with self._registry_errors(view):
+                    previous = self.registry.get_watermark(self.project, view.name, version)
+                report.views.append(
+                    self._materialize_view(view, version, plan_for(previous), display)
+                )
+            display.finish(report)
+        return report
+
+    def _views(self, names: Sequence[str] | None) -> list[tuple[FeatureView, int]]:
+        """The views to run, each with its current version."""
+        try:
+            if names is None:
+                views = [
+                    v
+                    for v in self.registry.list(self.project, "feature_view")
+                    if isinstance(v, FeatureView) and v.online
+                ]
+            else:
+                # A lone name is one view, not a sequence of one-letter names.
+                listed = [names] if isinstance(names, str) else names
+                views = [self._named_view(name) for name in dict.fromkeys(listed)]
+            return [
+                (v, self.registry.current_version(self.project, "feature_view", v.name))
+                for v in views
+            ]
+        except RegistryError as exc:
+            raise MaterializationError(
+                f"materialize in project {self.project!r}: cannot read the views: {exc}"
+            ) from exc
+
+    def _named_view(self, name: str) -> FeatureView:
+        try:
+            view = self.registry.get(self.project, "feature_view", name)
+        except ObjectNotFoundError as exc:
+            raise MaterializationError(f"cannot materialize feature view {name!r}: {exc}") from None
+        assert isinstance(view, FeatureView)
+        if not view.online:
+            raise MaterializationError(
+                f"cannot materialize {view.label}: it is declared online=False"
+            )
+        return view
+
+    def _materialize_view(
+        self, view: FeatureView, version: int, plan: _Plan, display: ProgressDisplay
+    ) -> ViewReport:
+        report = ViewReport(view=view.name, version=version)
+        namespace = Namespace(self.project, view, version)
+        began = time.perf_counter()
+        try:
+            with closing(
+                self.offline.latest_per_entity(view, plan.window, batch_rows=self.batch_rows)
+            ) as rows:
+                report.rows_read, report.keys = rows.rows_read, rows.keys
+                max_created = rows.max_created_us
+                display.start_view(f"{view.name} v{version}", rows.keys)
+                schema = online_schema(view)
+                for batch in rows.batches():
+                    result = self.online.write_batch(namespace, _conform(batch, schema))
+                    report.written += result.written
+                    report.skipped_older += result.skipped_older
+                    display.advance(batch.num_rows)
+        except (OnlineStoreError, RetrievalError) as exc:
+            raise MaterializationError(self._failed(view, version, plan.previous, exc)) from exc
+        watermark = plan.previous
+        if plan.record_end is not None:
+            with self._registry_errors(view):
+                watermark = self.registry.set_watermark(
+                    self.project,
+                    view.name,
+                    version,
+                    end=plan.record_end,
+                    created=_next_created(plan, max_created),
+                    rows=report.keys,
+                )
+        report.watermark_end = None if watermark is None else watermark.end
+        report.seconds = time.perf_counter() - began
+        return report
+
+    @contextmanager
+    def _registry_errors(self, view: FeatureView) -> Iterator[None]:
+        try:
+            yield
+        except RegistryError as exc:
+            raise MaterializationError(
+                f"materializing {view.label}: the registry failed, so its watermark did not move "
+                f"(rows already written stay; re-run to finish): {exc}"
+            ) from exc
+
+    def _failed(
+        self, view: FeatureView, version: int, previous: Watermark | None, exc: Exception
+    ) -> str:
+        where = "none" if previous is None else previous.end.isoformat()
+        return (
+            f"materializing {view.label} v{version} of project {self.project!r} failed, so its "
+            f"watermark did not move (still {where}); rows already written stay and a re-run "
+            f"completes them: {exc}"
+        )
+
+
+def _next_created(plan: _Plan, max_created_us: int | None) -> datetime | None:
+    previous = None if plan.previous is None else plan.previous.created
+    if plan.keep_created:
+        return previous
+    seen = None if max_created_us is None else from_epoch_us(max_created_us)
+    candidates = [c for c in (previous, seen) if c is not None]
+    return max(candidates) if candidates else None
+
+
+def online_schema(view: FeatureView) -> pa.Schema:
+    """The write-batch schema of a view's namespace (see :mod:`featurestore.online.base`).
+
+    Join keys without a declared type are left out; they keep the source's type.
+    """
+    fields = [
+        pa.field(key, dtype.to_arrow()) for key, dtype in view.join_key_types.items() if dtype
+    ]
+    fields.append(pa.field(EVENT_TS, pa.int64()))
+    fields.append(pa.field(CREATED_TS, pa.int64()))
+    fields.extend(pa.field(f.name, f.dtype.to_arrow()) for f in view.features)
+    return pa.schema(fields)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Cast columns whose Arrow type DuckDB chose differently (e.g. string views) to the declared."""
+    columns = []
+    changed = False
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        index = schema.get_field_index(name)
+        if index >= 0 and column.type != schema.field(index).type:
+            column = column.cast(schema.field(index).type)
+            changed = True
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names) if changed else batch
