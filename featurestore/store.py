@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -19,9 +20,13 @@ from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
 from featurestore.loader import load_repo
+from featurestore.materialize import MaterializationReport, Materializer
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob
 from featurestore.offline.duckdb_engine import DuckDBEngine
 from featurestore.offline.source_schema import validate_view_source
+from featurestore.online import OnlineStore, open_online_store
+from featurestore.online.consistency import ConsistencyReport, check_consistency
+from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.references import resolve_requests
 from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
 
@@ -41,6 +46,8 @@ class FeatureStore:
         self.config = config if config is not None else load_config(repo_path)
         self._registry: Registry | None = None
         self._offline: OfflineEngine | None = None
+        self._online: OnlineStore | None = None
+        self._lookup: OnlineLookup | None = None
 
     @property
     def project(self) -> str:
@@ -63,6 +70,13 @@ class FeatureStore:
         if self._offline is None:
             self._offline = DuckDBEngine(self.config)
         return self._offline
+
+    @property
+    def online(self) -> OnlineStore:
+        """The online store, opened on first use."""
+        if self._online is None:
+            self._online = open_online_store(self.config)
+        return self._online
 
     # -- definitions ---------------------------------------------------------------------------
 
@@ -176,10 +190,87 @@ class FeatureStore:
         except ObjectNotFoundError as exc:
             raise FeatureReferenceError(str(exc)) from None
 
+    # -- online path ---------------------------------------------------------------------------
+
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        feature_views: Sequence[str] | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> MaterializationReport:
+        """Write each view's latest row per entity with event time in ``[start, end]`` online.
+
+        ``progress`` shows a progress bar (default: when stderr is a terminal).
+        """
+        return self._materializer(progress).materialize(start, end, feature_views)
+
+    def materialize_incremental(
+        self,
+        end: datetime,
+        feature_views: Sequence[str] | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> MaterializationReport:
+        """Materialize what arrived since each view's watermark (late rows included) up to ``end``."""
+        return self._materializer(progress).materialize_incremental(end, feature_views)
+
+    def _materializer(self, progress: bool | None) -> Materializer:
+        return Materializer(
+            project=self.project,
+            registry=self.registry,
+            offline=self.offline,
+            online=self.online,
+            progress=progress,
+        )
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | FeatureService | str,
+        entity_rows: EntityRowsInput | None = None,
+        *,
+        entities: dict[str, Sequence[object]] | None = None,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """Latest values per entity, with event timestamps and a status per value.
+
+        Pass ``entity_rows=[{"driver_id": 1}, ...]`` or ``entities={"driver_id": [1, ...]}``.
+        """
+        if self._lookup is None:
+            self._lookup = OnlineLookup(self.project, self.registry, self.online)
+        return self._lookup.lookup(
+            self._references(features),
+            entity_rows=entity_rows,
+            entities=entities,
+            full_feature_names=full_feature_names,
+        )
+
+    def consistency_check(
+        self,
+        feature_views: Sequence[str] | None = None,
+        *,
+        sample: int = 1000,
+        as_of: datetime | None = None,
+        seed: int | None = None,
+    ) -> ConsistencyReport:
+        """Compare online lookups with a historical retrieval at the same instant, per feature."""
+        return check_consistency(
+            self, feature_views=feature_views, sample=sample, as_of=as_of, seed=seed
+        )
+
+    def teardown(self) -> int:
+        """Remove the project's online data; returns how many keys were removed."""
+        return self.online.delete_project(self.project)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the registry connection and the offline engine."""
+        """Close the registry, the offline engine and the online store."""
+        if self._online is not None:
+            self._online.close()
+            self._online = None
+            self._lookup = None
         if self._offline is not None:
             self._offline.close()
             self._offline = None

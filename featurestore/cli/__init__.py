@@ -14,11 +14,13 @@ import click
 
 from featurestore.cli.app import cli
 from featurestore.cli.definitions import register as _register_definitions
+from featurestore.cli.online import register as _register_online
 from featurestore.cli.retrieval import register as _register_retrieval
 from featurestore.cli.scaffold import register as _register_scaffold
 from featurestore.errors import FeatureStoreError
 
 _register_definitions(cli)
+_register_online(cli)
 _register_retrieval(cli)
 _register_scaffold(cli)
 

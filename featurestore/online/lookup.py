@@ -1,0 +1,460 @@
+"""Online lookups: the latest value per entity and feature, with its event time and a status.
+
+For every requested view one ``read`` goes to the online store (one round trip), against the
+namespace of the view's current registry version, or of the pinned version for ``view@N:f``.
+Each value then gets a status:
+
+* ``PRESENT`` - a row is stored, it is valid at ``as_of`` and the value is not null;
+* ``NULL_VALUE`` - a valid row is stored but this feature is null in it;
+* ``OUTSIDE_MAX_AGE`` - the row's event time is strictly older than ``as_of - ttl`` (the bound is
+  inclusive, as in the point-in-time join); its event time is still reported;
+* ``NOT_FOUND`` - no row, a null join key, or a row whose event time is *after* ``as_of``: a
+  lookup at a past instant must not see values from its future (the historical retrieval would not
+  either), so such a row counts as not there yet.
+
+Any status but ``PRESENT`` comes with a null value. A global view (no entities) answers every
+entity row with its one stored row. Resolved references are cached per request
+shape; the registry's cheap ``state_token`` is checked at most once per ``freshness_interval``
+and a change drops the cache, so an apply is served within that interval::
+
+    lookup = OnlineLookup("demo", registry, online)
+    response = lookup.lookup(["driver_stats:conv_rate"], entity_rows=[{"driver_id": 1}])
+    response.to_dict()   # {"driver_id": [1], "conv_rate": [0.5]}
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, cast
+
+import pyarrow as pa
+
+from featurestore.definitions.feature_service import FeatureService
+from featurestore.definitions.feature_view import FeatureView
+from featurestore.errors import FeatureReferenceError, ObjectNotFoundError, OnlineStoreError
+from featurestore.online.base import EVENT_TS, FOUND, Namespace, OnlineStore
+from featurestore.online.codec import RowCodec
+from featurestore.online.entity_keys import EntityRowsInput, entity_columns, key_array
+from featurestore.online.response import FieldStatus, OnlineResponse
+from featurestore.online.small import SMALL_LOOKUP, ScalarRowDecoder, key_encoder
+from featurestore.references import parse_reference, resolve_requests
+from featurestore.registry import Registry
+from featurestore.types import ValueType
+
+__all__ = ["EntityRowsInput", "FieldStatus", "LookupPlan", "OnlineLookup", "OnlineResponse"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+PRESENT, NOT_FOUND = FieldStatus.PRESENT, FieldStatus.NOT_FOUND
+NULL_VALUE, OUTSIDE_MAX_AGE = FieldStatus.NULL_VALUE, FieldStatus.OUTSIDE_MAX_AGE
+
+
+@dataclass(frozen=True)
+class ViewRead:
+    """One online read of a lookup: which namespace, keys and features, under which names.
+
+    ``encode_key`` and ``decoder`` serve small lookups without Arrow (see
+    :mod:`featurestore.online.small`); None when this read needs the vectorized path.
+    """
+
+    namespace: Namespace
+    join_keys: tuple[str, ...]
+    key_types: tuple[ValueType | None, ...]
+    features: tuple[str, ...]
+    outputs: tuple[str, ...]
+    ttl_us: int | None
+    encode_key: Callable[[Sequence[Any]], bytes] | None = None
+    decoder: ScalarRowDecoder | None = None
+
+    @property
+    def small(self) -> bool:
+        return self.encode_key is not None and self.decoder is not None
+
+
+@dataclass(frozen=True)
+class LookupPlan:
+    """A resolved request shape: the reads to do and the output columns, in request order."""
+
+    reads: tuple[ViewRead, ...]
+    join_keys: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    types: Mapping[str, pa.DataType]
+
+
+class OnlineLookup:
+    """Answers online lookups for one project from a registry and an online store.
+
+    ``freshness_interval`` (seconds) bounds how long a registry change can go unnoticed; the
+    registry is asked for its state token at most that often, never per call.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        registry: Registry,
+        online: OnlineStore,
+        *,
+        freshness_interval: float = 1.0,
+    ) -> None:
+        self.project = project
+        self.registry = registry
+        self.online = online
+        self.freshness_interval = freshness_interval
+        # Keyed by (references, whether it is a service name, full_feature_names).
+        self._plans: dict[tuple[tuple[str, ...], bool, bool], LookupPlan] = {}
+        self._token: str | None = None
+        self._next_check = float("-inf")
+        self._lock = threading.Lock()
+
+    # -- plans ---------------------------------------------------------------------------------
+
+    def plan(
+        self, references: Sequence[str] | str, *, full_feature_names: bool = False
+    ) -> LookupPlan:
+        """The resolved plan for ``references`` (or a feature service's name), from the cache
+        when the registry is unchanged."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._refresh(now)
+        try:
+            shape = (references,) if isinstance(references, str) else tuple(references)
+            key = (shape, isinstance(references, str), bool(full_feature_names))
+            cached = self._plans.get(key)
+        except TypeError:  # unhashable junk in the list: let resolution report it
+            return self._resolve(references, full_feature_names)
+        if cached is not None:
+            return cached
+        with self._lock:
+            plan = self._resolve(references, full_feature_names)
+            self._plans[key] = plan
+        return plan
+
+    def _refresh(self, now: float) -> None:
+        with self._lock:
+            if now < self._next_check:
+                return
+            token = self.registry.state_token(self.project)
+            if token != self._token:
+                self._plans.clear()
+                self._token = token
+            self._next_check = now + self.freshness_interval
+
+    def _resolve(self, references: Sequence[str] | str, full_feature_names: bool) -> LookupPlan:
+        if isinstance(references, str):
+            references = self._service_references(references)
+        versions: dict[tuple[str, int | None], int] = {}
+
+        def view_at(name: str, pin: int | None) -> FeatureView:
+            try:
+                version = (
+                    pin
+                    if pin is not None
+                    else self.registry.current_version(self.project, "feature_view", name)
+                )
+                view = self.registry.get(self.project, "feature_view", name, version)
+            except ObjectNotFoundError as exc:
+                raise FeatureReferenceError(str(exc)) from None
+            assert isinstance(view, FeatureView)
+            if not view.online:
+                raise FeatureReferenceError(
+                    f"{view.label} is not served online (online=False); use "
+                    "get_historical_features, or set online=True and materialize it"
+                )
+            versions[(name, pin)] = version
+            return view
+
+        requests = resolve_requests(references, view_at, full_feature_names=full_feature_names)
+        parsed = [parse_reference(r) for r in references]
+        groups = list(dict.fromkeys((ref.view, ref.version) for ref in parsed))
+        by_group = dict(zip(groups, requests, strict=True))
+        reads: list[ViewRead] = []
+        join_keys: dict[str, None] = {}
+        types: dict[str, pa.DataType] = {}
+        for group, request in by_group.items():
+            view = request.view
+            join_keys.update(dict.fromkeys(view.join_keys))
+            for key, declared in view.join_key_types.items():
+                if declared is not None:
+                    types.setdefault(key, declared.to_arrow())
+            for feature, output in zip(request.features, request.output_names, strict=True):
+                types[output] = view.feature(feature).dtype.to_arrow()
+            reads.append(
+                ViewRead(
+                    namespace=Namespace(self.project, view, versions[group]),
+                    join_keys=tuple(view.join_keys),
+                    key_types=tuple(view.join_key_types.values()),
+                    features=request.features,
+                    outputs=request.output_names,
+                    ttl_us=None if view.ttl is None else _micros(view.ttl.total_seconds()),
+                    encode_key=key_encoder(list(view.join_key_types.values())),
+                    decoder=_scalar_decoder(view, request.features),
+                )
+            )
+        outputs = [
+            request.output_names[request.features.index(ref.feature)]
+            for ref in parsed
+            for request in (by_group[(ref.view, ref.version)],)
+        ]
+        return LookupPlan(tuple(reads), tuple(join_keys), tuple(outputs), types)
+
+    def _service_references(self, name: str) -> list[str]:
+        if ":" in name:
+            raise FeatureReferenceError(
+                f"features={name!r}: pass a list of references, e.g. [{name!r}]"
+            )
+        try:
+            service = self.registry.get(self.project, "feature_service", name)
+        except ObjectNotFoundError as exc:
+            raise FeatureReferenceError(str(exc)) from None
+        assert isinstance(service, FeatureService)
+        return service.feature_refs()
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def lookup(
+        self,
+        references: Sequence[str] | str,
+        *,
+        entity_rows: EntityRowsInput | None = None,
+        entities: Mapping[str, Sequence[Any]] | None = None,
+        full_feature_names: bool = False,
+        as_of: datetime | None = None,
+    ) -> OnlineResponse:
+        """Look ``references`` up for the given entities, evaluated at ``as_of`` (default: now).
+
+        ``references`` is a list of ``"view:feature"`` / ``"view@N:feature"`` references or the
+        name of a registered feature service (resolved once per registry state, like the rest).
+
+        Pass exactly one of ``entity_rows=[{"driver_id": 1}, ...]`` and
+        ``entities={"driver_id": [1, ...]}``. Every row needs every join key of every requested
+        view; values are checked against the declared key types.
+        """
+        plan = self.plan(references, full_feature_names=full_feature_names)
+        columns, rows = entity_columns(
+            [read.namespace.view for read in plan.reads], entity_rows, entities
+        )
+        as_of_us = time.time_ns() // 1000 if as_of is None else _datetime_micros(as_of)
+        if rows <= SMALL_LOOKUP and all(read.small for read in plan.reads):
+            small = self._lookup_small(plan, columns, rows, as_of_us)
+            if small is not None:
+                return small
+        arrays: dict[tuple[str, str], pa.Array] = {}
+        keys_out: dict[str, list[Any]] = {}
+        values: dict[str, list[Any]] = {}
+        statuses: dict[str, list[FieldStatus]] = {}
+        stamps: dict[str, list[int | None]] = {}
+        for read in plan.reads:
+            key_arrays = []
+            for key, declared in zip(read.join_keys, read.key_types, strict=True):
+                cache_key = (key, "" if declared is None else declared.name)
+                array = arrays.get(cache_key)
+                if array is None:
+                    array = key_array(columns[key], key, declared, read.namespace.view)
+                    arrays[cache_key] = array
+                    # Echo plain Python values (numpy scalars in, ints out).
+                    keys_out.setdefault(key, array.to_pylist())
+                key_arrays.append(array)
+            # A null key never matches (the stores never store or find one), as offline.
+            keys = _keys_table(read.join_keys, key_arrays, rows)
+            result = self.online.read(read.namespace, keys, read.features)
+            _statuses(read, result, as_of_us, values, statuses, stamps)
+        return OnlineResponse(
+            join_keys={k: keys_out[k] for k in plan.join_keys},
+            values={name: values[name] for name in plan.feature_names},
+            statuses={name: statuses[name] for name in plan.feature_names},
+            event_timestamps_us={name: stamps[name] for name in plan.feature_names},
+            types=plan.types,
+        )
+
+    def _lookup_small(
+        self, plan: LookupPlan, columns: Mapping[str, list[Any]], rows: int, as_of_us: int
+    ) -> OnlineResponse | None:
+        """A few entity rows: scalar keys, one ``read_packed`` round trip for every view, scalar
+        decoding. None when a key value does not fit its type, so the vectorized path can report
+        the error in full."""
+        encoded_per_read: list[list[bytes | None]] = []
+        for read in plan.reads:
+            assert read.encode_key is not None
+            encoded: list[bytes | None] = []
+            for i in range(rows):
+                key_values = [columns[key][i] for key in read.join_keys]
+                if None in key_values:
+                    encoded.append(None)  # a null key never matches
+                    continue
+                try:
+                    encoded.append(read.encode_key(key_values))
+                except (TypeError, ValueError, OverflowError):
+                    return None
+            encoded_per_read.append(encoded)
+        stored_per_read = self.online.read_packed(
+            [
+                (read.namespace, [k for k in encoded if k is not None])
+                for read, encoded in zip(plan.reads, encoded_per_read, strict=True)
+            ]
+        )
+        values: dict[str, list[Any]] = {}
+        statuses: dict[str, list[FieldStatus]] = {}
+        stamps: dict[str, list[int | None]] = {}
+        for read, encoded, stored in zip(
+            plan.reads, encoded_per_read, stored_per_read, strict=True
+        ):
+            found = iter(stored)
+            packed = [None if key is None else next(found) for key in encoded]
+            _small_statuses(read, packed, as_of_us, values, statuses, stamps)
+        join_keys = {key: [_plain(v) for v in columns[key]] for key in plan.join_keys}
+        return OnlineResponse(
+            join_keys=join_keys,
+            values={name: values[name] for name in plan.feature_names},
+            statuses={name: statuses[name] for name in plan.feature_names},
+            event_timestamps_us={name: stamps[name] for name in plan.feature_names},
+            types=plan.types,
+        )
+
+
+def _scalar_decoder(view: FeatureView, features: Sequence[str]) -> ScalarRowDecoder | None:
+    try:
+        return ScalarRowDecoder(RowCodec(view.features), features)
+    except ValueError:  # array features: vectorized path only
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """numpy integers echo as Python ints, as the vectorized path's ``to_pylist`` gives."""
+    if value is None or type(value) in (int, str, bytes, bool, float):
+        return value
+    index = getattr(value, "__index__", None)
+    return index() if index is not None else value
+
+
+def _small_statuses(
+    read: ViewRead,
+    packed: list[bytes | None],
+    as_of_us: int,
+    values: dict[str, list[Any]],
+    statuses: dict[str, list[FieldStatus]],
+    stamps: dict[str, list[int | None]],
+) -> None:
+    """The scalar twin of :func:`_statuses`: the same statuses from packed rows."""
+    decoder = read.decoder
+    assert decoder is not None
+    oldest = -(2**63) if read.ttl_us is None else as_of_us - read.ttl_us
+    # Per row: its status when not servable (None: servable), its shown event time, its values.
+    row_status: list[FieldStatus | None] = []
+    shown: list[int | None] = []
+    rows: list[list[Any] | None] = []
+    for row in packed:
+        if row is None:
+            row_status.append(NOT_FOUND)
+            shown.append(None)
+            rows.append(None)
+            continue
+        try:
+            event_ts, row_values = decoder.decode(row)
+        except (ValueError, struct.error) as exc:
+            raise OnlineStoreError(
+                f"a stored row of {read.namespace.view.label} cannot be decoded ({exc}); "
+                "re-materialize the view"
+            ) from None
+        if event_ts > as_of_us:  # from the lookup's future: not there yet
+            row_status.append(NOT_FOUND)
+            shown.append(None)
+            rows.append(None)
+        else:
+            row_status.append(OUTSIDE_MAX_AGE if event_ts < oldest else None)
+            shown.append(event_ts)
+            rows.append(row_values)
+    servable = all(status is None for status in row_status)
+    for j, output in enumerate(read.outputs):
+        if servable:
+            column = [row[j] for row in rows if row is not None]
+            statuses[output] = [PRESENT if v is not None else NULL_VALUE for v in column]
+        else:
+            column = [
+                row[j] if status is None and row is not None else None
+                for status, row in zip(row_status, rows, strict=True)
+            ]
+            statuses[output] = [
+                status if status is not None else (PRESENT if v is not None else NULL_VALUE)
+                for status, v in zip(row_status, column, strict=True)
+            ]
+        values[output] = column
+        stamps[output] = shown
+
+
+def _keys_table(names: Sequence[str], arrays: list[pa.Array], rows: int) -> pa.Table:
+    if not names:  # a global view: one (empty) key per entity row
+        return pa.table({"__fs_rows": pa.nulls(rows)}).select([])
+    return pa.Table.from_arrays(arrays, names=list(names))
+
+
+def _statuses(
+    read: ViewRead,
+    result: pa.Table,
+    as_of_us: int,
+    values: dict[str, list[Any]],
+    statuses: dict[str, list[FieldStatus]],
+    stamps: dict[str, list[int | None]],
+) -> None:
+    """Turn one read's rows into values, statuses and event times per output column."""
+    # Columns by position: looking a column up by name costs as much as converting it.
+    position = {name: i for i, name in enumerate(result.schema.names)}
+    found = result.column(position[FOUND]).to_pylist()
+    event_ts: list[int | None] = result.column(position[EVENT_TS]).to_pylist()
+    rows = len(found)
+    oldest = -(2**63) if read.ttl_us is None else as_of_us - read.ttl_us
+    # The common case (every row found and in range) is decided with C-level builtins; only
+    # otherwise is each row given its own status.
+    # Found rows always carry an event time, so min/max see only ints when all(found).
+    found_ts = cast(list[int], event_ts)
+    all_valid = all(found) and (
+        rows == 0 or (oldest <= min(found_ts) and max(found_ts) <= as_of_us)
+    )
+    row_status: list[FieldStatus | None] = []
+    shown_ts = event_ts
+    if not all_valid:
+        for ok, ts in zip(found, event_ts, strict=True):
+            if not ok or ts is None or ts > as_of_us:
+                row_status.append(NOT_FOUND)
+            elif ts < oldest:
+                row_status.append(OUTSIDE_MAX_AGE)
+            else:
+                row_status.append(None)
+        shown_ts = [
+            None if s is NOT_FOUND else t for s, t in zip(row_status, event_ts, strict=True)
+        ]
+    every_present = [PRESENT] * rows
+    for feature, output in zip(read.features, read.outputs, strict=True):
+        array = result.column(position[feature])
+        column = array.to_pylist()
+        if all_valid:
+            statuses[output] = (
+                every_present
+                if array.null_count == 0
+                else [PRESENT if v is not None else NULL_VALUE for v in column]
+            )
+            values[output] = column
+        else:
+            statuses[output] = [
+                s if s is not None else (PRESENT if v is not None else NULL_VALUE)
+                for s, v in zip(row_status, column, strict=True)
+            ]
+            values[output] = [
+                v if s is None else None for s, v in zip(row_status, column, strict=True)
+            ]
+        stamps[output] = shown_ts
+
+
+def _micros(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def _datetime_micros(moment: datetime) -> int:
+    """Epoch microseconds of ``moment``; naive datetimes are UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
