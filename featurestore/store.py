@@ -260,8 +260,11 @@ class FeatureStore:
         )
 
     def teardown(self) -> int:
-        """Remove the project's online data; returns how many keys were removed."""
-        return self.online.delete_project(self.project)
+        """Remove the project's online data and its watermarks (so the next incremental run
+        fills the store again); returns how many keys were removed."""
+        removed = self.online.delete_project(self.project)
+        self.registry.delete_watermarks(self.project)
+        return removed
 
     # -- lifecycle -----------------------------------------------------------------------------
 

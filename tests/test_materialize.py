@@ -383,6 +383,9 @@ class WatermarkContract:
             ("driver_stats", 2): T0 + H,
         }
         assert registry.get_watermark("demo", "driver_stats", 3) is None
+        assert registry.delete_watermarks("demo") == 2
+        assert registry.list_watermarks("demo") == {}
+        assert set(registry.list_watermarks("other")) == {("driver_stats", 1)}
 
 
 class TestSQLiteWatermarks(WatermarkContract):
@@ -400,3 +403,49 @@ class TestPostgresWatermarks(WatermarkContract):
     @pytest.fixture
     def url(self, postgres_url: str) -> str:
         return postgres_url
+
+
+# -- reporting, teardown and an unreachable store ----------------------------------------------
+
+
+def test_rows_already_expired_are_counted_not_written(tmp_path: Path) -> None:
+    """With the default one-day grace, rows of 2026 dates long past are never served: the run
+    says so instead of reporting them as written."""
+    root = tmp_path / "repo"
+    (root / "data").mkdir(parents=True)
+    (root / "featurestore.yaml").write_text(
+        f"project: exp_{uuid.uuid4().hex[:8]}\nonline_store: {{type: sqlite, path: data/o.db}}\n"
+    )
+    with FeatureStore(root) as fs:
+        write_source(fs, rows((1, T0, T0, 0.1, 1), (2, T0, T0, 0.2, 2)))
+        fs.apply([DRIVER, stats_view()])
+        view = fs.materialize(T0 - H, T0 + H).view("driver_stats")
+        assert (view.keys, view.written, view.expired) == (2, 0, 2)
+        assert "2 already expired (not written)" in view.summary_line()
+        assert online_state(fs, "driver_stats", [1, 2]) == {}
+
+
+def test_teardown_forgets_the_watermarks_so_incremental_refills(store):
+    write_source(store, rows((1, T0, T0, 0.1, 1), (2, T0, T0, 0.2, 2)))
+    store.apply([DRIVER, stats_view()])
+    store.materialize_incremental(T0 + H)
+    assert store.teardown() == 2
+    assert store.registry.list_watermarks(store.project) == {}
+    again = store.materialize_incremental(T0 + H).view("driver_stats")
+    assert again.written == 2
+    assert set(online_state(store, "driver_stats", [1, 2])) == {1, 2}
+
+
+def test_an_unreachable_store_fails_before_any_watermark_moves(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "data").mkdir(parents=True)
+    # Port 1 on loopback: nothing listens there, so every connection is refused at once.
+    (root / "featurestore.yaml").write_text(
+        "project: down\nonline_store: {type: redis, url: 'redis://127.0.0.1:1/0'}\n"
+    )
+    with FeatureStore(root) as fs:
+        write_source(fs, rows((1, T0, T0, 0.1, 1)))
+        fs.apply([DRIVER, stats_view()])
+        with pytest.raises(MaterializationError, match="no watermark moved"):
+            fs.materialize_incremental(T0 + H)
+        assert fs.registry.list_watermarks("down") == {}

@@ -14,6 +14,8 @@ from rich.table import Table
 from featurestore.cli.app import CliContext
 from featurestore.cli.retrieval import split_features
 from featurestore.errors import EntityFrameError, ObjectNotFoundError
+from featurestore.materialize import MaterializationReport
+from featurestore.materialize.progress import shows_progress
 from featurestore.references import parse_reference
 from featurestore.types import ValueType
 
@@ -74,7 +76,7 @@ def materialize(state: CliContext, start: datetime, end: datetime, views: tuple[
     START and END are ISO-8601 datetimes (naive ones are UTC) or 'now'.
     """
     report = state.store.materialize(start, end, _views_option(views))
-    state.console.print(report.summary())
+    _print_summary(state, report)
 
 
 @click.command(name="materialize-incremental")
@@ -84,7 +86,13 @@ def materialize(state: CliContext, start: datetime, end: datetime, views: tuple[
 def materialize_incremental(state: CliContext, end: datetime, views: tuple[str, ...]) -> None:
     """Write what arrived since each view's watermark (late rows included) up to END."""
     report = state.store.materialize_incremental(end, _views_option(views))
-    state.console.print(report.summary())
+    _print_summary(state, report)
+
+
+def _print_summary(state: CliContext, report: MaterializationReport) -> None:
+    # On a terminal the progress display has printed the summary under its bar already.
+    if not shows_progress(None):
+        state.console.print(report.summary())
 
 
 @click.command(name="get-online-features")

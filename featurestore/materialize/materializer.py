@@ -174,6 +174,13 @@ class Materializer:
 
     def _run(self, names: Sequence[str] | None, plan_for: _PlanFor) -> MaterializationReport:
         views = self._views(names)
+        try:
+            # Fail before any work, and even when nothing is new, if the store is unreachable.
+            self.online.ping()
+        except OnlineStoreError as exc:
+            raise MaterializationError(
+                f"cannot materialize project {self.project!r}: {exc}; no watermark moved"
+            ) from exc
         report = MaterializationReport(project=self.project)
         with progress_for(self.progress) as display:
             for view, version in views:
@@ -237,6 +244,7 @@ class Materializer:
                     result = self.online.write_batch(namespace, _conform(batch, schema))
                     report.written += result.written
                     report.skipped_older += result.skipped_older
+                    report.expired += result.expired
                     display.advance(batch.num_rows)
         except (OnlineStoreError, RetrievalError) as exc:
             raise MaterializationError(self._failed(view, version, plan.previous, exc)) from exc

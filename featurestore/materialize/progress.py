@@ -29,8 +29,10 @@ class ViewReport:
     """One view version's run.
 
     ``rows_read``: source rows that qualified; ``keys``: rows sent online (one per entity key);
-    ``written``: of those, rows the store took; ``skipped_older``: rows it kept its own, newer or
-    identical, value for; ``watermark_end``: the view's watermark after the run (``None``: none).
+    ``written``: of those, rows the store took (an identical re-write counts as written);
+    ``skipped_older``: rows it kept its own, newer, value for; ``expired``: rows not written
+    because they were already past ``ttl + expiry_grace``; ``watermark_end``: the view's watermark
+    after the run (``None``: none).
     """
 
     view: str
@@ -39,6 +41,7 @@ class ViewReport:
     keys: int = 0
     written: int = 0
     skipped_older: int = 0
+    expired: int = 0
     seconds: float = 0.0
     watermark_end: datetime | None = None
 
@@ -54,6 +57,7 @@ class ViewReport:
             self.written,
             self.skipped_older,
             self.seconds,
+            self.expired,
         )
 
 
@@ -79,6 +83,7 @@ class MaterializationReport:
             keys=sum(v.keys for v in self.views),
             written=sum(v.written for v in self.views),
             skipped_older=sum(v.skipped_older for v in self.views),
+            expired=sum(v.expired for v in self.views),
             seconds=sum(v.seconds for v in self.views),
         )
 
@@ -100,16 +105,20 @@ class MaterializationReport:
                 total.written,
                 total.skipped_older,
                 total.seconds,
+                total.expired,
             )
         )
         return "\n".join(lines)
 
 
-def _line(label: str, rows_read: int, written: int, skipped: int, seconds: float) -> str:
+def _line(
+    label: str, rows_read: int, written: int, skipped: int, seconds: float, expired: int = 0
+) -> str:
     rate = rows_read / seconds if seconds > 0 else 0.0
+    gone = f", {expired:,} already expired (not written)" if expired else ""
     return (
-        f"{label}: {rows_read:,} rows read, {written:,} keys written, {skipped:,} skipped (older), "
-        f"{seconds:.2f} s, {rate:,.0f} rows/s"
+        f"{label}: {rows_read:,} rows read, {written:,} keys written, {skipped:,} skipped (older)"
+        f"{gone}, {seconds:.2f} s, {rate:,.0f} rows/s"
     )
 
 
@@ -183,7 +192,12 @@ class RichProgress(ProgressDisplay):
         self._progress.stop()
 
 
+def shows_progress(progress: bool | None) -> bool:
+    """Whether a run with ``progress`` shows a bar (and so prints its own summary):
+    ``None`` means when stderr is a terminal."""
+    return sys.stderr.isatty() if progress is None else progress
+
+
 def progress_for(progress: bool | None) -> ProgressDisplay:
     """The display for ``progress`` (``None``: a bar when stderr is a terminal)."""
-    show = sys.stderr.isatty() if progress is None else progress
-    return RichProgress() if show else ProgressDisplay()
+    return RichProgress() if shows_progress(progress) else ProgressDisplay()

@@ -43,14 +43,18 @@ class Namespace:
 
 @dataclass
 class WriteResult:
-    """What one write did: rows written, and rows skipped because a newer row was stored."""
+    """What one write did: rows written (an identical re-write counts as written), rows skipped
+    because a newer row was stored, and rows not written because their expiry had already passed
+    (they could never be served)."""
 
     written: int = 0
     skipped_older: int = 0
+    expired: int = 0
 
     def __iadd__(self, other: WriteResult) -> WriteResult:
         self.written += other.written
         self.skipped_older += other.skipped_older
+        self.expired += other.expired
         return self
 
 

@@ -37,6 +37,7 @@ bytes orders rows by (event_ts, created_ts): Redis' Lua script compares rows wit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -405,6 +406,7 @@ class PreparedRows:
     event_ts: I64
     created_ts: I64
     expires_at_us: I64 | None  # None when the view has no TTL
+    expired: int = 0  # rows dropped because their expiry had already passed
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -444,9 +446,19 @@ class CodecCache:
             keys, values = keys.filter(valid), values.filter(valid)
             event_ts, created_ts = event_ts[keep], created_ts[keep]
         expires = None
+        expired = 0
         if view.ttl is not None:
             expires = event_ts + _micros(view.ttl + expiry_grace)
-        return PreparedRows(keys, values, event_ts, created_ts, expires)
+            # A row already past its expiry could never be served: drop it and say so, rather
+            # than write it and count it as written. Within a namespace a newer row expires
+            # later, so dropping it never lets an older stored row win.
+            alive = expires > time.time_ns() // 1000
+            expired = int(len(alive) - alive.sum())
+            if expired:
+                keep = pa.array(alive)
+                keys, values = keys.filter(keep), values.filter(keep)
+                event_ts, created_ts, expires = event_ts[alive], created_ts[alive], expires[alive]
+        return PreparedRows(keys, values, event_ts, created_ts, expires, expired)
 
 
 def _micros(delta: timedelta) -> int:

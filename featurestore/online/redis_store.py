@@ -156,7 +156,7 @@ class RedisOnlineStore(OnlineStore):
         prepared = self._codecs.prepare(namespace, batch, self.expiry_grace)
         n = len(prepared)
         if not n:
-            return WriteResult()
+            return WriteResult(expired=prepared.expired)
         keys = self._keys(namespace, prepared.keys)
         args: list[Any] = [None] * (2 * n)
         args[0::2] = prepared.values.to_pylist()
@@ -172,7 +172,7 @@ class RedisOnlineStore(OnlineStore):
         with self._errors(f"writing {namespace.view.label}"):
             for i in range(0, len(calls), self.chunks_per_round_trip):
                 written += self._run_writes(calls[i : i + self.chunks_per_round_trip])
-        return WriteResult(written=written, skipped_older=n - written)
+        return WriteResult(written=written, skipped_older=n - written, expired=prepared.expired)
 
     def _run_writes(self, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
         """Run script calls in one pipeline; load the script and rerun the calls that hit

@@ -121,7 +121,7 @@ class SQLiteOnlineStore(OnlineStore):
         """Upsert ``batch`` in one transaction, keeping stored rows that are newer."""
         prepared = self._codecs.prepare(namespace, batch, self.expiry_grace)
         if not len(prepared):
-            return WriteResult()
+            return WriteResult(expired=prepared.expired)
         now = _now_us()
         expires = (
             repeat(None) if prepared.expires_at_us is None else prepared.expires_at_us.tolist()
@@ -147,7 +147,9 @@ class SQLiteOnlineStore(OnlineStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        return WriteResult(written=written, skipped_older=len(prepared) - written)
+        return WriteResult(
+            written=written, skipped_older=len(prepared) - written, expired=prepared.expired
+        )
 
     def read(self, namespace: Namespace, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         """Rows for ``keys``, in order; expired rows read as not found."""

@@ -122,6 +122,10 @@ class Registry(ABC):
         """Every watermark of ``project``, by (view name, version)."""
 
     @abstractmethod
+    def delete_watermarks(self, project: str) -> int:
+        """Forget every watermark of ``project`` (its online data is gone); returns how many."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the database connections."""
 

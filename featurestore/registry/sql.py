@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, and_, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from featurestore.definitions import (
@@ -373,6 +373,11 @@ class SqlRegistry(Registry):
                 select(w).where(w.c.project == project).order_by(w.c.view, w.c.version)
             ).all()
         return {(r.view, int(r.version)): _watermark(r) for r in rows}
+
+    def delete_watermarks(self, project: str) -> int:
+        w = schema.watermarks
+        with self._write() as conn:
+            return int(conn.execute(delete(w).where(w.c.project == project)).rowcount)
 
     def close(self) -> None:
         self._engine.dispose()
