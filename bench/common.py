@@ -8,19 +8,23 @@ as a failed result instead of failing the benchmark.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -119,6 +123,8 @@ class ChildResult:
     peak_mb: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: Wall-clock seconds of the whole child process, as the parent saw it.
+    wall_seconds: float | None = None
 
 
 def run_child(
@@ -149,13 +155,19 @@ def run_child(
                 rss_mb = _tree_rss_mb(watched)
                 peak_seen_mb = max(peak_seen_mb, rss_mb)
                 if memory_cap_mb is not None and rss_mb > memory_cap_mb:
-                    killed_for = f"killed at {rss_mb:,.0f} MB, over the {memory_cap_mb:,.0f} MB cap"
+                    killed_for = (
+                        f"killed at {rss_mb / 1024:.1f} GB after {time.monotonic() - started:.0f} s "
+                        f"(over the {memory_cap_mb / 1024:.1f} GB cap)"
+                    )
             if timeout is not None and time.monotonic() - started > timeout:
-                killed_for = f"killed after the {timeout:.0f} s timeout"
+                killed_for = (
+                    f"killed after the {timeout:.0f} s timeout (at {peak_seen_mb / 1024:.1f} GB)"
+                )
             if killed_for is not None:
                 _kill_tree(proc, watched)
                 break
         proc.wait()
+        wall = time.monotonic() - started
         out.seek(0)
         stdout = out.read()
     payload: dict[str, Any] | None = None
@@ -165,23 +177,36 @@ def run_child(
         else:
             print(f"  [{label}] {line}")
     if killed_for is not None:
-        return ChildResult(label, ok=False, peak_mb=peak_seen_mb or None, error=killed_for)
+        return ChildResult(
+            label, ok=False, peak_mb=peak_seen_mb or None, error=killed_for, wall_seconds=wall
+        )
     if proc.returncode != 0 or payload is None:
         if proc.returncode < 0:
-            reason = f"killed by signal {-proc.returncode} (out of memory?)"
+            reason = f"killed by signal {-proc.returncode} (out of memory?) after {wall:.0f} s"
+            if peak_seen_mb:
+                reason += f", at {peak_seen_mb / 1024:.1f} GB"
         else:
             reason = f"exited with status {proc.returncode}"
         if payload is not None and payload.get("error"):
             reason += f": {payload['error']}"
-        return ChildResult(label, ok=False, peak_mb=peak_seen_mb or None, error=reason)
+        return ChildResult(
+            label, ok=False, peak_mb=peak_seen_mb or None, error=reason, wall_seconds=wall
+        )
     if payload.get("error"):
-        return ChildResult(label, ok=False, peak_mb=payload.get("peak_mb"), error=payload["error"])
+        return ChildResult(
+            label,
+            ok=False,
+            peak_mb=payload.get("peak_mb"),
+            error=payload["error"],
+            wall_seconds=wall,
+        )
     return ChildResult(
         label,
         ok=True,
         seconds=payload["seconds"],
         peak_mb=payload["peak_mb"],
         detail={k: v for k, v in payload.items() if k not in {"seconds", "peak_mb"}},
+        wall_seconds=wall,
     )
 
 
@@ -248,3 +273,338 @@ def machine_summary() -> str:
     return (
         f"{platform.python_implementation()} {platform.python_version()}, {cores} cores, {memory}"
     )
+
+
+# -- the workload's feature views, described once for both engines -------------------------------
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One feature view of the workload, described once for both engines."""
+
+    name: str
+    entity: str
+    join_key: str
+    file: str
+    ttl: timedelta | None
+    features: tuple[tuple[str, str], ...]  # (name, featurestore.types / feast.types name)
+
+    @property
+    def refs(self) -> list[str]:
+        return [f"{self.name}:{feature}" for feature, _ in self.features]
+
+
+DRIVER_FEATURES = (
+    ("conv_rate", "Float32"),
+    ("acc_rate", "Float32"),
+    ("avg_daily_trips", "Int64"),
+    ("trip_distance", "Float64"),
+)
+CUSTOMER_FEATURES = (
+    ("current_balance", "Float32"),
+    ("avg_passenger_count", "Float32"),
+    ("lifetime_trip_count", "Int64"),
+)
+#: Drivers for the no-TTL case: 7,716 x 720 hours x 90% = ~5.0M feature rows.
+NO_TTL_DRIVERS = 7_716
+
+
+def views_for(no_ttl: bool = False) -> list[ViewSpec]:
+    """The views of the example repository, or (``no_ttl``) the driver view without TTL alone."""
+    driver = ViewSpec(
+        "driver_hourly_stats",
+        "driver",
+        "driver_id",
+        "driver_stats.parquet",
+        None if no_ttl else timedelta(hours=2),
+        DRIVER_FEATURES,
+    )
+    if no_ttl:
+        return [driver]
+    customer = ViewSpec(
+        "customer_daily_profile",
+        "customer",
+        "customer_id",
+        "customer_profile.parquet",
+        timedelta(days=2),
+        CUSTOMER_FEATURES,
+    )
+    return [driver, customer]
+
+
+def workload_window(workload: Any) -> tuple[datetime, datetime]:
+    """The generated period of ``workload``: ``[end - days, end]``, every source row inside."""
+    end = load_generator().END
+    return end - timedelta(days=workload.days), end
+
+
+# -- the two repositories ------------------------------------------------------------------------
+
+
+def build_our_repo(
+    target: Path,
+    data_dir: Path,
+    views: Sequence[ViewSpec],
+    online_store: dict[str, Any] | None = None,
+) -> Path:
+    """A featurestore repository in ``target`` whose ``data/`` links to the workload files.
+
+    ``online_store`` replaces the example's ``online_store`` setting (an embedded SQLite file).
+    """
+    import yaml
+
+    target.mkdir(parents=True)
+    (target / "data").mkdir()
+    for view in views:
+        (target / "data" / view.file).symlink_to(data_dir / view.file)
+    if online_store is None:
+        shutil.copy(REPO_DIR / "featurestore.yaml", target / "featurestore.yaml")
+    else:
+        config = yaml.safe_load((REPO_DIR / "featurestore.yaml").read_text())
+        config["online_store"] = online_store
+        (target / "featurestore.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if len(views) == 2 and all(v.ttl is not None for v in views):
+        # The standard case runs the example repository's own definitions.
+        shutil.copy(REPO_DIR / "features.py", target / "features.py")
+    else:
+        (target / "features.py").write_text(_our_definitions(views))
+    return target
+
+
+def _our_definitions(views: Sequence[ViewSpec]) -> str:
+    """Python source of featurestore definitions for ``views`` (used for the no-TTL case)."""
+    types = sorted({dtype for view in views for _, dtype in view.features} | {"Int64"})
+    lines = [
+        "from datetime import timedelta",
+        "",
+        "from featurestore import Entity, FeatureView, Field, FileSource",
+        f"from featurestore.types import {', '.join(types)}",
+        "",
+    ]
+    for view in views:
+        ttl = "None" if view.ttl is None else f"timedelta(seconds={view.ttl.total_seconds()})"
+        fields = ", ".join(f'Field(name="{n}", dtype={t})' for n, t in view.features)
+        lines += [
+            f'{view.entity} = Entity(name="{view.entity}", join_keys=["{view.join_key}"], '
+            "value_type=Int64)",
+            f'{view.name} = FeatureView(name="{view.name}", entities=[{view.entity}], ttl={ttl},',
+            f"    schema=[{fields}],",
+            f'    source=FileSource(path="data/{view.file}", timestamp_field="event_timestamp",',
+            '                      created_timestamp_column="created"))',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def build_feast_repo(target: Path, store: str, online_store: dict[str, Any] | None = None) -> Path:
+    """A Feast repository folder: only ``feature_store.yaml``; definitions are applied in code.
+
+    ``online_store`` is Feast's ``online_store`` setting (default: a SQLite file in ``target``).
+    """
+    import yaml
+
+    target.mkdir(parents=True)
+    config = {
+        "project": "bench",
+        "registry": str(target / "registry.db"),
+        "provider": "local",
+        "offline_store": {"type": store},
+        "online_store": online_store or {"type": "sqlite", "path": str(target / "online.db")},
+        "entity_key_serialization_version": 3,
+    }
+    (target / "feature_store.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return target
+
+
+def feast_objects(views: Sequence[ViewSpec], data_dir: Path, online: bool = False) -> list[Any]:
+    """Feast definitions equivalent to ``views`` over the files in ``data_dir``."""
+    import feast
+    import feast.types
+
+    objects: list[Any] = []
+    for view in views:
+        entity = feast.Entity(
+            name=view.entity, join_keys=[view.join_key], value_type=feast.ValueType.INT64
+        )
+        source = feast.FileSource(
+            name=f"{view.name}_source",
+            path=str(data_dir / view.file),
+            timestamp_field="event_timestamp",
+            created_timestamp_column="created",
+        )
+        schema = [feast.Field(name=view.join_key, dtype=feast.types.Int64)] + [
+            feast.Field(name=name, dtype=getattr(feast.types, dtype))
+            for name, dtype in view.features
+        ]
+        objects += [
+            entity,
+            feast.FeatureView(
+                name=view.name,
+                entities=[entity],
+                # Feast spells "no TTL" as a zero timedelta.
+                ttl=view.ttl if view.ttl is not None else timedelta(0),
+                schema=schema,
+                source=source,
+                online=online,
+            ),
+        ]
+    return objects
+
+
+def child_apply_ours(repo: str) -> None:
+    """Apply the repository (as ``featurestore apply`` does); not timed."""
+    from featurestore import FeatureStore  # imported here: a Feast child must not load it
+
+    with stopwatch() as elapsed, FeatureStore(repo_path=repo) as store:
+        store.apply()
+    emit_result({"seconds": elapsed[0], "peak_mb": peak_rss_mb()})
+
+
+def child_apply_feast(repo: str, data_dir: str, no_ttl: bool = False, online: bool = False) -> None:
+    """Register the Feast definitions equivalent to the workload's views; not timed."""
+    import feast
+
+    store = feast.FeatureStore(repo_path=repo)
+    with stopwatch() as elapsed:
+        store.apply(feast_objects(views_for(no_ttl), Path(data_dir), online=online))
+    emit_result({"seconds": elapsed[0], "peak_mb": peak_rss_mb()})
+
+
+def guarded(body: Callable[[], None]) -> int:
+    """Run a child's work; on failure print the traceback and report it as the child's result.
+
+    The parent then shows the error as that engine's result and carries on.
+    """
+    try:
+        body()
+    except (Exception, MemoryError) as exc:
+        traceback.print_exc()
+        emit_result({"error": f"{type(exc).__name__}: {exc}"[:500], "peak_mb": peak_rss_mb()})
+        return 1
+    return 0
+
+
+def bench_parser(description: str, *, what: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: ``--size`` and the options of a comparison with Feast."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", default="S", choices=["XS", "S", "L"])
+    parser.add_argument("--compare", choices=["feast"], help=f"also {what} with Feast")
+    parser.add_argument("--feast-python", help="interpreter to run Feast with (default: this one)")
+    parser.add_argument(
+        "--memory-cap-gb",
+        type=float,
+        default=12.0,
+        help="kill an engine whose memory passes this (the machine is shared); default 12",
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary repositories")
+    return parser
+
+
+def script_entry(main: Callable[[list[str]], int], child_main: Callable[[list[str]], int]) -> int:
+    """Run a benchmark script: ``--child ...`` is one of its measured child processes."""
+    argv = sys.argv[1:]
+    if argv[:1] == ["--child"]:
+        return child_main(argv[1:])
+    return main(argv)
+
+
+@contextmanager
+def work_dir(keep: bool) -> Iterator[Path]:
+    """A temporary folder for the run's repositories, removed afterwards unless ``keep``."""
+    work = Path(tempfile.mkdtemp(prefix="featurestore-bench-"))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# -- online stores -------------------------------------------------------------------------------
+
+REDIS_HOST = "127.0.0.1"
+REDIS_PORT = 6379
+#: Redis databases of the benchmarks (the server is shared): ours, and Feast's.
+OUR_REDIS_DB = 10
+FEAST_REDIS_DB = 11
+
+
+@dataclass(frozen=True)
+class OnlineTarget:
+    """Where each engine's online store lives for one run: a Redis database or a SQLite file."""
+
+    kind: str  # "redis" or "sqlite"
+    work: Path
+    #: Our ``expiry_grace`` (how long a row outlives its view's TTL); None: the default.
+    expiry_grace: timedelta | None = None
+
+    def ours(self) -> dict[str, Any]:
+        """Our ``online_store`` setting."""
+        config: dict[str, Any]
+        if self.kind == "redis":
+            config = {"type": "redis", "url": f"redis://{REDIS_HOST}:{REDIS_PORT}/{OUR_REDIS_DB}"}
+        else:
+            config = {"type": "sqlite", "path": str(self.work / "ours-online.db")}
+        if self.expiry_grace is not None:
+            config["expiry_grace"] = int(self.expiry_grace.total_seconds())
+        return config
+
+    def feast(self) -> dict[str, Any]:
+        """Feast's ``online_store`` setting."""
+        if self.kind == "redis":
+            return {
+                "type": "redis",
+                "connection_string": f"{REDIS_HOST}:{REDIS_PORT},db={FEAST_REDIS_DB}",
+            }
+        return {"type": "sqlite", "path": str(self.work / "feast-online.db")}
+
+    def describe(self, engine: str) -> str:
+        """Human-readable location of ``engine``'s ("ours" / "feast") online data."""
+        if self.kind == "redis":
+            db = OUR_REDIS_DB if engine == "ours" else FEAST_REDIS_DB
+            return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+        return str(self.work / f"{engine}-online.db")
+
+    def _redis(self, engine: str) -> Any:
+        import redis
+
+        db = OUR_REDIS_DB if engine == "ours" else FEAST_REDIS_DB
+        return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
+
+    def flush(self, engine: str) -> None:
+        """Empty ``engine``'s online data (FLUSHDB of its own Redis database only)."""
+        if self.kind == "redis":
+            client = self._redis(engine)
+            client.flushdb()
+            client.close()
+            return
+        # Empty the tables but keep them: Feast creates its tables at apply time only.
+        for table, db in self._sqlite_tables(engine):
+            db.execute(f'DELETE FROM "{table}"')
+
+    def _sqlite_tables(self, engine: str) -> Iterator[tuple[str, Any]]:
+        """Each table of ``engine``'s SQLite file with an open connection (committed after)."""
+        import sqlite3
+
+        path = self.work / f"{engine}-online.db"
+        if not path.exists():
+            return
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            for (table,) in names:
+                yield table, db
+
+    def count_keys(self, engine: str) -> int:
+        """Keys in ``engine``'s Redis database, or rows in all tables of its SQLite file."""
+        if self.kind == "sqlite":
+            return sum(
+                int(db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
+                for table, db in self._sqlite_tables(engine)
+            )
+        client = self._redis(engine)
+        try:
+            return int(client.dbsize())
+        finally:
+            client.close()

@@ -19,14 +19,8 @@ two outputs are compared cell by cell, aligned on a row id column carried throug
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
-import textwrap
-import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,138 +28,29 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from common import (
-    REPO_DIR,
+    NO_TTL_DRIVERS,
     ChildResult,
+    bench_parser,
+    build_feast_repo,
+    build_our_repo,
+    child_apply_feast,
+    child_apply_ours,
     emit_result,
     ensure_workload,
+    guarded,
     load_generator,
     machine_summary,
     peak_rss_mb,
     print_results,
     run_child,
+    script_entry,
     stopwatch,
+    views_for,
+    work_dir,
 )
 
 ROW_ID = "row_id"
 FEAST_STORES = ("dask", "duckdb")
-#: Drivers for the no-TTL case: 7,716 x 720 hours x 90% = ~5.0M feature rows.
-NO_TTL_DRIVERS = 7_716
-
-
-@dataclass(frozen=True)
-class ViewSpec:
-    """One feature view of the workload, described once for both engines."""
-
-    name: str
-    entity: str
-    join_key: str
-    file: str
-    ttl: timedelta | None
-    features: tuple[tuple[str, str], ...]  # (name, featurestore.types / feast.types name)
-
-    @property
-    def refs(self) -> list[str]:
-        return [f"{self.name}:{feature}" for feature, _ in self.features]
-
-
-DRIVER_FEATURES = (
-    ("conv_rate", "Float32"),
-    ("acc_rate", "Float32"),
-    ("avg_daily_trips", "Int64"),
-    ("trip_distance", "Float64"),
-)
-CUSTOMER_FEATURES = (
-    ("current_balance", "Float32"),
-    ("avg_passenger_count", "Float32"),
-    ("lifetime_trip_count", "Int64"),
-)
-
-
-def views_for(no_ttl: bool) -> list[ViewSpec]:
-    """The views to query: both example views, or the driver view without TTL."""
-    driver = ViewSpec(
-        "driver_hourly_stats",
-        "driver",
-        "driver_id",
-        "driver_stats.parquet",
-        None if no_ttl else timedelta(hours=2),
-        DRIVER_FEATURES,
-    )
-    if no_ttl:
-        return [driver]
-    customer = ViewSpec(
-        "customer_daily_profile",
-        "customer",
-        "customer_id",
-        "customer_profile.parquet",
-        timedelta(days=2),
-        CUSTOMER_FEATURES,
-    )
-    return [driver, customer]
-
-
-# -- building the two repositories ---------------------------------------------------------------
-
-
-def build_our_repo(target: Path, data_dir: Path, views: Sequence[ViewSpec]) -> Path:
-    """A featurestore repository in ``target`` whose ``data/`` links to the workload files."""
-    target.mkdir(parents=True)
-    (target / "data").mkdir()
-    for view in views:
-        (target / "data" / view.file).symlink_to(data_dir / view.file)
-    shutil.copy(REPO_DIR / "featurestore.yaml", target / "featurestore.yaml")
-    if len(views) == 2 and all(v.ttl is not None for v in views):
-        # The standard case runs the example repository's own definitions.
-        shutil.copy(REPO_DIR / "features.py", target / "features.py")
-    else:
-        (target / "features.py").write_text(_our_definitions(views))
-    return target
-
-
-def _our_definitions(views: Sequence[ViewSpec]) -> str:
-    """Python source of featurestore definitions for ``views`` (used for the no-TTL case)."""
-    types = sorted({dtype for view in views for _, dtype in view.features} | {"Int64"})
-    lines = [
-        "from datetime import timedelta",
-        "",
-        "from featurestore import Entity, FeatureView, Field, FileSource",
-        f"from featurestore.types import {', '.join(types)}",
-        "",
-    ]
-    for view in views:
-        ttl = "None" if view.ttl is None else f"timedelta(seconds={view.ttl.total_seconds()})"
-        fields = ", ".join(f'Field(name="{n}", dtype={t})' for n, t in view.features)
-        lines += [
-            f'{view.entity} = Entity(name="{view.entity}", join_keys=["{view.join_key}"], '
-            "value_type=Int64)",
-            f'{view.name} = FeatureView(name="{view.name}", entities=[{view.entity}], ttl={ttl},',
-            f"    schema=[{fields}],",
-            f'    source=FileSource(path="data/{view.file}", timestamp_field="event_timestamp",',
-            '                      created_timestamp_column="created"))',
-            "",
-        ]
-    return "\n".join(lines)
-
-
-def build_feast_repo(target: Path, store: str) -> Path:
-    """A Feast repository folder: only ``feature_store.yaml``; definitions are applied in code."""
-    target.mkdir(parents=True)
-    (target / "feature_store.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            project: bench
-            registry: {target / "registry.db"}
-            provider: local
-            offline_store:
-              type: {store}
-            online_store:
-              type: sqlite
-              path: {target / "online.db"}
-            entity_key_serialization_version: 3
-            """
-        )
-    )
-    return target
 
 
 # -- child processes -----------------------------------------------------------------------------
@@ -176,15 +61,6 @@ def _entity_frame(path: str) -> Any:
     frame = pq.read_table(path).to_pandas()
     frame[ROW_ID] = np.arange(len(frame), dtype=np.int64)
     return frame
-
-
-def child_apply_ours(repo: str) -> None:
-    """Apply the repository (as ``featurestore apply`` does); not timed."""
-    from featurestore import FeatureStore  # imported here: a Feast child must not load it
-
-    with stopwatch() as elapsed, FeatureStore(repo_path=repo) as store:
-        store.apply()
-    emit_result({"seconds": elapsed[0], "peak_mb": peak_rss_mb()})
 
 
 def child_retrieve_ours(repo: str, entity: str, out: str, refs: list[str], output: str) -> None:
@@ -217,50 +93,6 @@ def child_retrieve_ours(repo: str, entity: str, out: str, refs: list[str], outpu
             "engine": f"featurestore {featurestore.__version__}, duckdb {duckdb.__version__}",
         }
     )
-
-
-def _feast_objects(views: Sequence[ViewSpec], data_dir: Path) -> list[Any]:
-    import feast
-    import feast.types
-
-    objects: list[Any] = []
-    for view in views:
-        entity = feast.Entity(
-            name=view.entity, join_keys=[view.join_key], value_type=feast.ValueType.INT64
-        )
-        source = feast.FileSource(
-            name=f"{view.name}_source",
-            path=str(data_dir / view.file),
-            timestamp_field="event_timestamp",
-            created_timestamp_column="created",
-        )
-        schema = [feast.Field(name=view.join_key, dtype=feast.types.Int64)] + [
-            feast.Field(name=name, dtype=getattr(feast.types, dtype))
-            for name, dtype in view.features
-        ]
-        objects += [
-            entity,
-            feast.FeatureView(
-                name=view.name,
-                entities=[entity],
-                # Feast spells "no TTL" as a zero timedelta.
-                ttl=view.ttl if view.ttl is not None else timedelta(0),
-                schema=schema,
-                source=source,
-                online=False,
-            ),
-        ]
-    return objects
-
-
-def child_apply_feast(repo: str, data_dir: str, no_ttl: bool) -> None:
-    """Register the equivalent Feast definitions; not timed."""
-    import feast
-
-    store = feast.FeatureStore(repo_path=repo)
-    with stopwatch() as elapsed:
-        store.apply(_feast_objects(views_for(no_ttl), Path(data_dir)))
-    emit_result({"seconds": elapsed[0], "peak_mb": peak_rss_mb()})
 
 
 def child_retrieve_feast(repo: str, entity: str, out: str, refs: list[str], output: str) -> None:
@@ -307,21 +139,17 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--no-ttl", action="store_true")
     args = parser.parse_args(argv)
     refs = [r for r in args.refs.split(",") if r]
-    try:
-        if args.kind == "apply-ours":
-            child_apply_ours(args.repo)
-        elif args.kind == "ours":
-            child_retrieve_ours(args.repo, args.entity, args.out, refs, args.output)
-        elif args.kind == "apply-feast":
-            child_apply_feast(args.repo, args.data, args.no_ttl)
-        else:
-            child_retrieve_feast(args.repo, args.entity, args.out, refs, args.output)
-    except (Exception, MemoryError) as exc:
-        # Report the failure as this engine's result; the parent carries on.
-        traceback.print_exc()
-        emit_result({"error": f"{type(exc).__name__}: {exc}"[:500], "peak_mb": peak_rss_mb()})
-        return 1
-    return 0
+    if args.kind == "apply-ours":
+        return guarded(lambda: child_apply_ours(args.repo))
+    if args.kind == "ours":
+        return guarded(
+            lambda: child_retrieve_ours(args.repo, args.entity, args.out, refs, args.output)
+        )
+    if args.kind == "apply-feast":
+        return guarded(lambda: child_apply_feast(args.repo, args.data, args.no_ttl))
+    return guarded(
+        lambda: child_retrieve_feast(args.repo, args.entity, args.out, refs, args.output)
+    )
 
 
 # -- comparing outputs ---------------------------------------------------------------------------
@@ -373,16 +201,12 @@ def compare_outputs(ours_path: Path, theirs_path: Path, features: Sequence[str])
 # -- the benchmark -------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--child"]:
-        return child_main(argv[1:])
-    parser = argparse.ArgumentParser(
-        description="Point-in-time retrieval benchmark (featurestore, optionally vs Feast)."
+def main(argv: list[str]) -> int:
+    """Command line entry point (``argv`` without the program name)."""
+    parser = bench_parser(
+        "Point-in-time retrieval benchmark (featurestore, optionally vs Feast).",
+        what="run the same retrieval",
     )
-    parser.add_argument("--size", default="S", choices=["XS", "S", "L"])
-    parser.add_argument("--compare", choices=["feast"], help="also run Feast on the same workload")
     parser.add_argument(
         "--no-ttl",
         action="store_true",
@@ -392,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--entity-rows", type=int, help="entity frame length (default 1M; XS: 1000)"
     )
-    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--output",
         choices=["pandas", "parquet"],
@@ -405,15 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         default="duckdb",
         help="Feast's offline store; duckdb needs a Python with feast[duckdb] (see --feast-python)",
     )
-    parser.add_argument("--feast-python", help="interpreter to run Feast with (default: this one)")
-    parser.add_argument(
-        "--memory-cap-gb",
-        type=float,
-        default=12.0,
-        help="kill an engine whose memory passes this (the machine is shared); default 12",
-    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per engine")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary repositories")
     args = parser.parse_args(argv)
 
     generator = load_generator()
@@ -442,9 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         f"TTLs {', '.join(str(v.ttl) for v in views)}; output {args.output}; {machine_summary()}"
     )
 
-    work = Path(tempfile.mkdtemp(prefix="featurestore-bench-"))
     me = str(Path(__file__).resolve())
-    try:
+    with work_dir(args.keep) as work:
         ours_repo = build_our_repo(work / "ours", data_dir, views)
         applied = run_child(
             "featurestore apply", [me, "--child", "apply-ours", "--repo", str(ours_repo)]
@@ -493,13 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {r.label}: {r.detail.get('engine')}; {r.detail.get('rows'):,} rows")
         if len(results) == 2 and all(r.ok for r in results):
             compare_outputs(ours_out, work / "feast.parquet", features)
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0 if results[0].ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_entry(main, child_main))

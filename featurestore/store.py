@@ -232,10 +232,13 @@ class FeatureStore:
         *,
         entities: dict[str, Sequence[object]] | None = None,
         full_feature_names: bool = False,
+        as_of: datetime | None = None,
     ) -> OnlineResponse:
         """Latest values per entity, with event timestamps and a status per value.
 
         Pass ``entity_rows=[{"driver_id": 1}, ...]`` or ``entities={"driver_id": [1, ...]}``.
+        Statuses are evaluated at ``as_of`` (default: now): a value older than its view's TTL
+        at that instant is ``OUTSIDE_MAX_AGE``, one from after it ``NOT_FOUND``.
         """
         if self._lookup is None:
             self._lookup = OnlineLookup(self.project, self.registry, self.online)
@@ -244,6 +247,7 @@ class FeatureStore:
             entity_rows=entity_rows,
             entities=entities,
             full_feature_names=full_feature_names,
+            as_of=as_of,
         )
 
     def consistency_check(
