@@ -38,6 +38,22 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'registry' / 'registry.db'}"
 
 
+def require_redis(url: str) -> None:
+    """Return once the Redis test server at ``url`` answers; fail in CI, skip loudly elsewhere."""
+    import redis  # the redis extra: only the tests that need the server import it
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except Exception as exc:  # any failure to connect means "no server" here
+        reason = f"Redis at {url} is unreachable ({type(exc).__name__}): start redis-server"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so Redis tests must run: {reason}")
+        pytest.skip(f"REDIS TESTS SKIPPED: {reason}")
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:
     """The PostgreSQL test server's URL, once it has answered; fail in CI, skip loudly elsewhere."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import require_redis
 
 from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource
 from featurestore.errors import FeatureReferenceError
@@ -105,23 +106,10 @@ def trip_rows(rng: random.Random, end: datetime) -> pd.DataFrame:
     return frame
 
 
-def redis_reachable() -> None:
-    """Fail in CI, skip loudly elsewhere, when the Redis test server does not answer."""
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as exc:  # any failure to connect means "no server" here
-        reason = f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}): start it"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so Redis tests must run: {reason}")
-        pytest.skip(f"REDIS TESTS SKIPPED: {reason}")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeatureStore]:
     if request.param == "redis":
-        redis_reachable()
+        require_redis(REDIS_URL)
     root = tmp_path / "repo"
     rng = random.Random(20260201)
     (root / "data" / "drivers").mkdir(parents=True)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import require_redis
 
 from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource
 from featurestore.errors import MaterializationError, OnlineStoreError
@@ -76,26 +77,13 @@ def make_repo(path: Path, backend: str, project: str, registry: str | None = Non
     return path
 
 
-def redis_or_skip() -> None:
-    """Fail in CI, skip loudly elsewhere, when Redis is not there."""
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as exc:  # any failure to connect means "no server" here
-        reason = f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__})"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so Redis tests must run: {reason}")
-        pytest.skip(f"REDIS TESTS SKIPPED: {reason}")
-
-
 BACKENDS = ["sqlite", "redis"]
 
 
 def online_backend(name: str) -> str:
     """``name``, once its server is known to answer."""
     if name == "redis":
-        redis_or_skip()
+        require_redis(REDIS_URL)
     return name
 
 

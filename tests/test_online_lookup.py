@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import require_redis
 
 from featurestore import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
 from featurestore.errors import EntityFrameError, FeatureReferenceError
@@ -95,19 +96,6 @@ def write_sources(root: Path) -> None:
     )
 
 
-def redis_reachable() -> None:
-    """Fail in CI, skip loudly elsewhere, when the Redis test server does not answer."""
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as exc:  # any failure to connect means "no server" here
-        reason = f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}): start it"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so Redis tests must run: {reason}")
-        pytest.skip(f"REDIS TESTS SKIPPED: {reason}")
-
-
 def make_store(root: Path, backend: str) -> FeatureStore:
     """A store on ``backend`` with a unique project, so Redis tests never see each other."""
     write_sources(root)
@@ -135,7 +123,7 @@ def lookup_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeatureStore]:
     if request.param == "redis":
-        redis_reachable()
+        require_redis(REDIS_URL)
     opened = make_store(tmp_path / "repo", request.param)
     try:
         yield opened
