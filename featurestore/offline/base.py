@@ -110,5 +110,10 @@ class OfflineEngine(ABC):
         Every feature of the view is included, cast to its declared type.
         """
 
+    @abstractmethod
+    def sample_entity_keys(self, view: FeatureView, sample: int, seed: int) -> pa.Table:
+        """Up to ``sample`` distinct non-null join-key tuples of the view's source, chosen
+        reproducibly from ``seed`` (the consistency check's sample)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, engines without resources keep the default
         """Release connections and temporary files."""

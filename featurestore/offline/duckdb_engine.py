@@ -35,6 +35,7 @@ from featurestore.offline.job import DuckDBRetrievalJob
 from featurestore.offline.latest_sql import (
     CANDIDATES_COLUMN,
     MAX_CREATED_COLUMN,
+    build_key_sample_sql,
     build_latest_sql,
 )
 from featurestore.offline.pit_sql import (
@@ -179,6 +180,20 @@ class DuckDBEngine(OfflineEngine):
                 f"computing the latest rows of {view.label} failed: {exc}"
             ) from exc
         return DuckDBLatestRows(connection, reader, counted)
+
+    def sample_entity_keys(self, view: FeatureView, sample: int, seed: int) -> pa.Table:
+        """Distinct key tuples of the view's source; see :func:`build_key_sample_sql`."""
+        if not view.join_keys:  # a global view has one "key": the empty one
+            return pa.table({"__fs_rows": pa.nulls(1)}).select([])
+        sql = build_key_sample_sql(view, view.source.files(self._config.repo_path), sample, seed)
+        connection = self.connection()
+        try:
+            table: pa.Table = connection.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise RetrievalError(f"sampling keys of {view.label} failed: {exc}") from exc
+        finally:
+            connection.close()
+        return table
 
     def close(self) -> None:
         """Close the engine's database; jobs still open keep it alive until they close."""

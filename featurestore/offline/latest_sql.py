@@ -13,6 +13,9 @@ declared type.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from featurestore.definitions.feature_view import FeatureView
 from featurestore.offline.base import LatestWindow
 from featurestore.offline.pit_sql import (
     NULL_CREATED,
@@ -21,6 +24,7 @@ from featurestore.offline.pit_sql import (
     order_struct,
     quote,
     source_scan,
+    string_literal,
     values_struct,
 )
 from featurestore.types import ValueType
@@ -102,3 +106,21 @@ def build_latest_sql(source: ViewSource, window: LatestWindow) -> str:
 
 def _declared(column: str, dtype: ValueType | None) -> str:
     return column if dtype is None else f"CAST({column} AS {dtype.sql})"
+
+
+def build_key_sample_sql(view: FeatureView, files: Sequence[str], sample: int, seed: int) -> str:
+    """Up to ``sample`` distinct non-null key tuples of the view's source files.
+
+    Ordering by a seeded hash (then the keys, for hash ties) makes the sample uniform-looking and
+    reproducible without pulling every key out of DuckDB.
+    """
+    keys = view.join_keys
+    listed = ", ".join(string_literal(f) for f in files)
+    union = ", union_by_name = true" if len(files) > 1 else ""
+    selected = ", ".join(f"{quote(view.source.source_column(k))} AS {quote(k)}" for k in keys)
+    not_null = " AND ".join(f"{quote(k)} IS NOT NULL" for k in keys)
+    columns = ", ".join(quote(k) for k in keys)
+    return (
+        f"SELECT {columns} FROM (SELECT DISTINCT {selected} FROM read_parquet([{listed}]{union})) "
+        f"WHERE {not_null} ORDER BY hash({columns}, {int(seed)}), {columns} LIMIT {int(sample)}"
+    )

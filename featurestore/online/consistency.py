@@ -27,13 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import FeatureReferenceError, ObjectNotFoundError, RetrievalError
-from featurestore.offline.duckdb_engine import DuckDBEngine
-from featurestore.offline.pit_sql import quote, string_literal
+from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
 from featurestore.online.lookup import OnlineLookup
 
 if TYPE_CHECKING:
@@ -174,32 +171,7 @@ def _views(store: FeatureStore, names: Sequence[str] | None) -> list[FeatureView
 
 def _sample_keys(store: FeatureStore, view: FeatureView, sample: int, seed: int) -> pa.Table:
     """Up to ``sample`` distinct non-null keys of the view's source, chosen by a seeded hash."""
-    files = view.source.files(store.repo_path)
-    listed = ", ".join(string_literal(f) for f in files)
-    union = ", union_by_name = true" if len(files) > 1 else ""
-    keys = view.join_keys
-    if not keys:  # a global view has one "key": the empty one
-        return pa.table({"__fs_rows": pa.nulls(1)}).select([])
-    selected = ", ".join(f"{quote(view.source.source_column(k))} AS {quote(k)}" for k in keys)
-    not_null = " AND ".join(f"{quote(k)} IS NOT NULL" for k in keys)
-    columns = ", ".join(quote(k) for k in keys)
-    # Ordering by a seeded hash (then the keys, for hash ties) makes the sample uniform-looking
-    # and reproducible without pulling every key into Python.
-    sql = (
-        f"SELECT {columns} FROM (SELECT DISTINCT {selected} FROM read_parquet([{listed}]{union})) "
-        f"WHERE {not_null} ORDER BY hash({columns}, {seed}), {columns} LIMIT {int(sample)}"
-    )
-    engine = store.offline
-    connection = (
-        engine.connection() if isinstance(engine, DuckDBEngine) else duckdb.connect(":memory:")
-    )
-    try:
-        table: pa.Table = connection.sql(sql).to_arrow_table()
-    except duckdb.Error as exc:
-        raise RetrievalError(f"sampling keys of {view.label} failed: {exc}") from exc
-    finally:
-        connection.close()
-    return table
+    return store.offline.sample_entity_keys(view, sample, seed)
 
 
 def _compare_view(
