@@ -31,10 +31,6 @@ from common import (
     NO_TTL_DRIVERS,
     ChildResult,
     bench_parser,
-    build_feast_repo,
-    build_our_repo,
-    child_apply_feast,
-    child_apply_ours,
     emit_result,
     ensure_workload,
     guarded,
@@ -48,6 +44,7 @@ from common import (
     views_for,
     work_dir,
 )
+from repos import build_feast_repo, build_our_repo, child_apply_feast, child_apply_ours
 
 ROW_ID = "row_id"
 FEAST_STORES = ("dask", "duckdb")

@@ -39,10 +39,6 @@ from common import (
     OnlineTarget,
     ViewSpec,
     bench_parser,
-    build_feast_repo,
-    build_our_repo,
-    child_apply_feast,
-    child_apply_ours,
     emit_result,
     ensure_workload,
     guarded,
@@ -56,6 +52,7 @@ from common import (
     work_dir,
     workload_window,
 )
+from repos import build_feast_repo, build_our_repo, child_apply_feast, child_apply_ours
 
 ME = str(Path(__file__).resolve())
 ENGINES = ("ours", "feast")
