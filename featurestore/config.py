@@ -4,6 +4,7 @@
     registry: sqlite:///data/registry.db   # or postgresql+psycopg://...; relative sqlite paths are per repo
     offline_store: {type: duckdb, memory_limit: 2GB, temp_directory: data/duckdb_tmp, threads: 2}
     online_store: {type: sqlite, path: data/online.db}   # or {type: redis, url: redis://...}
+    api: {tokens_file: api_tokens.json, max_entities: 1000}   # the REST service (optional)
 
 ``${VAR}`` and ``${VAR:-default}`` are expanded from the environment before parsing, except on
 comment lines (the default applies when the variable is unset). The registry is SQLite or
@@ -56,6 +57,18 @@ class OnlineStoreConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """Settings of the REST service (``featurestore serve``).
+
+    ``tokens_file`` holds hashed bearer tokens (relative to the repository unless absolute;
+    ``None``: the service is open); ``max_entities`` caps the entity rows of one lookup.
+    """
+
+    tokens_file: str | None = None
+    max_entities: int = 1000
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     """The parsed ``featurestore.yaml`` of one feature repository."""
 
@@ -64,6 +77,7 @@ class RepoConfig:
     registry: str
     offline_store: OfflineStoreConfig = field(default_factory=OfflineStoreConfig)
     online_store: OnlineStoreConfig = field(default_factory=OnlineStoreConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -134,6 +148,7 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         "registry",
         "offline_store",
         "online_store",
+        "api",
         "provider",
         "entity_key_serialization_version",
     }
@@ -154,6 +169,7 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         registry=registry,
         offline_store=_offline(raw.get("offline_store"), source),
         online_store=_online(raw.get("online_store"), source),
+        api=_api(raw.get("api"), source),
     )
 
 
@@ -230,6 +246,31 @@ def _online(value: object, source: str) -> OnlineStoreConfig:
     if kind == "sqlite":
         options.setdefault("path", "data/online.db")
     return OnlineStoreConfig(type=str(kind), options=options, expiry_grace=grace)
+
+
+def _api(value: object, source: str) -> ApiConfig:
+    if value is None:
+        return ApiConfig()
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{source}: 'api' must be a mapping like {{tokens_file: api_tokens.json, max_entities: 1000}}"
+        )
+    allowed = {"tokens_file", "max_entities"}
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ConfigError(f"{source}: unknown api setting(s) {unknown}; known: {sorted(allowed)}")
+    tokens_file = value.get("tokens_file")
+    if tokens_file is not None and (not isinstance(tokens_file, str) or not tokens_file):
+        raise ConfigError(
+            f"{source}: api.tokens_file must be a file path (relative to the repository), "
+            f"got {tokens_file!r}"
+        )
+    max_entities = value.get("max_entities", ApiConfig.max_entities)
+    if isinstance(max_entities, bool) or not isinstance(max_entities, int) or max_entities < 1:
+        raise ConfigError(
+            f"{source}: api.max_entities must be a positive integer, got {max_entities!r}"
+        )
+    return ApiConfig(tokens_file=tokens_file, max_entities=max_entities)
 
 
 def parse_duration(value: object, what: str) -> timedelta:

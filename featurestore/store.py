@@ -233,17 +233,23 @@ class FeatureStore:
         entities: dict[str, Sequence[object]] | None = None,
         full_feature_names: bool = False,
         as_of: datetime | None = None,
+        principal: str | None = None,
     ) -> OnlineResponse:
         """Latest values per entity, with event timestamps and a status per value.
 
         Pass ``entity_rows=[{"driver_id": 1}, ...]`` or ``entities={"driver_id": [1, ...]}``.
         Statuses are evaluated at ``as_of`` (default: now): a value older than its view's TTL
         at that instant is ``OUTSIDE_MAX_AGE``, one from after it ``NOT_FOUND``.
+        ``principal`` is who asks (the REST service passes the bearer token's owner); access
+        control will decide on it, for now it is accepted and not used.
         """
         if self._lookup is None:
             self._lookup = OnlineLookup(self.project, self.registry, self.online)
+        # A service name goes to the lookup as is: it resolves and caches it per registry state,
+        # where _references would read the registry on every call.
+        references = features if isinstance(features, str) else self._references(features)
         return self._lookup.lookup(
-            self._references(features),
+            references,
             entity_rows=entity_rows,
             entities=entities,
             full_feature_names=full_feature_names,

@@ -72,3 +72,29 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_commented_out_variables_need_not_be_set(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "project: demo\n# registry: ${FS_SURELY_UNSET}\n"))
     assert config.project == "demo"
+
+
+def test_api_section_defaults_and_values(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "project: demo\n")).api.max_entities == 1000
+    assert load_config(write(tmp_path, "project: demo\n")).api.tokens_file is None
+    config = load_config(
+        write(tmp_path, "project: demo\napi: {tokens_file: tokens.json, max_entities: 50}\n")
+    )
+    assert config.api.tokens_file == "tokens.json"
+    assert config.api.max_entities == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("api: [1]\n", "'api' must be a mapping"),
+        ("api: {tokens: x}\n", r"unknown api setting\(s\) \['tokens'\]"),
+        ("api: {max_entities: 0}\n", "max_entities must be a positive integer"),
+        ("api: {max_entities: true}\n", "max_entities must be a positive integer"),
+        ("api: {max_entities: '10'}\n", "max_entities must be a positive integer"),
+        ("api: {tokens_file: 3}\n", "tokens_file must be a file path"),
+    ],
+)
+def test_invalid_api_settings(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, "project: demo\n" + text))

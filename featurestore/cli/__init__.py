@@ -17,12 +17,14 @@ from featurestore.cli.definitions import register as _register_definitions
 from featurestore.cli.online import register as _register_online
 from featurestore.cli.retrieval import register as _register_retrieval
 from featurestore.cli.scaffold import register as _register_scaffold
+from featurestore.cli.serve import register as _register_serve
 from featurestore.errors import FeatureStoreError
 
 _register_definitions(cli)
 _register_online(cli)
 _register_retrieval(cli)
 _register_scaffold(cli)
+_register_serve(cli)
 
 __all__ = ["cli", "main"]
 

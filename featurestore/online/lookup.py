@@ -206,10 +206,8 @@ class OnlineLookup:
             raise FeatureReferenceError(
                 f"features={name!r}: pass a list of references, e.g. [{name!r}]"
             )
-        try:
-            service = self.registry.get(self.project, "feature_service", name)
-        except ObjectNotFoundError as exc:
-            raise FeatureReferenceError(str(exc)) from None
+        # An unknown service stays an ObjectNotFoundError, as get_historical_features reports it.
+        service = self.registry.get(self.project, "feature_service", name)
         assert isinstance(service, FeatureService)
         return service.feature_refs()
 

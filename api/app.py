@@ -1,0 +1,66 @@
+"""The app factory of the REST service.
+
+    store = FeatureStore(repo_path="repo")
+    app = create_app(store)                     # settings from featurestore.yaml's ``api:``
+    uvicorn.run(app, host="127.0.0.1", port=6566)
+
+Routes stay thin: they parse the request, call the :class:`FeatureStore` facade and render its
+answer; error mapping lives in :mod:`api.errors`, tokens in :mod:`api.auth`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.auth import TokenFile
+from api.errors import install_error_handlers
+from api.metrics import Metrics, MetricsMiddleware
+from api.responses import OrjsonResponse
+from api.routes import health_router, online_router, registry_router
+from api.settings import ApiSettings
+from featurestore.store import FeatureStore
+
+__all__ = ["REPO_ENV", "app_from_env", "create_app"]
+
+#: The repository a worker process opens in :func:`app_from_env` (``featurestore serve`` sets it).
+REPO_ENV = "FEATURESTORE_REPO"
+
+
+def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> FastAPI:
+    """A FastAPI app serving ``store``; ``settings`` default to the store's config and env."""
+    settings = settings if settings is not None else ApiSettings.from_config(store.config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="featurestore",
+        summary="Online features (Feast-compatible), registry browsing, health and metrics.",
+        default_response_class=OrjsonResponse,
+        lifespan=lifespan,
+        # An API answers a wrong path with a JSON 404, not an empty-bodied redirect.
+        redirect_slashes=False,
+    )
+    metrics = Metrics()
+    app.state.store = store
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.tokens = TokenFile(settings.tokens_file)
+    install_error_handlers(app)
+    app.include_router(online_router)
+    app.include_router(registry_router)
+    app.include_router(health_router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (several workers): each builds its own store from
+    ``FEATURESTORE_REPO`` (default: the current folder)."""
+    return create_app(FeatureStore(repo_path=os.environ.get(REPO_ENV, ".")))

@@ -1,0 +1,36 @@
+"""What routes need from the app, typed: the store, the settings, metrics, the caller."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fastapi import Request
+
+from api.auth import TokenFile
+from api.metrics import Metrics
+from api.settings import ApiSettings
+from featurestore.store import FeatureStore
+
+__all__ = ["metrics", "principal", "settings", "store"]
+
+
+def store(request: Request) -> FeatureStore:
+    """The facade the app was created with."""
+    return cast(FeatureStore, request.app.state.store)
+
+
+def settings(request: Request) -> ApiSettings:
+    """The service settings."""
+    return cast(ApiSettings, request.app.state.settings)
+
+
+def metrics(request: Request) -> Metrics:
+    """The app's metrics."""
+    return cast(Metrics, request.app.state.metrics)
+
+
+def principal(request: Request) -> str | None:
+    """The caller's principal from its bearer token (``None`` on an open service); raises
+    :class:`~api.auth.Unauthorized` (401) when a token is needed and missing or unknown."""
+    tokens = cast(TokenFile, request.app.state.tokens)
+    return tokens.principal(request.headers.get("authorization"))

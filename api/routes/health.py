@@ -1,0 +1,71 @@
+"""``GET /health`` (registry and online store reachable?) and ``GET /metrics`` (Prometheus).
+
+Neither needs a token: load balancers and scrapers call them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api import deps
+from api.metrics import CONTENT_TYPE_LATEST
+from api.responses import OrjsonResponse
+from featurestore.errors import FeatureStoreError
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/health", response_class=OrjsonResponse)
+async def health(request: Request) -> Response:
+    """200 when the registry and the online store answer; 503 naming what failed otherwise."""
+    store = deps.store(request)
+    metrics = deps.metrics(request)
+
+    def check() -> dict[str, dict[str, Any]]:
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            store.list_entities()
+            checks["registry"] = {"ok": True}
+        except Exception as exc:  # a health check reports every failure, typed or not
+            checks["registry"] = {"ok": False, "error": _describe(exc)}
+        start = time.perf_counter()
+        try:
+            store.online.ping()
+            metrics.ping_latency.observe(time.perf_counter() - start)
+            checks["online_store"] = {"ok": True}
+        except Exception as exc:  # as above
+            checks["online_store"] = {"ok": False, "error": _describe(exc)}
+        return checks
+
+    checks = await run_in_threadpool(check)
+    failed = [name for name, result in checks.items() if not result["ok"]]
+    if not failed:
+        return OrjsonResponse({"status": "ok", "project": store.project, "checks": checks})
+    message = "; ".join(f"{name}: {checks[name]['error']}" for name in failed)
+    return OrjsonResponse(
+        {
+            "status": "unavailable",
+            "error": {"type": "ServiceUnavailable", "message": message},
+            "checks": checks,
+        },
+        status_code=503,
+    )
+
+
+@router.get("/metrics")
+def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text exposition of the service's metrics."""
+    return Response(deps.metrics(request).render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, FeatureStoreError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"unexpected {type(exc).__name__}"

@@ -1,0 +1,105 @@
+"""``/v1``: browse and search the registry (feature views with versions, services, entities,
+features). Read-only; every read goes through the facade."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api import deps
+from api.responses import OrjsonResponse
+from featurestore.definitions.feature_view import FeatureView
+from featurestore.registry import HistoryEntry
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(deps.principal)])
+
+
+@router.get("/feature-views", response_class=OrjsonResponse)
+def list_feature_views(request: Request) -> dict[str, Any]:
+    """Every registered feature view, current version."""
+    views = deps.store(request).list_feature_views()
+    return {"feature_views": [view.to_dict() for view in views]}
+
+
+@router.get("/feature-views/{name}", response_class=OrjsonResponse)
+def get_feature_view(name: str, request: Request) -> dict[str, Any]:
+    """One feature view and its recorded versions and changes, oldest first."""
+    store = deps.store(request)
+    view = store.get_feature_view(name)
+    history = store.history(name, "feature_view")
+    return {"feature_view": view.to_dict(), "versions": [_entry(e) for e in history]}
+
+
+@router.get("/feature-services", response_class=OrjsonResponse)
+def list_feature_services(request: Request) -> dict[str, Any]:
+    """Every registered feature service."""
+    services = deps.store(request).list_feature_services()
+    return {"feature_services": [service.to_dict() for service in services]}
+
+
+@router.get("/entities", response_class=OrjsonResponse)
+def list_entities(request: Request) -> dict[str, Any]:
+    """Every registered entity."""
+    return {"entities": [entity.to_dict() for entity in deps.store(request).list_entities()]}
+
+
+@router.get("/features", response_class=OrjsonResponse)
+def search_features(
+    request: Request,
+    q: str = Query("", description="Substring of a name, description, owner or tag"),
+    tag: list[str] = Query(  # noqa: B008 - FastAPI's declaration style
+        default_factory=list, description="key=value (or key): every one must match"
+    ),
+) -> dict[str, Any]:
+    """Features whose name, view, description, owner or tags match ``q`` and every ``tag``."""
+    needle = q.strip().lower()
+    wanted = [_parse_tag(t) for t in tag]
+    found = []
+    for view in deps.store(request).list_feature_views():
+        for feature in _features(view):
+            tags: dict[str, str] = feature["tags"]
+            if all(
+                key in tags and (value is None or tags[key] == value) for key, value in wanted
+            ) and (not needle or needle in _haystack(feature)):
+                found.append(feature)
+    return {"features": found}
+
+
+def _features(view: FeatureView) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": field.name,
+            "reference": f"{view.name}:{field.name}",
+            "feature_view": view.name,
+            "dtype": field.dtype.name,
+            "description": field.description or view.description,
+            # Field tags refine the view's tags.
+            "tags": {**view.tags, **field.tags},
+            "owner": view.owner,
+        }
+        for field in view.features
+    ]
+
+
+def _haystack(feature: dict[str, Any]) -> str:
+    tags = " ".join(f"{k}={v}" for k, v in feature["tags"].items())
+    parts = (feature["reference"], feature["description"], feature["owner"], tags)
+    return " ".join(parts).lower()
+
+
+def _parse_tag(text: str) -> tuple[str, str | None]:
+    key, sep, value = text.partition("=")
+    return key.strip(), (value.strip() if sep else None)
+
+
+def _entry(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "version": entry.version,
+        "change": entry.change,
+        "content_hash": entry.content_hash,
+        "applied_at": entry.applied_at.isoformat(),
+        "details": list(entry.details),
+    }

@@ -1,0 +1,40 @@
+"""Settings of the REST service, resolved from ``featurestore.yaml`` and the environment.
+
+    api: {tokens_file: api_tokens.json, max_entities: 1000}
+
+``FEATURESTORE_API_TOKENS_FILE`` overrides ``api.tokens_file`` (handy in containers).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from featurestore.config import ApiConfig, RepoConfig
+
+__all__ = ["TOKENS_FILE_ENV", "ApiSettings"]
+
+#: Environment variable naming the tokens file; wins over ``api.tokens_file``.
+TOKENS_FILE_ENV = "FEATURESTORE_API_TOKENS_FILE"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the service needs beyond the store: where tokens live and the batch limit.
+
+    ``tokens_file=None`` means no tokens are configured: the service is open.
+    """
+
+    tokens_file: Path | None = None
+    max_entities: int = ApiConfig.max_entities
+
+    @classmethod
+    def from_config(cls, config: RepoConfig) -> ApiSettings:
+        """The settings of ``config``'s ``api`` section, with the environment override applied."""
+        env = os.environ.get(TOKENS_FILE_ENV)
+        path = env if env else config.api.tokens_file
+        return cls(
+            tokens_file=None if path is None else config.resolve(path),
+            max_entities=config.api.max_entities,
+        )
