@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from featurestore.cli.app import CliContext
-from featurestore.cli.retrieval import split_features
+from featurestore.cli.retrieval import feature_options, selected_references, split_features
 from featurestore.errors import EntityFrameError, ObjectNotFoundError
 from featurestore.materialize import MaterializationReport
 from featurestore.materialize.progress import shows_progress
@@ -96,15 +96,7 @@ def _print_summary(state: CliContext, report: MaterializationReport) -> None:
 
 
 @click.command(name="get-online-features")
-@click.option(
-    "--features",
-    "features",
-    multiple=True,
-    help="view:feature references (repeat or comma-separate).",
-)
-@click.option(
-    "--feature-service", "service", default=None, help="A registered feature service instead."
-)
+@feature_options
 @click.option(
     "--entity",
     "entity_rows",
@@ -124,9 +116,7 @@ def get_online_features(
     as_json: bool,
 ) -> None:
     """Look features up online for one or more entity rows."""
-    references = split_features(features)
-    if bool(references) == bool(service):
-        raise click.UsageError("pass either --features or --feature-service")
+    references = selected_references(features, service)
     store = state.store
     if service:
         references = store.get_feature_service(service).feature_refs()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import pyarrow.parquet as pq
@@ -14,6 +16,30 @@ from featurestore.cli.app import CliContext
 def register(cli: click.Group) -> None:
     """Attach the retrieval commands to ``cli``."""
     cli.add_command(get_historical_features)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def feature_options(command: F) -> F:
+    """``--features`` (repeatable, comma-separated) and ``--feature-service``, exactly one used."""
+    command = click.option(
+        "--feature-service", "service", default=None, help="A registered feature service instead."
+    )(command)
+    return click.option(
+        "--features",
+        "features",
+        multiple=True,
+        help="view:feature references (repeat or comma-separate).",
+    )(command)
+
+
+def selected_references(features: tuple[str, ...], service: str | None) -> list[str]:
+    """The references of ``--features``, checking that exactly one of the two options is used."""
+    references = split_features(features)
+    if bool(references) == bool(service):
+        raise click.UsageError("pass either --features or --feature-service")
+    return references
 
 
 def split_features(values: tuple[str, ...]) -> list[str]:
@@ -29,15 +55,7 @@ def split_features(values: tuple[str, ...]) -> list[str]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Parquet file of entity rows: join keys and an event_timestamp column.",
 )
-@click.option(
-    "--features",
-    "features",
-    multiple=True,
-    help="view:feature references (repeat or comma-separate).",
-)
-@click.option(
-    "--feature-service", "service", default=None, help="A registered feature service instead."
-)
+@feature_options
 @click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
 @click.option(
     "--output",
@@ -55,9 +73,7 @@ def get_historical_features(
     output: Path,
 ) -> None:
     """Build a point-in-time correct training frame and write it as Parquet."""
-    references = split_features(features)
-    if bool(references) == bool(service):
-        raise click.UsageError("pass either --features or --feature-service")
+    references = selected_references(features, service)
     started = time.perf_counter()
     job = state.store.get_historical_features(
         entity_df=str(entity_df.resolve()),
