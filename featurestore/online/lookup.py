@@ -44,6 +44,7 @@ from featurestore.online.response import FieldStatus, OnlineResponse
 from featurestore.online.small import SMALL_LOOKUP, ScalarRowDecoder, key_encoder
 from featurestore.references import parse_reference, resolve_requests
 from featurestore.registry import Registry
+from featurestore.registry.freshness import FreshnessGate
 from featurestore.types import ValueType
 
 __all__ = ["EntityRowsInput", "FieldStatus", "LookupPlan", "OnlineLookup", "OnlineResponse"]
@@ -106,8 +107,7 @@ class OnlineLookup:
         self.freshness_interval = freshness_interval
         # Keyed by (references, whether it is a service name, full_feature_names).
         self._plans: dict[tuple[tuple[str, ...], bool, bool], LookupPlan] = {}
-        self._token: str | None = None
-        self._next_check = float("-inf")
+        self._gate = FreshnessGate(registry, project, interval=freshness_interval)
         self._lock = threading.Lock()
 
     # -- plans ---------------------------------------------------------------------------------
@@ -117,9 +117,9 @@ class OnlineLookup:
     ) -> LookupPlan:
         """The resolved plan for ``references`` (or a feature service's name), from the cache
         when the registry is unchanged."""
-        now = time.monotonic()
-        if now >= self._next_check:
-            self._refresh(now)
+        if self._gate.changed():
+            with self._lock:
+                self._plans.clear()
         try:
             shape = (references,) if isinstance(references, str) else tuple(references)
             key = (shape, isinstance(references, str), bool(full_feature_names))
@@ -132,16 +132,6 @@ class OnlineLookup:
             plan = self._resolve(references, full_feature_names)
             self._plans[key] = plan
         return plan
-
-    def _refresh(self, now: float) -> None:
-        with self._lock:
-            if now < self._next_check:
-                return
-            token = self.registry.state_token(self.project)
-            if token != self._token:
-                self._plans.clear()
-                self._token = token
-            self._next_check = now + self.freshness_interval
 
     def _resolve(self, references: Sequence[str] | str, full_feature_names: bool) -> LookupPlan:
         if isinstance(references, str):
