@@ -40,8 +40,6 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-import pyarrow as pa
-
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import (
     MaterializationError,
@@ -57,7 +55,8 @@ from featurestore.materialize.progress import (
     progress_for,
 )
 from featurestore.offline.base import LatestWindow, OfflineEngine
-from featurestore.online.base import CREATED_TS, EVENT_TS, Namespace, OnlineStore
+from featurestore.online.base import Namespace, OnlineStore
+from featurestore.online.batches import conform, online_schema
 from featurestore.registry.base import Registry, Watermark
 
 #: Rows per batch sent to the online store: bounds memory whatever the number of keys.
@@ -241,7 +240,7 @@ class Materializer:
                 display.start_view(f"{view.name} v{version}", rows.keys)
                 schema = online_schema(view)
                 for batch in rows.batches():
-                    result = self.online.write_batch(namespace, _conform(batch, schema))
+                    result = self.online.write_batch(namespace, conform(batch, schema))
                     report.written += result.written
                     report.skipped_older += result.skipped_older
                     report.expired += result.expired
@@ -291,30 +290,3 @@ def _next_created(plan: _Plan, max_created_us: int | None) -> datetime | None:
     seen = None if max_created_us is None else from_epoch_us(max_created_us)
     candidates = [c for c in (previous, seen) if c is not None]
     return max(candidates) if candidates else None
-
-
-def online_schema(view: FeatureView) -> pa.Schema:
-    """The write-batch schema of a view's namespace (see :mod:`featurestore.online.base`).
-
-    Join keys without a declared type are left out; they keep the source's type.
-    """
-    fields = [
-        pa.field(key, dtype.to_arrow()) for key, dtype in view.join_key_types.items() if dtype
-    ]
-    fields.append(pa.field(EVENT_TS, pa.int64()))
-    fields.append(pa.field(CREATED_TS, pa.int64()))
-    fields.extend(pa.field(f.name, f.dtype.to_arrow()) for f in view.features)
-    return pa.schema(fields)
-
-
-def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Cast columns whose Arrow type DuckDB chose differently (e.g. string views) to the declared."""
-    columns = []
-    changed = False
-    for name, column in zip(batch.schema.names, batch.columns, strict=True):
-        index = schema.get_field_index(name)
-        if index >= 0 and column.type != schema.field(index).type:
-            column = column.cast(schema.field(index).type)
-            changed = True
-        columns.append(column)
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names) if changed else batch
