@@ -4,7 +4,7 @@
     registry: sqlite:///data/registry.db   # or postgresql+psycopg://...; relative sqlite paths are per repo
     offline_store: {type: duckdb, memory_limit: 2GB, temp_directory: data/duckdb_tmp, threads: 2}
     online_store: {type: sqlite, path: data/online.db}   # or {type: redis, url: redis://...}
-    api: {tokens_file: api_tokens.json, max_entities: 1000}   # the REST service (optional)
+    api: {tokens_file: api_tokens.json, max_entities: 1000, max_push_rows: 10000}   # REST service
 
 ``${VAR}`` and ``${VAR:-default}`` are expanded from the environment before parsing, except on
 comment lines (the default applies when the variable is unset). The registry is SQLite or
@@ -35,12 +35,17 @@ _ONLINE_OPTIONS = {"sqlite": {"path"}, "redis": {"url", "key_prefix"}}
 
 @dataclass(frozen=True)
 class OfflineStoreConfig:
-    """Settings of the DuckDB offline engine."""
+    """Settings of the DuckDB offline engine.
+
+    ``data_path`` is the folder of data the store itself owns (rows pushed to the offline store),
+    relative to the repository unless absolute; no feature view's source may read from it.
+    """
 
     type: str = "duckdb"
     memory_limit: str | None = None
     temp_directory: str | None = None
     threads: int | None = None
+    data_path: str = "data/store"
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,13 @@ class ApiConfig:
     """Settings of the REST service (``featurestore serve``).
 
     ``tokens_file`` holds hashed bearer tokens (relative to the repository unless absolute;
-    ``None``: the service is open); ``max_entities`` caps the entity rows of one lookup.
+    ``None``: the service is open); ``max_entities`` caps the entity rows of one lookup and
+    ``max_push_rows`` the rows of one push.
     """
 
     tokens_file: str | None = None
     max_entities: int = 1000
+    max_push_rows: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,9 @@ class RepoConfig:
 
     @property
     def data_dir(self) -> Path:
-        """The folder where the store keeps data it owns."""
-        return self.repo_path / "data"
+        """The folder where the store keeps data it owns (``offline_store.data_path``)."""
+        path = Path(self.offline_store.data_path)
+        return path if path.is_absolute() else self.repo_path / path
 
     def resolve(self, path: str | None) -> Path | None:
         """A path from the config, relative to the repository unless absolute."""
@@ -201,7 +209,7 @@ def _offline(value: object, source: str) -> OfflineStoreConfig:
     kind = options.pop("type", "duckdb")
     if kind != "duckdb":
         raise ConfigError(f"{source}: offline_store type {kind!r} is not supported; use duckdb")
-    allowed = {"memory_limit", "temp_directory", "threads"}
+    allowed = {"memory_limit", "temp_directory", "threads", "data_path"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ConfigError(
@@ -213,11 +221,17 @@ def _offline(value: object, source: str) -> OfflineStoreConfig:
             f"{source}: offline_store.threads must be a positive integer, got {threads!r}"
         )
     memory = options.get("memory_limit")
+    data_path = options.get("data_path", OfflineStoreConfig.data_path)
+    if not isinstance(data_path, str) or not data_path.strip():
+        raise ConfigError(
+            f"{source}: offline_store.data_path must be a folder path, got {data_path!r}"
+        )
     return OfflineStoreConfig(
         type=kind,
         memory_limit=None if memory is None else str(memory),
         temp_directory=options.get("temp_directory"),
         threads=threads,
+        data_path=data_path,
     )
 
 
@@ -255,7 +269,7 @@ def _api(value: object, source: str) -> ApiConfig:
         raise ConfigError(
             f"{source}: 'api' must be a mapping like {{tokens_file: api_tokens.json, max_entities: 1000}}"
         )
-    allowed = {"tokens_file", "max_entities"}
+    allowed = {"tokens_file", "max_entities", "max_push_rows"}
     unknown = sorted(set(value) - allowed)
     if unknown:
         raise ConfigError(f"{source}: unknown api setting(s) {unknown}; known: {sorted(allowed)}")
@@ -265,12 +279,17 @@ def _api(value: object, source: str) -> ApiConfig:
             f"{source}: api.tokens_file must be a file path (relative to the repository), "
             f"got {tokens_file!r}"
         )
-    max_entities = value.get("max_entities", ApiConfig.max_entities)
-    if isinstance(max_entities, bool) or not isinstance(max_entities, int) or max_entities < 1:
-        raise ConfigError(
-            f"{source}: api.max_entities must be a positive integer, got {max_entities!r}"
-        )
-    return ApiConfig(tokens_file=tokens_file, max_entities=max_entities)
+    limits = {
+        name: _positive_int(value.get(name, getattr(ApiConfig, name)), f"{source}: api.{name}")
+        for name in ("max_entities", "max_push_rows")
+    }
+    return ApiConfig(tokens_file=tokens_file, **limits)
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    return value
 
 
 def parse_duration(value: object, what: str) -> timedelta:

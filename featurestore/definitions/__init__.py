@@ -5,7 +5,7 @@ from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
 from featurestore.definitions.field import Field
-from featurestore.definitions.sources import FileSource
+from featurestore.definitions.sources import FileSource, PushSource
 
 __all__ = [
     "Definition",
@@ -15,6 +15,7 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "PushSource",
     "canonical_json",
     "content_hash",
 ]

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from featurestore.definitions.base import Definition, check_name
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.field import Field
-from featurestore.definitions.sources import FileSource
+from featurestore.definitions.sources import DataSource, FileSource, PushSource, source_from_dicts
 from featurestore.errors import DefinitionError
 from featurestore.types import ValueType
 
@@ -32,7 +32,7 @@ class FeatureView(Definition):
         self,
         *,
         name: str,
-        source: FileSource,
+        source: DataSource,
         schema: Sequence[Field],
         entities: Sequence[Entity] = (),
         ttl: timedelta | None = None,
@@ -43,9 +43,9 @@ class FeatureView(Definition):
     ) -> None:
         self.name = check_name("feature view", name)
         label = f"feature view {name!r}"
-        if not isinstance(source, FileSource):
+        if not isinstance(source, FileSource | PushSource):
             raise DefinitionError(
-                f"{label}: source must be a FileSource, got {type(source).__name__}"
+                f"{label}: source must be a FileSource or a PushSource, got {type(source).__name__}"
             )
         self.source = source
         self.entities = self._check_entities(label, entities)
@@ -176,7 +176,7 @@ class FeatureView(Definition):
             entities=entities,
             schema=key_fields
             + [Field.from_dicts(f, field_meta.get(f["name"])) for f in spec["features"]],
-            source=FileSource.from_dicts(spec["source"], meta.get("source")),
+            source=source_from_dicts(spec["source"], meta.get("source")),
             ttl=None if ttl is None else timedelta(seconds=ttl),
             online=meta.get("online", True),
             description=meta.get("description", ""),

@@ -1,7 +1,10 @@
 """Data sources a feature view reads from.
 
 A :class:`FileSource` is Parquet data: one file, a folder (every ``*.parquet`` below it) or a glob.
-Relative paths are relative to the feature repository.
+Relative paths are relative to the feature repository. A :class:`PushSource` is a FileSource that
+also takes rows pushed at run time (``store.push(...)``, ``POST /push``): its batch source gives
+the history and the column schema; pushed rows land in the online store, in the store's own data
+folder next to it, or both.
 """
 
 from __future__ import annotations
@@ -129,6 +132,100 @@ class FileSource:
 
     def __repr__(self) -> str:
         return f"FileSource(path={self.path!r})"
+
+
+class PushSource:
+    """Rows pushed at run time, on top of a :class:`FileSource` with the same columns.
+
+    Pushed rows use the batch source's column names (before ``field_mapping``) and must carry its
+    timestamp column, join keys and features; the batch source's Parquet schema decides their
+    types. Offline, a view reading a push source sees the batch files plus every row pushed to
+    the offline store::
+
+        driver_push = PushSource(name="driver_stats_push",
+                                 batch_source=FileSource(path="data/driver_stats.parquet"))
+        store.push("driver_stats_push", df, to="online_and_offline")
+    """
+
+    type_name = "push"
+
+    def __init__(self, *, name: str, batch_source: FileSource, description: str = "") -> None:
+        self.name = check_name("push source", name)
+        if not isinstance(batch_source, FileSource):
+            raise DefinitionError(
+                f"push source {name!r}: batch_source must be a FileSource, "
+                f"got {type(batch_source).__name__}"
+            )
+        self.batch_source = batch_source
+        self.description = description
+
+    # The batch source's columns are the push source's columns.
+    @property
+    def path(self) -> str:
+        return self.batch_source.path
+
+    @property
+    def timestamp_field(self) -> str:
+        return self.batch_source.timestamp_field
+
+    @property
+    def created_timestamp_column(self) -> str | None:
+        return self.batch_source.created_timestamp_column
+
+    @property
+    def field_mapping(self) -> dict[str, str]:
+        return self.batch_source.field_mapping
+
+    def source_column(self, name: str) -> str:
+        return self.batch_source.source_column(name)
+
+    def resolve(self, repo_path: str | os.PathLike[str]) -> str:
+        return self.batch_source.resolve(repo_path)
+
+    def files(self, repo_path: str | os.PathLike[str]) -> list[str]:
+        """The batch source's files (pushed offline data lives in the store, not here)."""
+        return self.batch_source.files(repo_path)
+
+    def spec(self) -> dict[str, Any]:
+        # The push name routes pushes to views, so it decides what a view serves: spec.
+        batch = {k: v for k, v in self.batch_source.spec().items() if k != "type"}
+        return {"type": self.type_name, "name": self.name, **batch}
+
+    def meta(self) -> dict[str, Any]:
+        return {"description": self.description, "batch_source": self.batch_source.meta()}
+
+    @classmethod
+    def from_dicts(cls, spec: Mapping[str, Any], meta: Mapping[str, Any] | None) -> PushSource:
+        meta = meta or {}
+        batch_spec = {k: v for k, v in spec.items() if k not in ("type", "name")}
+        return cls(
+            name=spec["name"],
+            batch_source=FileSource.from_dicts(batch_spec, meta.get("batch_source")),
+            description=meta.get("description", ""),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PushSource) and (self.spec(), self.meta()) == (
+            other.spec(),
+            other.meta(),
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.path))
+
+    def __repr__(self) -> str:
+        return f"PushSource(name={self.name!r}, batch_source={self.batch_source!r})"
+
+
+#: What a feature view may read from.
+DataSource = FileSource | PushSource
+
+
+def source_from_dicts(spec: Mapping[str, Any], meta: Mapping[str, Any] | None) -> DataSource:
+    """Rebuild a view's source from its registry spec and meta."""
+    if spec.get("type") == PushSource.type_name:
+        return PushSource.from_dicts(spec, meta)
+    return FileSource.from_dicts(spec, meta)
 
 
 def _default_name(path: str) -> str:

@@ -48,6 +48,7 @@ from featurestore.offline.pit_sql import (
     string_literal,
 )
 from featurestore.offline.source_schema import source_arrow_types, validate_view_source
+from featurestore.offline.store_data import StoreData
 
 
 class DuckDBEngine(OfflineEngine):
@@ -55,6 +56,7 @@ class DuckDBEngine(OfflineEngine):
 
     def __init__(self, config: RepoConfig) -> None:
         self._config = config
+        self._data = StoreData(config)
         self._database = duckdb.connect(":memory:", config=self._settings(config))
         # TimeZone belongs to the ICU extension, so it is set after connecting, not in `config`.
         self._database.execute("SET GLOBAL TimeZone = 'UTC'")
@@ -141,7 +143,7 @@ class DuckDBEngine(OfflineEngine):
     def _view_source(
         self, connection: duckdb.DuckDBPyConnection, request: FeatureRequest
     ) -> ViewSource:
-        files = tuple(request.view.source.files(self._config.repo_path))
+        files = tuple(self._data.view_files(request.view))
         listed = ", ".join(string_literal(f) for f in files)
         union = ", union_by_name = true" if len(files) > 1 else ""
         described = connection.execute(
@@ -185,7 +187,7 @@ class DuckDBEngine(OfflineEngine):
         """Distinct key tuples of the view's source; see :func:`build_key_sample_sql`."""
         if not view.join_keys:  # a global view has one "key": the empty one
             return pa.table({"__fs_rows": pa.nulls(1)}).select([])
-        sql = build_key_sample_sql(view, view.source.files(self._config.repo_path), sample, seed)
+        sql = build_key_sample_sql(view, self._data.view_files(view), sample, seed)
         connection = self.connection()
         try:
             table: pa.Table = connection.sql(sql).to_arrow_table()

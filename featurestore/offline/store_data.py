@@ -1,0 +1,105 @@
+"""The data the store owns: rows pushed to the offline store, as Parquet under ``data_path``.
+
+Layout (``offline_store.data_path`` in ``featurestore.yaml``, default ``data/store``)::
+
+    <data_path>/<project>/push/<push source>/part-<epoch µs>-<random>.parquet
+
+A push writes one file. It is first written under a dot-name (``.part-....parquet.tmp``), which
+no reader lists, and renamed into place once the whole push succeeded: a reader sees all of a
+push or none of it, and a failed push leaves nothing behind. The offline engine reads a push
+source's view from its batch files plus these files.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from featurestore.config import RepoConfig
+from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.sources import PushSource
+from featurestore.errors import DefinitionError
+
+
+class StoreData:
+    """Paths of the store-owned data of one project."""
+
+    def __init__(self, config: RepoConfig) -> None:
+        self.root = config.data_dir
+        self.project = config.project
+        self.repo_path = config.repo_path
+
+    def push_folder(self, source_name: str) -> Path:
+        return self.root / self.project / "push" / source_name
+
+    def pushed_files(self, source_name: str) -> list[str]:
+        """The committed pushed files of a push source, oldest first."""
+        folder = self.push_folder(source_name)
+        if not folder.is_dir():
+            return []
+        return sorted(str(p) for p in folder.glob("part-*.parquet"))
+
+    def view_files(self, view: FeatureView) -> list[str]:
+        """Every Parquet file holding the view's offline rows: its source's files, then (for a
+        push source) what was pushed to the offline store."""
+        files = view.source.files(self.repo_path)
+        if isinstance(view.source, PushSource):
+            files = files + self.pushed_files(view.source.name)
+        return files
+
+    def check_not_owned(self, view: FeatureView) -> None:
+        """Refuse a source whose path reaches into the store's own folder: the store may rewrite
+        or delete what is there, and pushed rows would be read twice."""
+        root = self.root.resolve()
+        pattern = view.source.resolve(self.repo_path)
+        # Everything under the pattern's fixed prefix may match when the pattern recurses (a
+        # folder source, or a ``**`` glob); otherwise the files it matches today tell.
+        prefix = Path(pattern.split("*")[0].split("?")[0].split("[")[0])
+        recursive = "**" in pattern
+        reached = [str(root)] if recursive and root.is_relative_to(prefix.resolve()) else []
+        reached += [p for p in view.source.files(self.repo_path) if _under(p, root)]
+        if reached:
+            raise DefinitionError(
+                f"{view.label}: its source {view.source.path!r} reaches into the store's own data "
+                f"folder {root} (offline_store.data_path), e.g. {reached[0]}; point the source "
+                "at your own files, or move data_path out of its way"
+            )
+
+    def stage(self, source_name: str, table: pa.Table) -> StagedFile:
+        """Write ``table`` under a name no reader lists; :meth:`StagedFile.commit` publishes it."""
+        folder = self.push_folder(source_name)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns() // 1000:017d}-{secrets.token_hex(4)}.parquet"
+        staged = folder / f".{name}.tmp"
+        try:
+            pq.write_table(table, staged)
+            with open(staged, "rb") as handle:
+                os.fsync(handle.fileno())
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        return StagedFile(staged, folder / name)
+
+
+class StagedFile:
+    """A written file waiting to be published (:meth:`commit`) or dropped (:meth:`discard`)."""
+
+    def __init__(self, staged: Path, final: Path) -> None:
+        self.staged = staged
+        self.final = final
+
+    def commit(self) -> Path:
+        os.replace(self.staged, self.final)
+        return self.final
+
+    def discard(self) -> None:
+        self.staged.unlink(missing_ok=True)
+
+
+def _under(path: str, root: Path) -> bool:
+    return Path(path).resolve().is_relative_to(root)
