@@ -12,9 +12,11 @@ from featurestore.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    PushSource,
 )
 from featurestore.errors import FeatureStoreError
 from featurestore.offline.base import RetrievalJob
+from featurestore.push import PushMode
 from featurestore.registry import Plan
 from featurestore.store import FeatureStore
 
@@ -30,6 +32,8 @@ __all__ = [
     "Field",
     "FileSource",
     "Plan",
+    "PushMode",
+    "PushSource",
     "RepoConfig",
     "RetrievalJob",
     "__version__",

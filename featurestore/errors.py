@@ -15,7 +15,8 @@ anything the library reports about bad input or a failed operation::
     ├── EntityFrameError         the entity frame lacks a column or has a wrong type
     ├── RetrievalError           the offline engine failed to build a training frame
     ├── OnlineStoreError         the online store is unreachable or failed a read or write
-    └── MaterializationError     a materialization run failed (its watermark did not move)
+    ├── MaterializationError     a materialization run failed (its watermark did not move)
+    └── PushError                pushed rows do not fit their source, or the push failed
 
 Each message names the object concerned and says what to do about it.
 """
@@ -73,3 +74,7 @@ class OnlineStoreError(FeatureStoreError):
 
 class MaterializationError(FeatureStoreError):
     """A materialization run failed; its watermark stays where it was."""
+
+
+class PushError(FeatureStoreError):
+    """Pushed rows do not fit their push source (nothing was written), or writing them failed."""

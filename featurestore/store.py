@@ -24,9 +24,11 @@ from featurestore.materialize import MaterializationReport, Materializer
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob
 from featurestore.offline.duckdb_engine import DuckDBEngine
 from featurestore.offline.source_schema import validate_view_source
+from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
+from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.references import resolve_requests
 from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
 
@@ -48,6 +50,7 @@ class FeatureStore:
         self._offline: OfflineEngine | None = None
         self._online: OnlineStore | None = None
         self._lookup: OnlineLookup | None = None
+        self._pusher: Pusher | None = None
 
     @property
     def project(self) -> str:
@@ -112,9 +115,11 @@ class FeatureStore:
         return list(objects), delete_missing
 
     def _validate_sources(self, objects: Sequence[Definition]) -> None:
+        data = StoreData(self.config)
         for obj in objects:
             if isinstance(obj, FeatureView):
                 validate_view_source(obj, self.repo_path)
+                data.check_not_owned(obj)
 
     def get_entity(self, name: str) -> Entity:
         entity = self.registry.get(self.project, "entity", name)
@@ -256,6 +261,26 @@ class FeatureStore:
             as_of=as_of,
         )
 
+    def push(
+        self,
+        push_source_name: str,
+        df: PushInput,
+        to: PushMode | str = PushMode.ONLINE,
+        *,
+        principal: str | None = None,
+    ) -> PushReport:
+        """Send rows to the views reading push source ``push_source_name``.
+
+        ``df`` (pandas, pyarrow, or ``{column: [values]}``) uses the source's column names and
+        carries its timestamp column, join keys and features. ``to`` is ``"online"`` (default,
+        as in Feast), ``"offline"`` (appended to the store's data folder; the next historical
+        retrieval sees it) or ``"online_and_offline"``. Rows are validated against the views'
+        schema before anything is written; online, a row never replaces a newer one.
+        """
+        if self._pusher is None:
+            self._pusher = Pusher(self.config, self.registry, self.online)
+        return self._pusher.push(push_source_name, df, to)
+
     def consistency_check(
         self,
         feature_views: Sequence[str] | None = None,
@@ -284,6 +309,7 @@ class FeatureStore:
             self._online.close()
             self._online = None
             self._lookup = None
+            self._pusher = None
         if self._offline is not None:
             self._offline.close()
             self._offline = None
