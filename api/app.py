@@ -20,7 +20,7 @@ from api.auth import TokenFile
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
 from api.responses import OrjsonResponse
-from api.routes import health_router, online_router, registry_router
+from api.routes import health_router, online_router, push_router, registry_router
 from api.settings import ApiSettings
 from featurestore.store import FeatureStore
 
@@ -41,7 +41,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
 
     app = FastAPI(
         title="featurestore",
-        summary="Online features (Feast-compatible), registry browsing, health and metrics.",
+        summary="Online features and push (Feast-compatible), registry browsing, health, metrics.",
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
         # An API answers a wrong path with a JSON 404, not an empty-bodied redirect.
@@ -54,6 +54,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     app.state.tokens = TokenFile(settings.tokens_file)
     install_error_handlers(app)
     app.include_router(online_router)
+    app.include_router(push_router)
     app.include_router(registry_router)
     app.include_router(health_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

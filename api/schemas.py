@@ -1,7 +1,9 @@
-"""Parsing of Feast's ``/get-online-features`` request body, by hand on the hot path.
+"""Parsing of Feast's ``/get-online-features`` and ``/push`` request bodies, by hand.
 
     {"features": ["driver_stats:conv_rate"] | "feature_service": "driver_model",
      "entities": {"driver_id": [1001, 1002]}, "full_feature_names": false}
+    {"push_source_name": "driver_stats_push", "to": "online",
+     "df": {"driver_id": [1001], "event_timestamp": ["2026-10-01T12:00:00Z"], "conv_rate": [0.5]}}
 
 Parsing with orjson and a few type checks is several times cheaper than a model; every problem is
 an :class:`~api.errors.ApiError` naming the field (400 for malformed JSON, 422 for a wrong shape,
@@ -18,7 +20,14 @@ import orjson
 
 from api.errors import ApiError
 
-__all__ = ["ONLINE_REQUEST_SCHEMA", "OnlineRequest", "parse_online_request"]
+__all__ = [
+    "ONLINE_REQUEST_SCHEMA",
+    "PUSH_REQUEST_SCHEMA",
+    "OnlineRequest",
+    "PushRequest",
+    "parse_online_request",
+    "parse_push_request",
+]
 
 _SCALARS = (int, float, str, bool)
 
@@ -41,6 +50,30 @@ ONLINE_REQUEST_SCHEMA: dict[str, Any] = {
 }
 
 
+#: Feast's push body; ``allow_registry_cache`` and ``transform_on_write`` are accepted and ignored.
+PUSH_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "push_source_name": {"type": "string"},
+        "df": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "array",
+                "items": {"type": ["integer", "number", "string", "boolean", "null"]},
+            },
+        },
+        "to": {
+            "type": "string",
+            "enum": ["online", "offline", "online_and_offline"],
+            "default": "online",
+        },
+        "allow_registry_cache": {"type": "boolean"},
+        "transform_on_write": {"type": "boolean"},
+    },
+    "required": ["push_source_name", "df"],
+}
+
+
 @dataclass(frozen=True)
 class OnlineRequest:
     """A validated lookup request: references (or a service name) and entity columns."""
@@ -51,18 +84,66 @@ class OnlineRequest:
     rows: int
 
 
+@dataclass(frozen=True)
+class PushRequest:
+    """A push whose shape is valid; the rows themselves are checked by the store."""
+
+    source: str
+    columns: dict[str, list[object]]
+    to: str
+
+
 def _invalid(message: str) -> ApiError:
     return ApiError(422, "ValidationError", message)
 
 
-def parse_online_request(body: bytes, max_entities: int) -> OnlineRequest:
-    """Validate a raw request body; raise :class:`ApiError` naming the first problem."""
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "MalformedJSON", f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _invalid(f"the request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_push_request(body: bytes, max_rows: int) -> PushRequest:
+    """Validate a raw push body's shape; raise :class:`ApiError` naming the first problem."""
+    data = _json_object(body)
+    source = data.get("push_source_name")
+    if not isinstance(source, str) or not source:
+        raise _invalid(f"'push_source_name' must be a push source's name, got {_kind(source)}")
+    columns = data.get("df")
+    if not isinstance(columns, dict) or not columns:
+        raise _invalid(
+            "'df' must be an object mapping column names to lists of values, "
+            'e.g. {"driver_id": [1001], "event_timestamp": ["2026-10-01T12:00:00Z"], ...}'
+        )
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            raise _invalid(f"df[{name!r}] must be a list of values, got {_kind(values)}")
+        if len(values) > max_rows:
+            raise ApiError(
+                413,
+                "TooManyRows",
+                f"df[{name!r}] has {len(values)} rows; the limit is {max_rows} per push "
+                "(api.max_push_rows): split the push",
+            )
+        for value in values:
+            if value is not None and not isinstance(value, _SCALARS):
+                raise _invalid(
+                    f"df[{name!r}] holds {_kind(value)}; values must be numbers, strings, "
+                    "booleans or null"
+                )
+    to = data.get("to", "online")
+    if not isinstance(to, str):
+        raise _invalid(f"'to' must be a string such as \"online\", got {_kind(to)}")
+    return PushRequest(source, columns, to)
+
+
+def parse_online_request(body: bytes, max_entities: int) -> OnlineRequest:
+    """Validate a raw request body; raise :class:`ApiError` naming the first problem."""
+    data = _json_object(body)
     features = _features(data)
     entities = data.get("entities")
     if not isinstance(entities, dict):

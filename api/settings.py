@@ -1,6 +1,6 @@
 """Settings of the REST service, resolved from ``featurestore.yaml`` and the environment.
 
-    api: {tokens_file: api_tokens.json, max_entities: 1000}
+    api: {tokens_file: api_tokens.json, max_entities: 1000, max_push_rows: 10000}
 
 ``FEATURESTORE_API_TOKENS_FILE`` overrides ``api.tokens_file`` (handy in containers).
 """
@@ -21,13 +21,14 @@ TOKENS_FILE_ENV = "FEATURESTORE_API_TOKENS_FILE"
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """What the service needs beyond the store: where tokens live and the batch limit.
+    """What the service needs beyond the store: where tokens live and the batch limits.
 
     ``tokens_file=None`` means no tokens are configured: the service is open.
     """
 
     tokens_file: Path | None = None
     max_entities: int = ApiConfig.max_entities
+    max_push_rows: int = ApiConfig.max_push_rows
 
     @classmethod
     def from_config(cls, config: RepoConfig) -> ApiSettings:
@@ -37,4 +38,5 @@ class ApiSettings:
         return cls(
             tokens_file=None if path is None else config.resolve(path),
             max_entities=config.api.max_entities,
+            max_push_rows=config.api.max_push_rows,
         )

@@ -16,13 +16,27 @@ import pandas as pd
 import uvicorn
 
 from api import ApiSettings, create_app
-from featurestore import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
+from featurestore import (
+    Entity,
+    FeatureService,
+    FeatureStore,
+    FeatureView,
+    Field,
+    FileSource,
+    PushSource,
+)
 from featurestore.types import Float32, Int64, String
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 DRIVER = Entity(name="driver", join_keys=["driver_id"], value_type=Int64)
 CUSTOMER = Entity(name="customer", join_keys=["customer_id"], value_type=Int64)
+
+
+DRIVER_PUSH = PushSource(
+    name="driver_stats_push",
+    batch_source=FileSource(path="data/driver_stats.parquet", created_timestamp_column="created"),
+)
 
 
 def driver_stats(
@@ -37,7 +51,7 @@ def driver_stats(
             Field(name="acc_rate", dtype=Float32, tags={"pii": "no"}),
             Field(name="trips", dtype=Int64),
         ],
-        source=FileSource(path="data/driver_stats.parquet", created_timestamp_column="created"),
+        source=DRIVER_PUSH,
         description=description,
         tags={"team": "pricing"},
         owner="ana@example.com",

@@ -114,3 +114,22 @@ def test_registry_queries_never_5xx(
     body = check(httpx.get(f"{server.url}/v1/features", params=params, timeout=10))
     assert "features" in body or "error" in body
     check(httpx.get(f"{server.url}/v1/feature-views/{quote(name, safe='')}", timeout=10))
+
+
+PUSH_COLUMNS = st.sampled_from(
+    ["driver_id", "event_timestamp", "created", "conv_rate", "acc_rate", "trips"]
+) | st.text(max_size=6)
+NEAR_VALID_PUSH = st.fixed_dictionaries(
+    {
+        "push_source_name": st.sampled_from(["driver_stats_push", "nope", ""]) | JSON,
+        "df": st.dictionaries(PUSH_COLUMNS, st.lists(JSON_SCALARS, max_size=3) | JSON, max_size=7)
+        | JSON,
+    },
+    optional={"to": st.sampled_from(["online", "offline", "online_and_offline", "x"]) | JSON},
+)
+
+
+@FUZZ
+@given(body=NEAR_VALID_PUSH | JSON)
+def test_pushes_never_5xx(server: Server, body: Any) -> None:
+    check(httpx.post(f"{server.url}/push", content=json.dumps(body), timeout=10))
