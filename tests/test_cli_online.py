@@ -23,7 +23,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 DEFINITIONS = """\
 from datetime import timedelta
-from featurestore import Entity, FeatureService, FeatureView, Field, FileSource
+from featurestore import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
 from featurestore.types import Float32, Int64, String
 
 driver = Entity(name="driver", join_keys=["driver_id"], value_type=Int64)
@@ -33,7 +33,10 @@ driver_stats = FeatureView(
     entities=[driver],
     ttl=timedelta(hours=2),
     schema=[Field(name="conv_rate", dtype=Float32), Field(name="trips", dtype=Int64)],
-    source=FileSource(path="data/stats.parquet", created_timestamp_column="created"),
+    source=PushSource(
+        name="stats_push",
+        batch_source=FileSource(path="data/stats.parquet", created_timestamp_column="created"),
+    ),
 )
 trip_stats = FeatureView(
     name="trip_stats",
@@ -213,3 +216,33 @@ def test_teardown_asks_unless_yes(repo: Path) -> None:
     out = run(repo, "teardown", "--yes").stdout
     assert "Removed" in out
     assert "NOT_FOUND" in run(repo, *lookup).stdout
+
+
+def test_push_a_csv_file(repo: Path, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "driver_id,event_timestamp,conv_rate,trips\n"
+        "7,2026-01-01T00:30:00Z,0.625,3\n"
+        "7,2026-01-01T00:10:00Z,0.5,2\n"
+    )
+    out = run(repo, "push", "stats_push", str(rows), "--to", "online_and_offline").stdout
+    assert "pushed 2 row(s) to 'stats_push' (online_and_offline)" in out
+    assert "driver_stats v1: 1 written" in out
+    looked = run(
+        repo,
+        "get-online-features",
+        "--features",
+        "driver_stats:conv_rate",
+        "--entity",
+        "driver_id=7",
+        "--json",
+    ).stdout
+    # The rows are historical, so "now" they are past the view's TTL; the latest one is stored.
+    result = json.loads(looked)["results"][1]
+    assert result["statuses"] == ["OUTSIDE_MAX_AGE"]
+    assert result["event_timestamps"] == ["2026-01-01T00:30:00Z"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("driver_id,event_timestamp,conv_rate\n8,2026-01-01T00:30:00Z,0.5\n")
+    error = run(repo, "push", "stats_push", str(bad), expect=1).stderr
+    assert "missing column(s) ['trips']" in error
+    assert "Traceback" not in error

@@ -82,6 +82,19 @@ def test_api_section_defaults_and_values(tmp_path: Path) -> None:
     )
     assert config.api.tokens_file == "tokens.json"
     assert config.api.max_entities == 50
+    assert config.api.max_push_rows == 10_000
+    assert (
+        load_config(write(tmp_path, "project: demo\napi: {max_push_rows: 5}\n")).api.max_push_rows
+        == 5
+    )
+
+
+def test_store_data_path(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "project: demo\n")).data_dir == tmp_path / "data" / "store"
+    config = load_config(write(tmp_path, "project: demo\noffline_store: {data_path: /srv/fs}\n"))
+    assert config.data_dir == Path("/srv/fs")
+    with pytest.raises(ConfigError, match=r"offline_store\.data_path must be a folder path"):
+        load_config(write(tmp_path, "project: demo\noffline_store: {data_path: ''}\n"))
 
 
 @pytest.mark.parametrize(
@@ -93,6 +106,7 @@ def test_api_section_defaults_and_values(tmp_path: Path) -> None:
         ("api: {max_entities: true}\n", "max_entities must be a positive integer"),
         ("api: {max_entities: '10'}\n", "max_entities must be a positive integer"),
         ("api: {tokens_file: 3}\n", "tokens_file must be a file path"),
+        ("api: {max_push_rows: -1}\n", "max_push_rows must be a positive integer"),
     ],
 )
 def test_invalid_api_settings(tmp_path: Path, text: str, message: str) -> None:
