@@ -37,7 +37,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        store.close()
+        await store.aclose()
 
     app = FastAPI(
         title="featurestore",

@@ -428,20 +428,28 @@ def test_principal_reaches_the_facade(
 ) -> None:
     tokens = tmp_path / "tokens.json"
     token = create_token(tokens, "ranking-service")
-    seen: list[str | None] = []
-    original = store.get_online_features
+    seen: list[tuple[str, str | None]] = []
+    original_lookup, original_push = store.get_online_features_async, store.push
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs.get("principal"))
-        return original(*args, **kwargs)
+    async def lookup_spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("lookup", kwargs.get("principal")))
+        return await original_lookup(*args, **kwargs)
 
-    monkeypatch.setattr(store, "get_online_features", spy)
+    def push_spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("push", kwargs.get("principal")))
+        return original_push(*args, **kwargs)
+
+    monkeypatch.setattr(store, "get_online_features_async", lookup_spy)
+    monkeypatch.setattr(store, "push", push_spy)
     body = {"features": FEATURES, "entities": {"driver_id": [1]}}
+    auth = {"Authorization": f"Bearer {token}"}
     with Server(store, ApiSettings(tokens_file=tokens)) as server:
-        post(server, body, headers={"Authorization": f"Bearer {token}"})
+        assert post(server, body, headers=auth).status_code == 200
+        assert push(server, push_body("online", 1, 0.5, NOW), headers=auth).status_code == 200
+        assert_error(push(server, push_body("online", 1, 0.5, NOW)), 401)
     with Server(store) as server:
-        post(server, body)
-    assert seen == ["ranking-service", None]
+        assert post(server, body).status_code == 200
+    assert seen == [("lookup", "ranking-service"), ("push", "ranking-service"), ("lookup", None)]
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ the Redis tests fail if ``CI`` is set and are skipped loudly otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -111,12 +112,17 @@ def make_store(root: Path, backend: str) -> FeatureStore:
     return store
 
 
-@pytest.fixture(autouse=True, params=["scalar", "vectorized"])
+ASYNC = {"on": False}
+
+
+@pytest.fixture(autouse=True, params=["scalar", "vectorized", "scalar-async"])
 def lookup_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every lookup test runs on both paths: the scalar one of small lookups and the
-    vectorized one of large lookups must give identical answers."""
+    vectorized one of large lookups must give identical answers; and the scalar path once more
+    through ``lookup_async`` (the REST service's: an async Redis client on an event loop)."""
     if request.param == "vectorized":
         monkeypatch.setattr("featurestore.online.lookup.SMALL_LOOKUP", 0)
+    monkeypatch.setitem(ASYNC, "on", request.param.endswith("async"))
     return str(request.param)
 
 
@@ -155,7 +161,16 @@ def write(
 
 def lookup_at(store: FeatureStore, as_of: datetime = T, **kwargs: Any) -> Any:
     lookup = OnlineLookup(store.project, store.registry, store.online)
-    return lookup.lookup(as_of=as_of, **kwargs)
+    if not ASYNC["on"]:
+        return lookup.lookup(as_of=as_of, **kwargs)
+
+    async def run() -> Any:
+        try:
+            return await lookup.lookup_async(as_of=as_of, **kwargs)
+        finally:
+            await store.online.aclose()
+
+    return asyncio.run(run())
 
 
 def f32(value: float) -> float:
@@ -487,6 +502,35 @@ def test_plans_are_cached_per_request_shape(
         ]
     assert counts["get"] == before + 3
     assert counts["state_token"] == 1
+
+
+def test_async_lookups_read_no_registry_once_planned(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts: dict[str, int] = {}
+    registry = store.registry
+    for name in ("get", "current_version", "state_token", "list"):
+        monkeypatch.setattr(registry, name, counting(registry, name, counts))
+    lookup = OnlineLookup(store.project, registry, store.online, freshness_interval=3600)
+    refs = ["driver_stats:conv_rate", "customer_profile:age"]
+    rows = [{"driver_id": 1, "customer_id": 2}]
+    write(store, "driver_stats", [{"driver_id": 1, "ts": T, "conv_rate": 0.5}])
+
+    async def run() -> list[Any]:
+        try:
+            answers = [await lookup.lookup_async(refs, entity_rows=rows, as_of=T)]
+            first = dict(counts)  # the first call resolved the plan (in a worker thread)
+            for _ in range(5):
+                answers.append(await lookup.lookup_async(refs, entity_rows=rows, as_of=T))
+            assert counts == first
+            return [a.to_dict() for a in answers]
+        finally:
+            await store.online.aclose()
+
+    answers = asyncio.run(run())
+    assert all(a == answers[0] for a in answers)
+    assert answers[0]["conv_rate"] == [0.5]
+    assert answers[0] == lookup.lookup(refs, entity_rows=rows, as_of=T).to_dict()
 
 
 def test_apply_of_a_new_version_is_seen_after_the_freshness_interval(store: FeatureStore) -> None:

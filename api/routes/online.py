@@ -1,16 +1,15 @@
 """``POST /get-online-features``: Feast's feature-server request and response, unchanged.
 
 The response lists the join keys first, then the features in request order, one result per
-column with ``values``, ``statuses`` and ``event_timestamps`` per entity row.
+column with ``values``, ``statuses`` and ``event_timestamps`` per entity row. The lookup runs on
+the event loop (with Redis, an async client; see ``FeatureStore.get_online_features_async``).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api import deps
@@ -40,20 +39,16 @@ async def get_online_features(
     parsed = parse_online_request(await request.body(), deps.settings(request).max_entities)
     store = deps.store(request)
     metrics = deps.metrics(request)
-
-    def lookup() -> dict[str, Any]:
-        start = time.perf_counter()
-        response = store.get_online_features(
-            parsed.features,
-            entities=parsed.entities,
-            full_feature_names=parsed.full_feature_names,
-            principal=principal,
-        )
-        metrics.lookup_latency.observe(time.perf_counter() - start)
-        body = response.to_feast_json()
-        # Join keys come first and are always PRESENT: count only the features' statuses.
-        features = body["results"][len(response.join_keys) :]
-        metrics.count_statuses(result["statuses"] for result in features)
-        return body
-
-    return OrjsonResponse(await run_in_threadpool(lookup))
+    start = time.perf_counter()
+    response = await store.get_online_features_async(
+        parsed.features,
+        entities=parsed.entities,
+        full_feature_names=parsed.full_feature_names,
+        principal=principal,
+    )
+    metrics.lookup_latency.observe(time.perf_counter() - start)
+    body = response.to_feast_json()
+    # Join keys come first and are always PRESENT: count only the features' statuses.
+    features = body["results"][len(response.join_keys) :]
+    metrics.count_statuses(result["statuses"] for result in features)
+    return OrjsonResponse(body)

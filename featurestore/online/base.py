@@ -18,6 +18,7 @@ Column conventions (shared by the materializer, push, and the stores):
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,13 @@ class OnlineStore(ABC):
         None where nothing (or only an expired row) is stored. Stores that can serve several
         namespaces in one round trip do so: this is the path of small, latency-bound lookups."""
 
+    async def read_packed_async(
+        self, reads: Sequence[tuple[Namespace, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """:meth:`read_packed` for an event loop. Stores with an async client (Redis) answer
+        without blocking the loop; the default runs :meth:`read_packed` in a worker thread."""
+        return await asyncio.to_thread(self.read_packed, reads)
+
     @abstractmethod
     def delete_project(self, project: str) -> int:
         """Remove every row of ``project``; returns how many keys were removed."""
@@ -87,3 +95,6 @@ class OnlineStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - stores without resources keep the default
         """Release connections."""
+
+    async def aclose(self) -> None:  # noqa: B027 - stores without async resources keep it
+        """Release the running event loop's async connections (before the loop ends)."""

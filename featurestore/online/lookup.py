@@ -24,6 +24,7 @@ and a change drops the cache, so an apply is served within that interval::
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import threading
 import time
@@ -120,18 +121,25 @@ class OnlineLookup:
         if self._gate.changed():
             with self._lock:
                 self._plans.clear()
-        try:
-            shape = (references,) if isinstance(references, str) else tuple(references)
-            key = (shape, isinstance(references, str), bool(full_feature_names))
-            cached = self._plans.get(key)
-        except TypeError:  # unhashable junk in the list: let resolution report it
-            return self._resolve(references, full_feature_names)
+        key = _plan_key(references, full_feature_names)
+        cached = None if key is None else self._plans.get(key)
         if cached is not None:
             return cached
         with self._lock:
             plan = self._resolve(references, full_feature_names)
-            self._plans[key] = plan
+            if key is not None:
+                self._plans[key] = plan
         return plan
+
+    def cached_plan(
+        self, references: Sequence[str] | str, *, full_feature_names: bool = False
+    ) -> LookupPlan | None:
+        """The plan, only when it is cached and the registry need not be asked (so an event
+        loop can take it without blocking); None otherwise."""
+        if self._gate.due():
+            return None
+        key = _plan_key(references, full_feature_names)
+        return None if key is None else self._plans.get(key)
 
     def _resolve(self, references: Sequence[str] | str, full_feature_names: bool) -> LookupPlan:
         if isinstance(references, str):
@@ -222,14 +230,53 @@ class OnlineLookup:
         view; values are checked against the declared key types.
         """
         plan = self.plan(references, full_feature_names=full_feature_names)
+        request = self._request(plan, entity_rows, entities, as_of)
+        if request.encoded is not None:
+            return _small_response(request, self.online.read_packed(request.packed_reads()))
+        return self._lookup_vectorized(request)
+
+    async def lookup_async(
+        self,
+        references: Sequence[str] | str,
+        *,
+        entity_rows: EntityRowsInput | None = None,
+        entities: Mapping[str, Sequence[Any]] | None = None,
+        full_feature_names: bool = False,
+        as_of: datetime | None = None,
+    ) -> OnlineResponse:
+        """:meth:`lookup` for an event loop: small lookups await the store's async read (one
+        round trip, the loop stays free); registry reads and large lookups run in a thread."""
+        plan = self.cached_plan(references, full_feature_names=full_feature_names)
+        if plan is None:
+            plan = await asyncio.to_thread(
+                self.plan, references, full_feature_names=full_feature_names
+            )
+        request = self._request(plan, entity_rows, entities, as_of)
+        if request.encoded is not None:
+            stored = await self.online.read_packed_async(request.packed_reads())
+            return _small_response(request, stored)
+        return await asyncio.to_thread(self._lookup_vectorized, request)
+
+    def _request(
+        self,
+        plan: LookupPlan,
+        entity_rows: EntityRowsInput | None,
+        entities: Mapping[str, Sequence[Any]] | None,
+        as_of: datetime | None,
+    ) -> _Request:
         columns, rows = entity_columns(
             [read.namespace.view for read in plan.reads], entity_rows, entities
         )
         as_of_us = time.time_ns() // 1000 if as_of is None else _datetime_micros(as_of)
-        if rows <= SMALL_LOOKUP and all(read.small for read in plan.reads):
-            small = self._lookup_small(plan, columns, rows, as_of_us)
-            if small is not None:
-                return small
+        encoded = (
+            _encode_small(plan, columns, rows)
+            if rows <= SMALL_LOOKUP and all(read.small for read in plan.reads)
+            else None
+        )
+        return _Request(plan, columns, rows, as_of_us, encoded)
+
+    def _lookup_vectorized(self, request: _Request) -> OnlineResponse:
+        plan, columns, rows = request.plan, request.columns, request.rows
         arrays: dict[tuple[str, str], pa.Array] = {}
         keys_out: dict[str, list[Any]] = {}
         values: dict[str, list[Any]] = {}
@@ -249,7 +296,7 @@ class OnlineLookup:
             # A null key never matches (the stores never store or find one), as offline.
             keys = _keys_table(read.join_keys, key_arrays, rows)
             result = self.online.read(read.namespace, keys, read.features)
-            _statuses(read, result, as_of_us, values, statuses, stamps)
+            _statuses(read, result, request.as_of_us, values, statuses, stamps)
         return OnlineResponse(
             join_keys={k: keys_out[k] for k in plan.join_keys},
             values={name: values[name] for name in plan.feature_names},
@@ -258,49 +305,80 @@ class OnlineLookup:
             types=plan.types,
         )
 
-    def _lookup_small(
-        self, plan: LookupPlan, columns: Mapping[str, list[Any]], rows: int, as_of_us: int
-    ) -> OnlineResponse | None:
-        """A few entity rows: scalar keys, one ``read_packed`` round trip for every view, scalar
-        decoding. None when a key value does not fit its type, so the vectorized path can report
-        the error in full."""
-        encoded_per_read: list[list[bytes | None]] = []
-        for read in plan.reads:
-            assert read.encode_key is not None
-            encoded: list[bytes | None] = []
-            for i in range(rows):
-                key_values = [columns[key][i] for key in read.join_keys]
-                if None in key_values:
-                    encoded.append(None)  # a null key never matches
-                    continue
-                try:
-                    encoded.append(read.encode_key(key_values))
-                except (TypeError, ValueError, OverflowError):
-                    return None
-            encoded_per_read.append(encoded)
-        stored_per_read = self.online.read_packed(
-            [
-                (read.namespace, [k for k in encoded if k is not None])
-                for read, encoded in zip(plan.reads, encoded_per_read, strict=True)
-            ]
-        )
-        values: dict[str, list[Any]] = {}
-        statuses: dict[str, list[FieldStatus]] = {}
-        stamps: dict[str, list[int | None]] = {}
-        for read, encoded, stored in zip(
-            plan.reads, encoded_per_read, stored_per_read, strict=True
-        ):
-            found = iter(stored)
-            packed = [None if key is None else next(found) for key in encoded]
-            _small_statuses(read, packed, as_of_us, values, statuses, stamps)
-        join_keys = {key: [_plain(v) for v in columns[key]] for key in plan.join_keys}
-        return OnlineResponse(
-            join_keys=join_keys,
-            values={name: values[name] for name in plan.feature_names},
-            statuses={name: statuses[name] for name in plan.feature_names},
-            event_timestamps_us={name: stamps[name] for name in plan.feature_names},
-            types=plan.types,
-        )
+
+@dataclass(frozen=True)
+class _Request:
+    """One lookup's plan and entities; ``encoded`` holds the small path's encoded keys per
+    read (None: the vectorized path answers)."""
+
+    plan: LookupPlan
+    columns: Mapping[str, list[Any]]
+    rows: int
+    as_of_us: int
+    encoded: list[list[bytes | None]] | None
+
+    def packed_reads(self) -> list[tuple[Namespace, list[bytes]]]:
+        assert self.encoded is not None
+        return [
+            (read.namespace, [k for k in encoded if k is not None])
+            for read, encoded in zip(self.plan.reads, self.encoded, strict=True)
+        ]
+
+
+def _plan_key(
+    references: Sequence[str] | str, full_feature_names: bool
+) -> tuple[tuple[str, ...], bool, bool] | None:
+    """The plan cache's key; None for unhashable junk (resolution then reports it)."""
+    try:
+        shape = (references,) if isinstance(references, str) else tuple(references)
+        key = (shape, isinstance(references, str), bool(full_feature_names))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _encode_small(
+    plan: LookupPlan, columns: Mapping[str, list[Any]], rows: int
+) -> list[list[bytes | None]] | None:
+    """Scalar-encoded keys per read (None for a null key, which never matches); None when a
+    key value does not fit its type, so the vectorized path can report the error in full."""
+    encoded_per_read: list[list[bytes | None]] = []
+    for read in plan.reads:
+        assert read.encode_key is not None
+        encoded: list[bytes | None] = []
+        for i in range(rows):
+            key_values = [columns[key][i] for key in read.join_keys]
+            if None in key_values:
+                encoded.append(None)
+                continue
+            try:
+                encoded.append(read.encode_key(key_values))
+            except (TypeError, ValueError, OverflowError):
+                return None
+        encoded_per_read.append(encoded)
+    return encoded_per_read
+
+
+def _small_response(request: _Request, stored_per_read: list[list[bytes | None]]) -> OnlineResponse:
+    """Decode the small path's packed rows (one list per read) into the response."""
+    plan = request.plan
+    assert request.encoded is not None
+    values: dict[str, list[Any]] = {}
+    statuses: dict[str, list[FieldStatus]] = {}
+    stamps: dict[str, list[int | None]] = {}
+    for read, encoded, stored in zip(plan.reads, request.encoded, stored_per_read, strict=True):
+        found = iter(stored)
+        packed = [None if key is None else next(found) for key in encoded]
+        _small_statuses(read, packed, request.as_of_us, values, statuses, stamps)
+    join_keys = {key: [_plain(v) for v in request.columns[key]] for key in plan.join_keys}
+    return OnlineResponse(
+        join_keys=join_keys,
+        values={name: values[name] for name in plan.feature_names},
+        statuses={name: statuses[name] for name in plan.feature_names},
+        event_timestamps_us={name: stamps[name] for name in plan.feature_names},
+        types=plan.types,
+    )
 
 
 def _scalar_decoder(view: FeatureView, features: Sequence[str]) -> ScalarRowDecoder | None:

@@ -27,7 +27,9 @@ call, so the store works again as soon as Redis is back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -38,6 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
@@ -126,6 +130,11 @@ class RedisOnlineStore(OnlineStore):
         except ValueError as exc:
             raise OnlineStoreError(f"invalid redis url {self.shown_url}: {exc}") from None
         self._client = redis.Redis(connection_pool=self._pool)
+        self._timeout = timeout
+        # The async client of each event loop (a client is bound to the loop it runs on).
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, redis.asyncio.Redis
+        ] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self.shown_url!r}, key_prefix={self.key_prefix!r})"
@@ -214,19 +223,53 @@ class RedisOnlineStore(OnlineStore):
         self, reads: Sequence[tuple[Namespace, Sequence[bytes]]]
     ) -> list[list[bytes | None]]:
         """One ``MGET`` for every key of every read."""
-        keys: list[bytes] = []
-        for namespace, entity_keys in reads:
-            head = self._namespace_prefix(namespace)
-            keys.extend(head + key.hex().encode() + b"}" for key in entity_keys)
+        keys = self._packed_keys(reads)
         if not keys:
             return [[] for _ in reads]
         with self._errors("reading online rows"):
             values: list[bytes | None] = self._client.mget(keys)  # type: ignore[assignment]
-        out, start = [], 0
-        for _, entity_keys in reads:
-            out.append(values[start : start + len(entity_keys)])
-            start += len(entity_keys)
-        return out
+        return _split(values, reads)
+
+    async def read_packed_async(
+        self, reads: Sequence[tuple[Namespace, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """One ``MGET`` for every key of every read, on the running event loop's async client."""
+        keys = self._packed_keys(reads)
+        if not keys:
+            return [[] for _ in reads]
+        with self._errors("reading online rows"):
+            values: list[bytes | None] = await self._async_client().mget(keys)  # type: ignore[assignment]
+        return _split(values, reads)
+
+    def _packed_keys(self, reads: Sequence[tuple[Namespace, Sequence[bytes]]]) -> list[bytes]:
+        keys: list[bytes] = []
+        for namespace, entity_keys in reads:
+            head = self._namespace_prefix(namespace)
+            keys.extend(head + key.hex().encode() + b"}" for key in entity_keys)
+        return keys
+
+    def _async_client(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            retry = AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
+            try:
+                client = redis.asyncio.Redis.from_url(
+                    self.url,
+                    socket_timeout=self._timeout,
+                    socket_connect_timeout=self._timeout,
+                    retry=retry,
+                )
+            except ValueError as exc:
+                raise OnlineStoreError(f"invalid redis url {self.shown_url}: {exc}") from None
+            self._async_clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running event loop's async client (``close`` closes the sync one)."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     def _get(self, namespace: Namespace, entity_keys: pa.Array) -> list[bytes | None]:
         if not len(entity_keys):
@@ -258,6 +301,17 @@ class RedisOnlineStore(OnlineStore):
         """Close every pooled connection; later calls dial new ones."""
         self._client.close()
         self._pool.disconnect()
+
+
+def _split(
+    values: list[bytes | None], reads: Sequence[tuple[Namespace, Sequence[bytes]]]
+) -> list[list[bytes | None]]:
+    """One MGET's answers, cut back into one list per read."""
+    out, start = [], 0
+    for _, entity_keys in reads:
+        out.append(values[start : start + len(entity_keys)])
+        start += len(entity_keys)
+    return out
 
 
 def _without_password(url: str) -> str:

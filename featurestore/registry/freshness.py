@@ -28,6 +28,10 @@ class FreshnessGate:
         self._next_check = float("-inf")
         self._lock = threading.Lock()
 
+    def due(self) -> bool:
+        """Whether the next :meth:`changed` would ask the registry (no call is made here)."""
+        return time.monotonic() >= self._next_check
+
     def changed(self) -> bool:
         """True when the registry's state token differs from the one last seen (and the first
         time); False without a registry call while the interval has not passed."""
