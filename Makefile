@@ -53,12 +53,14 @@ $(FEAST_STAMP): pyproject.toml
 	$(FEAST_VENV)/bin/pip install --quiet -e '.[bench,feast]'
 	touch $(FEAST_STAMP)
 
-## Historical retrieval benchmarks against Feast (size L, and no TTL; see bench/README.md).
+## Benchmarks against Feast: historical retrieval (L, no TTL), materialization (L), online lookups
+## through the SDK and through the REST services (S); see bench/README.md.
 bench: $(BENCH_STAMP) $(FEAST_STAMP)
 	$(BENCH_VENV)/bin/python bench/historical.py --size L --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/historical.py --no-ttl --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/materialize.py --size L --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/online.py --compare feast --feast-python $(FEAST_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/serving.py --compare feast --feast-python $(FEAST_VENV)/bin/python
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(FEAST_VENV) repo/data .pytest_cache .mypy_cache .ruff_cache

@@ -163,13 +163,15 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--keys")
     parser.add_argument("--refs", default="")
     parser.add_argument("--out")
+    parser.add_argument("--ttl-seconds", type=float, help="replaces the views' TTLs (apply-feast)")
     args = parser.parse_args(argv)
     refs = [r for r in args.refs.split(",") if r]
+    ttl = None if args.ttl_seconds is None else timedelta(seconds=args.ttl_seconds)
     start = datetime.fromisoformat(args.start or "1970-01-01T00:00:00+00:00")
     end = datetime.fromisoformat(args.end or "1970-01-01T00:00:00+00:00")
     bodies = {
         "apply-ours": lambda: child_apply_ours(args.repo),
-        "apply-feast": lambda: child_apply_feast(args.repo, args.data, online=True),
+        "apply-feast": lambda: child_apply_feast(args.repo, args.data, online=True, ttl=ttl),
         "ours": lambda: child_materialize_ours(args.repo, start, end),
         "feast": lambda: child_materialize_feast(args.repo, start, end),
         "lookup-ours": lambda: child_lookup_ours(args.repo, args.keys, refs, args.out, args.end),
@@ -212,15 +214,21 @@ def prepare_engine(
     data_dir: Path,
     target: OnlineTarget,
     python: str,
+    ttl: timedelta | None = None,
 ) -> EngineRun | ChildResult:
-    """Build and apply ``engine``'s repository over ``data_dir``; the failed apply otherwise."""
-    views = views_for()
+    """Build and apply ``engine``'s repository over ``data_dir``; the failed apply otherwise.
+
+    ``ttl`` replaces the views' TTLs (see :func:`common.views_for`).
+    """
+    views = views_for(ttl=ttl)
     if engine == "ours":
         repo = build_our_repo(work / "ours", data_dir, views, online_store=target.ours())
         argv = [ME, "--child", "apply-ours", "--repo", str(repo)]
     else:
         repo = build_feast_repo(work / "feast", "duckdb", online_store=target.feast())
         argv = [ME, "--child", "apply-feast", "--repo", str(repo), "--data", str(data_dir)]
+        if ttl is not None:
+            argv += ["--ttl-seconds", str(ttl.total_seconds())]
     applied = run_child(f"{LABELS[engine]} apply", argv, python=python)
     if not applied.ok:
         return ChildResult(LABELS[engine], ok=False, error=f"apply failed: {applied.error}")
@@ -441,8 +449,11 @@ class Setup:
     engines: list[EngineRun | ChildResult]
 
 
-def prepare(args: argparse.Namespace, work: Path) -> Setup:
-    """Ensure the workload, build and apply the engines' repositories (Feast's if comparing)."""
+def prepare(args: argparse.Namespace, work: Path, ttl: timedelta | None = None) -> Setup:
+    """Ensure the workload, build and apply the engines' repositories (Feast's if comparing).
+
+    ``ttl`` replaces the views' TTLs in both repositories (default: the example's).
+    """
     generator = load_generator()
     workload = generator.workload_for(args.size)
     data_dir = ensure_workload(args.size, workload, args.seed)
@@ -463,11 +474,11 @@ def prepare(args: argparse.Namespace, work: Path) -> Setup:
         + f"); {machine_summary()}"
     )
     engines: list[EngineRun | ChildResult] = [
-        prepare_engine("ours", work, data_dir, target, sys.executable)
+        prepare_engine("ours", work, data_dir, target, sys.executable, ttl)
     ]
     if args.compare == "feast":
         python = args.feast_python or sys.executable
-        engines.append(prepare_engine("feast", work, data_dir, target, python))
+        engines.append(prepare_engine("feast", work, data_dir, target, python, ttl))
     return Setup(args.size, data_dir, (start, end), target, engines)
 
 

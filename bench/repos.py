@@ -37,7 +37,7 @@ def build_our_repo(
         config = yaml.safe_load((REPO_DIR / "featurestore.yaml").read_text())
         config["online_store"] = online_store
         (target / "featurestore.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    if len(views) == 2 and all(v.ttl is not None for v in views):
+    if list(views) == views_for():
         # The standard case runs the example repository's own definitions.
         shutil.copy(REPO_DIR / "features.py", target / "features.py")
     else:
@@ -46,7 +46,7 @@ def build_our_repo(
 
 
 def _our_definitions(views: Sequence[ViewSpec]) -> str:
-    """Python source of featurestore definitions for ``views`` (used for the no-TTL case)."""
+    """Python source of featurestore definitions for ``views`` (no TTL, or TTLs widened)."""
     types = sorted({dtype for view in views for _, dtype in view.features} | {"Int64"})
     lines = [
         "from datetime import timedelta",
@@ -134,11 +134,20 @@ def child_apply_ours(repo: str) -> None:
     emit_result({"seconds": elapsed[0], "peak_mb": peak_rss_mb()})
 
 
-def child_apply_feast(repo: str, data_dir: str, no_ttl: bool = False, online: bool = False) -> None:
-    """Register the Feast definitions equivalent to the workload's views; not timed."""
+def child_apply_feast(
+    repo: str,
+    data_dir: str,
+    no_ttl: bool = False,
+    online: bool = False,
+    ttl: timedelta | None = None,
+) -> None:
+    """Register the Feast definitions equivalent to the workload's views; not timed.
+
+    ``ttl`` replaces the views' TTLs, as in :func:`common.views_for`.
+    """
     import feast
 
     store = feast.FeatureStore(repo_path=repo)
     with stopwatch() as elapsed:
-        store.apply(feast_objects(views_for(no_ttl), Path(data_dir), online=online))
+        store.apply(feast_objects(views_for(no_ttl, ttl), Path(data_dir), online=online))
     emit_result({"seconds": elapsed[0], "peak_mb": peak_rss_mb()})
