@@ -10,6 +10,7 @@ answer; error mapping lives in :mod:`api.errors`, tokens in :mod:`api.auth`.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from api.auth import TokenFile
 from api.errors import install_error_handlers
+from api.fastpath import OnlineLookupFastPath
 from api.metrics import Metrics, MetricsMiddleware
 from api.responses import OrjsonResponse
 from api.routes import health_router, online_router, push_router, registry_router
@@ -36,6 +38,11 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far (modules, the store, the app) lives as long as the process:
+        # move it out of the garbage collector's reach, so a full collection no longer walks
+        # ~150,000 objects (80 ms pauses, one every few thousand requests).
+        gc.collect()
+        gc.freeze()
         yield
         await store.aclose()
 
@@ -51,13 +58,18 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     app.state.store = store
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.tokens = TokenFile(settings.tokens_file)
+    tokens = TokenFile(settings.tokens_file)
+    app.state.tokens = tokens
     install_error_handlers(app)
     app.include_router(online_router)
     app.include_router(push_router)
     app.include_router(registry_router)
     app.include_router(health_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Added last, so it runs first: the lookup path skips FastAPI's machinery (api.fastpath).
+    app.add_middleware(
+        OnlineLookupFastPath, store=store, settings=settings, metrics=metrics, tokens=tokens
+    )
     return app
 
 

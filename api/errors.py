@@ -34,7 +34,14 @@ from featurestore.errors import (
     RegistryError,
 )
 
-__all__ = ["ApiError", "error_response", "install_error_handlers", "status_of"]
+__all__ = [
+    "ApiError",
+    "describe_error",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "status_of",
+]
 
 log = logging.getLogger("featurestore.api")
 
@@ -68,13 +75,34 @@ def status_of(exc: FeatureStoreError) -> int:
     return 500
 
 
+def error_body(type_: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON error body every failure uses."""
+    return {"error": {"type": type_, "message": message}}
+
+
 def error_response(
     status: int, type_: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    """The JSON error body every failure uses."""
-    return OrjsonResponse(
-        {"error": {"type": type_, "message": message}}, status_code=status, headers=headers
-    )
+    """The JSON error response every failure uses."""
+    return OrjsonResponse(error_body(type_, message), status_code=status, headers=headers)
+
+
+def describe_error(
+    exc: Exception, method: str, path: str
+) -> tuple[int, str, str, dict[str, str] | None]:
+    """``(status, type, message, headers)`` of an error raised while answering ``method path``;
+    server-side failures are logged (an unexpected one with its traceback)."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.type, exc.message, None
+    if isinstance(exc, Unauthorized):
+        return 401, "Unauthorized", str(exc), {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, FeatureStoreError):
+        status = status_of(exc)
+        if status >= 500:
+            log.warning("%s %s failed: %s", method, path, exc)
+        return status, type(exc).__name__, str(exc), None
+    log.error("%s %s: unexpected error", method, path, exc_info=exc)
+    return 500, "InternalError", f"unexpected {type(exc).__name__}; see the server log", None
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -88,19 +116,9 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every exception into a JSON error body."""
 
-    async def on_api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.type, exc.message)
-
-    async def on_unauthorized(request: Request, exc: Exception) -> Response:
-        return error_response(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
-
-    async def on_featurestore_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, FeatureStoreError)
-        status = status_of(exc)
-        if status >= 500:
-            log.warning("%s %s failed: %s", request.method, request.url.path, exc)
-        return error_response(status, type(exc).__name__, str(exc))
+    async def on_error(request: Request, exc: Exception) -> Response:
+        status, type_, message, headers = describe_error(exc, request.method, request.url.path)
+        return error_response(status, type_, message, headers=headers)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -113,18 +131,10 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, _http_type(exc.status_code), str(exc.detail), headers=headers
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("%s %s: unexpected error", request.method, request.url.path)
-        return error_response(
-            500, "InternalError", f"unexpected {type(exc).__name__}; see the server log"
-        )
-
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(Unauthorized, on_unauthorized)
-    app.add_exception_handler(FeatureStoreError, on_featurestore_error)
+    for error in (ApiError, Unauthorized, FeatureStoreError, Exception):
+        app.add_exception_handler(error, on_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
 
 
 def _http_type(status: int) -> str:

@@ -258,6 +258,28 @@ def test_unknown_paths_and_methods_are_json(server: Server) -> None:
     assert_error(httpx.get(f"{server.url}/v1/feature-views/", timeout=10), 404)  # no redirect
 
 
+def test_openapi_describes_the_feast_endpoints(server: Server) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    for path in ("/get-online-features", "/push"):
+        body = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"]["type"] == "object"
+
+
+def test_lookup_metrics_count_the_fast_path(server: Server) -> None:
+    """The lookup is answered in front of FastAPI (api.fastpath); it still counts and times."""
+    post(server, {"features": FEATURES, "entities": {"driver_id": [1]}})
+    assert_error(post(server, {"features": FEATURES}), 422)
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    ok = 'featurestore_api_requests_total{endpoint="/get-online-features",method="POST",status="200"}'
+    bad = 'featurestore_api_requests_total{endpoint="/get-online-features",method="POST",status="422"}'
+    assert ok in text
+    assert bad in text
+    assert (
+        'featurestore_api_request_seconds_count{endpoint="/get-online-features",method="POST"}'
+        in text
+    )
+
+
 def test_max_entities_is_configurable(store: FeatureStore) -> None:
     with Server(store, ApiSettings(max_entities=2)) as server:
         ok = post(server, {"features": FEATURES, "entities": {"driver_id": [1, 2]}})

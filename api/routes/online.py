@@ -8,15 +8,19 @@ the event loop (with Redis, an async client; see ``FeatureStore.get_online_featu
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from api import deps
+from api.metrics import Metrics
 from api.responses import OrjsonResponse
 from api.schemas import ONLINE_REQUEST_SCHEMA, parse_online_request
+from api.settings import ApiSettings
+from featurestore.store import FeatureStore
 
-__all__ = ["router"]
+__all__ = ["lookup_body", "router"]
 
 router = APIRouter()
 
@@ -36,9 +40,28 @@ async def get_online_features(
     request: Request, principal: str | None = Depends(deps.principal)
 ) -> Response:
     """Look up ``features`` (or a ``feature_service``) for ``entities``."""
-    parsed = parse_online_request(await request.body(), deps.settings(request).max_entities)
-    store = deps.store(request)
-    metrics = deps.metrics(request)
+    body = await lookup_body(
+        deps.store(request),
+        deps.settings(request),
+        deps.metrics(request),
+        principal,
+        await request.body(),
+    )
+    return OrjsonResponse(body)
+
+
+async def lookup_body(
+    store: FeatureStore,
+    settings: ApiSettings,
+    metrics: Metrics,
+    principal: str | None,
+    raw: bytes,
+) -> dict[str, Any]:
+    """The response body of a lookup request (raises what :mod:`api.errors` maps to statuses).
+
+    Shared by the route and :class:`api.fastpath.OnlineLookupFastPath`, which serves it in front
+    of FastAPI's routing."""
+    parsed = parse_online_request(raw, settings.max_entities)
     start = time.perf_counter()
     response = await store.get_online_features_async(
         parsed.features,
@@ -51,4 +74,4 @@ async def get_online_features(
     # Join keys come first and are always PRESENT: count only the features' statuses.
     features = body["results"][len(response.join_keys) :]
     metrics.count_statuses(result["statuses"] for result in features)
-    return OrjsonResponse(body)
+    return body

@@ -159,20 +159,26 @@ class OnlineResponse:
         """
         results: list[dict[str, list[Any]]] = []
         rows = len(self)
-        for values in self._join_keys.values():
+        for name, values in self._join_keys.items():
             results.append(
                 {
-                    "values": [_json_value(v) for v in values],
+                    "values": _json_values(values, self._types.get(name)),
                     "statuses": [FieldStatus.PRESENT.value] * rows,
                     "event_timestamps": [_EPOCH_TEXT] * rows,
                 }
             )
+        # Features of one view share one list of event timestamps: format it once.
+        formatted: dict[int, list[str]] = {}
         for name, values in self._values.items():
+            stamps = self._event_ts_us[name]
+            texts = formatted.get(id(stamps))
+            if texts is None:
+                texts = formatted[id(stamps)] = [_iso_micros(us) for us in stamps]
             results.append(
                 {
-                    "values": [_json_value(v) for v in values],
+                    "values": _json_values(values, self._types.get(name)),
                     "statuses": [s.value for s in self._statuses[name]],
-                    "event_timestamps": [_iso_micros(us) for us in self._event_ts_us[name]],
+                    "event_timestamps": texts,
                 }
             )
         return {"metadata": self.metadata, "results": results}
@@ -192,6 +198,19 @@ def _iso(moment: datetime) -> str:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
     return f"{text}Z"
+
+
+def _json_values(values: list[Any], dtype: pa.DataType | None) -> list[Any]:
+    """``values`` JSON-ready: numbers, strings and booleans are already."""
+    if dtype is not None and (
+        pa.types.is_integer(dtype)
+        or pa.types.is_floating(dtype)
+        or pa.types.is_boolean(dtype)
+        or pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+    ):
+        return values
+    return [_json_value(v) for v in values]
 
 
 def _json_value(value: Any) -> Any:
