@@ -142,18 +142,18 @@ class MigrationContract:
 
     def test_a_new_registry_runs_every_migration(self, url, engine):
         open_registry(url).close()
-        assert self.versions(engine) == [m.version for m in migrations.MIGRATIONS] == [1, 2, 3]
+        assert self.versions(engine) == [m.version for m in migrations.MIGRATIONS] == [1, 2, 3, 4]
         self.assert_matches_schema_py(engine)
 
     def test_opening_twice_migrates_once(self, url, engine):
         open_registry(url).close()
         open_registry(url).close()
-        assert self.versions(engine) == [1, 2, 3]
+        assert self.versions(engine) == [1, 2, 3, 4]
 
     def test_a_v1_registry_is_upgraded_and_keeps_its_data(self, url, engine, defs):
         built = self.build_v1(engine, defs)
         with open_registry(url) as registry:
-            assert self.versions(engine) == [1, 2, 3]
+            assert self.versions(engine) == [1, 2, 3, 4]
             self.assert_matches_schema_py(engine)
             assert registry.get("demo", "entity", "driver") == built["entity"]
             assert registry.get("demo", "feature_view", "driver_stats") == built["new"]
@@ -173,21 +173,22 @@ class MigrationContract:
         self.build_v1(engine, defs)
 
         def broken(conn: sa.Connection) -> None:
-            raise RuntimeError("migration 4 failed")
+            raise RuntimeError("migration 5 failed")
 
-        steps = (*migrations.MIGRATIONS, migrations.Migration(4, "broken", broken))
+        steps = (*migrations.MIGRATIONS, migrations.Migration(5, "broken", broken))
         monkeypatch.setattr(migrations, "MIGRATIONS", steps)
-        monkeypatch.setattr(migrations, "LATEST", 4)
+        monkeypatch.setattr(migrations, "LATEST", 5)
         dialect = dialect_for(url)
         registry_engine = dialect.create_engine()
         try:
-            with pytest.raises(RuntimeError, match="migration 4 failed"):
-                migrations.migrate(registry_engine, dialect, target=4)
+            with pytest.raises(RuntimeError, match="migration 5 failed"):
+                migrations.migrate(registry_engine, dialect, target=5)
         finally:
             registry_engine.dispose()
         assert self.versions(engine) == [1]
         assert sa.inspect(engine).get_indexes("history") == []
         assert not sa.inspect(engine).has_table("watermarks")
+        assert not sa.inspect(engine).has_table("audit_log")
 
     def test_a_registry_newer_than_the_code_is_refused(self, url, engine):
         open_registry(url).close()
@@ -198,7 +199,7 @@ class MigrationContract:
                 )
             )
         with pytest.raises(
-            RegistryError, match=r"schema version 99.*up to 3.*upgrade featurestore"
+            RegistryError, match=r"schema version 99.*up to 4.*upgrade featurestore"
         ):
             open_registry(url)
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -119,10 +120,79 @@ def _create_watermarks(conn: Connection) -> None:
     v3.create_all(conn)
 
 
+def _create_governance_tables(conn: Connection) -> None:
+    # The governance layer: audit log, API keys, lineage and saved datasets.
+    v4 = MetaData()
+    audit = Table(
+        "audit_log",
+        v4,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("project", String(NAME), nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("principal", String(NAME), nullable=True),
+        Column("action", String(32), nullable=False),
+        Column("resource", String(2 * NAME), nullable=False),
+        Column("outcome", String(16), nullable=False),
+        Column("count", BigInteger, nullable=False),
+        Column("detail_json", Text, nullable=False),
+    )
+    Index("ix_audit_log_project_at", audit.c.project, audit.c.at)
+    keys = Table(
+        "access_keys",
+        v4,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("project", String(NAME), nullable=False),
+        Column("key_hash", String(HASH), nullable=False),
+        Column("key_prefix", String(16), nullable=False),
+        Column("principal", String(NAME), nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("roles_json", Text, nullable=False),
+        Column("description", Text, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("revoked_at", UTCDateTime, nullable=True),
+    )
+    Index("ix_access_keys_hash", keys.c.key_hash, unique=True)
+    lineage = Table(
+        "lineage_edges",
+        v4,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("project", String(NAME), nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("source_kind", String(32), nullable=False),
+        Column("source_name", String(2 * NAME), nullable=False),
+        Column("source_version", Integer, nullable=True),
+        Column("target_kind", String(32), nullable=False),
+        Column("target_name", String(2 * NAME), nullable=False),
+        Column("target_version", Integer, nullable=True),
+        Column("relation", String(32), nullable=False),
+        Column("run_id", String(64), nullable=True),
+        Column("detail_json", Text, nullable=False),
+    )
+    Index("ix_lineage_source", lineage.c.project, lineage.c.source_kind, lineage.c.source_name)
+    Index("ix_lineage_target", lineage.c.project, lineage.c.target_kind, lineage.c.target_name)
+    Table(
+        "saved_datasets",
+        v4,
+        Column("project", String(NAME), primary_key=True),
+        Column("name", String(NAME), primary_key=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("principal", String(NAME), nullable=True),
+        Column("location", Text, nullable=False),
+        Column("fingerprint", String(HASH), nullable=False),
+        Column("views_json", Text, nullable=False),
+        Column("rows", BigInteger, nullable=False),
+        Column("detail_json", Text, nullable=False),
+    )
+    v4.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "projects, objects, versions and history", _create_v1_tables),
     Migration(2, "index history by project and name", _index_history_by_name),
     Migration(3, "materialization watermarks per view version", _create_watermarks),
+    Migration(
+        4, "governance: audit log, access keys, lineage, saved datasets", _create_governance_tables
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -5,6 +5,10 @@
 ``object_versions``   every version ever written: spec JSON, meta JSON at that time, content hash
 ``history``           every recorded change, in order
 ``watermarks``        per view version: how far materialization got (added by migration 3)
+``audit_log``         append-only record of who did what to which resource, and the outcome
+``access_keys``       hashed API keys: principal, roles, revocation (migration 4, as the next two)
+``lineage_edges``     edges of the lineage graph: sources, view versions, services, datasets, runs
+``saved_datasets``    training sets saved with ``job.save_dataset``: location and view versions
 ``schema_version``    which migrations have run (see ``migrations.py``)
 
 JSON is stored as canonical text (sorted keys) rather than a JSON column, so the stored bytes
@@ -138,4 +142,80 @@ watermarks = Table(
     Column("created_watermark", UTCDateTime, nullable=True),
     Column("rows", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# Added by migration 4: the governance layer's tables (see featurestore.governance).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("project", String(NAME), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("principal", String(NAME), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("resource", String(2 * NAME), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("detail_json", Text, nullable=False),
+)
+audit_by_time = Index("ix_audit_log_project_at", audit_log.c.project, audit_log.c.at)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("project", String(NAME), nullable=False),
+    Column("key_hash", String(HASH), nullable=False),
+    Column("key_prefix", String(16), nullable=False),
+    Column("principal", String(NAME), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("roles_json", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+access_keys_by_hash = Index("ix_access_keys_hash", access_keys.c.key_hash, unique=True)
+
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("project", String(NAME), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("source_kind", String(32), nullable=False),
+    Column("source_name", String(2 * NAME), nullable=False),
+    Column("source_version", Integer, nullable=True),
+    Column("target_kind", String(32), nullable=False),
+    Column("target_name", String(2 * NAME), nullable=False),
+    Column("target_version", Integer, nullable=True),
+    Column("relation", String(32), nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("detail_json", Text, nullable=False),
+)
+lineage_by_source = Index(
+    "ix_lineage_source",
+    lineage_edges.c.project,
+    lineage_edges.c.source_kind,
+    lineage_edges.c.source_name,
+)
+lineage_by_target = Index(
+    "ix_lineage_target",
+    lineage_edges.c.project,
+    lineage_edges.c.target_kind,
+    lineage_edges.c.target_name,
+)
+
+saved_datasets = Table(
+    "saved_datasets",
+    metadata,
+    Column("project", String(NAME), primary_key=True),
+    Column("name", String(NAME), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("principal", String(NAME), nullable=True),
+    Column("location", Text, nullable=False),
+    Column("fingerprint", String(HASH), nullable=False),
+    Column("views_json", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("detail_json", Text, nullable=False),
 )
