@@ -14,9 +14,12 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+from sqlalchemy import Connection
 
 from featurestore.definitions import Definition
 from featurestore.registry.plan import Plan
@@ -124,6 +127,19 @@ class Registry(ABC):
     @abstractmethod
     def delete_watermarks(self, project: str) -> int:
         """Forget every watermark of ``project`` (its online data is gone); returns how many."""
+
+    @abstractmethod
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A read transaction on the registry database, for the tables of other layers
+        (governance: audit log, keys, lineage); errors become RegistryError."""
+
+    @abstractmethod
+    def writing(self) -> AbstractContextManager[Connection]:
+        """A write transaction on the registry database (see :meth:`reading`)."""
+
+    @abstractmethod
+    def touch(self, project: str) -> None:
+        """Change ``project``'s state token (caches keyed on it reload), e.g. on key revocation."""
 
     @abstractmethod
     def close(self) -> None:

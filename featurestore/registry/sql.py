@@ -11,7 +11,7 @@ import builtins
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -100,6 +100,23 @@ class SqlRegistry(Registry):
             conn.begin(),
         ):
             yield conn
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        return self._read()
+
+    def writing(self) -> AbstractContextManager[Connection]:
+        return self._write()
+
+    def touch(self, project: str) -> None:
+        _check_project(project)
+        with self._write() as conn:
+            row = {"name": project, "state_token": uuid.uuid4().hex, "updated_at": _utcnow()}
+            self._dialect.lock_project(conn, schema.projects, row)
+            conn.execute(
+                update(schema.projects)
+                .where(schema.projects.c.name == project)
+                .values(state_token=uuid.uuid4().hex, updated_at=_utcnow())
+            )
 
     # -- plan and apply ------------------------------------------------------------------------
 
