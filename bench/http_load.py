@@ -311,6 +311,7 @@ def run_loadgen(
     seconds: float,
     cpus: Sequence[int] | None = None,
     watch_pid: int | None = None,
+    headers: Sequence[str] = (),
 ) -> LoadResult:
     """``loadgen.py client`` in a child (pinned to the first of ``cpus``): a warm-up, then
     ``seconds`` timed on the same connections; the CPU of ``watch_pid``'s process tree is
@@ -323,6 +324,8 @@ def run_loadgen(
         argv += ["--cpu", str(cpus[0])]
     if watch_pid is not None:
         argv += ["--watch-pid", str(watch_pid)]
+    for header in headers:
+        argv += ["--header", header]
     result = run_child("loadgen", argv, python=sys.executable, timeout=warmup + seconds + 90)
     if not result.ok:
         raise RuntimeError(f"the load client failed: {result.error}")

@@ -176,11 +176,13 @@ async def run_client(
     warmup: float,
     seconds: float,
     watch_pid: int | None = None,
+    headers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Drive ``127.0.0.1:port`` for ``warmup + seconds``; the timed window's figures, with the
     CPU time of ``watch_pid``'s process tree (the server) over the same window."""
     loop = asyncio.get_running_loop()
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{header}\r\n" for header in headers)
     requests = [f"{head}Content-Length: {len(b)}\r\n\r\n".encode() + b for b in bodies]
     start = time.perf_counter_ns()
     window_start = start + int(warmup * 1e9)
@@ -304,6 +306,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--watch-pid", type=int, help="report this process tree's CPU time")
+    parser.add_argument(
+        "--header", action="append", default=[], help="an extra request header, 'Name: value'"
+    )
     args = parser.parse_args(argv)
     _pin(args.cpu)
     _event_loop_policy()
@@ -323,6 +328,7 @@ def main(argv: list[str]) -> int:
                     args.warmup,
                     args.seconds,
                     args.watch_pid,
+                    args.header,
                 )
             )
         )
