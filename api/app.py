@@ -22,7 +22,13 @@ from api.errors import install_error_handlers
 from api.fastpath import OnlineLookupFastPath
 from api.metrics import Metrics, MetricsMiddleware
 from api.responses import OrjsonResponse
-from api.routes import health_router, online_router, push_router, registry_router
+from api.routes import (
+    health_router,
+    lineage_router,
+    online_router,
+    push_router,
+    registry_router,
+)
 from api.settings import ApiSettings
 from featurestore.store import FeatureStore
 
@@ -64,6 +70,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     app.include_router(online_router)
     app.include_router(push_router)
     app.include_router(registry_router)
+    app.include_router(lineage_router)
     app.include_router(health_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Added last, so it runs first: the lookup path skips FastAPI's machinery (api.fastpath).

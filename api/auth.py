@@ -22,9 +22,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from featurestore.errors import ConfigError
+from featurestore.errors import AuthenticationError, ConfigError
+from featurestore.governance.access import Principal
+from featurestore.store import FeatureStore
 
-__all__ = ["TokenFile", "Unauthorized", "create_token", "hash_token"]
+__all__ = [
+    "TokenFile",
+    "Unauthorized",
+    "bearer_token",
+    "create_token",
+    "hash_token",
+    "resolve_caller",
+]
 
 _PREFIX = "fst_"
 # How often (seconds) the file's modification time is checked: never per request.
@@ -113,12 +122,8 @@ class TokenFile:
             self._hashes = {e["sha256"]: e["principal"] for e in _read(self.path)}
             self._mtime = mtime
 
-    def principal(self, authorization: str | None) -> str | None:
-        """The principal of an ``Authorization`` header's bearer token.
-
-        ``None`` when the service is open; :class:`Unauthorized` when a token is needed and the
-        header lacks one or holds an unknown one.
-        """
+    def principal(self, token: str) -> str | None:
+        """The principal holding ``token`` in the file, or None."""
         if self.path is None:
             return None
         now = time.monotonic()
@@ -126,13 +131,38 @@ class TokenFile:
             with self._lock:
                 self._reload()
                 self._next_check = now + _RECHECK_SECONDS
-        if not authorization:
+        return self._hashes.get(hash_token(token))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None without the header;
+    :class:`Unauthorized` when it is malformed."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    return token
+
+
+def resolve_caller(
+    tokens: TokenFile, store: FeatureStore, authorization: str | None
+) -> Principal | None:
+    """Who sends a request: the principal of its bearer token, from the tokens file or the
+    registry's API keys (``featurestore access keys create``). Without a token the caller is
+    anonymous (None) while neither holds a token, else :class:`Unauthorized` (401); an unknown
+    or revoked token is always refused."""
+    token = bearer_token(authorization)
+    guard = store.guard
+    if token is None:
+        if tokens.enabled or guard.keys.any:
             raise Unauthorized("this service needs a token: send 'Authorization: Bearer <token>'")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
-        principal = self._hashes.get(hash_token(token))
-        if principal is None:
-            raise Unauthorized("unknown or revoked token")
-        return principal
+        return None
+    name = tokens.principal(token)
+    if name is not None:
+        return guard.principal(name)
+    try:
+        return guard.authenticate(token)
+    except AuthenticationError:
+        raise Unauthorized("unknown or revoked token") from None

@@ -4,7 +4,7 @@ Every error answer is JSON, ``{"error": {"type": ..., "message": ...}}``, never 
 
 * bad client input -> 4xx: malformed JSON 400, wrong shapes or types 422, unknown features or
   views 400 (404 for a named resource of a ``/v1`` path), missing or mistyped join keys 422, too
-  many entity rows (or pushed rows) 413, pushed rows that do not fit their source 422, missing or
+  many entity rows (or pushed rows) 413, a policy denying the caller 403, pushed rows that do not fit their source 422, missing or
   bad token 401;
 * the online store or registry unreachable -> 503, so callers retry (the service recovers on its
   own when the backend returns);
@@ -24,6 +24,8 @@ from starlette.responses import Response
 from api.auth import Unauthorized
 from api.responses import OrjsonResponse
 from featurestore.errors import (
+    AccessDeniedError,
+    AuthenticationError,
     ConfigError,
     EntityFrameError,
     FeatureReferenceError,
@@ -47,6 +49,8 @@ log = logging.getLogger("featurestore.api")
 
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[FeatureStoreError], int], ...] = (
+    (AuthenticationError, 401),
+    (AccessDeniedError, 403),
     (ObjectNotFoundError, 404),
     (FeatureReferenceError, 400),
     (EntityFrameError, 422),

@@ -16,7 +16,7 @@ import time
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import TokenFile
+from api.auth import TokenFile, resolve_caller
 from api.errors import describe_error, error_body
 from api.metrics import Metrics
 from api.routes.online import lookup_body
@@ -61,7 +61,9 @@ class OnlineLookupFastPath:
                 return
             headers = [_JSON]
             try:
-                principal = self.tokens.principal(_header(scope, b"authorization"))
+                principal = resolve_caller(
+                    self.tokens, self.store, _header(scope, b"authorization")
+                )
                 body = await lookup_body(self.store, self.settings, self.metrics, principal, raw)
                 content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
                 status = 200

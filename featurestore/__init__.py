@@ -12,10 +12,12 @@ from featurestore.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    Policy,
     PushSource,
+    Resource,
 )
 from featurestore.errors import FeatureStoreError
-from featurestore.offline.base import RetrievalJob
+from featurestore.offline.base import RetrievalJob, SavedDataset
 from featurestore.push import PushMode
 from featurestore.registry import Plan
 from featurestore.store import FeatureStore
@@ -32,10 +34,13 @@ __all__ = [
     "Field",
     "FileSource",
     "Plan",
+    "Policy",
     "PushMode",
     "PushSource",
     "RepoConfig",
+    "Resource",
     "RetrievalJob",
+    "SavedDataset",
     "__version__",
     "load_config",
 ]

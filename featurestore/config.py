@@ -5,6 +5,8 @@
     offline_store: {type: duckdb, memory_limit: 2GB, temp_directory: data/duckdb_tmp, threads: 2}
     online_store: {type: sqlite, path: data/online.db}   # or {type: redis, url: redis://...}
     api: {tokens_file: api_tokens.json, max_entities: 1000, max_push_rows: 10000}   # REST service
+    lineage: {openlineage: {transport: file, path: data/lineage/events.jsonl}}     # OpenLineage
+    retention: {default: 365d}   # views without a retention of their own keep rows this long
 
 ``${VAR}`` and ``${VAR:-default}`` are expanded from the environment before parsing, except on
 comment lines (the default applies when the variable is unset). The registry is SQLite or
@@ -13,6 +15,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,6 +34,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s|ms)?\s*$")
 _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, None: 1.0}
 # Settings each online store accepts besides ``type`` (``expiry_grace`` is common to both).
 _ONLINE_OPTIONS = {"sqlite": {"path"}, "redis": {"url", "key_prefix"}}
+# Settings each OpenLineage transport accepts besides ``transport`` and ``namespace``.
+_OPENLINEAGE_OPTIONS: dict[str, set[str]] = {
+    "file": {"path"},
+    "http": {"url", "endpoint", "api_key", "timeout"},
+    "console": set(),
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,46 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the store keeps rows (``retention: {default: 365d}``).
+
+    ``default`` applies to every feature view that sets no ``retention`` of its own; ``None``
+    (the default) means rows of such views are kept and served however old they are.
+    """
+
+    default: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class OpenLineageConfig:
+    """Where OpenLineage events go (``lineage.openlineage`` in ``featurestore.yaml``).
+
+    ``transport`` is ``file`` (one JSON event per line, appended to ``path``, relative to the
+    repository unless absolute), ``http`` (POSTed to ``url`` + ``endpoint``, with ``api_key`` as a
+    bearer token, giving up after ``timeout`` seconds) or ``console`` (one JSON line per event on
+    standard error). ``namespace`` is the namespace of the jobs the store reports.
+    """
+
+    transport: str
+    path: str | None = None
+    url: str | None = None
+    endpoint: str = "api/v1/lineage"
+    api_key: str | None = None
+    timeout: float = 5.0
+    namespace: str = "featurestore"
+
+
+@dataclass(frozen=True)
+class LineageConfig:
+    """The ``lineage`` section: with ``openlineage`` set, OpenLineage events are emitted.
+
+    The lineage graph in the registry is kept either way; this section only adds the events.
+    """
+
+    openlineage: OpenLineageConfig | None = None
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     """The parsed ``featurestore.yaml`` of one feature repository."""
 
@@ -85,6 +134,8 @@ class RepoConfig:
     offline_store: OfflineStoreConfig = field(default_factory=OfflineStoreConfig)
     online_store: OnlineStoreConfig = field(default_factory=OnlineStoreConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -157,6 +208,8 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         "offline_store",
         "online_store",
         "api",
+        "retention",
+        "lineage",
         "provider",
         "entity_key_serialization_version",
     }
@@ -178,6 +231,8 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         offline_store=_offline(raw.get("offline_store"), source),
         online_store=_online(raw.get("online_store"), source),
         api=_api(raw.get("api"), source),
+        retention=_retention(raw.get("retention"), source),
+        lineage=_lineage(raw.get("lineage"), source),
     )
 
 
@@ -286,10 +341,124 @@ def _api(value: object, source: str) -> ApiConfig:
     return ApiConfig(tokens_file=tokens_file, **limits)
 
 
+def _retention(value: object, source: str) -> RetentionConfig:
+    if value is None:
+        return RetentionConfig()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: 'retention' must be a mapping like {{default: 365d}}")
+    unknown = sorted(set(value) - {"default"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown retention setting(s) {unknown}; known: ['default']")
+    default = value.get("default")
+    if default is None:
+        return RetentionConfig()
+    what = f"{source}: retention.default"
+    window = parse_duration(default, what)
+    if window <= timedelta(0):
+        raise ConfigError(
+            f"{what} must be a positive duration such as 365d or 12h (leave it out to keep "
+            f"rows however old), got {default!r}"
+        )
+    return RetentionConfig(default=window)
+
+
 def _positive_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{what} must be a positive integer, got {value!r}")
     return value
+
+
+def _lineage(value: object, source: str) -> LineageConfig:
+    if value is None:
+        return LineageConfig()
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{source}: 'lineage' must be a mapping like "
+            "{openlineage: {transport: file, path: data/lineage/events.jsonl}}"
+        )
+    unknown = sorted(set(value) - {"openlineage"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown lineage setting(s) {unknown}; known: ['openlineage']")
+    openlineage = value.get("openlineage")
+    if openlineage is None:
+        return LineageConfig()
+    return LineageConfig(openlineage=_openlineage(openlineage, f"{source}: lineage.openlineage"))
+
+
+def _openlineage(value: object, where: str) -> OpenLineageConfig:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where} must be a mapping like {{transport: file, path: data/lineage/events.jsonl}}"
+        )
+    options = dict(value)
+    transport = options.pop("transport", None)
+    if transport not in _OPENLINEAGE_OPTIONS:
+        raise ConfigError(
+            f"{where}.transport must be one of {sorted(_OPENLINEAGE_OPTIONS)}, got {transport!r}"
+        )
+    allowed = _OPENLINEAGE_OPTIONS[transport] | {"namespace"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {unknown} for transport {transport}; "
+            f"known: {sorted(allowed | {'transport'})}"
+        )
+    namespace = options.get("namespace", OpenLineageConfig.namespace)
+    if not isinstance(namespace, str) or not namespace.strip():
+        raise ConfigError(f"{where}.namespace must be a non-empty string, got {namespace!r}")
+    if transport == "file":
+        path = options.get("path")
+        if not isinstance(path, str) or not path.strip():
+            raise ConfigError(
+                f"{where}: transport file needs 'path', the events file (relative to the "
+                f"repository), got {path!r}"
+            )
+        config = OpenLineageConfig(transport=transport, namespace=namespace, path=path)
+    elif transport == "http":
+        config = _openlineage_http(options, namespace, where)
+    else:
+        config = OpenLineageConfig(transport=transport, namespace=namespace)
+    if not _module_available("openlineage.client"):
+        raise ConfigError(
+            f"{where} is set, but the openlineage-python package is not installed: "
+            "pip install 'featurestore[lineage]' (or remove the lineage section)"
+        )
+    return config
+
+
+def _openlineage_http(options: dict[str, Any], namespace: str, where: str) -> OpenLineageConfig:
+    url = options.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{where}: transport http needs 'url', an http(s) URL such as "
+            f"http://marquez:5000, got {url!r}"
+        )
+    endpoint = options.get("endpoint", OpenLineageConfig.endpoint)
+    if not isinstance(endpoint, str):
+        raise ConfigError(f"{where}.endpoint must be a URL path, got {endpoint!r}")
+    api_key = options.get("api_key")
+    if api_key is not None and not isinstance(api_key, str):
+        raise ConfigError(f"{where}.api_key must be a string such as ${{OPENLINEAGE_API_KEY}}")
+    timeout = options.get("timeout", OpenLineageConfig.timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"{where}.timeout must be a positive number of seconds, got {timeout!r}")
+    return OpenLineageConfig(
+        transport="http",
+        namespace=namespace,
+        url=url,
+        endpoint=endpoint,
+        # An empty key (``${KEY:-}`` with KEY unset) means no key.
+        api_key=api_key or None,
+        timeout=float(timeout),
+    )
+
+
+def _module_available(name: str) -> bool:
+    """Whether an optional package can be imported (checked without importing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
 
 
 def parse_duration(value: object, what: str) -> timedelta:

@@ -16,7 +16,12 @@ anything the library reports about bad input or a failed operation::
     ├── RetrievalError           the offline engine failed to build a training frame
     ├── OnlineStoreError         the online store is unreachable or failed a read or write
     ├── MaterializationError     a materialization run failed (its watermark did not move)
-    └── PushError                pushed rows do not fit their source, or the push failed
+    ├── PushError                pushed rows do not fit their source, or the push failed
+    ├── SavedDatasetError        a saved dataset's name is invalid or taken, or saving failed
+    ├── RetentionError           a retention run cannot read or rewrite data the store owns
+    ├── ErasureError             an erasure request names no entity key, or the erasure failed
+    ├── AccessDeniedError        a policy denies the principal the action on a resource
+    └── AuthenticationError      a token is unknown or revoked
 
 Each message names the object concerned and says what to do about it.
 """
@@ -78,3 +83,30 @@ class MaterializationError(FeatureStoreError):
 
 class PushError(FeatureStoreError):
     """Pushed rows do not fit their push source (nothing was written), or writing them failed."""
+
+
+class SavedDatasetError(FeatureStoreError):
+    """A saved dataset's name is invalid or already taken (save with ``overwrite=True``), or
+    writing it failed (nothing was recorded)."""
+
+
+class RetentionError(FeatureStoreError):
+    """A retention run could not read or rewrite data the store owns (what it removed before
+    stays removed; running it again finishes the job)."""
+
+
+class ErasureError(FeatureStoreError):
+    """An erasure request does not name one entity's full key with values of the right types,
+    or removing the entity failed part way (running it again finishes the job)."""
+
+
+class AccessDeniedError(FeatureStoreError):
+    """A policy denies the principal this action on a resource (or none allows it)."""
+
+    def __init__(self, decision: object) -> None:
+        self.decision = decision
+        super().__init__(str(getattr(decision, "reason", decision)))
+
+
+class AuthenticationError(FeatureStoreError):
+    """A token is unknown or revoked."""

@@ -94,7 +94,7 @@ def load_repo(repo_path: str | Path) -> RepoContents:
             module_file = getattr(sys.modules[name], "__file__", None) or ""
             if name.startswith(package) or module_file.startswith(str(root)):
                 del sys.modules[name]
-    order = {"entity": 0, "feature_view": 1, "feature_service": 2}
+    order = {"entity": 0, "feature_view": 1, "feature_service": 2, "policy": 3}
     contents.objects.sort(key=lambda o: (order[o.kind], o.name))
     return contents
 

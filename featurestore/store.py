@@ -8,10 +8,11 @@ later) happens here, once.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 from featurestore.config import RepoConfig, load_config
 from featurestore.definitions.base import Definition
@@ -19,18 +20,50 @@ from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
+from featurestore.governance.access import (
+    Decision,
+    Principal,
+    Target,
+    change_targets,
+    definition_target,
+    feature_targets,
+    project_target,
+    resource_targets,
+    service_targets,
+)
+from featurestore.governance.actions import Action
+from featurestore.governance.audit import AuditRecord
+from featurestore.governance.erasure import ErasureReport, ErasureRequest, erase
+from featurestore.governance.guard import Guard, PrincipalLike, PrincipalSpec
+from featurestore.governance.holdings import Holdings
+from featurestore.governance.keys import KeyInfo
+from featurestore.governance.lineage import Direction, LineageResult
+from featurestore.governance.lineage_hooks import LineageHooks
+from featurestore.governance.removal_lineage import emit_removals
+from featurestore.governance.retention import (
+    RetentionReport,
+    RetentionRules,
+    enforce_retention,
+    epoch_us,
+    run_instant,
+)
 from featurestore.loader import load_repo
 from featurestore.materialize import MaterializationReport, Materializer
-from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob
+from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
 from featurestore.offline.duckdb_engine import DuckDBEngine
 from featurestore.offline.source_schema import validate_view_source
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
-from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
+from featurestore.online.lookup import EntityRowsInput, LookupPlan, OnlineLookup, OnlineResponse
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.references import resolve_requests
 from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
+
+#: The environment variable the SDK and CLI read a token from.
+TOKEN_ENV = "FEATURESTORE_TOKEN"
+
+_Report = TypeVar("_Report", RetentionReport, ErasureReport)
 
 
 class FeatureStore:
@@ -43,14 +76,29 @@ class FeatureStore:
     """
 
     def __init__(
-        self, repo_path: str | os.PathLike[str] = ".", *, config: RepoConfig | None = None
+        self,
+        repo_path: str | os.PathLike[str] = ".",
+        *,
+        config: RepoConfig | None = None,
+        principal: Principal | str | None = None,
+        token: str | None = None,
     ) -> None:
         self.config = config if config is not None else load_config(repo_path)
+        # Who this store acts for: a token (default: $FEATURESTORE_TOKEN) wins over a name.
+        self._principal_spec = PrincipalSpec(
+            token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
+            name=principal,
+        )
+        self._guard: Guard | None = None
+        # Per lookup plan (by identity): the plan, its resources and its audit labels.
+        self._plan_resources: dict[int, tuple[LookupPlan, list[Target], tuple[str, ...]]] = {}
         self._registry: Registry | None = None
         self._offline: OfflineEngine | None = None
         self._online: OnlineStore | None = None
         self._lookup: OnlineLookup | None = None
         self._pusher: Pusher | None = None
+        self._lineage: LineageHooks | None = None
+        self._retention: RetentionRules | None = None
 
     @property
     def project(self) -> str:
@@ -68,6 +116,18 @@ class FeatureStore:
         return self._registry
 
     @property
+    def guard(self) -> Guard:
+        """Access checks and the audit log (see :mod:`featurestore.governance.guard`)."""
+        if self._guard is None:
+            self._guard = Guard(self.config, self.registry, self._principal_spec)
+        return self._guard
+
+    @property
+    def principal(self) -> Principal:
+        """Who this store acts for (resolved from its token or name; ``anonymous`` without)."""
+        return self.guard.principal()
+
+    @property
     def offline(self) -> OfflineEngine:
         """The offline engine, opened on first use."""
         if self._offline is None:
@@ -81,6 +141,22 @@ class FeatureStore:
             self._online = open_online_store(self.config)
         return self._online
 
+    @property
+    def lineage(self) -> LineageHooks:
+        """Lineage: the graph in the registry (``.graph``), saved datasets (``.datasets``) and
+        the OpenLineage emitter (``.emitter``); see :mod:`featurestore.governance.lineage`."""
+        if self._lineage is None:
+            self._lineage = LineageHooks(self.config, self.registry)
+        return self._lineage
+
+    @property
+    def retention(self) -> RetentionRules:
+        """Each view's effective retention window: its own, else ``retention.default``."""
+        if self._retention is None:
+            default = self.config.retention.default
+            self._retention = RetentionRules(self.registry, self.project, default)
+        return self._retention
+
     # -- definitions ---------------------------------------------------------------------------
 
     def plan(
@@ -93,6 +169,7 @@ class FeatureStore:
         """
         objects, delete_missing = self._desired(objects, delete_missing)
         self._validate_sources(objects)
+        self.guard.require(self.principal, "describe", [project_target(self.project)])
         return self.registry.plan(self.project, objects, delete_missing=delete_missing)
 
     def apply(
@@ -105,7 +182,16 @@ class FeatureStore:
         """
         objects, delete_missing = self._desired(objects, delete_missing)
         self._validate_sources(objects)
-        return self.registry.apply(self.project, objects, delete_missing=delete_missing)
+        who, guard = self.principal, self.guard
+        planned = self.registry.plan(self.project, objects, delete_missing=delete_missing)
+        changes = change_targets(self.project, planned, objects)
+        for action, target, _ in changes:
+            guard.require(who, action, [target])
+        applied = self.registry.apply(self.project, objects, delete_missing=delete_missing)
+        self.lineage.after_apply(applied)
+        for action, target, change in changes:
+            guard.record(who, action, target.label, "ok", {"change": change})
+        return applied
 
     def _desired(
         self, objects: Sequence[Definition] | None, delete_missing: bool
@@ -121,37 +207,62 @@ class FeatureStore:
                 validate_view_source(obj, self.repo_path)
                 data.check_not_owned(obj)
 
-    def get_entity(self, name: str) -> Entity:
+    def get_entity(self, name: str, *, principal: PrincipalLike = None) -> Entity:
         entity = self.registry.get(self.project, "entity", name)
         assert isinstance(entity, Entity)
+        self._require_describe(entity, principal)
         return entity
 
-    def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
+    def get_feature_view(
+        self, name: str, version: int | None = None, *, principal: PrincipalLike = None
+    ) -> FeatureView:
         """The view's current definition, or the one of ``version``."""
+        view = self._feature_view(name, version)
+        self._require_describe(view, principal)
+        return view
+
+    def _require_describe(self, obj: Definition, principal: PrincipalLike) -> None:
+        guard = self.guard
+        guard.require(
+            guard.principal(principal), "describe", [definition_target(self.project, obj)]
+        )
+
+    def _feature_view(self, name: str, version: int | None = None) -> FeatureView:
         view = self.registry.get(self.project, "feature_view", name, version)
         assert isinstance(view, FeatureView)
         return view
 
-    def get_feature_service(self, name: str) -> FeatureService:
+    def get_feature_service(self, name: str, *, principal: PrincipalLike = None) -> FeatureService:
+        service = self._feature_service(name)
+        self._require_describe(service, principal)
+        return service
+
+    def _feature_service(self, name: str) -> FeatureService:
         service = self.registry.get(self.project, "feature_service", name)
         assert isinstance(service, FeatureService)
         return service
 
-    def list_entities(self) -> list[Entity]:
-        return [o for o in self.registry.list(self.project, "entity") if isinstance(o, Entity)]
+    def list_entities(self, *, principal: PrincipalLike = None) -> list[Entity]:
+        """Registered entities the principal may describe."""
+        return [o for o in self._describable("entity", principal) if isinstance(o, Entity)]
 
-    def list_feature_views(self) -> list[FeatureView]:
+    def list_feature_views(self, *, principal: PrincipalLike = None) -> list[FeatureView]:
+        """Registered feature views the principal may describe."""
+        listed = self._describable("feature_view", principal)
+        return [o for o in listed if isinstance(o, FeatureView)]
+
+    def list_feature_services(self, *, principal: PrincipalLike = None) -> list[FeatureService]:
+        """Registered feature services the principal may describe."""
+        listed = self._describable("feature_service", principal)
+        return [o for o in listed if isinstance(o, FeatureService)]
+
+    def _describable(self, kind: str, principal: PrincipalLike) -> list[Definition]:
+        guard = self.guard
+        who = guard.principal(principal)
         return [
             o
-            for o in self.registry.list(self.project, "feature_view")
-            if isinstance(o, FeatureView)
-        ]
-
-    def list_feature_services(self) -> list[FeatureService]:
-        return [
-            o
-            for o in self.registry.list(self.project, "feature_service")
-            if isinstance(o, FeatureService)
+            for o in self.registry.list(self.project, kind)
+            if guard.allowed(who, "describe", [definition_target(self.project, o)])
         ]
 
     def history(self, name: str, kind: str | None = None) -> list[HistoryEntry]:
@@ -176,7 +287,50 @@ class FeatureStore:
         requests = resolve_requests(
             references, self._view_lookup, full_feature_names=full_feature_names
         )
-        return self.offline.get_historical_features(entity_df, requests)
+        targets = [t for r in requests for t in feature_targets(self.project, r.view, r.features)]
+        if isinstance(features, FeatureService | str):
+            service = features if isinstance(features, FeatureService) else None
+            targets += self._service_targets(service or self._feature_service(str(features)))
+        self.guard.require(self.principal, "read_offline", targets)
+        # Rows older than a view's retention window are never served, from any source.
+        requests = self.retention.apply(requests, epoch_us(datetime.now(timezone.utc)))
+        job = self.offline.get_historical_features(entity_df, requests)
+        # job.save_dataset(name) records the frame through the lineage layer.
+        asked_through = features if isinstance(features, FeatureService | str) else None
+        job.attach_saver(
+            self.lineage.dataset_saver(
+                requests, service=asked_through, principal=self.guard.audit_name(self.principal)
+            )
+        )
+        return job
+
+    def get_saved_dataset(self, name: str) -> SavedDataset:
+        """The record of a training set saved with ``job.save_dataset(name)``."""
+        self.guard.require(self.principal, "describe", [project_target(self.project)])
+        return self.lineage.datasets.get(name)
+
+    def trace_lineage(
+        self,
+        name: str,
+        direction: Direction = "both",
+        *,
+        kind: str | None = None,
+        runs: int | None = None,
+        principal: PrincipalLike = None,
+    ) -> LineageResult:
+        """The lineage of the nodes called ``name``: what they are built from (``upstream``),
+        what is built from them (``downstream``) or both; needs ``describe`` on the project."""
+        guard = self.guard
+        guard.require(guard.principal(principal), "describe", [project_target(self.project)])
+        return self.lineage.graph.trace(name, direction, kind=kind, runs=runs)
+
+    def list_saved_datasets(self) -> list[SavedDataset]:
+        """Every saved training set of the project, by name."""
+        self.guard.require(self.principal, "describe", [project_target(self.project)])
+        return self.lineage.datasets.list()
+
+    def _service_targets(self, service: FeatureService) -> list[Target]:
+        return service_targets(self.project, service)[:1]
 
     def _references(self, features: Sequence[str] | FeatureService | str) -> list[str]:
         if isinstance(features, FeatureService):
@@ -186,12 +340,12 @@ class FeatureStore:
                 raise FeatureReferenceError(
                     f"features={features!r}: pass a list of references, e.g. [{features!r}]"
                 )
-            return self.get_feature_service(features).feature_refs()
+            return self._feature_service(features).feature_refs()
         return list(features)
 
     def _view_lookup(self, name: str, version: int | None) -> FeatureView:
         try:
-            return self.get_feature_view(name, version)
+            return self._feature_view(name, version)
         except ObjectNotFoundError as exc:
             raise FeatureReferenceError(str(exc)) from None
 
@@ -209,7 +363,10 @@ class FeatureStore:
 
         ``progress`` shows a progress bar (default: when stderr is a terminal).
         """
-        return self._materializer(progress).materialize(start, end, feature_views)
+        self._require_views("materialize", feature_views)
+        report = self._materializer(progress).materialize(start, end, feature_views)
+        self._record_materialization(report)
+        return report
 
     def materialize_incremental(
         self,
@@ -219,7 +376,42 @@ class FeatureStore:
         progress: bool | None = None,
     ) -> MaterializationReport:
         """Materialize what arrived since each view's watermark (late rows included) up to ``end``."""
-        return self._materializer(progress).materialize_incremental(end, feature_views)
+        self._require_views("materialize", feature_views)
+        report = self._materializer(progress).materialize_incremental(end, feature_views)
+        self._record_materialization(report)
+        return report
+
+    def _require_views(self, action: str, names: Sequence[str] | None) -> None:
+        """``action`` on the named views (default: every online view) or AccessDeniedError."""
+        guard = self.guard
+        if not guard.access.enforced:
+            return
+        if names is None:
+            views = [
+                v
+                for v in self.registry.list(self.project, "feature_view")
+                if isinstance(v, FeatureView) and v.online
+            ]
+        else:
+            listed = [names] if isinstance(names, str) else list(names)
+            views = []
+            for name in listed:
+                try:
+                    views.append(self._feature_view(name))
+                except ObjectNotFoundError:
+                    continue  # the operation itself reports an unknown view
+        guard.require(self.principal, action, [definition_target(self.project, v) for v in views])
+
+    def _record_materialization(self, report: MaterializationReport) -> None:
+        who, guard = self.principal, self.guard
+        for view in report.views:
+            guard.record(
+                who,
+                "materialize",
+                f"feature_view:{view.view}",
+                "ok",
+                {"version": view.version, "keys": view.keys, "written": view.written},
+            )
 
     def _materializer(self, progress: bool | None) -> Materializer:
         return Materializer(
@@ -228,6 +420,8 @@ class FeatureStore:
             offline=self.offline,
             online=self.online,
             progress=progress,
+            listener=self.lineage.materialization_listener(),
+            retention=self.retention.of,
         )
 
     def get_online_features(
@@ -238,15 +432,15 @@ class FeatureStore:
         entities: dict[str, Sequence[object]] | None = None,
         full_feature_names: bool = False,
         as_of: datetime | None = None,
-        principal: str | None = None,
+        principal: PrincipalLike = None,
     ) -> OnlineResponse:
         """Latest values per entity, with event timestamps and a status per value.
 
         Pass ``entity_rows=[{"driver_id": 1}, ...]`` or ``entities={"driver_id": [1, ...]}``.
         Statuses are evaluated at ``as_of`` (default: now): a value older than its view's TTL
         at that instant is ``OUTSIDE_MAX_AGE``, one from after it ``NOT_FOUND``.
-        ``principal`` is who asks (the REST service passes the bearer token's owner); access
-        control will decide on it, for now it is accepted and not used.
+        ``principal`` is who asks (default: the store's principal; the REST service passes the
+        bearer token's owner); every requested view and feature needs ``read_online``.
         """
         references = self._online_references(features)
         return self._online_lookup().lookup(
@@ -255,6 +449,7 @@ class FeatureStore:
             entities=entities,
             full_feature_names=full_feature_names,
             as_of=as_of,
+            principal=principal,
         )
 
     async def get_online_features_async(
@@ -265,7 +460,7 @@ class FeatureStore:
         entities: dict[str, Sequence[object]] | None = None,
         full_feature_names: bool = False,
         as_of: datetime | None = None,
-        principal: str | None = None,
+        principal: PrincipalLike = None,
     ) -> OnlineResponse:
         """:meth:`get_online_features` for asyncio code (the REST service uses it): with Redis,
         a lookup of up to 128 entity rows awaits one round trip on an async client and never
@@ -276,12 +471,44 @@ class FeatureStore:
             entities=entities,
             full_feature_names=full_feature_names,
             as_of=as_of,
+            principal=principal,
         )
 
     def _online_lookup(self) -> OnlineLookup:
         if self._lookup is None:
-            self._lookup = OnlineLookup(self.project, self.registry, self.online)
+            self._lookup = OnlineLookup(
+                self.project,
+                self.registry,
+                self.online,
+                authorize=self._authorize_lookup,
+                retention=self.retention.of,
+            )
         return self._lookup
+
+    def _authorize_lookup(
+        self, plan: LookupPlan, references: Sequence[str] | str, principal: PrincipalLike
+    ) -> None:
+        """The lookup's access check and its (aggregated) audit count; the plan's resources are
+        worked out once per plan, the decisions once per principal and resource."""
+        guard = self.guard
+        who = guard.principal(principal)
+        entry = self._plan_resources.get(id(plan))
+        if entry is None or entry[0] is not plan:
+            targets = [
+                t
+                for read in plan.reads
+                for t in feature_targets(self.project, read.namespace.view, read.features)
+            ]
+            if isinstance(references, str):
+                targets += self._service_targets(self._feature_service(references))
+            labels = tuple(
+                dict.fromkeys(f"feature_view:{r.namespace.view.name}" for r in plan.reads)
+            )
+            if len(self._plan_resources) > 1024:
+                self._plan_resources.clear()
+            entry = self._plan_resources[id(plan)] = (plan, targets, labels)
+        guard.require(who, "read_online", entry[1])
+        guard.count_online_read(who, entry[2])
 
     def _online_references(
         self, features: Sequence[str] | FeatureService | str
@@ -296,7 +523,7 @@ class FeatureStore:
         df: PushInput,
         to: PushMode | str = PushMode.ONLINE,
         *,
-        principal: str | None = None,
+        principal: PrincipalLike = None,
     ) -> PushReport:
         """Send rows to the views reading push source ``push_source_name``.
 
@@ -308,7 +535,25 @@ class FeatureStore:
         """
         if self._pusher is None:
             self._pusher = Pusher(self.config, self.registry, self.online)
-        return self._pusher.push(push_source_name, df, to)
+        who, guard = self.guard.principal(principal), self.guard
+        mode = PushMode.parse(to)
+        if guard.access.enforced:
+            views = [v for v, _ in self._pusher.target(push_source_name).views]
+            targets = [definition_target(self.project, v) for v in views]
+            for action in ("write_online",) * mode.online + ("write_offline",) * mode.offline:
+                guard.require(who, action, targets)
+        readers = self._pusher.target(push_source_name).views if mode.offline else ()
+        with self.lineage.pushing(push_source_name, mode, readers) as observe:
+            report = self._pusher.push(push_source_name, df, mode)
+            observe(report)
+        guard.record(
+            who,
+            "push",
+            f"push_source:{push_source_name}",
+            "ok",
+            {"to": mode.value, "rows": report.rows, "views": [v.view for v in report.online]},
+        )
+        return report
 
     def consistency_check(
         self,
@@ -326,9 +571,153 @@ class FeatureStore:
     def teardown(self) -> int:
         """Remove the project's online data and its watermarks (so the next incremental run
         fills the store again); returns how many keys were removed."""
+        who = self.principal
+        self.guard.require(who, "delete", [project_target(self.project)])
         removed = self.online.delete_project(self.project)
         self.registry.delete_watermarks(self.project)
+        self.guard.record(who, "delete", f"project:{self.project}", "ok", {"online_keys": removed})
         return removed
+
+    # -- retention and erasure -----------------------------------------------------------------
+
+    def enforce_retention(
+        self, *, dry_run: bool = False, now: datetime | None = None
+    ) -> RetentionReport:
+        """Delete every row older than its view's retention window from the data the store owns:
+        the online rows of every view version, pushed Parquet files and saved datasets (the
+        views' source files are never changed; retrieval filters their old rows instead).
+
+        ``dry_run`` reports what would go and deletes nothing. ``now`` (default: the current
+        time; never later) is the instant the windows count back from. Needs ``delete`` on the
+        project; every run, dry or not, leaves one audit record with its counts.
+        """
+        who = self._may_delete()
+        moment = run_instant(now)
+        holdings = Holdings(self.config, self.registry)
+        return self._audited(
+            who,
+            f"project:{self.project}",
+            {"run": "retention", "dry_run": dry_run},
+            lambda: enforce_retention(
+                holdings, self.online, self.retention, now=moment, dry_run=dry_run
+            ),
+        )
+
+    def erase(self, entity: Mapping[str, Any], *, dry_run: bool = False) -> ErasureReport:
+        """Remove one entity from everything the store owns, check nothing is left, and list
+        the user-owned source files that still hold it (see
+        :mod:`featurestore.governance.erasure`)::
+
+            report = store.erase(entity={"driver_id": 1001})
+            report.verified, report.user_sources
+
+        ``entity`` names every join key of one entity; values are typed per the key's declared
+        type, and text is parsed as the CLI passes it (``"1001"`` for an Int64 key).
+        ``dry_run`` reports what would go and deletes nothing. Needs ``delete`` on the project;
+        the audit record keeps a fingerprint of the key values, not the values.
+        """
+        who = self._may_delete()
+        holdings = Holdings(self.config, self.registry)
+        entities = [e for e in self.registry.list(self.project, "entity") if isinstance(e, Entity)]
+        request = ErasureRequest(holdings, entity, entities)
+        return self._audited(
+            who,
+            f"entity:{request.entity.name}",
+            {"run": "erasure", "dry_run": dry_run, "fingerprint": request.fingerprint},
+            lambda: erase(request, self.online, self.offline, dry_run=dry_run),
+        )
+
+    def _may_delete(self) -> Principal:
+        who = self.principal
+        self.guard.require(who, "delete", [project_target(self.project)])
+        return who
+
+    def _audited(
+        self, who: Principal, resource: str, started: dict[str, Any], run: Callable[[], _Report]
+    ) -> _Report:
+        """Run a retention or erasure run and record it (its counts, or the error it ended in);
+        a run that changed data is reported to OpenLineage too, one job per view or file."""
+        try:
+            report = run()
+        except Exception as exc:
+            self.guard.record(who, "delete", resource, "error", {**started, "error": str(exc)})
+            raise
+        self.guard.record(who, "delete", resource, report.outcome, report.audit_detail())
+        if not report.dry_run:
+            emit_removals(self.lineage.emitter, self.project, report.job, report.removed)
+        return report
+
+    # -- access management ---------------------------------------------------------------------
+
+    def create_key(
+        self,
+        principal: str,
+        *,
+        roles: Sequence[str] = (),
+        kind: str = "user",
+        description: str = "",
+    ) -> tuple[str, KeyInfo]:
+        """A new API key for ``principal`` (shown once) with its roles; needs ``admin``."""
+        who = self._require_admin()
+        token, info = self.guard.keys.create(
+            principal, roles=tuple(roles), kind=kind, description=description
+        )
+        self.guard.record(
+            who,
+            "admin",
+            f"key:{info.prefix}",
+            "ok",
+            {"change": "created", "principal": principal, "roles": list(info.roles)},
+        )
+        return token, info
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Every API key of the project (never the tokens); needs ``admin``."""
+        self._require_admin()
+        return self.guard.keys.list()
+
+    def revoke_key(self, prefix: str) -> KeyInfo:
+        """Revoke a key at once, in every process; needs ``admin``."""
+        who = self._require_admin()
+        info = self.guard.keys.revoke(prefix)
+        self.guard.record(
+            who,
+            "admin",
+            f"key:{info.prefix}",
+            "ok",
+            {"change": "revoked", "principal": info.principal},
+        )
+        return info
+
+    def check_access(self, principal: PrincipalLike, action: str, resource: str) -> list[Decision]:
+        """Whether ``principal`` may do ``action`` on ``resource`` (``feature_view:NAME``,
+        ``feature:VIEW:FEATURE``, ...), one decision per resource involved, each naming the
+        policy that decided. Asking about another principal needs ``admin``."""
+        who = self.principal
+        asked = self.guard.principal(principal)
+        if asked.name != who.name:
+            self._require_admin()
+        Action.parse(action)
+        targets = resource_targets(self.project, resource, self.registry)
+        return self.guard.access.check(asked, action, targets)
+
+    def audit_log(
+        self,
+        *,
+        since: datetime | None = None,
+        principal: str | None = None,
+        action: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """The project's audit records (oldest first); needs ``admin``."""
+        self._require_admin()
+        self.guard.audit.flush()
+        return self.guard.audit.query(since=since, principal=principal, action=action, limit=limit)
+
+    def _require_admin(self) -> Principal:
+        who = self.principal
+        self.guard.require(who, "admin", [project_target(self.project)])
+        return who
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -340,6 +729,9 @@ class FeatureStore:
 
     def close(self) -> None:
         """Close the registry, the offline engine and the online store."""
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
         if self._online is not None:
             self._online.close()
             self._online = None
@@ -348,6 +740,9 @@ class FeatureStore:
         if self._offline is not None:
             self._offline.close()
             self._offline = None
+        if self._lineage is not None:
+            self._lineage.close()
+            self._lineage = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None

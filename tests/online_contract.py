@@ -17,7 +17,15 @@ import pytest
 
 from featurestore.definitions import Entity, FeatureView, Field, FileSource
 from featurestore.errors import OnlineStoreError
-from featurestore.online import CREATED_TS, EVENT_TS, FOUND, Namespace, OnlineStore
+from featurestore.online import (
+    CREATED_TS,
+    EVENT_TS,
+    FOUND,
+    Namespace,
+    OnlineStore,
+    SupportsRowDeletion,
+)
+from featurestore.online.codec import encode_keys, split_entity_key
 from featurestore.types import (
     Array,
     Bool,
@@ -382,6 +390,75 @@ class OnlineStoreContract:
             store.read(keep, keys_table(driver_id=[1, 2, 3]), ["rate"]).column(FOUND).to_pylist()
             == [True] * 3
         )
+
+    # -- row deletion: erasure and retention ---------------------------------------------------
+
+    @staticmethod
+    def _deletable(store: OnlineStore) -> SupportsRowDeletion:
+        assert isinstance(store, SupportsRowDeletion)
+        return store
+
+    @staticmethod
+    def _found(store: OnlineStore, ns: Namespace, ids: list[int]) -> list[bool]:
+        found: list[bool] = (
+            store.read(ns, keys_table(driver_id=ids), ["rate"]).column(FOUND).to_pylist()
+        )
+        return found
+
+    def test_delete_entity_keys_removes_those_keys_only(self, store: OnlineStore) -> None:
+        deletable = self._deletable(store)
+        v = view()
+        ns, other = Namespace("proj", v, 1), Namespace("proj", v, 2)
+        for space in (ns, other):
+            store.write_batch(space, batch(v, {"driver_id": [1, 2, 3]}, [NOW_US] * 3))
+        keys = encode_keys(keys_table(driver_id=[2, 3, 4]), ["driver_id"]).to_pylist()
+        assert deletable.delete_entity_keys(ns, keys, dry_run=True) == 2
+        assert self._found(store, ns, [1, 2, 3]) == [True, True, True]
+        assert deletable.delete_entity_keys(ns, keys + keys) == 2  # a key repeated counts once
+        assert self._found(store, ns, [1, 2, 3]) == [True, False, False]
+        assert self._found(store, other, [1, 2, 3]) == [True, True, True]
+        assert deletable.delete_entity_keys(ns, keys) == 0
+        assert deletable.delete_entity_keys(ns, []) == 0
+
+    def test_scan_entity_keys_lists_the_namespace_in_batches(self, store: OnlineStore) -> None:
+        deletable = self._deletable(store)
+        v = view(keys=(("city", String), ("trip", Int64)))
+        ns = Namespace("proj", v, 1)
+        cities = [f"c{i % 7}" for i in range(2_300)]
+        trips = list(range(2_300))
+        store.write_batch(ns, batch(v, {"city": cities, "trip": trips}, [NOW_US] * 2_300))
+        store.write_batch(Namespace("proj", v, 2), batch(v, {"city": ["x"], "trip": [1]}, [NOW_US]))
+        batches = list(deletable.scan_entity_keys(ns, batch_size=1_000))
+        assert len(batches) >= 3
+        assert all(0 < len(b) <= 1_000 for b in batches)
+        scanned = [key for b in batches for key in b]
+        expected = encode_keys(keys_table(city=cities, trip=trips), ["city", "trip"]).to_pylist()
+        assert sorted(scanned) == sorted(expected)
+        city = encode_keys(keys_table(city=["c3"]), ["city"])[0].as_py()
+        assert sum(split_entity_key(key)[0] == city for key in scanned) == cities.count("c3")
+        assert list(deletable.scan_entity_keys(Namespace("proj", v, 9))) == []
+        # A global view's one key is empty.
+        g = view("global_stats", keys=())
+        store.write_batch(Namespace("proj", g, 1), batch(g, {}, [NOW_US]))
+        assert list(deletable.scan_entity_keys(Namespace("proj", g, 1))) == [[b""]]
+
+    def test_delete_older_than_is_strict_and_per_namespace(self, store: OnlineStore) -> None:
+        deletable = self._deletable(store)
+        v = view()
+        first, second, untouched = (Namespace("proj", v, n) for n in (1, 2, 3))
+        cutoff = NOW_US - DAY_US
+        events = [cutoff - 1, cutoff, cutoff + 1, -5]  # -5: before 1970, still older
+        for space in (first, second, untouched):
+            store.write_batch(space, batch(v, {"driver_id": [1, 2, 3, 4]}, events))
+        cutoffs = {first: cutoff, second: -10}
+        assert deletable.delete_older_than(cutoffs, dry_run=True) == {first: 2, second: 0}
+        assert self._found(store, first, [1, 2, 3, 4]) == [True] * 4
+        assert deletable.delete_older_than(cutoffs) == {first: 2, second: 0}
+        # The row exactly at the cut-off stays.
+        assert self._found(store, first, [1, 2, 3, 4]) == [False, True, True, False]
+        assert self._found(store, second, [1, 2, 3, 4]) == [True] * 4
+        assert self._found(store, untouched, [1, 2, 3, 4]) == [True] * 4
+        assert deletable.delete_older_than({}) == {}
 
     # -- volume and errors ---------------------------------------------------------------------
 

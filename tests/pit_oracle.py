@@ -7,6 +7,7 @@ For each entity row (join keys, ts) and each requested view:
 
 * candidates are source rows with equal join keys (compared as typed values; a null key never
   matches), a non-null event timestamp ``<= ts`` and, when the view has a TTL, ``>= ts - ttl``;
+  with a retention cut-off, rows whose event timestamp is before it are never candidates;
 * the winner has the latest event timestamp, then the latest created timestamp (a null created
   timestamp loses to any other), then comes last in file order (files sorted by path);
 * no candidate means nulls; naive timestamps are UTC, aware ones are converted to UTC.
@@ -24,11 +25,13 @@ from featurestore.definitions.feature_view import FeatureView
 
 @dataclass(frozen=True)
 class OracleRequest:
-    """One view's request: the view, its source rows in file order, and feature -> output name."""
+    """One view's request: the view, its source rows in file order, feature -> output name, and
+    the retention cut-off (None: none)."""
 
     view: FeatureView
     source_rows: Sequence[Mapping[str, Any]]
     outputs: Mapping[str, str]
+    not_before: datetime | None = None
 
 
 def to_utc(value: datetime | None) -> datetime | None:
@@ -45,8 +48,10 @@ def winner(
     source_rows: Sequence[Mapping[str, Any]],
     keys: Mapping[str, Any],
     ts: datetime | None,
+    not_before: datetime | None = None,
 ) -> Mapping[str, Any] | None:
-    """The source row that serves an entity row with join keys ``keys`` at time ``ts``, if any."""
+    """The source row that serves an entity row with join keys ``keys`` at time ``ts``, if any,
+    among rows not older than ``not_before``."""
     if ts is None:
         return None
     ts = to_utc(ts)
@@ -65,6 +70,8 @@ def winner(
         if not matches or event is None or event > ts:
             continue
         if view.ttl is not None and event < ts - view.ttl:
+            continue
+        if not_before is not None and event < to_utc(not_before):
             continue
         created = (
             to_utc(row[source.created_timestamp_column])
@@ -95,7 +102,9 @@ def expected_frame(
         for request in requests:
             view = request.view
             keys = {k: entity_row[k] for k in view.join_keys}
-            row = winner(view, request.source_rows, keys, entity_row[timestamp_column])
+            row = winner(
+                view, request.source_rows, keys, entity_row[timestamp_column], request.not_before
+            )
             for feature, output in request.outputs.items():
                 out[output] = None if row is None else row[view.source.source_column(feature)]
         result.append(out)

@@ -454,11 +454,11 @@ def test_principal_reaches_the_facade(
     original_lookup, original_push = store.get_online_features_async, store.push
 
     async def lookup_spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(("lookup", kwargs.get("principal")))
+        seen.append(("lookup", getattr(kwargs.get("principal"), "name", None)))
         return await original_lookup(*args, **kwargs)
 
     def push_spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(("push", kwargs.get("principal")))
+        seen.append(("push", getattr(kwargs.get("principal"), "name", None)))
         return original_push(*args, **kwargs)
 
     monkeypatch.setattr(store, "get_online_features_async", lookup_spy)

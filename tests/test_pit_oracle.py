@@ -250,3 +250,42 @@ def test_engine_matches_oracle(tmp_path: Path, seed: int) -> None:
     expected = expected_frame(entity_rows, "event_timestamp", oracle_requests)
     assert [_normalize(r) for r in result] == [_normalize(r) for r in expected]
     engine.close()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_engine_matches_oracle_with_retention_cutoffs(tmp_path: Path, seed: int) -> None:
+    """The same scenarios with a retention cut-off per view: none, before all data, at an
+    event time (the bound is inclusive), a microsecond after one, or after all data."""
+    entity_rows, oracle_requests = _scenario(seed, tmp_path)
+    rng = random.Random(10_000 + seed)
+    times = sorted({to_utc(r["ts"]) for q in oracle_requests for r in q.source_rows if r["ts"]})
+    cut = [
+        None,
+        BASE - timedelta(days=1),
+        rng.choice(times),
+        rng.choice(times) + timedelta(microseconds=1),
+        BASE + timedelta(days=2),
+    ]
+    with_cutoffs = [
+        OracleRequest(q.view, q.source_rows, q.outputs, rng.choice(cut)) for q in oracle_requests
+    ]
+    engine = DuckDBEngine(RepoConfig(project="oracle", repo_path=tmp_path, registry="sqlite://"))
+    requests = [
+        FeatureRequest(
+            r.view,
+            tuple(r.outputs),
+            tuple(r.outputs.values()),
+            not_before_us=None if r.not_before is None else _epoch_us(r.not_before),
+        )
+        for r in with_cutoffs
+    ]
+    result = (
+        engine.get_historical_features(_entity_frame(entity_rows), requests).to_arrow().to_pylist()
+    )
+    expected = expected_frame(entity_rows, "event_timestamp", with_cutoffs)
+    assert [_normalize(r) for r in result] == [_normalize(r) for r in expected]
+    engine.close()
+
+
+def _epoch_us(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)

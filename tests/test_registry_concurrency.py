@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from featurestore.definitions import Entity, FeatureView, Field, FileSource
 from featurestore.registry import open_registry
+from featurestore.registry.migrations import MIGRATIONS
 from featurestore.types import Float32, Int64
 
 PROJECT = "demo"
@@ -130,7 +131,7 @@ class ConcurrencyContract:
         try:
             with engine.connect() as conn:
                 versions = conn.execute(sa.text("SELECT version FROM schema_version ORDER BY 1"))
-                assert list(versions.scalars()) == [1, 2, 3]
+                assert list(versions.scalars()) == [m.version for m in MIGRATIONS]
         finally:
             engine.dispose()
 

@@ -1,8 +1,9 @@
 """The service's routers: online lookups, push, registry browsing, health and metrics."""
 
 from api.routes.health import router as health_router
+from api.routes.lineage import router as lineage_router
 from api.routes.online import router as online_router
 from api.routes.push import router as push_router
 from api.routes.registry import router as registry_router
 
-__all__ = ["health_router", "online_router", "push_router", "registry_router"]
+__all__ = ["health_router", "lineage_router", "online_router", "push_router", "registry_router"]

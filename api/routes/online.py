@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import deps
@@ -18,6 +18,7 @@ from api.metrics import Metrics
 from api.responses import OrjsonResponse
 from api.schemas import ONLINE_REQUEST_SCHEMA, parse_online_request
 from api.settings import ApiSettings
+from featurestore.governance.access import Principal
 from featurestore.store import FeatureStore
 
 __all__ = ["lookup_body", "router"]
@@ -36,9 +37,7 @@ router = APIRouter()
     },
     summary="Latest feature values for entities (Feast's feature-server shape)",
 )
-async def get_online_features(
-    request: Request, principal: str | None = Depends(deps.principal)
-) -> Response:
+async def get_online_features(request: Request, principal: deps.Caller) -> Response:
     """Look up ``features`` (or a ``feature_service``) for ``entities``."""
     body = await lookup_body(
         deps.store(request),
@@ -54,7 +53,7 @@ async def lookup_body(
     store: FeatureStore,
     settings: ApiSettings,
     metrics: Metrics,
-    principal: str | None,
+    principal: Principal | None,
     raw: bytes,
 ) -> dict[str, Any]:
     """The response body of a lookup request (raises what :mod:`api.errors` maps to statuses).

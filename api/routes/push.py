@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -34,7 +34,7 @@ router = APIRouter()
     },
     summary="Push rows to the online and/or offline store (Feast's feature-server shape)",
 )
-async def push(request: Request, principal: str | None = Depends(deps.principal)) -> Response:
+async def push(request: Request, principal: deps.Caller) -> Response:
     """Validate the rows against the push source's views, then write them."""
     parsed = parse_push_request(await request.body(), deps.settings(request).max_push_rows)
     store = deps.store(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from api import deps
 from api.responses import OrjsonResponse
@@ -14,41 +14,43 @@ from featurestore.registry import HistoryEntry
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(deps.principal)])
+router = APIRouter(prefix="/v1")
 
 
 @router.get("/feature-views", response_class=OrjsonResponse)
-def list_feature_views(request: Request) -> dict[str, Any]:
-    """Every registered feature view, current version."""
-    views = deps.store(request).list_feature_views()
+def list_feature_views(request: Request, principal: deps.Caller) -> dict[str, Any]:
+    """Every registered feature view the caller may describe, current version."""
+    views = deps.store(request).list_feature_views(principal=principal)
     return {"feature_views": [view.to_dict() for view in views]}
 
 
 @router.get("/feature-views/{name}", response_class=OrjsonResponse)
-def get_feature_view(name: str, request: Request) -> dict[str, Any]:
+def get_feature_view(name: str, request: Request, principal: deps.Caller) -> dict[str, Any]:
     """One feature view and its recorded versions and changes, oldest first."""
     store = deps.store(request)
-    view = store.get_feature_view(name)
+    view = store.get_feature_view(name, principal=principal)
     history = store.history(name, "feature_view")
     return {"feature_view": view.to_dict(), "versions": [_entry(e) for e in history]}
 
 
 @router.get("/feature-services", response_class=OrjsonResponse)
-def list_feature_services(request: Request) -> dict[str, Any]:
-    """Every registered feature service."""
-    services = deps.store(request).list_feature_services()
+def list_feature_services(request: Request, principal: deps.Caller) -> dict[str, Any]:
+    """Every registered feature service the caller may describe."""
+    services = deps.store(request).list_feature_services(principal=principal)
     return {"feature_services": [service.to_dict() for service in services]}
 
 
 @router.get("/entities", response_class=OrjsonResponse)
-def list_entities(request: Request) -> dict[str, Any]:
-    """Every registered entity."""
-    return {"entities": [entity.to_dict() for entity in deps.store(request).list_entities()]}
+def list_entities(request: Request, principal: deps.Caller) -> dict[str, Any]:
+    """Every registered entity the caller may describe."""
+    entities = deps.store(request).list_entities(principal=principal)
+    return {"entities": [entity.to_dict() for entity in entities]}
 
 
 @router.get("/features", response_class=OrjsonResponse)
 def search_features(
     request: Request,
+    principal: deps.Caller,
     q: str = Query("", description="Substring of a name, description, owner or tag"),
     tag: list[str] = Query(  # noqa: B008 - FastAPI's declaration style
         default_factory=list, description="key=value (or key): every one must match"
@@ -58,7 +60,7 @@ def search_features(
     needle = q.strip().lower()
     wanted = [_parse_tag(t) for t in tag]
     found = []
-    for view in deps.store(request).list_feature_views():
+    for view in deps.store(request).list_feature_views(principal=principal):
         for feature in _features(view):
             tags: dict[str, str] = feature["tags"]
             if all(

@@ -12,18 +12,24 @@ import traceback
 
 import click
 
+from featurestore.cli.access import register as _register_access
 from featurestore.cli.app import cli
 from featurestore.cli.definitions import register as _register_definitions
+from featurestore.cli.lineage import register as _register_lineage
 from featurestore.cli.online import register as _register_online
 from featurestore.cli.push import register as _register_push
+from featurestore.cli.removal import register as _register_removal
 from featurestore.cli.retrieval import register as _register_retrieval
 from featurestore.cli.scaffold import register as _register_scaffold
 from featurestore.cli.serve import register as _register_serve
 from featurestore.errors import FeatureStoreError
 
+_register_access(cli)
 _register_definitions(cli)
+_register_lineage(cli)
 _register_online(cli)
 _register_push(cli)
+_register_removal(cli)
 _register_retrieval(cli)
 _register_scaffold(cli)
 _register_serve(cli)

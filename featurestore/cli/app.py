@@ -14,8 +14,9 @@ from featurestore.store import FeatureStore
 class CliContext:
     """Lazily opens the store for the repository given by ``--repo``."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, token: str | None = None) -> None:
         self.repo = repo
+        self.token = token
         self._store: FeatureStore | None = None
         # Piped output (grep, files) gets wide tables instead of names cut at 80 columns.
         self.console = Console(
@@ -25,7 +26,7 @@ class CliContext:
     @property
     def store(self) -> FeatureStore:
         if self._store is None:
-            self._store = FeatureStore(repo_path=self.repo)
+            self._store = FeatureStore(repo_path=self.repo, token=self.token)
         return self._store
 
     def close(self) -> None:
@@ -43,11 +44,17 @@ class CliContext:
     envvar="FEATURESTORE_REPO",
     help="Feature repository (the folder with featurestore.yaml).",
 )
+@click.option(
+    "--token",
+    envvar="FEATURESTORE_TOKEN",
+    default=None,
+    help="API key to act as (default: $FEATURESTORE_TOKEN); see `featurestore access keys`.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(package_name="featurestore")
 @click.pass_context
-def cli(ctx: click.Context, repo: Path, debug: bool) -> None:
+def cli(ctx: click.Context, repo: Path, token: str | None, debug: bool) -> None:
     """featurestore: versioned feature definitions, point-in-time training sets, online serving."""
-    state = CliContext(repo)
+    state = CliContext(repo, token or None)
     ctx.obj = state
     ctx.call_on_close(state.close)

@@ -5,6 +5,7 @@ from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
 from featurestore.definitions.field import Field
+from featurestore.definitions.policy import Policy, Resource
 from featurestore.definitions.sources import FileSource, PushSource
 
 __all__ = [
@@ -15,7 +16,9 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "Policy",
     "PushSource",
+    "Resource",
     "canonical_json",
     "content_hash",
 ]

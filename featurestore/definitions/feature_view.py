@@ -19,7 +19,13 @@ class FeatureView(Definition):
 
     ``ttl`` bounds how old a value may be at retrieval time (``None`` or zero: no bound). A view
     with no entities is *global*: every entity row gets its latest value. Schema fields named like
-    a join key declare that key's type and are not features::
+    a join key declare that key's type and are not features.
+
+    ``retention`` (a positive timedelta, or ``None`` for the project default) is how long the
+    store keeps and serves the view's rows: rows whose event time is older than ``now -
+    retention`` are never served, and ``featurestore retention enforce`` deletes them from the
+    data the store owns. It is a governance setting, kept in :meth:`meta`: changing it applies
+    to every version at once and makes no new version::
 
         FeatureView(name="driver_stats", entities=[driver], ttl=timedelta(hours=2),
                     schema=[Field(name="conv_rate", dtype=Float32)],
@@ -37,6 +43,7 @@ class FeatureView(Definition):
         entities: Sequence[Entity] = (),
         ttl: timedelta | None = None,
         online: bool = True,
+        retention: timedelta | None = None,
         description: str = "",
         tags: Mapping[str, str] | None = None,
         owner: str = "",
@@ -51,6 +58,7 @@ class FeatureView(Definition):
         self.entities = self._check_entities(label, entities)
         self.ttl = self._check_ttl(label, ttl)
         self.online = bool(online)
+        self.retention = self._check_retention(label, retention)
         self._init_metadata(description, tags, owner)
         self.schema = list(schema)
         self.features, self.join_key_types = self._split_schema(label)
@@ -78,6 +86,17 @@ class FeatureView(Definition):
         if ttl < timedelta(0):
             raise DefinitionError(f"{label}: ttl must not be negative, got {ttl}")
         return ttl if ttl > timedelta(0) else None
+
+    @staticmethod
+    def _check_retention(label: str, retention: timedelta | None) -> timedelta | None:
+        if retention is None:
+            return None
+        if not isinstance(retention, timedelta) or retention <= timedelta(0):
+            raise DefinitionError(
+                f"{label}: retention must be a positive datetime.timedelta or None (the project "
+                f"default), got {retention!r}"
+            )
+        return retention
 
     def _split_schema(self, label: str) -> tuple[list[Field], dict[str, ValueType | None]]:
         key_types: dict[str, ValueType | None] = {}
@@ -149,12 +168,16 @@ class FeatureView(Definition):
         }
 
     def meta(self) -> dict[str, Any]:
-        return {
+        meta = {
             **super().meta(),
             "online": self.online,
             "source": self.source.meta(),
             "fields": {f.name: f.meta() for f in self.schema},
         }
+        # Only when set, so views registered before retention existed keep their meta hash.
+        if self.retention is not None:
+            meta["retention_seconds"] = self.retention.total_seconds()
+        return meta
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureView:
@@ -171,6 +194,7 @@ class FeatureView(Definition):
             if k["dtype"] is not None and k["name"] in field_meta
         ]
         ttl = spec.get("ttl_seconds")
+        retention = meta.get("retention_seconds")
         return cls(
             name=data["name"],
             entities=entities,
@@ -179,6 +203,7 @@ class FeatureView(Definition):
             source=source_from_dicts(spec["source"], meta.get("source")),
             ttl=None if ttl is None else timedelta(seconds=ttl),
             online=meta.get("online", True),
+            retention=None if retention is None else timedelta(seconds=retention),
             description=meta.get("description", ""),
             tags=meta.get("tags"),
             owner=meta.get("owner", ""),

@@ -37,8 +37,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import (
@@ -100,6 +101,19 @@ class _Plan:
 #: Given a view version's current watermark, what its run reads and records.
 _PlanFor = Callable[[Watermark | None], _Plan]
 
+#: A view's effective retention (its own, else the project default; None: rows never age out).
+RetentionOf = Callable[[FeatureView], timedelta | None]
+
+
+class MaterializationListener(Protocol):
+    """Told about each view's run, e.g. by the lineage layer (which reports the runs)."""
+
+    def view_started(self, view: FeatureView, version: int, window: LatestWindow) -> None: ...
+
+    def view_finished(self, report: ViewReport) -> None: ...
+
+    def view_failed(self, view: FeatureView, version: int, error: BaseException) -> None: ...
+
 
 class Materializer:
     """Runs materializations of one project; the facade builds one per call.
@@ -107,6 +121,9 @@ class Materializer:
     report = Materializer(project="demo", registry=registry, offline=engine,
                           online=online_store, progress=None).materialize(start, end)
     print(report.summary())
+
+    With ``retention``, rows older than a view's retention window (counted back from the start
+    of the run) are never candidates, so nothing that retrieval would not serve goes online.
     """
 
     def __init__(
@@ -118,6 +135,8 @@ class Materializer:
         online: OnlineStore,
         progress: bool | None = None,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        retention: RetentionOf | None = None,
+        listener: MaterializationListener | None = None,
     ) -> None:
         if batch_rows < 1:
             raise MaterializationError(f"batch_rows must be at least 1, got {batch_rows}")
@@ -127,6 +146,8 @@ class Materializer:
         self.online = online
         self.progress = progress
         self.batch_rows = batch_rows
+        self.retention = retention
+        self.listener = listener
 
     def materialize(
         self, start: datetime, end: datetime, feature_views: Sequence[str] | None = None
@@ -181,15 +202,38 @@ class Materializer:
                 f"cannot materialize project {self.project!r}: {exc}; no watermark moved"
             ) from exc
         report = MaterializationReport(project=self.project)
+        now_us = epoch_us(datetime.now(timezone.utc))
         with progress_for(self.progress) as display:
             for view, version in views:
                 with self._registry_errors(view):
                     previous = self.registry.get_watermark(self.project, view.name, version)
-                report.views.append(
-                    self._materialize_view(view, version, plan_for(previous), display)
-                )
+                    plan = self._retained(view, plan_for(previous), now_us)
+                report.views.append(self._told(view, version, plan, display))
             display.finish(report)
         return report
+
+    def _retained(self, view: FeatureView, plan: _Plan, now_us: int) -> _Plan:
+        """``plan`` with the view's retention cut-off, when it has a retention window."""
+        window = None if self.retention is None else self.retention(view)
+        if window is None:
+            return plan
+        cutoff = now_us - window // _MICROSECOND
+        return replace(plan, window=replace(plan.window, not_before_us=cutoff))
+
+    def _told(
+        self, view: FeatureView, version: int, plan: _Plan, display: ProgressDisplay
+    ) -> ViewReport:
+        """One view's run, with the listener told when it starts and how it ended."""
+        if self.listener is None:
+            return self._materialize_view(view, version, plan, display)
+        self.listener.view_started(view, version, plan.window)
+        try:
+            done = self._materialize_view(view, version, plan, display)
+        except BaseException as exc:
+            self.listener.view_failed(view, version, exc)
+            raise
+        self.listener.view_finished(done)
+        return done
 
     def _views(self, names: Sequence[str] | None) -> list[tuple[FeatureView, int]]:
         """The views to run, each with its current version."""

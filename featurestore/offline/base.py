@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from featurestore.definitions.feature_view import FeatureView
+from featurestore.errors import RetrievalError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,15 +29,71 @@ EntityFrameInput = Any
 
 @dataclass(frozen=True)
 class FeatureRequest:
-    """Features of one view to join, and the output column name of each (same order)."""
+    """Features of one view to join, and the output column name of each (same order).
+
+    ``not_before_us`` (epoch µs, UTC) is the view's retention cut-off: source rows with an
+    earlier event time are never candidates (``None``: no retention, no extra condition).
+    """
 
     view: FeatureView
     features: tuple[str, ...]
     output_names: tuple[str, ...]
+    not_before_us: int | None = None
+
+
+@dataclass(frozen=True)
+class SavedDataset:
+    """A training frame saved with :meth:`RetrievalJob.save_dataset`, as the registry keeps it.
+
+    ``views`` maps each view to the exact version joined; ``fingerprint`` is a SHA-256 of the
+    entity frame (see :mod:`featurestore.governance.datasets`); ``location`` is the Parquet file.
+    """
+
+    name: str
+    location: str
+    fingerprint: str
+    views: dict[str, int]
+    rows: int
+    created_at: datetime
+    principal: str | None = None
+    service: str | None = None
+    columns: tuple[str, ...] = ()
+    entity_columns: tuple[str, ...] = ()
+
+
+class DatasetSaver(Protocol):
+    """Saves a job's frame and records it: given to a job by the facade that made it, so the
+    offline engine itself knows nothing of the registry."""
+
+    def __call__(self, job: RetrievalJob, name: str, *, overwrite: bool) -> SavedDataset: ...
 
 
 class RetrievalJob(ABC):
     """A training frame to be materialized in the format the caller wants."""
+
+    _saver: DatasetSaver | None = None
+
+    def attach_saver(self, saver: DatasetSaver) -> None:
+        """Let :meth:`save_dataset` record the frame (the facade calls this)."""
+        self._saver = saver
+
+    def save_dataset(self, name: str, *, overwrite: bool = False) -> SavedDataset:
+        """Write the frame under the store's data folder
+        (``<data_path>/<project>/datasets/<name>.parquet``) and record it in the registry: the
+        exact view versions, the entity frame's fingerprint, where it is, its rows, who saved
+        it, and its lineage. A name already saved is an error unless ``overwrite=True``::
+
+            job = store.get_historical_features(entity_df, features=["driver_stats:conv_rate"])
+            saved = job.save_dataset("churn_training_2026_03")
+            saved.views, saved.location        # {'driver_stats': 2}, '/repo/data/store/...'
+        """
+        if self._saver is None:
+            raise RetrievalError(
+                f"cannot save dataset {name!r}: only a job from "
+                "FeatureStore.get_historical_features can be saved (it knows the registry that "
+                "records the views and versions used)"
+            )
+        return self._saver(self, name, overwrite=overwrite)
 
     @abstractmethod
     def to_arrow(self) -> pa.Table:
@@ -62,12 +120,14 @@ class LatestWindow:
     and, when ``changed_after = (event_us, created_us)`` is set, it is new since a watermark: its
     event time is after ``event_us`` or its created time is after ``created_us``
     (``created_us=None``: every row with a created time counts as new). For a source without a
-    created column only event time can tell.
+    created column only event time can tell. ``not_before_us`` is the view's retention cut-off:
+    rows with an earlier event time never qualify, whatever the other bounds say.
     """
 
     start_us: int | None
     end_us: int
     changed_after: tuple[int, int | None] | None = None
+    not_before_us: int | None = None
 
 
 class LatestRows(ABC):
@@ -114,6 +174,13 @@ class OfflineEngine(ABC):
     def sample_entity_keys(self, view: FeatureView, sample: int, seed: int) -> pa.Table:
         """Up to ``sample`` distinct non-null join-key tuples of the view's source, chosen
         reproducibly from ``seed`` (the consistency check's sample)."""
+
+    @abstractmethod
+    def count_entity_rows(self, view: FeatureView, key_values: Mapping[str, Any]) -> dict[str, int]:
+        """Rows of the view's own source files (a push source's batch files, never the store's
+        pushed data) whose join keys equal ``key_values`` (some or all of the view's join keys,
+        typed values), by file; files without such rows are left out. Erasure lists them for
+        their owners."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, engines without resources keep the default
         """Release connections and temporary files."""

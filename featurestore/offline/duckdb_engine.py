@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -44,6 +44,7 @@ from featurestore.offline.pit_sql import (
     EntityRelation,
     ViewSource,
     build_retrieval_sql,
+    key_sql_type,
     quote,
     string_literal,
 )
@@ -163,7 +164,7 @@ class DuckDBEngine(OfflineEngine):
         """
         validate_view_source(view, self._config.repo_path)
         features = tuple(view.feature_names)
-        request = FeatureRequest(view, features, features)
+        request = FeatureRequest(view, features, features, not_before_us=window.not_before_us)
         connection = self.connection()
         table = f"__fs_latest_{next(self._counter)}"
         try:
@@ -196,6 +197,31 @@ class DuckDBEngine(OfflineEngine):
         finally:
             connection.close()
         return table
+
+    def count_entity_rows(self, view: FeatureView, key_values: Mapping[str, Any]) -> dict[str, int]:
+        """One grouped count over the source's files; keys compare as typed values (cast to
+        the declared key type, as the point-in-time join compares them)."""
+        files = view.source.files(self._config.repo_path)
+        conditions = []
+        for key in key_values:
+            column = quote(view.source.source_column(key))
+            cast = key_sql_type(view.join_key_types.get(key))
+            conditions.append(f"{column if cast is None else f'CAST({column} AS {cast})'} = ?")
+        listed = ", ".join(string_literal(f) for f in files)
+        sql = (
+            f"SELECT filename, count(*) FROM read_parquet([{listed}], filename = true, "
+            f"union_by_name = true) WHERE {' AND '.join(conditions) or 'true'} GROUP BY filename"
+        )
+        connection = self.connection()
+        try:
+            rows = connection.execute(sql, list(key_values.values())).fetchall()
+        except duckdb.Error as exc:
+            raise RetrievalError(
+                f"searching the source of {view.label} for {dict(key_values)} failed: {exc}"
+            ) from exc
+        finally:
+            connection.close()
+        return {str(name): int(count) for name, count in sorted(rows)}
 
     def close(self) -> None:
         """Close the engine's database; jobs still open keep it alive until they close."""

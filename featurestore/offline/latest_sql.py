@@ -3,7 +3,8 @@
 It is built on the same source scan and the same winner ordering as the point-in-time join
 (:mod:`featurestore.offline.pit_sql`): latest event time, then latest created time (a null created
 time loses every tie), then last in file order. So the row materialized for a key is exactly the
-row a historical retrieval at the window's end picks among the same candidates.
+row a historical retrieval at the window's end picks among the same candidates; the window's
+retention cut-off (``LatestWindow.not_before_us``) drops old rows in that shared scan too.
 
 Output columns follow the online store's write conventions (:mod:`featurestore.online.base`): the
 join keys under their own names, ``__fs_event_ts`` and ``__fs_created_ts`` (int64 epoch µs, UTC;

@@ -5,7 +5,8 @@ snapshot-tested. For each entity row and each view it picks, among the source ro
 join keys and ``event_ts <= ts`` (and ``event_ts >= ts - ttl`` when the view has a TTL), the row
 with the latest event timestamp, then the latest created timestamp (a null created timestamp loses
 to any other), then the last in file order (files sorted by path, rows by position): that last
-rule makes fully tied rows resolve deterministically.
+rule makes fully tied rows resolve deterministically. Rows older than the view's retention cut-off
+(``FeatureRequest.not_before_us``) are never candidates; without retention no condition is added.
 
 All timestamps are compared as integer microseconds since the epoch in UTC (naive timestamps are
 taken as UTC), so sub-microsecond differences in nanosecond data are rounded away.
@@ -134,7 +135,7 @@ def _micros(days: int, seconds: int, microseconds: int) -> int:
     return (days * 86_400 + seconds) * 1_000_000 + microseconds
 
 
-def _key_cast(dtype: ValueType | None) -> str | None:
+def key_sql_type(dtype: ValueType | None) -> str | None:
     """The SQL type both sides of a join key are cast to, so they compare as typed values."""
     if dtype is None:
         return None
@@ -157,14 +158,16 @@ def source_scan(source: ViewSource, *, low_us: int | None, high_us: int | None) 
     Columns: ``__fs_k{i}`` (join keys, cast for typed comparison), ``__fs_ets`` (event time, epoch
     µs), ``__fs_cts`` (created time, when the source has one; null as :data:`NULL_CREATED`),
     ``__fs_file`` (several files only), ``__fs_pos`` and ``__fs_f{i}`` (the request's features).
-    Rows with a null timestamp or join key are dropped. ``low_us`` / ``high_us`` (inclusive, either
-    may be ``None``) only prune the scan; callers still apply their exact window.
+    Rows with a null timestamp or join key are dropped, and so are rows older than the request's
+    retention cut-off (``not_before_us``, inclusive: a row exactly at the cut-off stays): to every
+    query built on this scan they do not exist. ``low_us`` / ``high_us`` (inclusive, either may be
+    ``None``) only prune the scan; callers still apply their exact window.
     """
     view = source.request.view
     src = view.source
     ts_column = quote(src.timestamp_field)
     columns = [
-        f"{_cast(quote(src.source_column(key)), _key_cast(dtype))} AS __fs_k{i}"
+        f"{_cast(quote(src.source_column(key)), key_sql_type(dtype))} AS __fs_k{i}"
         for i, (key, dtype) in enumerate(view.join_key_types.items())
     ]
     columns.append(f"{_epoch_us(ts_column)} AS __fs_ets")
@@ -180,6 +183,10 @@ def source_scan(source: ViewSource, *, low_us: int | None, high_us: int | None) 
     )
     conditions = [f"{ts_column} IS NOT NULL"]
     conditions.extend(f"{quote(src.source_column(key))} IS NOT NULL" for key in view.join_keys)
+    cutoff = source.request.not_before_us
+    if cutoff is not None:
+        conditions.append(f"{_epoch_us(ts_column)} >= {cutoff}")
+        low_us = cutoff if low_us is None else max(low_us, cutoff)
     conditions.extend(
         _prune(ts_column, source.column_types.get(src.timestamp_field, ""), low_us, high_us)
     )
@@ -224,7 +231,7 @@ def _entity_keys(entity: EntityRelation, source: ViewSource, ttl_us: int | None)
     view = source.request.view
     columns = [f"e.{ROW_ID}", f"e.{ENTITY_TS}"]
     columns.extend(
-        f"{_cast('e.' + quote(key), _key_cast(dtype))} AS __fs_k{i}"
+        f"{_cast('e.' + quote(key), key_sql_type(dtype))} AS __fs_k{i}"
         for i, (key, dtype) in enumerate(view.join_key_types.items())
     )
     relation = f"{entity.relation} AS e"

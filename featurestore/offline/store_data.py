@@ -44,6 +44,13 @@ class StoreData:
             return []
         return sorted(str(p) for p in folder.glob("part-*.parquet"))
 
+    def pushed_sources(self) -> list[str]:
+        """Names of the push sources that have a folder of pushed files, sorted."""
+        folder = self.root / self.project / "push"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
     def view_files(self, view: FeatureView) -> list[str]:
         """Every Parquet file holding the view's offline rows: its source's files, then (for a
         push source) what was pushed to the offline store."""

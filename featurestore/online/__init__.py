@@ -20,6 +20,7 @@ from featurestore.online.base import (
     FOUND,
     Namespace,
     OnlineStore,
+    SupportsRowDeletion,
     WriteResult,
 )
 from featurestore.online.sqlite_store import SQLiteOnlineStore
@@ -30,6 +31,7 @@ __all__ = [
     "FOUND",
     "Namespace",
     "OnlineStore",
+    "SupportsRowDeletion",
     "WriteResult",
     "open_online_store",
 ]

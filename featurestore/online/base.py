@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -98,3 +98,37 @@ class OnlineStore(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - stores without async resources keep it
         """Release the running event loop's async connections (before the loop ends)."""
+
+
+class SupportsRowDeletion(ABC):
+    """Capability of online stores whose rows can be removed one by one: erasure (by entity
+    key) and retention (by age). Both built-in stores have it; the governance layer asks for it
+    with ``isinstance`` and says so when a store lacks it.
+
+    Entity keys are the encoded keys of :func:`featurestore.online.codec.encode_keys`. Counts
+    are of rows physically stored, including rows past their expiry that a store has not purged
+    yet (reads never return those, but they are still there). ``dry_run`` counts without
+    removing anything.
+    """
+
+    @abstractmethod
+    def scan_entity_keys(
+        self, namespace: Namespace, *, batch_size: int = 1000
+    ) -> Iterator[list[bytes]]:
+        """Every entity key stored in ``namespace``, in batches of at most ``batch_size``."""
+
+    @abstractmethod
+    def delete_entity_keys(
+        self, namespace: Namespace, entity_keys: Sequence[bytes], *, dry_run: bool = False
+    ) -> int:
+        """Remove the rows of ``entity_keys``; returns how many of them were stored."""
+
+    @abstractmethod
+    def delete_older_than(
+        self, cutoffs: Mapping[Namespace, int], *, dry_run: bool = False
+    ) -> dict[Namespace, int]:
+        """Remove, per namespace, the rows whose event time is strictly before its cut-off
+        (epoch µs; a row exactly at the cut-off stays); returns how many rows that was per
+        namespace. Decided per row at the moment it is removed, so a row a concurrent write has
+        just made newer stays. Stores go over their data once for all namespaces where they can
+        (Redis: one ``SCAN`` per project)."""

@@ -163,6 +163,30 @@ def _column(table: pa.Table | pa.RecordBatch, name: str) -> pa.Array:
     return array.cast(pa.large_binary()) if pa.types.is_binary_view(array.type) else array
 
 
+#: Payload width of each fixed-width key tag; tags 2 (string) and 3 (bytes) are length-prefixed.
+_FIXED_KEY_WIDTHS = {1: 8, 4: 1, 5: 8, 6: 8}
+
+
+def split_entity_key(key: bytes) -> list[bytes]:
+    """The encoded parts of an entity key, one per join key (tag and payload each), so a key can
+    be matched on some of its join keys: ``encode_keys`` of one join key gives one part."""
+    parts: list[bytes] = []
+    position = 0
+    while position < len(key):
+        tag = key[position]
+        if tag in _FIXED_KEY_WIDTHS:
+            end = position + 1 + _FIXED_KEY_WIDTHS[tag]
+        elif tag in (2, 3):
+            end = position + 5 + int.from_bytes(key[position + 1 : position + 5], "big")
+        else:
+            raise OnlineStoreError(f"entity key {key.hex()} has an unknown type tag {tag}")
+        if end > len(key):
+            raise OnlineStoreError(f"entity key {key.hex()} is truncated")
+        parts.append(key[position:end])
+        position = end
+    return parts
+
+
 def _key_parts(name: str, array: pa.Array) -> list[pa.Array]:
     kind = array.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
@@ -195,6 +219,12 @@ def _length_prefixed(tag: int, array: pa.Array) -> list[pa.Array]:
 
 
 # -- rows ------------------------------------------------------------------------------------
+
+
+def header_timestamp(epoch_us: int) -> bytes:
+    """``epoch_us`` as a row header stores it (bytes 1..8 of a packed row, big-endian with the
+    sign bit flipped), so comparing these bytes unsigned orders rows by event time."""
+    return ((epoch_us + (1 << 63)) % (1 << 64)).to_bytes(8, "big")
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,13 @@ def check_consistency(
     chosen_seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
     report = ConsistencyReport(as_of=moment, sample=sample, seed=chosen_seed)
     # A lookup of its own: the check must not share (or warm) the facade's plan cache.
-    lookup = OnlineLookup(store.project, store.registry, store.online, freshness_interval=0.0)
+    lookup = OnlineLookup(
+        store.project,
+        store.registry,
+        store.online,
+        freshness_interval=0.0,
+        retention=store.retention.of,
+    )
     for view in _views(store, feature_views):
         keys = _sample_keys(store, view, sample, chosen_seed)
         report.features += _compare_view(store, lookup, view, keys, moment)

@@ -16,7 +16,7 @@ from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import EntityFrameError
 from featurestore.types import ValueType
 
-__all__ = ["EntityRowsInput", "entity_columns", "key_array"]
+__all__ = ["EntityRowsInput", "entity_columns", "key_array", "typed_key_values"]
 
 #: Entity rows: one mapping of join key -> value per row; extra keys are ignored.
 EntityRowsInput = Sequence[Mapping[str, Any]]
@@ -105,6 +105,15 @@ def key_array(
 
 
 _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
+def typed_key_values(values: list[Any], declared: ValueType | None) -> pa.Array | None:
+    """``values`` converted as :func:`key_array` converts them (a float is never an integer
+    key), or None when they do not fit ``declared``; for callers with their own message."""
+    try:
+        return _convert(values, declared)
+    except _CONVERSION_ERRORS:
+        return None
 
 
 def _convert(values: list[Any], declared: ValueType | None) -> pa.Array:

@@ -10,7 +10,9 @@ Each value then gets a status:
   inclusive, as in the point-in-time join); its event time is still reported;
 * ``NOT_FOUND`` - no row, a null join key, or a row whose event time is *after* ``as_of``: a
   lookup at a past instant must not see values from its future (the historical retrieval would not
-  either), so such a row counts as not there yet.
+  either), so such a row counts as not there yet. A row older than the view's retention window
+  (counted back from now, not from ``as_of``) is not found either: retention has removed it, or
+  will at its next run.
 
 Any status but ``PRESENT`` comes with a null value. A global view (no entities) answers every
 entity row with its one stored row. Resolved references are cached per request
@@ -30,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 import pyarrow as pa
@@ -51,6 +53,8 @@ from featurestore.types import ValueType
 __all__ = ["EntityRowsInput", "FieldStatus", "LookupPlan", "OnlineLookup", "OnlineResponse"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_OLDEST = -(2**63)  # below every event time: no bound
+_MICROSECOND = timedelta(microseconds=1)
 PRESENT, NOT_FOUND = FieldStatus.PRESENT, FieldStatus.NOT_FOUND
 NULL_VALUE, OUTSIDE_MAX_AGE = FieldStatus.NULL_VALUE, FieldStatus.OUTSIDE_MAX_AGE
 
@@ -61,6 +65,7 @@ class ViewRead:
 
     ``encode_key`` and ``decoder`` serve small lookups without Arrow (see
     :mod:`featurestore.online.small`); None when this read needs the vectorized path.
+    ``retention_us`` is the view's retention window (None: rows never age out).
     """
 
     namespace: Namespace
@@ -71,6 +76,11 @@ class ViewRead:
     ttl_us: int | None
     encode_key: Callable[[Sequence[Any]], bytes] | None = None
     decoder: ScalarRowDecoder | None = None
+    retention_us: int | None = None
+
+    def kept_from(self, now_us: int) -> int:
+        """The oldest event time still kept at ``now_us``: older rows are gone (retention)."""
+        return _OLDEST if self.retention_us is None else now_us - self.retention_us
 
     @property
     def small(self) -> bool:
@@ -91,7 +101,8 @@ class OnlineLookup:
     """Answers online lookups for one project from a registry and an online store.
 
     ``freshness_interval`` (seconds) bounds how long a registry change can go unnoticed; the
-    registry is asked for its state token at most that often, never per call.
+    registry is asked for its state token at most that often, never per call. ``retention``
+    gives a view's effective retention window (asked once per plan, not per lookup).
     """
 
     def __init__(
@@ -101,8 +112,12 @@ class OnlineLookup:
         online: OnlineStore,
         *,
         freshness_interval: float = 1.0,
+        authorize: Callable[[LookupPlan, Sequence[str] | str, Any], None] | None = None,
+        retention: Callable[[FeatureView], timedelta | None] | None = None,
     ) -> None:
         self.project = project
+        self.authorize = authorize
+        self.retention = retention
         self.registry = registry
         self.online = online
         self.freshness_interval = freshness_interval
@@ -190,6 +205,7 @@ class OnlineLookup:
                     ttl_us=None if view.ttl is None else _micros(view.ttl.total_seconds()),
                     encode_key=key_encoder(list(view.join_key_types.values())),
                     decoder=_scalar_decoder(view, request.features),
+                    retention_us=self._retention_us(view),
                 )
             )
         outputs = [
@@ -198,6 +214,10 @@ class OnlineLookup:
             for request in (by_group[(ref.view, ref.version)],)
         ]
         return LookupPlan(tuple(reads), tuple(join_keys), tuple(outputs), types)
+
+    def _retention_us(self, view: FeatureView) -> int | None:
+        window = None if self.retention is None else self.retention(view)
+        return None if window is None else window // _MICROSECOND
 
     def _service_references(self, name: str) -> list[str]:
         if ":" in name:
@@ -219,6 +239,7 @@ class OnlineLookup:
         entities: Mapping[str, Sequence[Any]] | None = None,
         full_feature_names: bool = False,
         as_of: datetime | None = None,
+        principal: Any = None,
     ) -> OnlineResponse:
         """Look ``references`` up for the given entities, evaluated at ``as_of`` (default: now).
 
@@ -230,6 +251,8 @@ class OnlineLookup:
         view; values are checked against the declared key types.
         """
         plan = self.plan(references, full_feature_names=full_feature_names)
+        if self.authorize is not None:
+            self.authorize(plan, references, principal)
         request = self._request(plan, entity_rows, entities, as_of)
         if request.encoded is not None:
             return _small_response(request, self.online.read_packed(request.packed_reads()))
@@ -243,6 +266,7 @@ class OnlineLookup:
         entities: Mapping[str, Sequence[Any]] | None = None,
         full_feature_names: bool = False,
         as_of: datetime | None = None,
+        principal: Any = None,
     ) -> OnlineResponse:
         """:meth:`lookup` for an event loop: small lookups await the store's async read (one
         round trip, the loop stays free); registry reads and large lookups run in a thread."""
@@ -251,6 +275,8 @@ class OnlineLookup:
             plan = await asyncio.to_thread(
                 self.plan, references, full_feature_names=full_feature_names
             )
+        if self.authorize is not None:
+            self.authorize(plan, references, principal)
         request = self._request(plan, entity_rows, entities, as_of)
         if request.encoded is not None:
             stored = await self.online.read_packed_async(request.packed_reads())
@@ -267,13 +293,14 @@ class OnlineLookup:
         columns, rows = entity_columns(
             [read.namespace.view for read in plan.reads], entity_rows, entities
         )
-        as_of_us = time.time_ns() // 1000 if as_of is None else _datetime_micros(as_of)
+        now_us = time.time_ns() // 1000
+        as_of_us = now_us if as_of is None else _datetime_micros(as_of)
         encoded = (
             _encode_small(plan, columns, rows)
             if rows <= SMALL_LOOKUP and all(read.small for read in plan.reads)
             else None
         )
-        return _Request(plan, columns, rows, as_of_us, encoded)
+        return _Request(plan, columns, rows, as_of_us, encoded, now_us)
 
     def _lookup_vectorized(self, request: _Request) -> OnlineResponse:
         plan, columns, rows = request.plan, request.columns, request.rows
@@ -296,7 +323,8 @@ class OnlineLookup:
             # A null key never matches (the stores never store or find one), as offline.
             keys = _keys_table(read.join_keys, key_arrays, rows)
             result = self.online.read(read.namespace, keys, read.features)
-            _statuses(read, result, request.as_of_us, values, statuses, stamps)
+            kept_from = read.kept_from(request.now_us)
+            _statuses(read, result, request.as_of_us, kept_from, values, statuses, stamps)
         return OnlineResponse(
             join_keys={k: keys_out[k] for k in plan.join_keys},
             values={name: values[name] for name in plan.feature_names},
@@ -309,13 +337,15 @@ class OnlineLookup:
 @dataclass(frozen=True)
 class _Request:
     """One lookup's plan and entities; ``encoded`` holds the small path's encoded keys per
-    read (None: the vectorized path answers)."""
+    read (None: the vectorized path answers); ``now_us`` is when it was asked (retention
+    counts back from it)."""
 
     plan: LookupPlan
     columns: Mapping[str, list[Any]]
     rows: int
     as_of_us: int
     encoded: list[list[bytes | None]] | None
+    now_us: int
 
     def packed_reads(self) -> list[tuple[Namespace, list[bytes]]]:
         assert self.encoded is not None
@@ -370,7 +400,8 @@ def _small_response(request: _Request, stored_per_read: list[list[bytes | None]]
     for read, encoded, stored in zip(plan.reads, request.encoded, stored_per_read, strict=True):
         found = iter(stored)
         packed = [None if key is None else next(found) for key in encoded]
-        _small_statuses(read, packed, request.as_of_us, values, statuses, stamps)
+        kept_from = read.kept_from(request.now_us)
+        _small_statuses(read, packed, request.as_of_us, kept_from, values, statuses, stamps)
     join_keys = {key: [_plain(v) for v in request.columns[key]] for key in plan.join_keys}
     return OnlineResponse(
         join_keys=join_keys,
@@ -400,6 +431,7 @@ def _small_statuses(
     read: ViewRead,
     packed: list[bytes | None],
     as_of_us: int,
+    kept_from: int,
     values: dict[str, list[Any]],
     statuses: dict[str, list[FieldStatus]],
     stamps: dict[str, list[int | None]],
@@ -407,7 +439,7 @@ def _small_statuses(
     """The scalar twin of :func:`_statuses`: the same statuses from packed rows."""
     decoder = read.decoder
     assert decoder is not None
-    oldest = -(2**63) if read.ttl_us is None else as_of_us - read.ttl_us
+    oldest = _OLDEST if read.ttl_us is None else as_of_us - read.ttl_us
     # Per row: its status when not servable (None: servable), its shown event time, its values.
     row_status: list[FieldStatus | None] = []
     shown: list[int | None] = []
@@ -425,7 +457,8 @@ def _small_statuses(
                 f"a stored row of {read.namespace.view.label} cannot be decoded ({exc}); "
                 "re-materialize the view"
             ) from None
-        if event_ts > as_of_us:  # from the lookup's future: not there yet
+        # From the lookup's future (not there yet), or older than retention keeps (gone).
+        if event_ts > as_of_us or event_ts < kept_from:
             row_status.append(NOT_FOUND)
             shown.append(None)
             rows.append(None)
@@ -461,6 +494,7 @@ def _statuses(
     read: ViewRead,
     result: pa.Table,
     as_of_us: int,
+    kept_from: int,
     values: dict[str, list[Any]],
     statuses: dict[str, list[FieldStatus]],
     stamps: dict[str, list[int | None]],
@@ -471,19 +505,19 @@ def _statuses(
     found = result.column(position[FOUND]).to_pylist()
     event_ts: list[int | None] = result.column(position[EVENT_TS]).to_pylist()
     rows = len(found)
-    oldest = -(2**63) if read.ttl_us is None else as_of_us - read.ttl_us
+    oldest = _OLDEST if read.ttl_us is None else as_of_us - read.ttl_us
     # The common case (every row found and in range) is decided with C-level builtins; only
     # otherwise is each row given its own status.
     # Found rows always carry an event time, so min/max see only ints when all(found).
     found_ts = cast(list[int], event_ts)
     all_valid = all(found) and (
-        rows == 0 or (oldest <= min(found_ts) and max(found_ts) <= as_of_us)
+        rows == 0 or (max(oldest, kept_from) <= min(found_ts) and max(found_ts) <= as_of_us)
     )
     row_status: list[FieldStatus | None] = []
     shown_ts = event_ts
     if not all_valid:
         for ok, ts in zip(found, event_ts, strict=True):
-            if not ok or ts is None or ts > as_of_us:
+            if not ok or ts is None or ts > as_of_us or ts < kept_from:
                 row_status.append(NOT_FOUND)
             elif ts < oldest:
                 row_status.append(OUTSIDE_MAX_AGE)

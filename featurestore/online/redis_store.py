@@ -9,8 +9,9 @@ Key layout: one string key per (view version, entity key), holding the view's pa
 * The hash tag ``{...}`` is the entity key, so on Redis Cluster every view's row of one entity
   lives in one slot (a lookup of several views for one entity touches one node) while different
   entities spread over all slots. It is hex so no ``}`` byte can end the tag early.
-* The namespace comes first so ``delete_project`` can ``SCAN MATCH <prefix><project>:*``, and
-  version 2's keys never touch version 1's.
+* The namespace comes first so ``delete_project`` can ``SCAN MATCH <prefix><project>:*`` (and
+  retention and erasure a namespace's ``<prefix><project>:<view>:v<N>:{*``), and version 2's keys
+  never touch version 1's.
 * A lookup of N keys is one ``MGET``. Writes run a Lua script (``EVALSHA``, loaded once, reloaded
   on ``NOSCRIPT``) over up to ``chunk_size`` keys per call, pipelined: for each key it compares
   the stored row's 16 header bytes with the new row's byte by byte (no Lua numbers, which are
@@ -30,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -47,12 +48,13 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from featurestore.errors import OnlineStoreError
-from featurestore.online.base import Namespace, OnlineStore, WriteResult
+from featurestore.online.base import Namespace, OnlineStore, SupportsRowDeletion, WriteResult
 from featurestore.online.codec import (
     HEADER_END,
     CodecCache,
     binary_parts,
     encode_keys,
+    header_timestamp,
     hex_digits,
 )
 
@@ -88,8 +90,35 @@ return written
 """
 _WRITE_SHA = hashlib.sha1(_WRITE_SCRIPT.encode()).hexdigest()
 
+# KEYS: row keys. ARGV[1]: "1" to remove the rows older than their cut-off, "0" to count them;
+# ARGV[i + 1]: the cut-off of KEYS[i] as a row header stores event times (8 bytes, see codec).
+# Returns 1 per key whose row is older, else 0. Deciding and removing in one script keeps a row
+# that a concurrent write has just made newer.
+_OLDER_THAN_SCRIPT = """
+local older = {}
+for i = 1, #KEYS do
+  older[i] = 0
+  local event, cutoff = redis.call('GETRANGE', KEYS[i], 1, 8), ARGV[i + 1]
+  if #event == 8 then
+    for j = 1, 8 do
+      local a, b = string.byte(event, j), string.byte(cutoff, j)
+      if a ~= b then
+        if a < b then
+          older[i] = 1
+          if ARGV[1] == '1' then
+            redis.call('UNLINK', KEYS[i])
+          end
+        end
+        break
+      end
+    end
+  end
+end
+return older
+"""
 
-class RedisOnlineStore(OnlineStore):
+
+class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
     """Online rows in Redis (``url`` like ``redis://host:6379/0``; ``rediss://`` for TLS).
 
     ``chunk_size`` keys go to one script call (it blocks the server while it runs, so keep it in
@@ -130,6 +159,7 @@ class RedisOnlineStore(OnlineStore):
         except ValueError as exc:
             raise OnlineStoreError(f"invalid redis url {self.shown_url}: {exc}") from None
         self._client = redis.Redis(connection_pool=self._pool)
+        self._older_than = self._client.register_script(_OLDER_THAN_SCRIPT)
         self._timeout = timeout
         # The async client of each event loop (a client is bound to the loop it runs on).
         self._async_clients: weakref.WeakKeyDictionary[
@@ -281,16 +311,77 @@ class RedisOnlineStore(OnlineStore):
         """``SCAN`` the project's keys and ``UNLINK`` them in batches (never ``KEYS``)."""
         pattern = _glob_escape(self.key_prefix) + project + ":*"
         removed = 0
-        batch: list[bytes] = []
         with self._errors(f"deleting project {project!r}"):
-            for key in self._client.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    removed += int(self._client.unlink(*batch))
-                    batch = []
-            if batch:
+            for batch in self._scan(pattern, 1000):
                 removed += int(self._client.unlink(*batch))
         return removed
+
+    def _scan(self, pattern: str, batch_size: int) -> Iterator[list[bytes]]:
+        """Keys matching ``pattern`` (``SCAN MATCH``), in batches of at most ``batch_size``."""
+        batch: list[bytes] = []
+        for key in self._client.scan_iter(match=pattern, count=batch_size):
+            batch.append(key)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _namespace_pattern(self, namespace: Namespace) -> str:
+        return _glob_escape(self._namespace_prefix(namespace).decode()) + "*"
+
+    # -- SupportsRowDeletion -------------------------------------------------------------------
+
+    def scan_entity_keys(
+        self, namespace: Namespace, *, batch_size: int = 1000
+    ) -> Iterator[list[bytes]]:
+        """``SCAN`` the namespace; each key's hash tag is its hex entity key."""
+        start = len(self._namespace_prefix(namespace))
+        with self._errors(f"scanning {namespace.view.label} v{namespace.version}"):
+            for batch in self._scan(self._namespace_pattern(namespace), batch_size):
+                yield [bytes.fromhex(key[start:-1].decode()) for key in batch]
+
+    def delete_entity_keys(
+        self, namespace: Namespace, entity_keys: Sequence[bytes], *, dry_run: bool = False
+    ) -> int:
+        """``UNLINK`` the keys (``EXISTS`` on a dry run), 1000 per call."""
+        keys = self._packed_keys([(namespace, list(dict.fromkeys(entity_keys)))])
+        count = 0
+        with self._errors(f"deleting rows of {namespace.view.label} v{namespace.version}"):
+            for i in range(0, len(keys), 1000):
+                chunk = keys[i : i + 1000]
+                count += int(
+                    self._client.exists(*chunk) if dry_run else self._client.unlink(*chunk)
+                )
+        return count
+
+    def delete_older_than(
+        self, cutoffs: Mapping[Namespace, int], *, dry_run: bool = False
+    ) -> dict[Namespace, int]:
+        """One ``SCAN`` of each project's keys; per batch, a script reads each row's event time
+        from its header and unlinks the rows older than their namespace's cut-off, in one step.
+        Keys of other namespaces are passed over."""
+        counts = dict.fromkeys(cutoffs, 0)
+        wanted = {
+            self._namespace_prefix(ns): (ns, header_timestamp(cutoff))
+            for ns, cutoff in cutoffs.items()
+        }
+        mode = b"0" if dry_run else b"1"
+        with self._errors("removing rows older than their retention"):
+            for project in sorted({ns.project for ns in cutoffs}):
+                pattern = _glob_escape(self.key_prefix) + project + ":*"
+                for batch in self._scan(pattern, 1000):
+                    # A key's namespace prefix runs up to its hash tag's "{" (no name has one).
+                    hits = [(key, wanted.get(key[: key.find(b"{") + 1])) for key in batch]
+                    chosen = [(key, hit) for key, hit in hits if hit is not None]
+                    if not chosen:
+                        continue
+                    keys = [key for key, _ in chosen]
+                    args = [mode, *(cutoff for _, (_, cutoff) in chosen)]
+                    older = self._older_than(keys=keys, args=args)
+                    for (_, (namespace, _)), flag in zip(chosen, older, strict=True):
+                        counts[namespace] += int(flag)
+        return counts
 
     def ping(self) -> None:
         """Round-trip a ``PING``."""

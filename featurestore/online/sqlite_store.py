@@ -23,7 +23,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from itertools import repeat
@@ -32,7 +32,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from featurestore.errors import OnlineStoreError
-from featurestore.online.base import Namespace, OnlineStore, WriteResult
+from featurestore.online.base import Namespace, OnlineStore, SupportsRowDeletion, WriteResult
 from featurestore.online.codec import CodecCache, encode_keys
 
 _SCHEMA = """
@@ -72,8 +72,10 @@ WHERE project = ? AND view = ? AND version = ? AND (expires_at IS NULL OR expire
 # Keys per SELECT; IN lists are padded to a power of two so SQLite's statement cache stays small.
 _READ_CHUNK = 512
 
+_NAMESPACE = "project = ? AND view = ? AND version = ?"
 
-class SQLiteOnlineStore(OnlineStore):
+
+class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion):
     """Online rows in one SQLite file (``":memory:"`` for a private in-memory database).
 
     Safe to share between threads: one connection, used under a lock.
@@ -193,6 +195,72 @@ class SQLiteOnlineStore(OnlineStore):
         with self._connection(f"deleting project {project!r}") as conn:
             return conn.execute("DELETE FROM online_rows WHERE project = ?", (project,)).rowcount
 
+    # -- SupportsRowDeletion -------------------------------------------------------------------
+
+    def scan_entity_keys(
+        self, namespace: Namespace, *, batch_size: int = 1000
+    ) -> Iterator[list[bytes]]:
+        """Pages of the namespace's keys in key order, each read under the lock on its own."""
+        after: bytes | None = None  # None: from the start (a global view's key is empty)
+        while True:
+            above = "" if after is None else "AND entity_key > ? "
+            with self._connection(f"scanning {namespace.view.label}") as conn:
+                page = [
+                    key
+                    for (key,) in conn.execute(
+                        f"SELECT entity_key FROM online_rows WHERE {_NAMESPACE} {above}"
+                        "ORDER BY entity_key LIMIT ?",
+                        (*_namespace(namespace), *([] if after is None else [after]), batch_size),
+                    )
+                ]
+            if not page:
+                return
+            yield page
+            after = page[-1]
+
+    def delete_entity_keys(
+        self, namespace: Namespace, entity_keys: Sequence[bytes], *, dry_run: bool = False
+    ) -> int:
+        """Delete (or count) the keys' rows, expired or not, in one transaction."""
+        verb = "SELECT count(*) FROM" if dry_run else "DELETE FROM"
+        wanted = list(dict.fromkeys(entity_keys))
+        count = 0
+        with self._connection(f"deleting rows of {namespace.view.label}") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(wanted), _READ_CHUNK):
+                    chunk = wanted[start : start + _READ_CHUNK]
+                    sql = (
+                        f"{verb} online_rows WHERE {_NAMESPACE} "
+                        f"AND entity_key IN ({', '.join('?' * len(chunk))})"
+                    )
+                    count += _affected(conn.execute(sql, (*_namespace(namespace), *chunk)), dry_run)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return count
+
+    def delete_older_than(
+        self, cutoffs: Mapping[Namespace, int], *, dry_run: bool = False
+    ) -> dict[Namespace, int]:
+        """Per namespace one ``DELETE ... WHERE event_ts < cutoff`` (``count(*)`` on a dry
+        run), all in one transaction."""
+        verb = "SELECT count(*) FROM" if dry_run else "DELETE FROM"
+        sql = f"{verb} online_rows WHERE {_NAMESPACE} AND event_ts < ?"
+        counts: dict[Namespace, int] = {}
+        with self._connection("removing rows older than their retention") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for namespace, cutoff_us in cutoffs.items():
+                    cursor = conn.execute(sql, (*_namespace(namespace), cutoff_us))
+                    counts[namespace] = _affected(cursor, dry_run)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return counts
+
     def ping(self) -> None:
         """Open the database (creating it if needed) and run a trivial query."""
         with self._connection("ping") as conn:
@@ -208,3 +276,12 @@ class SQLiteOnlineStore(OnlineStore):
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+def _namespace(namespace: Namespace) -> tuple[str, str, int]:
+    return namespace.project, namespace.view.name, namespace.version
+
+
+def _affected(cursor: sqlite3.Cursor, counted: bool) -> int:
+    """Rows a ``count(*)`` counted, or a ``DELETE`` removed."""
+    return int(cursor.fetchone()[0]) if counted else cursor.rowcount

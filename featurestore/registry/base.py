@@ -90,6 +90,11 @@ class Registry(ABC):
         """The kinds that have an object called ``name`` (deleted ones included)."""
 
     @abstractmethod
+    def versions(self, project: str, kind: str) -> dict[str, builtins.list[int]]:
+        """Every stored version of every object of one kind, deleted objects included, by name
+        (sorted); what may still have data somewhere (online namespaces, for erasure)."""
+
+    @abstractmethod
     def current_version(self, project: str, kind: str, name: str) -> int:
         """The current version of a live object; ObjectNotFoundError if missing or deleted."""
 

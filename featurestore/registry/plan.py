@@ -16,16 +16,22 @@ from typing import Any, Literal
 from featurestore.definitions import Definition, canonical_json
 from featurestore.errors import DefinitionError, RegistryConflictError
 
-KINDS: tuple[str, ...] = ("entity", "feature_view", "feature_service")
+KINDS: tuple[str, ...] = ("entity", "feature_view", "feature_service", "policy")
 """The kinds of object the registry keeps, in dependency order (entities first)."""
 
 PlanChange = Literal["added", "changed", "metadata", "unchanged", "deleted"]
 
-_LABELS = {"entity": "entity", "feature_view": "feature view", "feature_service": "feature service"}
+_LABELS = {
+    "entity": "entity",
+    "feature_view": "feature view",
+    "feature_service": "feature service",
+    "policy": "policy",
+}
 _SECTIONS = {
     "entity": "Entities",
     "feature_view": "Feature views",
     "feature_service": "Feature services",
+    "policy": "Policies",
 }
 _SYMBOLS = {"added": "+", "changed": "~", "metadata": "*", "unchanged": "=", "deleted": "-"}
 
@@ -140,7 +146,7 @@ def _deduplicate(objects: Sequence[Definition]) -> dict[tuple[str, str], Definit
     for obj in objects:
         if not isinstance(obj, Definition) or getattr(obj, "kind", None) not in KINDS:
             raise DefinitionError(
-                f"cannot apply {obj!r}: expected an Entity, FeatureView or FeatureService"
+                f"cannot apply {obj!r}: expected an Entity, FeatureView, FeatureService or Policy"
             )
         key = (obj.kind, obj.name)
         first = seen.get(key)
@@ -256,6 +262,12 @@ def diff_spec(
         details += _diff_view(old, new)
     elif kind == "feature_service":
         details += _diff_service(old["projections"], new["projections"], view_features)
+    elif kind == "policy":
+        details += [
+            (f"{key}: {old.get(key)!r} -> {new.get(key)!r}", False)
+            for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)
+        ]
     if not details:
         details.append(("definition changed", False))
     return [d for d, _ in details], [d for d, brk in details if brk]

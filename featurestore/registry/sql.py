@@ -23,6 +23,7 @@ from featurestore.definitions import (
     Entity,
     FeatureService,
     FeatureView,
+    Policy,
     canonical_json,
 )
 from featurestore.errors import (
@@ -303,6 +304,20 @@ class SqlRegistry(Registry):
             )
         return [k for k in KINDS if k in found]
 
+    def versions(self, project: str, kind: str) -> dict[str, builtins.list[int]]:
+        _check_kind(kind)
+        v = schema.object_versions
+        found: dict[str, builtins.list[int]] = {}
+        with self._read() as conn:
+            rows = conn.execute(
+                select(v.c.name, v.c.version)
+                .where(v.c.project == project, v.c.kind == kind)
+                .order_by(v.c.name, v.c.version)
+            ).all()
+        for name, version in rows:
+            found.setdefault(str(name), []).append(int(version))
+        return found
+
     def current_version(self, project: str, kind: str, name: str) -> int:
         _check_kind(kind)
         with self._read() as conn:
@@ -449,6 +464,8 @@ def _rebuild(data: dict[str, Any], views: dict[str, FeatureView], version: int) 
             return Entity.from_dict(data)
         if data["kind"] == "feature_view":
             return FeatureView.from_dict(data)
+        if data["kind"] == "policy":
+            return Policy.from_dict(data)
         return FeatureService.from_dict(data, views)
     except (FeatureStoreError, KeyError, TypeError, ValueError) as exc:
         raise RegistryError(

@@ -1,0 +1,132 @@
+"""What the facade calls before and after every operation: who is asking, may they, and the record.
+
+    guard = Guard(config, registry, default=PrincipalSpec(token=os.environ.get("FEATURESTORE_TOKEN")))
+    who = guard.principal()                      # or guard.principal(per_call) on the REST path
+    guard.require(who, "read_offline", targets)  # AccessDeniedError, recorded in the audit log
+    guard.record(who, "apply", "feature_view:driver_stats", "ok", {"version": 3})
+
+A principal is given as a token (resolved through the registry's keys), a name (its roles are
+those of its active keys), a :class:`Principal`, or nothing (``anonymous``). Every denial is
+written to the audit log before the error is raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from featurestore.config import RepoConfig
+from featurestore.errors import AccessDeniedError
+from featurestore.governance.access import ANONYMOUS, AccessController, Principal, Target
+from featurestore.governance.audit import AuditLog
+from featurestore.governance.keys import KeyStore
+from featurestore.registry.base import Registry
+
+#: How callers name a principal: a Principal, a name, or None (the store's own, else anonymous).
+PrincipalLike = Principal | str | None
+
+
+@dataclass(frozen=True)
+class PrincipalSpec:
+    """The store's default principal: a token wins over a name."""
+
+    token: str | None = None
+    name: Principal | str | None = None
+
+
+class Guard:
+    """Access checks and audit records for one project."""
+
+    def __init__(self, config: RepoConfig, registry: Registry, default: PrincipalSpec) -> None:
+        self.project = config.project
+        self.registry = registry
+        self.access = AccessController(registry, config.project)
+        self.keys = KeyStore(registry, config.project, sqlite_path=_sqlite_path(config.registry))
+        self.audit = AuditLog(registry, config.project)
+        self._default_spec = default
+        self._default: Principal | None = None
+
+    # -- who asks ------------------------------------------------------------------------------
+
+    def principal(self, given: PrincipalLike = None) -> Principal:
+        """The principal of a call: ``given`` when set, else the store's default."""
+        if given is not None:
+            return self._named(given)
+        if self._default is None:
+            spec = self._default_spec
+            if spec.token:
+                self._default = self.keys.resolve(spec.token)
+            elif spec.name is not None:
+                self._default = self._named(spec.name)
+            else:
+                self._default = Principal(ANONYMOUS)
+        return self._default
+
+    def _named(self, given: Principal | str) -> Principal:
+        if isinstance(given, Principal):
+            return given
+        return Principal(given, self.keys.roles_of(given))
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal of an active key (AuthenticationError otherwise)."""
+        return self.keys.resolve(token)
+
+    # -- may they -------------------------------------------------------------------------------
+
+    def require(self, principal: Principal, action: str, targets: Iterable[Target]) -> None:
+        """Raise AccessDeniedError (and audit it) unless every target allows ``action``."""
+        if not self.access.enforced:
+            return
+        for decision in self.access.check(principal, action, targets):
+            if not decision.allowed:
+                self.record(
+                    principal,
+                    action,
+                    decision.target.label,
+                    "denied",
+                    {"reason": decision.reason, "policy": decision.policy},
+                )
+                raise AccessDeniedError(decision)
+
+    def allowed(self, principal: Principal, action: str, targets: Iterable[Target]) -> bool:
+        """Whether every target allows ``action`` (no audit record; for filtering lists)."""
+        if not self.access.enforced:
+            return True
+        return all(d.allowed for d in self.access.check(principal, action, targets))
+
+    # -- the record -----------------------------------------------------------------------------
+
+    @staticmethod
+    def audit_name(principal: Principal) -> str | None:
+        """How the audit log and other records name a principal (None: anonymous)."""
+        return None if principal.name == ANONYMOUS else principal.name
+
+    def record(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        outcome: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.audit.record(self.audit_name(principal), action, resource, outcome, detail)
+
+    def count_online_read(self, principal: Principal, resources: Iterable[str]) -> None:
+        name = self.audit_name(principal)
+        for resource in resources:
+            self.audit.count_online_read(name, resource, "allowed")
+
+    def close(self) -> None:
+        self.audit.flush()
+        self.keys.close()
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
