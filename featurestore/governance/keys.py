@@ -188,12 +188,19 @@ class KeyStore:
 
     @property
     def any(self) -> bool:
-        """Whether the project has any active key (then REST requests need one)."""
+        """Whether the project has any active key (then REST requests need one); cached like
+        resolved keys, so an open service asks the registry only when it changed."""
+        self._refresh()
+        known = self._any
+        if known is not None:
+            return known
         k = access_keys
         with self.registry.reading() as conn:
             found = conn.execute(
                 select(k.c.id).where(k.c.project == self.project, k.c.revoked_at.is_(None)).limit(1)
             ).first()
+        with self._lock:
+            self._any = found is not None
         return found is not None
 
     def _lookup(self, digest: str) -> Principal | None:
