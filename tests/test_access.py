@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -416,3 +417,30 @@ def test_no_policies_means_open(tmp_path: Path) -> None:
         [decision] = store.check_access("anyone", "delete", "feature_view:customer_profile")
         assert decision.allowed
         assert "no policies" in decision.reason
+
+
+@pytest.mark.postgres
+def test_keys_on_a_postgres_registry_are_revoked_within_the_interval(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Without SQLite's data_version, other processes see a revocation through the state
+    token, asked at most every 0.25 s (and never per request in between)."""
+    root = tmp_path / "pg"
+    root.mkdir()
+    (root / "featurestore.yaml").write_text(f"project: pgkeys\nregistry: '{postgres_url}'\n")
+    with FeatureStore(root) as admin, FeatureStore(root) as server:
+        token, info = admin.create_key("carol", roles=["analyst"])
+        keys = server.guard.keys
+        assert keys.resolve(token).roles == frozenset({"analyst"})
+        assert keys.any
+        admin.revoke_key(info.prefix)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                keys.resolve(token)
+            except AuthenticationError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the revoked key was still accepted after 2 s")
+        assert not keys.any

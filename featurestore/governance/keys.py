@@ -4,7 +4,8 @@ A key is shown once when created (``fs_<random>``); the registry keeps only its 
 prefix to name it by, the principal, its kind and roles, and when it was revoked. Revoking takes
 effect at once, in every process: resolved tokens are cached, and the cache is dropped whenever
 the registry database changed (SQLite: ``PRAGMA data_version`` on a connection of its own, a few
-microseconds; PostgreSQL: the key is looked up on every call).
+microseconds, so a revocation is seen by the next request; PostgreSQL: the project's state
+token, asked at most every 0.25 s, so a revocation is seen within that).
 
     keys = KeyStore(registry, "demo")
     token, info = keys.create("ranker", roles=["serving"], kind="service_account")
@@ -28,6 +29,7 @@ from sqlalchemy import insert, select, update
 from featurestore.errors import AuthenticationError, ObjectNotFoundError
 from featurestore.governance.access import Principal
 from featurestore.registry.base import Registry
+from featurestore.registry.freshness import FreshnessGate
 from featurestore.registry.schema import access_keys
 
 TOKEN_PREFIX = "fs_"
@@ -63,7 +65,7 @@ class KeyStore:
     ) -> None:
         self.registry = registry
         self.project = project
-        self._signal = _ChangeSignal(sqlite_path)
+        self._signal = _ChangeSignal(sqlite_path, registry, project)
         # Caches, all dropped together when the registry database changed.
         self._resolved: dict[str, Principal | None] = {}
         self._roles: dict[str, frozenset[str]] = {}
@@ -94,7 +96,6 @@ class KeyStore:
         if kind not in KINDS:
             raise AuthenticationError(f"key kind must be one of {KINDS}, got {kind!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        self._forget()
         now = datetime.now(timezone.utc)
         row = {
             "project": self.project,
@@ -109,6 +110,8 @@ class KeyStore:
         }
         with self.registry.writing() as conn:
             conn.execute(insert(access_keys).values(**row))
+        # Other processes' caches notice through the state token (see _ChangeSignal).
+        self.registry.touch(self.project)
         self._forget()
         return token, KeyInfo(
             token[:12], principal, kind, tuple(sorted(set(roles))), description, now, None
@@ -233,18 +236,26 @@ def _info(row: object) -> KeyInfo:
 
 
 class _ChangeSignal:
-    """Whether the registry database changed since the last look: SQLite's ``data_version``
-    (bumped by every commit of another connection); without a SQLite file, always."""
+    """Whether the registry changed since the last look.
 
-    def __init__(self, sqlite_path: Path | None) -> None:
+    On SQLite, ``PRAGMA data_version`` (bumped by every commit of another connection; a few
+    microseconds, so checked on every call: a revocation is seen by the next request). On other
+    databases, the project's state token, asked at most every :data:`STATE_INTERVAL` seconds
+    (creating and revoking keys change it), so a revocation is seen within that interval
+    without a registry query per request."""
+
+    STATE_INTERVAL = 0.25
+
+    def __init__(self, sqlite_path: Path | None, registry: Registry, project: str) -> None:
         self._path = sqlite_path
+        self._gate = FreshnessGate(registry, project, interval=self.STATE_INTERVAL)
         self._connection: sqlite3.Connection | None = None
         self._version: int | None = None
         self._lock = threading.Lock()
 
     def changed(self) -> bool:
         if self._path is None:
-            return True
+            return self._gate.changed()
         with self._lock:
             if self._connection is None:
                 self._connection = sqlite3.connect(
