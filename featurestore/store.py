@@ -91,7 +91,15 @@ class FeatureStore:
         )
         self._guard: Guard | None = None
         # Per lookup plan (by identity): the plan, its resources and its audit labels.
-        self._plan_resources: dict[int, tuple[LookupPlan, list[Target], tuple[str, ...]]] = {}
+        self._plan_resources: dict[
+            int,
+            tuple[
+                LookupPlan,
+                list[Target],
+                tuple[str, ...],
+                dict[tuple[int, str, frozenset[str]], bool],
+            ],
+        ] = {}
         self._registry: Registry | None = None
         self._offline: OfflineEngine | None = None
         self._online: OnlineStore | None = None
@@ -506,8 +514,15 @@ class FeatureStore:
             )
             if len(self._plan_resources) > 1024:
                 self._plan_resources.clear()
-            entry = self._plan_resources[id(plan)] = (plan, targets, labels)
-        guard.require(who, "read_online", entry[1])
+            entry = self._plan_resources[id(plan)] = (plan, targets, labels, {})
+        access = guard.access
+        if access.enforced:
+            # A grant is remembered per plan, principal and policy generation: one dictionary
+            # lookup per request. Denials are not remembered (each one is audited).
+            grant = (access.generation, who.name, who.roles)
+            if grant not in entry[3]:
+                guard.require(who, "read_online", entry[1])
+                entry[3][grant] = True
         guard.count_online_read(who, entry[2])
 
     def _online_references(

@@ -88,6 +88,8 @@ class AccessController:
         self.project = project
         self._gate = FreshnessGate(registry, project, interval=freshness_interval)
         self._policies: list[Policy] = []
+        #: Bumped whenever the policies are reloaded: callers key their own caches on it.
+        self.generation = 0
         self._decisions: dict[tuple[str, frozenset[str], str, Target], Decision] = {}
         self._lock = threading.Lock()
 
@@ -100,6 +102,7 @@ class AccessController:
             with self._lock:
                 self._policies = policies
                 self._decisions = {}
+                self.generation += 1
         return self._policies
 
     @property

@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -69,11 +69,14 @@ class AuditLog:
         with self.registry.writing() as conn:
             conn.execute(insert(audit_log).values(**row))
 
-    def count_online_read(self, principal: str | None, resource: str, outcome: str) -> None:
-        """Tally an online read; the tallies are written as aggregated rows every
-        ``flush_seconds`` (checked here, so a busy service flushes as it goes)."""
+    def count_online_read(
+        self, principal: str | None, resources: Iterable[str], outcome: str
+    ) -> None:
+        """Tally an online read of ``resources``; the tallies are written as aggregated rows
+        every ``flush_seconds`` (checked here, so a busy service flushes as it goes)."""
         with self._lock:
-            self._reads[(principal, resource, outcome)] += 1
+            for resource in resources:
+                self._reads[(principal, resource, outcome)] += 1
             due = time.monotonic() - self._reads_since >= self.flush_seconds
         if due:
             self.flush()
