@@ -61,6 +61,7 @@ bench: $(BENCH_STAMP) $(FEAST_STAMP)
 	$(BENCH_VENV)/bin/python bench/materialize.py --size L --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/online.py --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/serving.py --compare feast --feast-python $(FEAST_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/access_overhead.py --size S --rounds 5 --seconds 8
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(FEAST_VENV) repo/data .pytest_cache .mypy_cache .ruff_cache
