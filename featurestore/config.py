@@ -96,6 +96,19 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """What the audit log records of online reads (``audit: {online_reads: aggregate}``).
+
+    ``online_reads`` is ``aggregate`` (default: one row per principal, view and outcome with a
+    count, written every ``flush_seconds``) or ``off``. Denied reads are always recorded, one
+    row each, like every other audited action.
+    """
+
+    online_reads: str = "aggregate"
+    flush_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class OpenLineageConfig:
     """Where OpenLineage events go (``lineage.openlineage`` in ``featurestore.yaml``).
 
@@ -136,6 +149,7 @@ class RepoConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -210,6 +224,7 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         "api",
         "retention",
         "lineage",
+        "audit",
         "provider",
         "entity_key_serialization_version",
     }
@@ -233,6 +248,7 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         api=_api(raw.get("api"), source),
         retention=_retention(raw.get("retention"), source),
         lineage=_lineage(raw.get("lineage"), source),
+        audit=_audit(raw.get("audit"), source),
     )
 
 
@@ -339,6 +355,29 @@ def _api(value: object, source: str) -> ApiConfig:
         for name in ("max_entities", "max_push_rows")
     }
     return ApiConfig(tokens_file=tokens_file, **limits)
+
+
+def _audit(value: object, source: str) -> AuditConfig:
+    if value is None:
+        return AuditConfig()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: 'audit' must be a mapping like {{online_reads: aggregate}}")
+    unknown = sorted(set(value) - {"online_reads", "flush_seconds"})
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown audit setting(s) {unknown}; known: ['flush_seconds', 'online_reads']"
+        )
+    reads = value.get("online_reads", AuditConfig.online_reads)
+    if reads not in ("aggregate", "off"):
+        raise ConfigError(
+            f"{source}: audit.online_reads must be 'aggregate' or 'off', got {reads!r}"
+        )
+    flush = parse_duration(
+        value.get("flush_seconds", AuditConfig.flush_seconds), f"{source}: audit.flush_seconds"
+    )
+    if flush <= timedelta(0):
+        raise ConfigError(f"{source}: audit.flush_seconds must be positive, got {flush}")
+    return AuditConfig(online_reads=reads, flush_seconds=flush.total_seconds())
 
 
 def _retention(value: object, source: str) -> RetentionConfig:

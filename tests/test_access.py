@@ -444,3 +444,28 @@ def test_keys_on_a_postgres_registry_are_revoked_within_the_interval(
         else:
             pytest.fail("the revoked key was still accepted after 2 s")
         assert not keys.any
+
+
+def test_online_read_auditing_is_configurable(repo: tuple[Path, dict[str, str]]) -> None:
+    root, tokens = repo
+    config = root / "featurestore.yaml"
+    rows = [{"driver_id": 1}]
+
+    def reads_of(principal: str) -> int:
+        with FeatureStore(root, principal=ROOT) as admin:
+            records = admin.audit_log(action="read_online", principal=principal)
+        return sum(r.count for r in records if r.outcome == "allowed")
+
+    with as_(root, tokens["analyst"]) as store:
+        for _ in range(3):
+            store.get_online_features(["driver_stats:conv_rate"], entity_rows=rows)
+    assert reads_of("bob") == 3  # aggregated, written when the store closes
+    config.write_text(config.read_text() + "audit: {online_reads: 'off'}\n")
+    with as_(root, tokens["analyst"]) as store:
+        store.get_online_features(["driver_stats:conv_rate"], entity_rows=rows)
+        with pytest.raises(AccessDeniedError):
+            store.get_online_features(["driver_stats:ssn"], entity_rows=rows)
+    assert reads_of("bob") == 3
+    with FeatureStore(root, principal=ROOT) as admin:
+        denied = [r for r in admin.audit_log(principal="bob") if r.outcome == "denied"]
+    assert len(denied) == 1  # denials are recorded whatever the setting

@@ -112,3 +112,20 @@ def test_store_data_path(tmp_path: Path) -> None:
 def test_invalid_api_settings(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, "project: demo\n" + text))
+
+
+def test_audit_section(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, "project: demo\n")).audit
+    assert (default.online_reads, default.flush_seconds) == ("aggregate", 10.0)
+    config = load_config(
+        write(tmp_path, "project: demo\naudit: {online_reads: 'off', flush_seconds: 2s}\n")
+    )
+    assert (config.audit.online_reads, config.audit.flush_seconds) == ("off", 2.0)
+    for text, message in [
+        ("audit: [1]\n", "'audit' must be a mapping"),
+        ("audit: {online_reads: sample}\n", "online_reads must be 'aggregate' or 'off'"),
+        ("audit: {flush_seconds: 0}\n", "flush_seconds must be positive"),
+        ("audit: {reads: 'off'}\n", r"unknown audit setting\(s\) \['reads'\]"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, "project: demo\n" + text))

@@ -46,7 +46,8 @@ class Guard:
         self.registry = registry
         self.access = AccessController(registry, config.project)
         self.keys = KeyStore(registry, config.project, sqlite_path=_sqlite_path(config.registry))
-        self.audit = AuditLog(registry, config.project)
+        self.audit = AuditLog(registry, config.project, flush_seconds=config.audit.flush_seconds)
+        self._count_reads = config.audit.online_reads == "aggregate"
         self._default_spec = default
         self._default: Principal | None = None
 
@@ -116,7 +117,9 @@ class Guard:
         self.audit.record(self.audit_name(principal), action, resource, outcome, detail)
 
     def count_online_read(self, principal: Principal, resources: Iterable[str]) -> None:
-        self.audit.count_online_read(self.audit_name(principal), resources, "allowed")
+        """Tally an allowed online read (``audit.online_reads: off``: nothing)."""
+        if self._count_reads:
+            self.audit.count_online_read(self.audit_name(principal), resources, "allowed")
 
     def close(self) -> None:
         self.audit.flush()
