@@ -39,6 +39,7 @@ from featurestore.governance.holdings import Holdings
 from featurestore.governance.keys import KeyInfo
 from featurestore.governance.lineage import Direction, LineageResult
 from featurestore.governance.lineage_hooks import LineageHooks
+from featurestore.governance.lookup_guard import LookupGuard
 from featurestore.governance.removal_lineage import emit_removals
 from featurestore.governance.retention import (
     RetentionReport,
@@ -55,7 +56,7 @@ from featurestore.offline.source_schema import validate_view_source
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
-from featurestore.online.lookup import EntityRowsInput, LookupPlan, OnlineLookup, OnlineResponse
+from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.references import resolve_requests
 from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
@@ -90,16 +91,6 @@ class FeatureStore:
             name=principal,
         )
         self._guard: Guard | None = None
-        # Per lookup plan (by identity): the plan, its resources and its audit labels.
-        self._plan_resources: dict[
-            int,
-            tuple[
-                LookupPlan,
-                list[Target],
-                tuple[str, ...],
-                dict[tuple[int, str, frozenset[str]], bool],
-            ],
-        ] = {}
         self._registry: Registry | None = None
         self._offline: OfflineEngine | None = None
         self._online: OnlineStore | None = None
@@ -488,42 +479,10 @@ class FeatureStore:
                 self.project,
                 self.registry,
                 self.online,
-                authorize=self._authorize_lookup,
+                authorize=LookupGuard(self.guard, self.project, self._feature_service),
                 retention=self.retention.of,
             )
         return self._lookup
-
-    def _authorize_lookup(
-        self, plan: LookupPlan, references: Sequence[str] | str, principal: PrincipalLike
-    ) -> None:
-        """The lookup's access check and its (aggregated) audit count; the plan's resources are
-        worked out once per plan, the decisions once per principal and resource."""
-        guard = self.guard
-        who = guard.principal(principal)
-        entry = self._plan_resources.get(id(plan))
-        if entry is None or entry[0] is not plan:
-            targets = [
-                t
-                for read in plan.reads
-                for t in feature_targets(self.project, read.namespace.view, read.features)
-            ]
-            if isinstance(references, str):
-                targets += self._service_targets(self._feature_service(references))
-            labels = tuple(
-                dict.fromkeys(f"feature_view:{r.namespace.view.name}" for r in plan.reads)
-            )
-            if len(self._plan_resources) > 1024:
-                self._plan_resources.clear()
-            entry = self._plan_resources[id(plan)] = (plan, targets, labels, {})
-        access = guard.access
-        if access.enforced:
-            # A grant is remembered per plan, principal and policy generation: one dictionary
-            # lookup per request. Denials are not remembered (each one is audited).
-            grant = (access.generation, who.name, who.roles)
-            if grant not in entry[3]:
-                guard.require(who, "read_online", entry[1])
-                entry[3][grant] = True
-        guard.count_online_read(who, entry[2])
 
     def _online_references(
         self, features: Sequence[str] | FeatureService | str
@@ -673,18 +632,9 @@ class FeatureStore:
         description: str = "",
     ) -> tuple[str, KeyInfo]:
         """A new API key for ``principal`` (shown once) with its roles; needs ``admin``."""
-        who = self._require_admin()
-        token, info = self.guard.keys.create(
-            principal, roles=tuple(roles), kind=kind, description=description
+        return self.guard.create_key(
+            self._require_admin(), principal, roles=roles, kind=kind, description=description
         )
-        self.guard.record(
-            who,
-            "admin",
-            f"key:{info.prefix}",
-            "ok",
-            {"change": "created", "principal": principal, "roles": list(info.roles)},
-        )
-        return token, info
 
     def list_keys(self) -> list[KeyInfo]:
         """Every API key of the project (never the tokens); needs ``admin``."""
@@ -693,16 +643,7 @@ class FeatureStore:
 
     def revoke_key(self, prefix: str) -> KeyInfo:
         """Revoke a key at once, in every process; needs ``admin``."""
-        who = self._require_admin()
-        info = self.guard.keys.revoke(prefix)
-        self.guard.record(
-            who,
-            "admin",
-            f"key:{info.prefix}",
-            "ok",
-            {"change": "revoked", "principal": info.principal},
-        )
-        return info
+        return self.guard.revoke_key(self._require_admin(), prefix)
 
     def check_access(self, principal: PrincipalLike, action: str, resource: str) -> list[Decision]:
         """Whether ``principal`` may do ``action`` on ``resource`` (``feature_view:NAME``,

@@ -12,7 +12,7 @@ written to the audit log before the error is raised.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from featurestore.config import RepoConfig
 from featurestore.errors import AccessDeniedError
 from featurestore.governance.access import ANONYMOUS, AccessController, Principal, Target
 from featurestore.governance.audit import AuditLog
-from featurestore.governance.keys import KeyStore
+from featurestore.governance.keys import KeyInfo, KeyStore
 from featurestore.registry.base import Registry
 
 #: How callers name a principal: a Principal, a name, or None (the store's own, else anonymous).
@@ -115,6 +115,40 @@ class Guard:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         self.audit.record(self.audit_name(principal), action, resource, outcome, detail)
+
+    def create_key(
+        self,
+        who: Principal,
+        principal: str,
+        *,
+        roles: Sequence[str] = (),
+        kind: str = "user",
+        description: str = "",
+    ) -> tuple[str, KeyInfo]:
+        """A new key for ``principal``, created by ``who`` (the caller checked ``admin``)."""
+        token, info = self.keys.create(
+            principal, roles=tuple(roles), kind=kind, description=description
+        )
+        self.record(
+            who,
+            "admin",
+            f"key:{info.prefix}",
+            "ok",
+            {"change": "created", "principal": principal, "roles": list(info.roles)},
+        )
+        return token, info
+
+    def revoke_key(self, who: Principal, prefix: str) -> KeyInfo:
+        """Revoke a key on behalf of ``who`` (the caller checked ``admin``)."""
+        info = self.keys.revoke(prefix)
+        self.record(
+            who,
+            "admin",
+            f"key:{info.prefix}",
+            "ok",
+            {"change": "revoked", "principal": info.principal},
+        )
+        return info
 
     def count_online_read(self, principal: Principal, resources: Iterable[str]) -> None:
         """Tally an allowed online read (``audit.online_reads: off``: nothing)."""
