@@ -120,21 +120,13 @@ def parse_push_request(body: bytes, max_rows: int) -> PushRequest:
             'e.g. {"driver_id": [1001], "event_timestamp": ["2026-10-01T12:00:00Z"], ...}'
         )
     for name, values in columns.items():
-        if not isinstance(values, list):
-            raise _invalid(f"df[{name!r}] must be a list of values, got {_kind(values)}")
-        if len(values) > max_rows:
-            raise ApiError(
-                413,
-                "TooManyRows",
-                f"df[{name!r}] has {len(values)} rows; the limit is {max_rows} per push "
-                "(api.max_push_rows): split the push",
-            )
-        for value in values:
-            if value is not None and not isinstance(value, _SCALARS):
-                raise _invalid(
-                    f"df[{name!r}] holds {_kind(value)}; values must be numbers, strings, "
-                    "booleans or null"
-                )
+        _check_column(
+            f"df[{name!r}]",
+            values,
+            max_rows,
+            too_many=("TooManyRows", "per push (api.max_push_rows): split the push"),
+            values_are="values must be numbers, strings, booleans or null",
+        )
     to = data.get("to", "online")
     if not isinstance(to, str):
         raise _invalid(f"'to' must be a string such as \"online\", got {_kind(to)}")
@@ -153,21 +145,13 @@ def parse_online_request(body: bytes, max_entities: int) -> OnlineRequest:
         )
     rows = -1
     for key, values in entities.items():
-        if not isinstance(values, list):
-            raise _invalid(f"entities[{key!r}] must be a list of values, got {_kind(values)}")
-        if len(values) > max_entities:
-            raise ApiError(
-                413,
-                "TooManyEntities",
-                f"entities[{key!r}] has {len(values)} rows; the limit is {max_entities} per "
-                "request (api.max_entities): split the request",
-            )
-        for value in values:
-            if value is not None and not isinstance(value, _SCALARS):
-                raise _invalid(
-                    f"entities[{key!r}] holds {_kind(value)}; join key values must be "
-                    "numbers, strings, booleans or null"
-                )
+        _check_column(
+            f"entities[{key!r}]",
+            values,
+            max_entities,
+            too_many=("TooManyEntities", "per request (api.max_entities): split the request"),
+            values_are="join key values must be numbers, strings, booleans or null",
+        )
         if rows not in (-1, len(values)):
             raise _invalid(
                 "entities lists differ in length: "
@@ -178,6 +162,20 @@ def parse_online_request(body: bytes, max_entities: int) -> OnlineRequest:
     if not isinstance(full, bool):
         raise _invalid(f"'full_feature_names' must be true or false, got {_kind(full)}")
     return OnlineRequest(features, entities, full, max(rows, 0))
+
+
+def _check_column(
+    where: str, values: object, limit: int, *, too_many: tuple[str, str], values_are: str
+) -> None:
+    """One column of a request: a list of at most ``limit`` JSON scalars (or nulls)."""
+    if not isinstance(values, list):
+        raise _invalid(f"{where} must be a list of values, got {_kind(values)}")
+    if len(values) > limit:
+        error, advice = too_many
+        raise ApiError(413, error, f"{where} has {len(values)} rows; the limit is {limit} {advice}")
+    for value in values:
+        if value is not None and not isinstance(value, _SCALARS):
+            raise _invalid(f"{where} holds {_kind(value)}; {values_are}")
 
 
 def _features(data: dict[str, Any]) -> list[str] | str:
