@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -154,3 +155,31 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+# -- /push helpers -----------------------------------------------------------------------
+
+
+def stored_files(store: FeatureStore) -> list[Path]:
+    """Files (staged ones included) in the store's own data folder for this project."""
+    return [p for p in (store.config.data_dir / store.project).rglob("*") if p.is_file()]
+
+
+def push(server: Server, body: Any, **kwargs: Any) -> httpx.Response:
+    return httpx.post(f"{server.url}/push", json=body, timeout=10, **kwargs)
+
+
+def push_body(to: str, driver: int, conv_rate: float, when: datetime) -> dict[str, Any]:
+    """Feast's push body for one driver_stats row."""
+    return {
+        "push_source_name": "driver_stats_push",
+        "df": {
+            "driver_id": [driver],
+            "event_timestamp": [when.isoformat()],
+            "conv_rate": [conv_rate],
+            "acc_rate": [0.5],
+            "trips": [7],
+        },
+        "to": to,
+        "allow_registry_cache": True,
+    }

@@ -224,7 +224,9 @@ def test_a_view_change_may_not_drop_a_feature_a_remaining_service_projects(defs)
 
 
 def test_only_definitions_can_be_applied(defs):
-    with pytest.raises(DefinitionError, match="expected an Entity, FeatureView, FeatureService or Policy"):
+    with pytest.raises(
+        DefinitionError, match="expected an Entity, FeatureView, FeatureService or Policy"
+    ):
         build_plan([], [defs.entity(), "driver"], delete_missing=True)  # type: ignore[list-item]
 
 
