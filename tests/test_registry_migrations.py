@@ -142,18 +142,20 @@ class MigrationContract:
 
     def test_a_new_registry_runs_every_migration(self, url, engine):
         open_registry(url).close()
-        assert self.versions(engine) == [m.version for m in migrations.MIGRATIONS] == [1, 2, 3, 4]
+        assert (
+            self.versions(engine) == [m.version for m in migrations.MIGRATIONS] == [1, 2, 3, 4, 5]
+        )
         self.assert_matches_schema_py(engine)
 
     def test_opening_twice_migrates_once(self, url, engine):
         open_registry(url).close()
         open_registry(url).close()
-        assert self.versions(engine) == [1, 2, 3, 4]
+        assert self.versions(engine) == [1, 2, 3, 4, 5]
 
     def test_a_v1_registry_is_upgraded_and_keeps_its_data(self, url, engine, defs):
         built = self.build_v1(engine, defs)
         with open_registry(url) as registry:
-            assert self.versions(engine) == [1, 2, 3, 4]
+            assert self.versions(engine) == [1, 2, 3, 4, 5]
             self.assert_matches_schema_py(engine)
             assert registry.get("demo", "entity", "driver") == built["entity"]
             assert registry.get("demo", "feature_view", "driver_stats") == built["new"]
@@ -173,22 +175,23 @@ class MigrationContract:
         self.build_v1(engine, defs)
 
         def broken(conn: sa.Connection) -> None:
-            raise RuntimeError("migration 5 failed")
+            raise RuntimeError("migration 6 failed")
 
-        steps = (*migrations.MIGRATIONS, migrations.Migration(5, "broken", broken))
+        steps = (*migrations.MIGRATIONS, migrations.Migration(6, "broken", broken))
         monkeypatch.setattr(migrations, "MIGRATIONS", steps)
-        monkeypatch.setattr(migrations, "LATEST", 5)
+        monkeypatch.setattr(migrations, "LATEST", 6)
         dialect = dialect_for(url)
         registry_engine = dialect.create_engine()
         try:
-            with pytest.raises(RuntimeError, match="migration 5 failed"):
-                migrations.migrate(registry_engine, dialect, target=5)
+            with pytest.raises(RuntimeError, match="migration 6 failed"):
+                migrations.migrate(registry_engine, dialect, target=6)
         finally:
             registry_engine.dispose()
         assert self.versions(engine) == [1]
         assert sa.inspect(engine).get_indexes("history") == []
         assert not sa.inspect(engine).has_table("watermarks")
         assert not sa.inspect(engine).has_table("audit_log")
+        assert not sa.inspect(engine).has_table("validation_results")
 
     def test_a_registry_newer_than_the_code_is_refused(self, url, engine):
         open_registry(url).close()
@@ -199,7 +202,7 @@ class MigrationContract:
                 )
             )
         with pytest.raises(
-            RegistryError, match=r"schema version 99.*up to 4.*upgrade featurestore"
+            RegistryError, match=r"schema version 99.*up to 5.*upgrade featurestore"
         ):
             open_registry(url)
 

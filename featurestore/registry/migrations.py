@@ -186,12 +186,70 @@ def _create_governance_tables(conn: Connection) -> None:
     v4.create_all(conn)
 
 
+def _create_quality_tables(conn: Connection) -> None:
+    v5 = MetaData()
+    results = Table(
+        "validation_results",
+        v5,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("project", String(NAME), nullable=False),
+        Column("view", String(NAME), nullable=False),
+        Column("version", Integer, nullable=True),
+        Column("trigger", String(16), nullable=False),
+        Column("mode", String(16), nullable=False),
+        Column("success", Boolean, nullable=False),
+        Column("rows", BigInteger, nullable=False),
+        Column("started_at", UTCDateTime, nullable=False),
+        Column("window_start", UTCDateTime, nullable=True),
+        Column("window_end", UTCDateTime, nullable=True),
+        Column("result_json", Text, nullable=False),
+    )
+    Index("ix_validation_results_view", results.c.project, results.c.view, results.c.started_at)
+    statistics = Table(
+        "feature_statistics",
+        v5,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("project", String(NAME), nullable=False),
+        Column("subject_kind", String(32), nullable=False),
+        Column("subject", String(NAME), nullable=False),
+        Column("version", Integer, nullable=True),
+        Column("window_start", UTCDateTime, nullable=True),
+        Column("window_end", UTCDateTime, nullable=True),
+        Column("computed_at", UTCDateTime, nullable=False),
+        Column("rows", BigInteger, nullable=False),
+        Column("profile_json", Text, nullable=False),
+    )
+    Index(
+        "ix_feature_statistics_subject",
+        statistics.c.project,
+        statistics.c.subject_kind,
+        statistics.c.subject,
+    )
+    drift = Table(
+        "drift_reports",
+        v5,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("project", String(NAME), nullable=False),
+        Column("view", String(NAME), nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("reference", Text, nullable=False),
+        Column("current", Text, nullable=False),
+        Column("drifted", Boolean, nullable=False),
+        Column("report_json", Text, nullable=False),
+    )
+    Index("ix_drift_reports_view", drift.c.project, drift.c.view, drift.c.at)
+    v5.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "projects, objects, versions and history", _create_v1_tables),
     Migration(2, "index history by project and name", _index_history_by_name),
     Migration(3, "materialization watermarks per view version", _create_watermarks),
     Migration(
         4, "governance: audit log, access keys, lineage, saved datasets", _create_governance_tables
+    ),
+    Migration(
+        5, "quality: validation results, feature statistics, drift reports", _create_quality_tables
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -9,6 +9,9 @@
 ``access_keys``       hashed API keys: principal, roles, revocation (migration 4, as the next two)
 ``lineage_edges``     edges of the lineage graph: sources, view versions, services, datasets, runs
 ``saved_datasets``    training sets saved with ``job.save_dataset``: location and view versions
+``validation_results`` every validation of a view's rows: trigger, mode, outcome, checks (migration 5)
+``feature_statistics`` column statistics per view and window, or per saved dataset (migration 5)
+``drift_reports``     every drift comparison of a view: reference, current window, outcome (migration 5)
 ``schema_version``    which migrations have run (see ``migrations.py``)
 
 JSON is stored as canonical text (sorted keys) rather than a JSON column, so the stored bytes
@@ -218,4 +221,64 @@ saved_datasets = Table(
     Column("views_json", Text, nullable=False),
     Column("rows", BigInteger, nullable=False),
     Column("detail_json", Text, nullable=False),
+)
+
+validation_results = Table(
+    "validation_results",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("project", String(NAME), nullable=False),
+    Column("view", String(NAME), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("trigger", String(16), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("window_start", UTCDateTime, nullable=True),
+    Column("window_end", UTCDateTime, nullable=True),
+    Column("result_json", Text, nullable=False),
+)
+validation_by_view = Index(
+    "ix_validation_results_view",
+    validation_results.c.project,
+    validation_results.c.view,
+    validation_results.c.started_at,
+)
+
+feature_statistics = Table(
+    "feature_statistics",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("project", String(NAME), nullable=False),
+    Column("subject_kind", String(32), nullable=False),
+    Column("subject", String(NAME), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("window_start", UTCDateTime, nullable=True),
+    Column("window_end", UTCDateTime, nullable=True),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("profile_json", Text, nullable=False),
+)
+statistics_by_subject = Index(
+    "ix_feature_statistics_subject",
+    feature_statistics.c.project,
+    feature_statistics.c.subject_kind,
+    feature_statistics.c.subject,
+)
+
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("project", String(NAME), nullable=False),
+    Column("view", String(NAME), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("current", Text, nullable=False),
+    Column("drifted", Boolean, nullable=False),
+    Column("report_json", Text, nullable=False),
+)
+drift_by_view = Index(
+    "ix_drift_reports_view", drift_reports.c.project, drift_reports.c.view, drift_reports.c.at
 )
