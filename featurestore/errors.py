@@ -21,7 +21,10 @@ anything the library reports about bad input or a failed operation::
     ├── RetentionError           a retention run cannot read or rewrite data the store owns
     ├── ErasureError             an erasure request names no entity key, or the erasure failed
     ├── AccessDeniedError        a policy denies the principal the action on a resource
-    └── AuthenticationError      a token is unknown or revoked
+    ├── AuthenticationError      a token is unknown or revoked
+    ├── QualityError             statistics, validation or drift cannot be computed
+    │   └── ValidationFailedError  a strict validation rejected a batch: nothing was written
+    └── ExtraNotInstalledError   an optional part needs an extra that is not installed
 
 Each message names the object concerned and says what to do about it.
 """
@@ -110,3 +113,25 @@ class AccessDeniedError(FeatureStoreError):
 
 class AuthenticationError(FeatureStoreError):
     """A token is unknown or revoked."""
+
+
+class QualityError(FeatureStoreError):
+    """Statistics, validation or drift cannot be computed: no rows in the window, an unknown
+    reference, a malformed expectation suite, or a feature that cannot be compared."""
+
+
+class ValidationFailedError(QualityError):
+    """A strict validation rejected a batch; nothing of it was written.
+
+    ``result`` is the :class:`~featurestore.quality.result.ValidationResult` (recorded in the
+    registry's validation history), whose failed checks the message lists with sample values.
+    """
+
+    def __init__(self, message: str, result: object) -> None:
+        self.result = result
+        super().__init__(message)
+
+
+class ExtraNotInstalledError(FeatureStoreError):
+    """An optional part of featurestore needs a package extra that is not installed; the
+    message names the ``pip install`` command."""

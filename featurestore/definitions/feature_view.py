@@ -11,6 +11,7 @@ from featurestore.definitions.entity import Entity
 from featurestore.definitions.field import Field
 from featurestore.definitions.sources import DataSource, FileSource, PushSource, source_from_dicts
 from featurestore.errors import DefinitionError
+from featurestore.quality.validation import Validation
 from featurestore.types import ValueType
 
 
@@ -25,11 +26,17 @@ class FeatureView(Definition):
     store keeps and serves the view's rows: rows whose event time is older than ``now -
     retention`` are never served, and ``featurestore retention enforce`` deletes them from the
     data the store owns. It is a governance setting, kept in :meth:`meta`: changing it applies
-    to every version at once and makes no new version::
+    to every version at once and makes no new version.
+
+    ``validation`` (a :class:`~featurestore.quality.validation.Validation`) sets how the view's
+    rows are checked at materialization and push: an optional Great Expectations suite over its
+    features and a ``strict`` or ``warn`` mode. It is governance metadata too, kept in
+    :meth:`meta` like ``retention``::
 
         FeatureView(name="driver_stats", entities=[driver], ttl=timedelta(hours=2),
                     schema=[Field(name="conv_rate", dtype=Float32)],
-                    source=FileSource(path="data/driver_stats.parquet"))
+                    source=FileSource(path="data/driver_stats.parquet"),
+                    validation=Validation("expectations/driver_stats.json", mode="strict"))
     """
 
     kind: ClassVar[str] = "feature_view"
@@ -44,6 +51,7 @@ class FeatureView(Definition):
         ttl: timedelta | None = None,
         online: bool = True,
         retention: timedelta | None = None,
+        validation: Validation | None = None,
         description: str = "",
         tags: Mapping[str, str] | None = None,
         owner: str = "",
@@ -62,6 +70,13 @@ class FeatureView(Definition):
         self._init_metadata(description, tags, owner)
         self.schema = list(schema)
         self.features, self.join_key_types = self._split_schema(label)
+        if validation is not None and not isinstance(validation, Validation):
+            raise DefinitionError(
+                f"{label}: validation must be a Validation or None, got {type(validation).__name__}"
+            )
+        if validation is not None:
+            validation.check_columns(label, self.feature_names)
+        self.validation = validation
 
     @staticmethod
     def _check_entities(label: str, entities: Sequence[Entity]) -> list[Entity]:
@@ -177,6 +192,8 @@ class FeatureView(Definition):
         # Only when set, so views registered before retention existed keep their meta hash.
         if self.retention is not None:
             meta["retention_seconds"] = self.retention.total_seconds()
+        if self.validation is not None:
+            meta["validation"] = self.validation.to_dict()
         return meta
 
     @classmethod
@@ -195,6 +212,7 @@ class FeatureView(Definition):
         ]
         ttl = spec.get("ttl_seconds")
         retention = meta.get("retention_seconds")
+        validation = meta.get("validation")
         return cls(
             name=data["name"],
             entities=entities,
@@ -204,6 +222,7 @@ class FeatureView(Definition):
             ttl=None if ttl is None else timedelta(seconds=ttl),
             online=meta.get("online", True),
             retention=None if retention is None else timedelta(seconds=retention),
+            validation=None if validation is None else Validation.from_dict(validation),
             description=meta.get("description", ""),
             tags=meta.get("tags"),
             owner=meta.get("owner", ""),
