@@ -54,7 +54,8 @@ $(FEAST_STAMP): pyproject.toml
 	touch $(FEAST_STAMP)
 
 ## Benchmarks against Feast: historical retrieval (L, no TTL), materialization (L), online lookups
-## through the SDK and through the REST services (S); see bench/README.md.
+## through the SDK and through the REST services (S), statistics (L, against pandas: Feast has
+## none); see bench/README.md.
 bench: $(BENCH_STAMP) $(FEAST_STAMP)
 	$(BENCH_VENV)/bin/python bench/historical.py --size L --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/historical.py --no-ttl --compare feast --feast-python $(FEAST_VENV)/bin/python
@@ -62,6 +63,7 @@ bench: $(BENCH_STAMP) $(FEAST_STAMP)
 	$(BENCH_VENV)/bin/python bench/online.py --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/serving.py --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/access_overhead.py --size S --rounds 5 --seconds 8
+	$(BENCH_VENV)/bin/python bench/stats.py --size L --facade
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(FEAST_VENV) repo/data .pytest_cache .mypy_cache .ruff_cache

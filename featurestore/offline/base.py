@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import RetrievalError
+from featurestore.quality.profile import ColumnStats, TableProfile
+from featurestore.types import ValueType
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -181,6 +183,50 @@ class OfflineEngine(ABC):
         pushed data) whose join keys equal ``key_values`` (some or all of the view's join keys,
         typed values), by file; files without such rows are left out. Erasure lists them for
         their owners."""
+
+    @abstractmethod
+    def view_statistics(
+        self,
+        view: FeatureView,
+        *,
+        start_us: int | None,
+        end_us: int | None,
+        not_before_us: int | None = None,
+        features: Sequence[str] | None = None,
+        reference: Mapping[str, ColumnStats] | None = None,
+    ) -> TableProfile:
+        """Profile the view's features (``features``: a subset, in that order) over its source
+        rows with ``start_us <= event time <= end_us`` (epoch µs, UTC, inclusive; ``None``:
+        unbounded), as the point-in-time join sees them: pushed offline rows included, rows with
+        a null timestamp or join key and rows before ``not_before_us`` (retention) left out,
+        values cast to their declared types. With ``reference`` (feature -> a reference
+        column), also count the rows on its grid or categories (the ``probe_*`` fields)."""
+
+    @abstractmethod
+    def file_statistics(
+        self,
+        path: str,
+        columns: Mapping[str, ValueType],
+        *,
+        reference: Mapping[str, ColumnStats] | None = None,
+    ) -> TableProfile:
+        """Profile ``columns`` (name -> declared type) of every row of one Parquet file (a saved
+        training set), like :meth:`view_statistics`."""
+
+    @abstractmethod
+    def read_window(
+        self,
+        view: FeatureView,
+        *,
+        start_us: int | None,
+        end_us: int | None,
+        not_before_us: int | None = None,
+        batch_rows: int,
+    ) -> LatestRows:
+        """Every source row of the view in the window of :meth:`view_statistics` (not only the
+        latest per key), streamed in batches of at most ``batch_rows``: the join keys, then
+        ``event_timestamp`` (``timestamp[us, tz=UTC]``), then every feature, in their declared
+        types. ``keys`` and ``rows_read`` are both the row count."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, engines without resources keep the default
         """Release connections and temporary files."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import duckdb
@@ -22,7 +24,7 @@ import pyarrow as pa
 
 from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import FeatureReferenceError, RetrievalError
+from featurestore.errors import FeatureReferenceError, QualityError, RetrievalError
 from featurestore.offline.base import (
     EntityFrameInput,
     FeatureRequest,
@@ -30,6 +32,7 @@ from featurestore.offline.base import (
     LatestWindow,
     OfflineEngine,
 )
+from featurestore.offline.duckdb_stats import ProfileOptions, profile_relation
 from featurestore.offline.entity_frame import EntityFrame, check_join_keys, load_entity_frame
 from featurestore.offline.job import DuckDBRetrievalJob
 from featurestore.offline.latest_sql import (
@@ -49,7 +52,18 @@ from featurestore.offline.pit_sql import (
     string_literal,
 )
 from featurestore.offline.source_schema import source_arrow_types, validate_view_source
+from featurestore.offline.stats_sql import (
+    StatsColumn,
+    file_relation_sql,
+    file_value_sql,
+    view_relation_sql,
+    view_value_sql,
+    window_count_sql,
+    window_rows_sql,
+)
 from featurestore.offline.store_data import StoreData
+from featurestore.quality.profile import ColumnStats, TableProfile
+from featurestore.types import ValueType
 
 
 class DuckDBEngine(OfflineEngine):
@@ -63,6 +77,8 @@ class DuckDBEngine(OfflineEngine):
         self._database.execute("SET GLOBAL TimeZone = 'UTC'")
         self._counter = itertools.count()
         self._lock = threading.Lock()
+        #: Sampling of large tables in statistics (lowered by tests to exercise the sampled path).
+        self.profile_options = ProfileOptions()
 
     @staticmethod
     def _settings(config: RepoConfig) -> dict[str, Any]:
@@ -222,6 +238,115 @@ class DuckDBEngine(OfflineEngine):
         finally:
             connection.close()
         return {str(name): int(count) for name, count in sorted(rows)}
+
+    def view_statistics(
+        self,
+        view: FeatureView,
+        *,
+        start_us: int | None,
+        end_us: int | None,
+        not_before_us: int | None = None,
+        features: Sequence[str] | None = None,
+        reference: Mapping[str, ColumnStats] | None = None,
+    ) -> TableProfile:
+        """Profile the view's rows in the window; see :mod:`featurestore.offline.duckdb_stats`."""
+        started = time.perf_counter()
+        chosen = tuple(view.feature_names if features is None else features)
+        unknown = [f for f in chosen if f not in view.feature_names]
+        if unknown:
+            raise QualityError(
+                f"statistics of {view.label}: no feature {unknown[0]!r}; "
+                f"it has {view.feature_names}"
+            )
+        validate_view_source(view, self._config.repo_path)
+        request = FeatureRequest(view, chosen, chosen, not_before_us=not_before_us)
+        connection = self.connection()
+        try:
+            source = self._view_source(connection, request)
+            columns = [
+                StatsColumn(
+                    f, view.feature(f).dtype, view_value_sql(source, i, view.feature(f).dtype)
+                )
+                for i, f in enumerate(chosen)
+            ]
+            relation = view_relation_sql(source, columns, start_us, end_us)
+            profile = profile_relation(
+                connection, relation, columns, reference=reference, options=self.profile_options
+            )
+        except duckdb.Error as exc:
+            raise QualityError(f"computing statistics of {view.label} failed: {exc}") from exc
+        finally:
+            connection.close()
+        return replace(profile, seconds=time.perf_counter() - started)
+
+    def file_statistics(
+        self,
+        path: str,
+        columns: Mapping[str, ValueType],
+        *,
+        reference: Mapping[str, ColumnStats] | None = None,
+    ) -> TableProfile:
+        """Profile columns of one Parquet file; see :mod:`featurestore.offline.duckdb_stats`."""
+        started = time.perf_counter()
+        connection = self.connection()
+        try:
+            described = connection.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({string_literal(path)})"
+            ).fetchall()
+            types = {str(row[0]): str(row[1]) for row in described}
+            missing = [c for c in columns if c not in types]
+            if missing:
+                raise QualityError(
+                    f"statistics of {path}: no column {missing[0]!r} in the file (it has "
+                    f"{sorted(types)}); profile only the columns it holds"
+                )
+            stats_columns = [
+                StatsColumn(name, dtype, file_value_sql(name, dtype, types[name]))
+                for name, dtype in columns.items()
+            ]
+            relation = file_relation_sql(path, stats_columns)
+            profile = profile_relation(
+                connection,
+                relation,
+                stats_columns,
+                reference=reference,
+                options=self.profile_options,
+            )
+        except duckdb.Error as exc:
+            raise QualityError(
+                f"computing statistics of {path} failed: {exc}; check that it is a readable "
+                "Parquet file"
+            ) from exc
+        finally:
+            connection.close()
+        return replace(profile, seconds=time.perf_counter() - started)
+
+    def read_window(
+        self,
+        view: FeatureView,
+        *,
+        start_us: int | None,
+        end_us: int | None,
+        not_before_us: int | None = None,
+        batch_rows: int,
+    ) -> DuckDBLatestRows:
+        """Every row of the window, counted first, then streamed straight from the scan."""
+        validate_view_source(view, self._config.repo_path)
+        features = tuple(view.feature_names)
+        request = FeatureRequest(view, features, features, not_before_us=not_before_us)
+        connection = self.connection()
+        try:
+            source = self._view_source(connection, request)
+            [(rows, max_created)] = connection.execute(
+                window_count_sql(source, start_us, end_us)
+            ).fetchall()
+            reader = connection.sql(window_rows_sql(source, start_us, end_us)).to_arrow_reader(
+                batch_rows
+            )
+        except duckdb.Error as exc:
+            connection.close()
+            raise RetrievalError(f"reading the rows of {view.label} failed: {exc}") from exc
+        return DuckDBLatestRows(connection, reader, (rows, rows, max_created))
 
     def close(self) -> None:
         """Close the engine's database; jobs still open keep it alive until they close."""
