@@ -19,12 +19,14 @@ from featurestore.definitions import (
 from featurestore.errors import FeatureStoreError
 from featurestore.offline.base import RetrievalJob, SavedDataset
 from featurestore.push import PushMode
+from featurestore.quality import DriftThresholds, Validation
 from featurestore.registry import Plan
 from featurestore.store import FeatureStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DriftThresholds",
     "Entity",
     "FeatureService",
     "FeatureStore",
@@ -41,6 +43,7 @@ __all__ = [
     "Resource",
     "RetrievalJob",
     "SavedDataset",
+    "Validation",
     "__version__",
     "load_config",
 ]

@@ -7,6 +7,7 @@
     api: {tokens_file: api_tokens.json, max_entities: 1000, max_push_rows: 10000}   # REST service
     lineage: {openlineage: {transport: file, path: data/lineage/events.jsonl}}     # OpenLineage
     retention: {default: 365d}   # views without a retention of their own keep rows this long
+    quality: {mode: warn, max_null_rate: 0.5, drift: {psi: 0.2, ks: 0.1}}   # see quality/settings.py
 
 ``${VAR}`` and ``${VAR:-default}`` are expanded from the environment before parsing, except on
 comment lines (the default applies when the variable is unset). The registry is SQLite or
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 
 from featurestore.errors import ConfigError
+from featurestore.quality.settings import QualityConfig, parse_quality
 
 CONFIG_FILE = "featurestore.yaml"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -150,6 +152,7 @@ class RepoConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -225,6 +228,7 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         "retention",
         "lineage",
         "audit",
+        "quality",
         "provider",
         "entity_key_serialization_version",
     }
@@ -249,6 +253,7 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         retention=_retention(raw.get("retention"), source),
         lineage=_lineage(raw.get("lineage"), source),
         audit=_audit(raw.get("audit"), source),
+        quality=parse_quality(raw.get("quality"), source),
     )
 
 

@@ -8,11 +8,10 @@ later) happens here, once.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
 
 from featurestore.config import RepoConfig, load_config
 from featurestore.definitions.base import Definition
@@ -21,32 +20,22 @@ from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
 from featurestore.governance.access import (
-    Decision,
     Principal,
     Target,
     change_targets,
     definition_target,
     feature_targets,
     project_target,
-    resource_targets,
     service_targets,
 )
-from featurestore.governance.actions import Action
-from featurestore.governance.audit import AuditRecord
-from featurestore.governance.erasure import ErasureReport, ErasureRequest, erase
 from featurestore.governance.guard import Guard, PrincipalLike, PrincipalSpec
-from featurestore.governance.holdings import Holdings
-from featurestore.governance.keys import KeyInfo
 from featurestore.governance.lineage import Direction, LineageResult
 from featurestore.governance.lineage_hooks import LineageHooks
 from featurestore.governance.lookup_guard import LookupGuard
-from featurestore.governance.removal_lineage import emit_removals
+from featurestore.governance.operations import GovernanceOperations
 from featurestore.governance.retention import (
-    RetentionReport,
     RetentionRules,
-    enforce_retention,
     epoch_us,
-    run_instant,
 )
 from featurestore.loader import load_repo
 from featurestore.materialize import MaterializationReport, Materializer
@@ -58,16 +47,15 @@ from featurestore.online import OnlineStore, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
+from featurestore.quality.operations import QualityOperations
 from featurestore.references import resolve_requests
 from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
 
 #: The environment variable the SDK and CLI read a token from.
 TOKEN_ENV = "FEATURESTORE_TOKEN"
 
-_Report = TypeVar("_Report", RetentionReport, ErasureReport)
 
-
-class FeatureStore:
+class FeatureStore(QualityOperations, GovernanceOperations):
     """Entry point to a feature repository.
 
     store = FeatureStore(repo_path="repo")        # reads repo/featurestore.yaml
@@ -205,6 +193,10 @@ class FeatureStore:
             if isinstance(obj, FeatureView):
                 validate_view_source(obj, self.repo_path)
                 data.check_not_owned(obj)
+                if obj.validation is not None:
+                    # A suite file is read now: the registry keeps the suite itself.
+                    obj.validation = obj.validation.resolve(self.repo_path)
+                    obj.validation.check_columns(obj.label, obj.feature_names)
 
     def get_entity(self, name: str, *, principal: PrincipalLike = None) -> Entity:
         entity = self.registry.get(self.project, "entity", name)
@@ -296,11 +288,11 @@ class FeatureStore:
         job = self.offline.get_historical_features(entity_df, requests)
         # job.save_dataset(name) records the frame through the lineage layer.
         asked_through = features if isinstance(features, FeatureService | str) else None
-        job.attach_saver(
-            self.lineage.dataset_saver(
-                requests, service=asked_through, principal=self.guard.audit_name(self.principal)
-            )
+        saver = self.lineage.dataset_saver(
+            requests, service=asked_through, principal=self.guard.audit_name(self.principal)
         )
+        # A saved frame's statistics are recorded too: drift checks compare with them.
+        job.attach_saver(self._profiling_saver(saver, requests, None))
         return job
 
     def get_saved_dataset(self, name: str) -> SavedDataset:
@@ -421,6 +413,8 @@ class FeatureStore:
             progress=progress,
             listener=self.lineage.materialization_listener(),
             retention=self.retention.of,
+            validation=self.quality.materialization(self._audit_sink(None)),
+            spool_dir=self.config.resolve(self.config.offline_store.temp_directory),
         )
 
     def get_online_features(
@@ -518,7 +512,9 @@ class FeatureStore:
                 guard.require(who, action, targets)
         readers = self._pusher.target(push_source_name).views if mode.offline else ()
         with self.lineage.pushing(push_source_name, mode, readers) as observe:
-            report = self._pusher.push(push_source_name, df, mode)
+            report = self._pusher.push(
+                push_source_name, df, mode, validate=self._push_validation(principal)
+            )
             observe(report)
         guard.record(
             who,
@@ -552,129 +548,6 @@ class FeatureStore:
         self.guard.record(who, "delete", f"project:{self.project}", "ok", {"online_keys": removed})
         return removed
 
-    # -- retention and erasure -----------------------------------------------------------------
-
-    def enforce_retention(
-        self, *, dry_run: bool = False, now: datetime | None = None
-    ) -> RetentionReport:
-        """Delete every row older than its view's retention window from the data the store owns:
-        the online rows of every view version, pushed Parquet files and saved datasets (the
-        views' source files are never changed; retrieval filters their old rows instead).
-
-        ``dry_run`` reports what would go and deletes nothing. ``now`` (default: the current
-        time; never later) is the instant the windows count back from. Needs ``delete`` on the
-        project; every run, dry or not, leaves one audit record with its counts.
-        """
-        who = self._may_delete()
-        moment = run_instant(now)
-        holdings = Holdings(self.config, self.registry)
-        return self._audited(
-            who,
-            f"project:{self.project}",
-            {"run": "retention", "dry_run": dry_run},
-            lambda: enforce_retention(
-                holdings, self.online, self.retention, now=moment, dry_run=dry_run
-            ),
-        )
-
-    def erase(self, entity: Mapping[str, Any], *, dry_run: bool = False) -> ErasureReport:
-        """Remove one entity from everything the store owns, check nothing is left, and list
-        the user-owned source files that still hold it (see
-        :mod:`featurestore.governance.erasure`)::
-
-            report = store.erase(entity={"driver_id": 1001})
-            report.verified, report.user_sources
-
-        ``entity`` names every join key of one entity; values are typed per the key's declared
-        type, and text is parsed as the CLI passes it (``"1001"`` for an Int64 key).
-        ``dry_run`` reports what would go and deletes nothing. Needs ``delete`` on the project;
-        the audit record keeps a fingerprint of the key values, not the values.
-        """
-        who = self._may_delete()
-        holdings = Holdings(self.config, self.registry)
-        entities = [e for e in self.registry.list(self.project, "entity") if isinstance(e, Entity)]
-        request = ErasureRequest(holdings, entity, entities)
-        return self._audited(
-            who,
-            f"entity:{request.entity.name}",
-            {"run": "erasure", "dry_run": dry_run, "fingerprint": request.fingerprint},
-            lambda: erase(request, self.online, self.offline, dry_run=dry_run),
-        )
-
-    def _may_delete(self) -> Principal:
-        who = self.principal
-        self.guard.require(who, "delete", [project_target(self.project)])
-        return who
-
-    def _audited(
-        self, who: Principal, resource: str, started: dict[str, Any], run: Callable[[], _Report]
-    ) -> _Report:
-        """Run a retention or erasure run and record it (its counts, or the error it ended in);
-        a run that changed data is reported to OpenLineage too, one job per view or file."""
-        try:
-            report = run()
-        except Exception as exc:
-            self.guard.record(who, "delete", resource, "error", {**started, "error": str(exc)})
-            raise
-        self.guard.record(who, "delete", resource, report.outcome, report.audit_detail())
-        if not report.dry_run:
-            emit_removals(self.lineage.emitter, self.project, report.job, report.removed)
-        return report
-
-    # -- access management ---------------------------------------------------------------------
-
-    def create_key(
-        self,
-        principal: str,
-        *,
-        roles: Sequence[str] = (),
-        kind: str = "user",
-        description: str = "",
-    ) -> tuple[str, KeyInfo]:
-        """A new API key for ``principal`` (shown once) with its roles; needs ``admin``."""
-        return self.guard.create_key(
-            self._require_admin(), principal, roles=roles, kind=kind, description=description
-        )
-
-    def list_keys(self) -> list[KeyInfo]:
-        """Every API key of the project (never the tokens); needs ``admin``."""
-        self._require_admin()
-        return self.guard.keys.list()
-
-    def revoke_key(self, prefix: str) -> KeyInfo:
-        """Revoke a key at once, in every process; needs ``admin``."""
-        return self.guard.revoke_key(self._require_admin(), prefix)
-
-    def check_access(self, principal: PrincipalLike, action: str, resource: str) -> list[Decision]:
-        """Whether ``principal`` may do ``action`` on ``resource`` (``feature_view:NAME``,
-        ``feature:VIEW:FEATURE``, ...), one decision per resource involved, each naming the
-        policy that decided. Asking about another principal needs ``admin``."""
-        who = self.principal
-        asked = self.guard.principal(principal)
-        if asked.name != who.name:
-            self._require_admin()
-        Action.parse(action)
-        targets = resource_targets(self.project, resource, self.registry)
-        return self.guard.access.check(asked, action, targets)
-
-    def audit_log(
-        self,
-        *,
-        since: datetime | None = None,
-        principal: str | None = None,
-        action: str | None = None,
-        limit: int | None = None,
-    ) -> list[AuditRecord]:
-        """The project's audit records (oldest first); needs ``admin``."""
-        self._require_admin()
-        self.guard.audit.flush()
-        return self.guard.audit.query(since=since, principal=principal, action=action, limit=limit)
-
-    def _require_admin(self) -> Principal:
-        who = self.principal
-        self.guard.require(who, "admin", [project_target(self.project)])
-        return who
-
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
@@ -699,6 +572,7 @@ class FeatureStore:
         if self._lineage is not None:
             self._lineage.close()
             self._lineage = None
+            self._quality = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None

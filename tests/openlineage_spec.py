@@ -281,6 +281,66 @@ def _facets() -> list[dict[str, Any]]:
             },
         ),
         _facet(
+            f"{base}/1-1-0/DataQualityAssertionsDatasetFacet.json",
+            "DataQualityAssertionsDatasetFacet",
+            "InputDatasetFacet",
+            {
+                "properties": {
+                    "assertions": {"type": "array", "items": {"$ref": "#/$defs/Assertion"}}
+                },
+                "required": ["assertions"],
+            },
+            Assertion={
+                "type": "object",
+                "properties": {
+                    "assertion": {"type": "string"},
+                    "success": {"type": "boolean"},
+                    "column": {"type": "string"},
+                    "severity": {"type": "string"},
+                    "name": {"type": "string"},
+                    "description": {"type": "string"},
+                    "expected": {"type": "string"},
+                    "actual": {"type": "string"},
+                    "content": {"type": "string"},
+                    "contentType": {"type": "string"},
+                    "params": {"type": "object"},
+                },
+                "required": ["assertion", "success"],
+            },
+        ),
+        _facet(
+            f"{base}/1-0-3/DataQualityMetricsInputDatasetFacet.json",
+            "DataQualityMetricsInputDatasetFacet",
+            "InputDatasetFacet",
+            {
+                "properties": {
+                    "rowCount": {"type": "integer"},
+                    "bytes": {"type": "integer"},
+                    "fileCount": {"type": "integer"},
+                    "lastUpdated": {"type": "string", "format": "date-time"},
+                    "columnMetrics": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "properties": {
+                                "nullCount": {"type": "integer"},
+                                "distinctCount": {"type": "integer"},
+                                "sum": {"type": "number"},
+                                "count": {"type": "number"},
+                                "min": {"type": "number"},
+                                "max": {"type": "number"},
+                                "quantiles": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "number"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "required": ["columnMetrics"],
+            },
+        ),
+        _facet(
             f"{base}/1-0-1/ErrorMessageRunFacet.json",
             "ErrorMessageRunFacet",
             "RunFacet",

@@ -154,9 +154,11 @@ def test_only_the_latest_runs_are_shown_when_asked(store: FeatureStore) -> None:
     latest = graph.trace("driver_stats", "downstream", runs=2)
     kept = [e for e in latest.edges if e.relation == "materialized_by"]
     assert [e.run_id for e in kept] == [e.run_id for e in runs[-2:]]
-    assert latest.omitted_runs == 2
+    # Each materialization was validated too: the cap keeps the latest 2 of each kind.
+    assert len([e for e in latest.edges if e.relation == "validated_by"]) == 2
+    assert latest.omitted_runs == 4
     assert len([e for e in latest.edges if e.relation == "writes"]) == 2
-    assert latest.to_dict()["omitted_runs"] == 2
+    assert latest.to_dict()["omitted_runs"] == 4
     # A run asked for by its id is always shown.
     oldest = runs[0].target.name
     assert graph.trace(oldest, "upstream", runs=1).roots == [node("materialization", oldest)]

@@ -124,6 +124,11 @@ def test_every_event_is_a_valid_run_event(store: FeatureStore) -> None:
         f"{project}.materialize.customer_profile",
         f"{project}.push.driver_stats_push",
         f"{project}.save_dataset.train",
+        # The quality layer's runs: materialized and pushed rows are validated, and a saved
+        # dataset's statistics recorded (tests/test_quality_drift.py checks their facets).
+        f"{project}.validate.driver_stats",
+        f"{project}.validate.customer_profile",
+        f"{project}.statistics.train",
     }
     assert {e["job"]["namespace"] for e in events} == {"featurestore"}
     failed = [run for run in runs_of(events).values() if run[-1]["eventType"] == "FAIL"]
@@ -323,7 +328,8 @@ def test_console_transport_prints_events(tmp_path: Path, capfd: pytest.CaptureFi
     store.close()
     lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
     events = [json.loads(line) for line in lines]
-    assert len(events) == 8  # apply and materialize of two views, START and COMPLETE each
+    # apply, materialize and the materialization's validation of two views, START and COMPLETE
+    assert len(events) == 12
     for event in events:
         validate_event(event, PRODUCER)
 
@@ -359,7 +365,7 @@ def test_http_transport_posts_events_with_the_api_key(
     finally:
         server.shutdown()
         server.server_close()
-    assert len(Collector.received) == 8
+    assert len(Collector.received) == 12  # as with the console transport
     for path, auth, event in Collector.received:
         assert path == "/api/v1/lineage"
         assert auth == "Bearer s3cret"

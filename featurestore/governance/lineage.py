@@ -17,12 +17,15 @@ Nodes are ``(kind, name, version)``; ``version`` is set for feature views and se
 ``saved_dataset``   a training set saved with ``job.save_dataset(name)``
 ``materialization`` one materialization run of one view version, by run id
 ``online_store``    the project's online store
+``validation``      one validation of a view's rows, by ``<view>#<result id>``
+``drift_check``     one drift comparison of a view, by ``<view>#<report id>``
 ==================  =========================================================================
 
 Edges, by relation: ``feeds`` (source, push source or store data -> view; source -> push source),
 ``keys`` (entity -> view), ``part_of`` (view -> service), ``materialized_by`` (view -> run),
-``writes`` (run -> online store), ``pushed`` (push source -> store data, one per push) and
-``used_by`` (view or service -> saved dataset). The edges that follow from definitions are
+``writes`` (run -> online store), ``pushed`` (push source -> store data, one per push),
+``used_by`` (view or service -> saved dataset), ``validated_by`` (view -> validation),
+``drift_checked_by`` (view -> drift check) and ``reference_of`` (saved dataset -> drift check). The edges that follow from definitions are
 recorded at every apply, once each; the others are events, recorded each time they happen. Edges
 are never deleted: the graph keeps the history of what was built from what.
 """
@@ -53,7 +56,11 @@ NODE_KINDS = (
     "saved_dataset",
     "materialization",
     "online_store",
+    "validation",
+    "drift_check",
 )
+#: Relations whose targets are runs: ``trace(runs=N)`` keeps the latest N per view version.
+RUN_RELATIONS = ("materialized_by", "validated_by", "drift_checked_by")
 #: The online store's node name (one online store per project).
 ONLINE_STORE = "online_store"
 
@@ -124,7 +131,8 @@ class LineageResult:
     roots: list[LineageNode]
     nodes: list[LineageNode] = field(default_factory=list)
     edges: list[LineageEdge] = field(default_factory=list)
-    #: Materialization runs left out (older than the ``runs`` latest of their view version).
+    #: Runs left out (materializations, validations, drift checks older than the ``runs``
+    #: latest of their kind for their view version).
     omitted_runs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,8 +231,8 @@ class LineageGraph:
 
         A name can name several nodes (a view at each of its versions; an entity and a view of the
         same name): all are roots, unless ``kind`` picks one kind. ``runs`` keeps the latest
-        materialization runs of each view version only (they add up: one per run); the result
-        says how many it left out. Raises ObjectNotFoundError when no node has that name.
+        materialization runs, validations and drift checks of each view version only (they add
+        up: one per run); the result says how many it left out. Raises ObjectNotFoundError when no node has that name.
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {list(DIRECTIONS)}, got {direction!r}")
@@ -341,12 +349,12 @@ def _follows(edge: LineageEdge, here: LineageNode, via: LineageNode | None, way:
 def _latest_runs(
     edges: list[LineageEdge], keep: int, roots: set[LineageNode]
 ) -> tuple[list[LineageEdge], int]:
-    """``edges`` without the materialization runs older than the ``keep`` latest per view
+    """``edges`` without the runs older than the ``keep`` latest of their relation per view
     version (a run asked for by name stays); ``edges`` are in time order."""
-    per_view: dict[LineageNode, list[LineageNode]] = {}
+    per_view: dict[tuple[LineageNode, str], list[LineageNode]] = {}
     for edge in edges:
-        if edge.relation == "materialized_by":
-            per_view.setdefault(edge.source, []).append(edge.target)
+        if edge.relation in RUN_RELATIONS:
+            per_view.setdefault((edge.source, edge.relation), []).append(edge.target)
     dropped = {
         run
         for found in per_view.values()
@@ -386,6 +394,7 @@ __all__ = [
     "DIRECTIONS",
     "NODE_KINDS",
     "ONLINE_STORE",
+    "RUN_RELATIONS",
     "Direction",
     "LineageEdge",
     "LineageGraph",

@@ -61,12 +61,34 @@ class FieldRef:
 
 
 @dataclass(frozen=True)
+class QualityAssertion:
+    """One data quality assertion checked on a dataset (``dataQualityAssertions`` facet)."""
+
+    assertion: str
+    success: bool
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class ColumnMetrics:
+    """Statistics of one column of an input dataset (``dataQualityMetrics`` facet)."""
+
+    null_count: int | None = None
+    distinct_count: int | None = None
+    count: int | None = None
+    min: float | None = None
+    max: float | None = None
+    quantiles: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DatasetRef:
     """A dataset an OpenLineage job reads or writes, with what its facets say.
 
     ``fields`` are (column, type) pairs; ``version`` the definition version; ``column_lineage``
     maps an output column to the input columns it is computed from; ``rows`` is how many rows a
-    run wrote (outputs only).
+    run wrote (outputs only). The quality layer adds ``assertions`` (checked on the dataset) and,
+    on inputs, ``metrics_rows`` and ``column_metrics`` (its statistics).
     """
 
     namespace: str
@@ -75,6 +97,9 @@ class DatasetRef:
     version: str | None = None
     column_lineage: Mapping[str, tuple[FieldRef, ...]] = field(default_factory=dict)
     rows: int | None = None
+    assertions: tuple[QualityAssertion, ...] = ()
+    metrics_rows: int | None = None
+    column_metrics: Mapping[str, ColumnMetrics] = field(default_factory=dict)
 
     def column(self, name: str) -> FieldRef:
         return FieldRef(self.namespace, self.name, name)
@@ -290,10 +315,12 @@ def _parquet_fields(path: str) -> tuple[tuple[str, str], ...]:
 
 __all__ = [
     "FILE_NAMESPACE",
+    "ColumnMetrics",
     "DatasetRef",
     "FieldRef",
     "LineageEmitter",
     "LineageRun",
+    "QualityAssertion",
     "file_dataset",
     "open_emitter",
     "pushed_dataset",

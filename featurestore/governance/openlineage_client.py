@@ -29,10 +29,13 @@ from openlineage.client.event_v2 import (
 )
 from openlineage.client.facet_v2 import (
     DatasetFacet,
+    InputDatasetFacet,
     JobFacet,
     OutputDatasetFacet,
     RunFacet,
     column_lineage_dataset,
+    data_quality_assertions_dataset,
+    data_quality_metrics_input_dataset,
     dataset_version_dataset,
     error_message_run,
     job_type_job,
@@ -92,7 +95,12 @@ class OpenLineageEmitter(LineageEmitter):
                 facets=_job_facets(run),
             ),
             inputs=[
-                InputDataset(namespace=d.namespace, name=d.name, facets=_dataset_facets(d))
+                InputDataset(
+                    namespace=d.namespace,
+                    name=d.name,
+                    facets=_dataset_facets(d),
+                    inputFacets=_input_facets(d),
+                )
                 for d in run.inputs
             ],
             outputs=[
@@ -214,4 +222,46 @@ def _output_facets(dataset: DatasetRef) -> dict[str, OutputDatasetFacet]:
         "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
             rowCount=dataset.rows, producer=PRODUCER
         )
+    }
+
+
+def _assertions(
+    dataset: DatasetRef,
+) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
+    return data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+        assertions=[
+            data_quality_assertions_dataset.Assertion(
+                assertion=a.assertion, success=a.success, column=a.column
+            )
+            for a in dataset.assertions
+        ],
+        producer=PRODUCER,
+    )
+
+
+def _input_facets(dataset: DatasetRef) -> dict[str, InputDatasetFacet]:
+    """The quality layer's facets of an input: the assertions checked on it, its metrics."""
+    facets: dict[str, InputDatasetFacet] = {}
+    if dataset.assertions:
+        facets["dataQualityAssertions"] = _assertions(dataset)
+    if dataset.metrics_rows is None and not dataset.column_metrics:
+        return facets
+    metrics = data_quality_metrics_input_dataset
+    return {
+        **facets,
+        "dataQualityMetrics": metrics.DataQualityMetricsInputDatasetFacet(
+            rowCount=dataset.metrics_rows,
+            columnMetrics={
+                name: metrics.ColumnMetrics(
+                    nullCount=m.null_count,
+                    distinctCount=m.distinct_count,
+                    count=None if m.count is None else float(m.count),
+                    min=m.min,
+                    max=m.max,
+                    quantiles=dict(m.quantiles),
+                )
+                for name, m in dataset.column_metrics.items()
+            },
+            producer=PRODUCER,
+        ),
     }

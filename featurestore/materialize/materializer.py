@@ -35,11 +35,14 @@ grow as data lands.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Protocol
+
+import pyarrow as pa
 
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import (
@@ -55,6 +58,7 @@ from featurestore.materialize.progress import (
     ViewReport,
     progress_for,
 )
+from featurestore.materialize.spool import BatchSpool
 from featurestore.offline.base import LatestWindow, OfflineEngine
 from featurestore.online.base import Namespace, OnlineStore
 from featurestore.online.batches import conform, online_schema
@@ -105,6 +109,25 @@ _PlanFor = Callable[[Watermark | None], _Plan]
 RetentionOf = Callable[[FeatureView], timedelta | None]
 
 
+class RunValidation(Protocol):
+    """Validates one view's rows as they are materialized (the quality layer's hook).
+
+    ``strict``: rows are held back (spooled) until :meth:`finish` passed, so a rejected run
+    writes nothing. :meth:`finish` records the outcome, returns a one-line summary, and raises
+    :class:`~featurestore.errors.ValidationFailedError` when a strict validation failed.
+    """
+
+    strict: bool
+
+    def add(self, batch: pa.RecordBatch) -> None: ...
+
+    def finish(self) -> str: ...
+
+
+#: Given a view, its version and the run's window: the run's validation (None: none).
+ValidationFor = Callable[[FeatureView, int, LatestWindow], RunValidation | None]
+
+
 class MaterializationListener(Protocol):
     """Told about each view's run, e.g. by the lineage layer (which reports the runs)."""
 
@@ -124,6 +147,8 @@ class Materializer:
 
     With ``retention``, rows older than a view's retention window (counted back from the start
     of the run) are never candidates, so nothing that retrieval would not serve goes online.
+    With ``validation``, each view's rows are validated as they stream; a strict validation
+    spools them (in ``spool_dir``) and writes them only once every row passed.
     """
 
     def __init__(
@@ -137,6 +162,8 @@ class Materializer:
         batch_rows: int = DEFAULT_BATCH_ROWS,
         retention: RetentionOf | None = None,
         listener: MaterializationListener | None = None,
+        validation: ValidationFor | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         if batch_rows < 1:
             raise MaterializationError(f"batch_rows must be at least 1, got {batch_rows}")
@@ -148,6 +175,8 @@ class Materializer:
         self.batch_rows = batch_rows
         self.retention = retention
         self.listener = listener
+        self.validation = validation
+        self.spool_dir = spool_dir
 
     def materialize(
         self, start: datetime, end: datetime, feature_views: Sequence[str] | None = None
@@ -274,6 +303,9 @@ class Materializer:
     ) -> ViewReport:
         report = ViewReport(view=view.name, version=version)
         namespace = Namespace(self.project, view, version)
+        validation = (
+            None if self.validation is None else self.validation(view, version, plan.window)
+        )
         began = time.perf_counter()
         try:
             with closing(
@@ -281,14 +313,20 @@ class Materializer:
             ) as rows:
                 report.rows_read, report.keys = rows.rows_read, rows.keys
                 max_created = rows.max_created_us
-                display.start_view(f"{view.name} v{version}", rows.keys)
                 schema = online_schema(view)
-                for batch in rows.batches():
-                    result = self.online.write_batch(namespace, conform(batch, schema))
-                    report.written += result.written
-                    report.skipped_older += result.skipped_older
-                    report.expired += result.expired
-                    display.advance(batch.num_rows)
+                batches = (conform(batch, schema) for batch in rows.batches())
+                if validation is not None and validation.strict:
+                    with BatchSpool(self.spool_dir) as spool:
+                        for batch in batches:
+                            validation.add(batch)
+                            spool.add(batch)
+                        # Raises when the run is rejected: nothing was written.
+                        report.validation = validation.finish()
+                        self._write(namespace, spool.replay(), report, display)
+                else:
+                    self._write(namespace, batches, report, display, validation)
+                    if validation is not None:
+                        report.validation = validation.finish()
         except (OnlineStoreError, RetrievalError) as exc:
             raise MaterializationError(self._failed(view, version, plan.previous, exc)) from exc
         watermark = plan.previous
@@ -305,6 +343,25 @@ class Materializer:
         report.watermark_end = None if watermark is None else watermark.end
         report.seconds = time.perf_counter() - began
         return report
+
+    def _write(
+        self,
+        namespace: Namespace,
+        batches: Iterable[pa.RecordBatch],
+        report: ViewReport,
+        display: ProgressDisplay,
+        validation: RunValidation | None = None,
+    ) -> None:
+        """Write ``batches`` online (validating each first, when ``validation`` is given)."""
+        display.start_view(f"{namespace.view.name} v{namespace.version}", report.keys)
+        for batch in batches:
+            if validation is not None:
+                validation.add(batch)
+            result = self.online.write_batch(namespace, batch)
+            report.written += result.written
+            report.skipped_older += result.skipped_older
+            report.expired += result.expired
+            display.advance(batch.num_rows)
 
     @contextmanager
     def _registry_errors(self, view: FeatureView) -> Iterator[None]:

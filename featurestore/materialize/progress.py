@@ -32,7 +32,7 @@ class ViewReport:
     ``written``: of those, rows the store took (an identical re-write counts as written);
     ``skipped_older``: rows it kept its own, newer, value for; ``expired``: rows not written
     because they were already past ``ttl + expiry_grace``; ``watermark_end``: the view's watermark
-    after the run (``None``: none).
+    after the run (``None``: none); ``validation``: the summary of the run's validation.
     """
 
     view: str
@@ -44,6 +44,7 @@ class ViewReport:
     expired: int = 0
     seconds: float = 0.0
     watermark_end: datetime | None = None
+    validation: str = ""
 
     @property
     def rows_per_second(self) -> float:
@@ -51,7 +52,7 @@ class ViewReport:
         return self.rows_read / self.seconds if self.seconds > 0 else 0.0
 
     def summary_line(self) -> str:
-        return _line(
+        line = _line(
             f"{self.view} v{self.version}",
             self.rows_read,
             self.written,
@@ -59,6 +60,7 @@ class ViewReport:
             self.seconds,
             self.expired,
         )
+        return f"{line}\n  validation: {self.validation}" if self.validation else line
 
 
 @dataclass

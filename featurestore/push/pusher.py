@@ -7,7 +7,8 @@ A push names a push source; every feature view reading it (at its current versio
 rows. In order:
 
 1. the rows are checked and converted (:mod:`featurestore.push.frame`); a bad push raises
-   :class:`~featurestore.errors.PushError` and nothing is written;
+   :class:`~featurestore.errors.PushError` and nothing is written; then ``validate`` (the quality
+   layer) sees them, and a strict validation that fails stops the push here too;
 2. offline: the rows are written to a staged Parquet file in the store's data folder
    (:mod:`featurestore.offline.store_data`), not yet visible;
 3. online: per online view, the latest pushed row per entity key goes to the store with the
@@ -24,7 +25,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -113,6 +114,27 @@ class PushReport:
         return "; ".join(parts)
 
 
+#: Sees a push's converted rows before anything is written; raises to stop the push.
+PushValidation = Callable[[PushTarget, PushFrame], None]
+
+
+def view_features(view: FeatureView, frame: PushFrame) -> pa.Table:
+    """Every pushed row's features of ``view``, named as the view names them, in their
+    declared types (validation sees what would be written)."""
+    source = frame.columns.source
+    try:
+        return pa.table(
+            {
+                f.name: frame.table.column(source.source_column(f.name)).cast(f.dtype.to_arrow())
+                for f in view.features
+            }
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise PushError(
+            f"push to {source.name!r}: a value does not fit the type {view.label} declares: {exc}"
+        ) from None
+
+
 class Pusher:
     """Pushes rows for one project; resolved push sources are cached per registry state."""
 
@@ -134,13 +156,20 @@ class Pusher:
         self._lock = threading.Lock()
 
     def push(
-        self, source: str, data: PushInput, to: PushMode | str = PushMode.ONLINE
+        self,
+        source: str,
+        data: PushInput,
+        to: PushMode | str = PushMode.ONLINE,
+        *,
+        validate: PushValidation | None = None,
     ) -> PushReport:
         """Check, then write ``data`` to the views reading push source ``source``."""
         began = time.perf_counter()
         mode = PushMode.parse(to)
         target = self.target(source)
         frame = push_frame(data, target.columns)
+        if validate is not None and frame.rows:
+            validate(target, frame)
         report = PushReport(
             source=source, mode=mode, rows=frame.rows, ignored_columns=frame.ignored_columns
         )

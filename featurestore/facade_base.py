@@ -1,0 +1,58 @@
+"""What the facade's operation mixins rely on: the parts :class:`~featurestore.FeatureStore`
+opens (registry, stores, guard, lineage, retention).
+
+The facade is one class, :class:`~featurestore.FeatureStore`; groups of its operations live in
+their own modules as mixins (:mod:`featurestore.governance.operations`,
+:mod:`featurestore.quality.operations`) so that no file grows past what a reader can hold. Each
+mixin derives from :class:`FacadeBase`, whose properties the facade overrides.
+"""
+
+from __future__ import annotations
+
+from featurestore.config import RepoConfig
+from featurestore.governance.access import Principal
+from featurestore.governance.guard import Guard
+from featurestore.governance.lineage_hooks import LineageHooks
+from featurestore.governance.retention import RetentionRules
+from featurestore.offline.base import OfflineEngine
+from featurestore.online import OnlineStore
+from featurestore.registry import Registry
+
+
+class FacadeBase:
+    """The parts of the facade its mixins use; :class:`~featurestore.FeatureStore` provides
+    each one (these raise only if a mixin is used on its own)."""
+
+    config: RepoConfig
+
+    @property
+    def project(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def registry(self) -> Registry:
+        raise NotImplementedError
+
+    @property
+    def guard(self) -> Guard:
+        raise NotImplementedError
+
+    @property
+    def principal(self) -> Principal:
+        raise NotImplementedError
+
+    @property
+    def offline(self) -> OfflineEngine:
+        raise NotImplementedError
+
+    @property
+    def online(self) -> OnlineStore:
+        raise NotImplementedError
+
+    @property
+    def lineage(self) -> LineageHooks:
+        raise NotImplementedError
+
+    @property
+    def retention(self) -> RetentionRules:
+        raise NotImplementedError
