@@ -27,6 +27,7 @@ from api.routes import (
     lineage_router,
     online_router,
     push_router,
+    quality_router,
     registry_router,
 )
 from api.settings import ApiSettings
@@ -71,6 +72,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     app.include_router(push_router)
     app.include_router(registry_router)
     app.include_router(lineage_router)
+    app.include_router(quality_router)
     app.include_router(health_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Added last, so it runs first: the lookup path skips FastAPI's machinery (api.fastpath).

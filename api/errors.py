@@ -4,8 +4,9 @@ Every error answer is JSON, ``{"error": {"type": ..., "message": ...}}``, never 
 
 * bad client input -> 4xx: malformed JSON 400, wrong shapes or types 422, unknown features or
   views 400 (404 for a named resource of a ``/v1`` path), missing or mistyped join keys 422, too
-  many entity rows (or pushed rows) 413, a policy denying the caller 403, pushed rows that do not fit their source 422, missing or
-  bad token 401;
+  many entity rows (or pushed rows) 413, a policy denying the caller 403, pushed rows that do not
+  fit their source or that a strict validation rejects 422, a drift check that cannot be
+  computed (no rows in a window) 422, missing or bad token 401;
 * the online store or registry unreachable -> 503, so callers retry (the service recovers on its
   own when the backend returns);
 * anything else -> 500 with the error type only; the details go to the server log.
@@ -33,6 +34,7 @@ from featurestore.errors import (
     ObjectNotFoundError,
     OnlineStoreError,
     PushError,
+    QualityError,
     RegistryError,
 )
 
@@ -55,6 +57,7 @@ _STATUS: tuple[tuple[type[FeatureStoreError], int], ...] = (
     (FeatureReferenceError, 400),
     (EntityFrameError, 422),
     (PushError, 422),
+    (QualityError, 422),
     (OnlineStoreError, 503),
     (RegistryError, 503),
     (ConfigError, 500),

@@ -18,6 +18,7 @@ from featurestore.cli.definitions import register as _register_definitions
 from featurestore.cli.lineage import register as _register_lineage
 from featurestore.cli.online import register as _register_online
 from featurestore.cli.push import register as _register_push
+from featurestore.cli.quality import register as _register_quality
 from featurestore.cli.removal import register as _register_removal
 from featurestore.cli.retrieval import register as _register_retrieval
 from featurestore.cli.scaffold import register as _register_scaffold
@@ -29,6 +30,7 @@ _register_definitions(cli)
 _register_lineage(cli)
 _register_online(cli)
 _register_push(cli)
+_register_quality(cli)
 _register_removal(cli)
 _register_retrieval(cli)
 _register_scaffold(cli)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import click
@@ -13,9 +13,10 @@ from rich.table import Table
 
 from featurestore.cli.app import CliContext
 from featurestore.cli.retrieval import feature_options, selected_references, split_features
-from featurestore.errors import EntityFrameError, ObjectNotFoundError
+from featurestore.errors import EntityFrameError, ObjectNotFoundError, QualityError
 from featurestore.materialize import MaterializationReport
 from featurestore.materialize.progress import shows_progress
+from featurestore.quality.windows import parse_instant
 from featurestore.references import parse_reference
 from featurestore.types import ValueType
 
@@ -38,18 +39,10 @@ def parse_timestamp(
     """Click callback: an ISO-8601 date or datetime (naive means UTC), or ``now``."""
     if value is None:
         return None
-    text = value.strip()
-    if text.lower() == "now":
-        return datetime.now(timezone.utc)
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO-8601 datetime (e.g. 2026-01-31T12:00:00) or 'now'",
-            ctx=ctx,
-            param=param,
-        ) from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+        return parse_instant(value)
+    except QualityError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 def _views_option(values: tuple[str, ...]) -> list[str] | None:
