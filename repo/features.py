@@ -6,7 +6,7 @@ benchmarks in ``bench/`` use these same definitions over larger generated files.
 
 from datetime import timedelta
 
-from featurestore import Entity, FeatureService, FeatureView, Field, FileSource
+from featurestore import Entity, FeatureService, FeatureView, Field, FileSource, Validation
 from featurestore.types import Float32, Float64, Int64
 
 driver = Entity(
@@ -42,6 +42,27 @@ customer_profile_source = FileSource(
     description="Daily customer profile snapshots from the billing system.",
 )
 
+# Checked on every materialization and push (see docs/quality.md). The suite is Great
+# Expectations' JSON format, so declaring it needs no import; `warn` writes a failing batch and
+# records the failure, `strict` would reject it.
+driver_stats_expectations = {
+    "name": "driver_hourly_stats",
+    "expectations": [
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "conv_rate", "min_value": 0.0, "max_value": 1.0},
+        },
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "acc_rate", "min_value": 0.0, "max_value": 1.0},
+        },
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "avg_daily_trips", "min_value": 0},
+        },
+    ],
+}
+
 driver_hourly_stats = FeatureView(
     name="driver_hourly_stats",
     entities=[driver],
@@ -69,6 +90,7 @@ driver_hourly_stats = FeatureView(
     description="Hourly activity statistics per driver.",
     owner="mobility-data@example.com",
     tags={"team": "mobility", "cadence": "hourly"},
+    validation=Validation(driver_stats_expectations, mode="warn"),
 )
 
 customer_daily_profile = FeatureView(
