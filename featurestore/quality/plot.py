@@ -195,7 +195,11 @@ def drift_png(report: DriftReport) -> bytes:
         axes[0].set_axis_off()
     for ax, feature in zip(axes, report.features, strict=False):
         _draw_feature(ax, feature)
-    figure.suptitle(f"drift of {report.view}: {report.reference} vs {report.current}")
+    # One line per side: window labels are long and would run off the figure on one line.
+    figure.suptitle(
+        f"drift of {report.view}\nreference: {report.reference}\ncurrent: {report.current}",
+        fontsize="medium",
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=PNG_DPI)
     return buffer.getvalue()
