@@ -297,3 +297,31 @@ def test_without_great_expectations_the_command_says_what_to_install(
     with FeatureStore(tmp_path) as store:
         [result] = store.validation_history("driver_stats")
         assert "not installed" in (result.skipped or "")
+
+
+@pytest.mark.postgres
+def test_quality_history_on_a_postgres_registry(tmp_path: Path, postgres_url: str) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "featurestore.yaml").write_text(
+        f"project: pgquality\nregistry: '{postgres_url}'\n"
+        f"online_store: {{type: sqlite, path: {tmp_path / 'online.db'}, expiry_grace: 3650d}}\n"
+    )
+    with open_store(tmp_path, stats_view("strict", FILE), BAD) as store:
+        with pytest.raises(ValidationFailedError):
+            store.materialize(T0 - H, T0 + H, progress=False)
+        store.validate("driver_stats", T0 - H, T0)
+        first = store.statistics("driver_stats", T0 - H, T0)
+        store.drift(
+            "driver_stats", reference_window=(T0 - H, T0), current_window=(T0 - H, T0 + H)
+        )
+        history = store.validation_history("driver_stats")
+        assert [(r.trigger, r.success) for r in history] == [
+            ("materialize", False),
+            ("on_demand", True),
+        ]
+        assert history[0].failures[0].samples == [7.5]
+        recorded = store.statistics_history("driver_stats")
+        assert recorded[0].id == first.id
+        assert recorded[0].profile == first.profile
+        [report] = store.drift_history("driver_stats")
+        assert report["view"] == "driver_stats"
