@@ -569,10 +569,13 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         if self._offline is not None:
             self._offline.close()
             self._offline = None
+        if self._quality is not None:
+            # Passing push validations still pending go to the registry first.
+            self._quality.flush_pushes()
+            self._quality = None
         if self._lineage is not None:
             self._lineage.close()
             self._lineage = None
-            self._quality = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None

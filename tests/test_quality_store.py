@@ -212,6 +212,31 @@ def test_warn_mode_writes_a_bad_push_and_records_it(repo: Path) -> None:
         assert (result.trigger, result.success) == ("push", False)
 
 
+def test_passing_pushes_are_recorded_together_and_failures_one_by_one(repo: Path) -> None:
+    with open_store(repo, stats_view("warn", PUSH), GOOD) as store:
+        for driver in range(10, 15):
+            store.push(
+                "stats_push", pushed((driver, T0 + H, 0.5, 1, "a"), (driver + 100, T0, 0.2, 2, "b"))
+            )
+        store.push("stats_push", pushed((7, T0 + H, 9.0, 1, "a")))
+        store.push("stats_push", pushed((8, T0 + H, 0.5, 1, "c")))
+        history = store.validation_history("driver_stats", trigger="push")
+        failed = [r for r in history if not r.success]
+        passed = [r for r in history if r.success]
+        assert [(r.rows, r.count) for r in failed] == [(1, 1)]
+        assert [(r.rows, r.count) for r in passed] == [(11, 6)]
+        null_rate = next(c for c in passed[0].checks if c.check == "null_rate")
+        assert null_rate.observed["element_count"] == 11
+        between = next(
+            c for c in passed[0].checks if c.check == "expect_column_values_to_be_between"
+        )
+        assert between.observed["element_count"] == 11
+        assert "in 6 batches" in passed[0].summary()
+        # Only the failure is in the audit log (each push has its own row there).
+        assert [r.outcome for r in store.audit_log(action="validate")] == ["failed"]
+        assert len(store.audit_log(action="push")) == 7
+
+
 # -- on demand, history, lineage, audit ------------------------------------------------------------
 
 
@@ -311,9 +336,7 @@ def test_quality_history_on_a_postgres_registry(tmp_path: Path, postgres_url: st
             store.materialize(T0 - H, T0 + H, progress=False)
         store.validate("driver_stats", T0 - H, T0)
         first = store.statistics("driver_stats", T0 - H, T0)
-        store.drift(
-            "driver_stats", reference_window=(T0 - H, T0), current_window=(T0 - H, T0 + H)
-        )
+        store.drift("driver_stats", reference_window=(T0 - H, T0), current_window=(T0 - H, T0 + H))
         history = store.validation_history("driver_stats")
         assert [(r.trigger, r.success) for r in history] == [
             ("materialize", False),

@@ -93,6 +93,7 @@ class QualityOperations(FacadeBase):
     ) -> list[ValidationResult]:
         """Recorded validations (of ``view``, else all), oldest first; the newest ``limit``."""
         self._may_describe(principal)
+        self.quality.flush_pushes()
         return self.quality.history.validations(
             view, trigger=trigger, failed_only=failed_only, limit=limit
         )

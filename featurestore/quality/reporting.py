@@ -15,9 +15,11 @@ drift check         view vN -> ``drift_check:<view>#<id>``;  ``<project>.drift.<
                                                           ``no_drift`` per feature)
 ==================  ====================================  ======================================
 
-The audit log gets one row per validation (action ``validate``, outcome ``passed``, ``failed``
-or ``rejected`` for a strict failure), per statistics run (``statistics``) and per drift check
-(``drift``, outcome ``drift`` or ``no_drift``).
+The audit log gets a row per validation someone asked for (``featurestore validate``) and per
+validation that failed during a materialization or a push (action ``validate``, outcome
+``passed``, ``failed``, or ``rejected`` for a strict failure; the materialization or push itself
+has its own row), per statistics run (``statistics``) and per drift check (``drift``, outcome
+``drift`` or ``no_drift``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class QualityReporting:
         failed = [_check_label(c.check, c.column) for c in stored.failures]
         detail = {
             "validation_id": stored.id,
+            "count": stored.count,
             "trigger": stored.trigger,
             "mode": stored.mode,
             "success": stored.success,

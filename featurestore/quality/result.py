@@ -120,6 +120,8 @@ class ValidationResult:
     nothing to reject: the result passes with ``rows == 0``.
 
     ``id`` is set by the registry when it stores the result (``dataclasses.replace``).
+    ``count`` is how many validations the record stands for: passing pushes are recorded
+    together (see :mod:`featurestore.quality.push_tally`), everything else one by one.
     """
 
     view: str
@@ -135,6 +137,7 @@ class ValidationResult:
     window_start: dt.datetime | None = None
     window_end: dt.datetime | None = None
     id: int | None = None
+    count: int = 1
 
     @property
     def success(self) -> bool:
@@ -160,6 +163,8 @@ class ValidationResult:
             text = (
                 f"{head}: {_count(len(self.checks), 'check')} passed on {_count(self.rows, 'row')}"
             )
+        if self.count > 1:
+            text += f" (in {self.count:,} batches, recorded together)"
         if self.skipped and not any(c.check == "expectation_suite" for c in self.failures):
             text += f"; {self.skipped}"
         return text
@@ -188,6 +193,7 @@ class ValidationResult:
             "window_start": _iso(self.window_start),
             "window_end": _iso(self.window_end),
             "checks": [check.to_dict() for check in self.checks],
+            "count": self.count,
         }
 
     @classmethod
@@ -207,6 +213,7 @@ class ValidationResult:
             window_start=_from_iso(data.get("window_start")),
             window_end=_from_iso(data.get("window_end")),
             id=data.get("id"),
+            count=int(data.get("count", 1)),
         )
 
 

@@ -28,7 +28,8 @@ from featurestore.quality.history import (
     window_label,
 )
 from featurestore.quality.profile import ColumnStats, TableProfile
-from featurestore.quality.reporting import AuditSink, QualityReporting
+from featurestore.quality.push_tally import PushTally
+from featurestore.quality.reporting import AuditSink, QualityReporting, no_audit
 from featurestore.quality.result import ValidationResult
 from featurestore.quality.validator import QualityDefaults, ViewValidator
 from featurestore.quality.windows import Window
@@ -91,6 +92,7 @@ class QualityService:
         self._offline = offline
         settings = config.quality
         self.defaults = QualityDefaults(mode=settings.mode, max_null_rate=settings.max_null_rate)
+        self.push_tally = PushTally()
         self.thresholds = DriftThresholds(
             psi=settings.drift.psi, ks=settings.drift.ks, chi2_p_value=settings.drift.chi2_p_value
         )
@@ -158,17 +160,28 @@ class QualityService:
         features_of: Callable[[FeatureView], pa.Table],
         audit: AuditSink,
     ) -> list[ValidationResult]:
-        """Validate pushed rows for every view that reads them, record each result, and raise
-        ValidationFailedError (after recording them all) when a strict one failed."""
-        validators = []
+        """Validate pushed rows for every view that reads them, then raise
+        ValidationFailedError when a strict one failed. A failed result is recorded at once;
+        passing ones are recorded together (see :mod:`featurestore.quality.push_tally`)."""
+        checked = []
         for view, version in views:
             validator = self.validator(view, version, "push")
             validator.add(features_of(view))
-            validators.append((view, validator))
-        results = [self.reporting.validation(v, val.finish(), audit) for v, val in validators]
-        for (_, validator), result in zip(validators, results, strict=True):
+            result = validator.finish()
+            if result.success:
+                self.push_tally.add(view, result)
+            else:
+                result = self.reporting.validation(view, result, audit)
+            checked.append((validator, result))
+        self.flush_pushes(force=False)
+        for validator, result in checked:
             validator.check(result)
-        return results
+        return [result for _, result in checked]
+
+    def flush_pushes(self, *, force: bool = True) -> None:
+        """Record the passing push validations the tally holds (when due, or ``force``)."""
+        for view, merged in self.push_tally.drain(force=force):
+            self.reporting.validation(view, merged, no_audit)
 
     def validate_window(
         self,
