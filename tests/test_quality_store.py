@@ -25,7 +25,9 @@ from conftest import require_redis
 from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, PushSource
 from featurestore.errors import ValidationFailedError
 from featurestore.governance.lineage import LineageNode
+from featurestore.materialize import Materializer
 from featurestore.quality.expectations import load_great_expectations
+from featurestore.quality.reporting import no_audit
 from featurestore.quality.validation import Validation
 from featurestore.types import Float32, Int64, String
 
@@ -348,3 +350,38 @@ def test_quality_history_on_a_postgres_registry(tmp_path: Path, postgres_url: st
         assert recorded[0].profile == first.profile
         [report] = store.drift_history("driver_stats")
         assert report["view"] == "driver_stats"
+
+
+def test_a_strict_run_over_many_batches_writes_none_of_them(repo: Path) -> None:
+    """The failing row comes in the last of three batches: the first two were spooled, not
+    written, and nothing is left in the temporary directory."""
+    spool = repo / "duckdb_tmp"
+    config = (repo / "featurestore.yaml").read_text()
+    (repo / "featurestore.yaml").write_text(
+        config + f"offline_store: {{type: duckdb, temp_directory: {spool}}}\n"
+    )
+    data = rows((1, T0, 0.5, 10, "a"), (2, T0, 0.25, 20, "b"), (3, T0, 4.0, 30, "c"))
+    with open_store(repo, stats_view("strict", FILE), data) as store:
+        materializer = Materializer(
+            project=store.project,
+            registry=store.registry,
+            offline=store.offline,
+            online=store.online,
+            progress=False,
+            batch_rows=1,
+            validation=store.quality.materialization(no_audit),
+            spool_dir=spool,
+        )
+        with pytest.raises(ValidationFailedError, match=r"4\.0"):
+            materializer.materialize(T0 - H, T0 + H)
+        assert online_values(store, 1, 2, 3)["rate"] == [None, None, None]
+        assert [p.name for p in spool.iterdir() if p.name.startswith("featurestore-spool")] == []
+        [result] = store.validation_history("driver_stats")
+        assert (result.rows, result.success) == (3, False)
+        # The same run over valid rows writes every batch.
+        rows((1, T0, 0.5, 10, "a"), (2, T0, 0.25, 20, "b"), (3, T0, 0.4, 30, "c")).to_parquet(
+            repo / "data" / "stats.parquet"
+        )
+        report = materializer.materialize(T0 - H, T0 + H)
+        assert report.views[0].written == 3
+        assert online_values(store, 1, 2, 3)["rate"] == [0.5, 0.25, pytest.approx(0.4)]
