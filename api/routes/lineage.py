@@ -31,7 +31,11 @@ def lineage(
         "both", description="upstream: what it is built from; downstream: what is built from it"
     ),
     kind: str | None = Query(None, description="Only nodes of this kind (e.g. feature_view)"),
-    runs: int = Query(5, ge=0, description="Latest materialization runs per view version (0: all)"),
+    runs: int = Query(
+        5,
+        ge=0,
+        description="Latest runs (materializations, validations, drift checks) per view version (0: all)",
+    ),
 ) -> dict[str, Any]:
     """Roots (the nodes called ``name``), the nodes reached and the edges between them."""
     if kind is not None and kind not in NODE_KINDS:

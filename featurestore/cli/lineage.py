@@ -45,7 +45,7 @@ def register(cli: click.Group) -> None:
     type=click.IntRange(min=0),
     default=5,
     show_default=True,
-    help="Latest materialization runs shown per view version (0: all).",
+    help="Latest materialization runs, validations and drift checks shown per view version (0: all).",
 )
 @click.option(
     "--format",
