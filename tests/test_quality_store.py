@@ -385,3 +385,28 @@ def test_a_strict_run_over_many_batches_writes_none_of_them(repo: Path) -> None:
         report = materializer.materialize(T0 - H, T0 + H)
         assert report.views[0].written == 3
         assert online_values(store, 1, 2, 3)["rate"] == [0.5, 0.25, pytest.approx(0.4)]
+
+
+def test_validate_reads_a_view_with_a_feature_called_event_timestamp(repo: Path) -> None:
+    """The window's event time is named after the source's timestamp field, never a feature."""
+    odd = FeatureView(
+        name="odd",
+        entities=[DRIVER],
+        schema=[Field(name="event_timestamp", dtype=Float32)],
+        source=FileSource(path="data/odd.parquet", timestamp_field="ts"),
+    )
+    pd.DataFrame(
+        {
+            "driver_id": pd.array([1, 2], dtype="int64"),
+            "ts": [T0, T0 + H],
+            "event_timestamp": pd.array([0.5, None], dtype="float32"),
+        }
+    ).to_parquet(repo / "data" / "odd.parquet")
+    with open_store(repo, odd, GOOD) as store:
+        result = store.validate("odd", T0, T0 + H)
+        null_rate = next(c for c in result.checks if c.check == "null_rate")
+        assert (result.rows, null_rate.column, null_rate.observed["null_count"]) == (
+            2,
+            "event_timestamp",
+            1,
+        )

@@ -224,9 +224,10 @@ class OfflineEngine(ABC):
         batch_rows: int,
     ) -> LatestRows:
         """Every source row of the view in the window of :meth:`view_statistics` (not only the
-        latest per key), streamed in batches of at most ``batch_rows``: the join keys, then
-        ``event_timestamp`` (``timestamp[us, tz=UTC]``), then every feature, in their declared
-        types. ``keys`` and ``rows_read`` are both the row count."""
+        latest per key), streamed in batches of at most ``batch_rows``: the join keys, then the
+        event time (``timestamp[us, tz=UTC]``, named as the source's ``timestamp_field``), then
+        every feature, in their declared types. ``keys`` and ``rows_read`` are both the row
+        count."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, engines without resources keep the default
         """Release connections and temporary files."""

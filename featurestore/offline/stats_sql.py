@@ -250,8 +250,9 @@ def order_statistics_sql(
 
 
 def window_rows_sql(source: ViewSource, start_us: int | None, end_us: int | None) -> str:
-    """Every source row of a view in the window (not the latest per key): the join keys and
-    ``event_timestamp`` (TIMESTAMPTZ), then the features, all in their declared types."""
+    """Every source row of a view in the window (not the latest per key): the join keys, the
+    event time (TIMESTAMPTZ, named as the source's timestamp field, which no feature may be
+    called), then the features, all in their declared types."""
     view = source.request.view
     scan = source_scan(source, low_us=start_us, high_us=end_us)
     outputs = [
@@ -259,7 +260,8 @@ def window_rows_sql(source: ViewSource, start_us: int | None, end_us: int | None
         + f" AS {quote(key)}"
         for i, (key, dtype) in enumerate(view.join_key_types.items())
     ]
-    outputs.append("CAST(make_timestamp(__fs_ets) AS TIMESTAMPTZ) AS event_timestamp")
+    ts_name = quote(view.source.timestamp_field)
+    outputs.append(f"CAST(make_timestamp(__fs_ets) AS TIMESTAMPTZ) AS {ts_name}")
     for index, feature in enumerate(source.request.features):
         dtype = view.feature(feature).dtype
         outputs.append(f"{view_value_sql(source, index, dtype)} AS {quote(feature)}")
