@@ -129,3 +129,31 @@ def test_audit_section(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             load_config(write(tmp_path, "project: demo\n" + text))
+
+
+def test_quality_section(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, "project: demo\n")).quality
+    assert (default.mode, default.max_null_rate, default.push_flush_seconds) == ("warn", 0.5, 10.0)
+    assert (default.drift.psi, default.drift.ks, default.drift.chi2_p_value) == (0.2, 0.1, 0.01)
+    config = load_config(
+        write(
+            tmp_path,
+            "project: demo\nquality: {mode: strict, max_null_rate: 0.1, push_flush_seconds: 0,"
+            " drift: {psi: 0.1, ks: 0, chi2_p_value: 0.05}}\n",
+        )
+    ).quality
+    assert (config.mode, config.max_null_rate, config.push_flush_seconds) == ("strict", 0.1, 0.0)
+    assert (config.drift.psi, config.drift.ks, config.drift.chi2_p_value) == (0.1, 0.0, 0.05)
+    for text, message in [
+        ("quality: [1]\n", "'quality' must be a mapping"),
+        ("quality: {mode: loud}\n", "quality.mode must be 'warn' or 'strict', got 'loud'"),
+        ("quality: {max_null_rate: 1.5}\n", r"quality\.max_null_rate must be between 0 and 1"),
+        ("quality: {max_null_rate: true}\n", r"quality\.max_null_rate must be a number"),
+        ("quality: {push_flush_seconds: -1}\n", "0 records every push"),
+        ("quality: {drift: {psi: -1}}\n", r"quality\.drift\.psi must be a number >= 0"),
+        ("quality: {drift: {ks: 2}}\n", r"quality\.drift\.ks must be between 0 and 1"),
+        ("quality: {drift: {kl: 1}}\n", r"unknown setting\(s\) \['kl'\]"),
+        ("quality: {mod: warn}\n", r"unknown setting\(s\) \['mod'\]"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, "project: demo\n" + text))

@@ -410,3 +410,15 @@ def test_validate_reads_a_view_with_a_feature_called_event_timestamp(repo: Path)
             "event_timestamp",
             1,
         )
+
+
+def test_push_flush_seconds_zero_records_every_push(repo: Path) -> None:
+    config = (repo / "featurestore.yaml").read_text()
+    (repo / "featurestore.yaml").write_text(config + "quality: {push_flush_seconds: 0}\n")
+    with open_store(repo, stats_view("warn", PUSH), GOOD) as store:
+        store.push("stats_push", pushed((4, T0 + H, 0.5, 1, "a")))
+        store.push("stats_push", pushed((5, T0 + H, 0.5, 1, "b")))
+        assert [(r.count, r.rows) for r in store.validation_history("driver_stats")] == [
+            (1, 1),
+            (1, 1),
+        ]

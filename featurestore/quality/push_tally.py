@@ -4,8 +4,9 @@ A service that takes thousands of pushes a second must not write a registry row 
 edge) for each one that passed. Each push is still validated on its own, before anything is
 written; a push that **fails** is recorded at once, with its samples. Passing pushes of a view
 version are folded into one pending result (rows, null counts and expectation counts added up,
-``count`` the pushes) that is recorded every ``flush_seconds`` and when the store closes, or
-before the validation history is read.
+``count`` the pushes) that is recorded every ``flush_seconds`` (``quality.push_flush_seconds``
+in ``featurestore.yaml``; 0 records each push) and when the store closes, or before the
+validation history is read.
 
     tally = PushTally(flush_seconds=10.0)
     tally.add(view, result)          # a passing push result

@@ -92,7 +92,7 @@ class QualityService:
         self._offline = offline
         settings = config.quality
         self.defaults = QualityDefaults(mode=settings.mode, max_null_rate=settings.max_null_rate)
-        self.push_tally = PushTally()
+        self.push_tally = PushTally(settings.push_flush_seconds)
         self.thresholds = DriftThresholds(
             psi=settings.drift.psi, ks=settings.drift.ks, chi2_p_value=settings.drift.chi2_p_value
         )

@@ -3,6 +3,7 @@
     quality:
       mode: warn              # views without a Validation of their own: warn (default) or strict
       max_null_rate: 0.5      # quick check: a feature with more nulls (or NaN) than this fails
+      push_flush_seconds: 10  # passing push validations are recorded together this often
       drift: {psi: 0.2, ks: 0.1, chi2_p_value: 0.01}
 
 A feature drifts when its population stability index is at least ``psi`` (numeric and
@@ -38,6 +39,7 @@ class QualityConfig:
 
     mode: str = "warn"
     max_null_rate: float = 0.5
+    push_flush_seconds: float = 10.0
     drift: DriftSettings = field(default_factory=DriftSettings)
 
 
@@ -47,15 +49,23 @@ def parse_quality(value: object, source: str) -> QualityConfig:
         return QualityConfig()
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: 'quality' must be a mapping like {{mode: warn}}")
-    _known(value, {"mode", "max_null_rate", "drift"}, f"{source}: quality")
+    _known(value, {"mode", "max_null_rate", "push_flush_seconds", "drift"}, f"{source}: quality")
     mode = value.get("mode", QualityConfig.mode)
     if mode not in MODES:
         raise ConfigError(f"{source}: quality.mode must be 'warn' or 'strict', got {mode!r}")
     max_null_rate = _fraction(
         value.get("max_null_rate", QualityConfig.max_null_rate), f"{source}: quality.max_null_rate"
     )
+    flush = _non_negative(
+        value.get("push_flush_seconds", QualityConfig.push_flush_seconds),
+        f"{source}: quality.push_flush_seconds",
+        "seconds; 0 records every push",
+    )
     return QualityConfig(
-        mode=mode, max_null_rate=max_null_rate, drift=_drift(value.get("drift"), source)
+        mode=mode,
+        max_null_rate=max_null_rate,
+        push_flush_seconds=flush,
+        drift=_drift(value.get("drift"), source),
     )
 
 
@@ -80,9 +90,9 @@ def _known(value: dict[str, Any], known: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
 
 
-def _non_negative(value: object, what: str) -> float:
+def _non_negative(value: object, what: str, zero: str = "0 turns the test off") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{what} must be a number >= 0 (0 turns the test off), got {value!r}")
+        raise ConfigError(f"{what} must be a number >= 0 ({zero}), got {value!r}")
     return float(value)
 
 
