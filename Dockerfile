@@ -9,11 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# The package with its Redis and PostgreSQL clients; the sources are not kept in the image.
+# The package with its Redis and PostgreSQL clients and the quality extra (Great Expectations);
+# the sources are not kept in the image.
 COPY pyproject.toml README.md /tmp/build/
 COPY featurestore /tmp/build/featurestore
 COPY api /tmp/build/api
-RUN pip install "/tmp/build[redis,postgres]" && rm -rf /tmp/build
+RUN pip install "/tmp/build[redis,postgres,quality]" && rm -rf /tmp/build
 
 RUN useradd --system --uid 10001 --create-home featurestore
 

@@ -377,7 +377,8 @@ def test_dockerfile_copies_files_that_the_build_context_holds() -> None:
     image = dockerfile()
     assert image.base == "python:3.11-slim"
     assert image.user not in {"root", "0"}
-    assert any("pip install" in run and "[redis,postgres]" in run for run in image.runs)
+    # quality: the example view's expectation suite runs in the materialize job and on push.
+    assert any("pip install" in run and "[redis,postgres,quality]" in run for run in image.runs)
     patterns = dockerignore_patterns()
     for sources, _destination in image.copies:
         for source in sources:
