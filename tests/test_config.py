@@ -134,7 +134,8 @@ def test_audit_section(tmp_path: Path) -> None:
 def test_quality_section(tmp_path: Path) -> None:
     default = load_config(write(tmp_path, "project: demo\n")).quality
     assert (default.mode, default.max_null_rate, default.push_flush_seconds) == ("warn", 0.5, 10.0)
-    assert (default.drift.psi, default.drift.ks, default.drift.chi2_p_value) == (0.2, 0.1, 0.01)
+    drift = default.drift
+    assert (drift.psi, drift.ks, drift.chi2_p_value, drift.null_rate) == (0.2, 0.1, 0.01, 0.1)
     config = load_config(
         write(
             tmp_path,
@@ -152,6 +153,7 @@ def test_quality_section(tmp_path: Path) -> None:
         ("quality: {push_flush_seconds: -1}\n", "0 records every push"),
         ("quality: {drift: {psi: -1}}\n", r"quality\.drift\.psi must be a number >= 0"),
         ("quality: {drift: {ks: 2}}\n", r"quality\.drift\.ks must be between 0 and 1"),
+        ("quality: {drift: {null_rate: 2}}\n", r"drift\.null_rate must be between 0 and 1"),
         ("quality: {drift: {kl: 1}}\n", r"unknown setting\(s\) \['kl'\]"),
         ("quality: {mod: warn}\n", r"unknown setting\(s\) \['mod'\]"),
     ]:

@@ -304,7 +304,7 @@ def test_report_serializes_and_reads(engine: DuckDBEngine) -> None:
     report = drift(engine, "shifted")
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert data["drifted_features"] == ["amount"]
-    assert data["thresholds"] == {"psi": 0.2, "ks": 0.1, "chi2_p_value": 0.01}
+    assert data["thresholds"] == {"psi": 0.2, "ks": 0.1, "chi2_p_value": 0.01, "null_rate": 0.1}
     assert len(data["features"][0]["bins"]) == 10
     summary = report.summary()
     assert "amount" in summary

@@ -320,3 +320,29 @@ def test_quality_runs_carry_openlineage_quality_facets(repo: Path, store: Featur
     }
     assert no_drift == {"fare": False, "zone": False}
     assert reference["inputFacets"]["dataQualityMetrics"]["rowCount"] == ROWS
+
+
+def test_a_jump_in_the_null_rate_drifts_even_when_the_values_do_not(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    later = week(W2, 3, shifted=False, first_id=ROWS)
+    later.loc[later.index % 10 < 3, "fare"] = np.nan  # 30% of the fares go missing
+    pd.concat([week(W1, 1, shifted=False, first_id=0), later], ignore_index=True).to_parquet(
+        tmp_path / "data" / "trips.parquet"
+    )
+    (tmp_path / "featurestore.yaml").write_text(
+        f"project: nulls\nonline_store: {{type: sqlite, path: {tmp_path / 'online.db'}}}\n"
+    )
+    with FeatureStore(tmp_path) as store:
+        store.apply([RIDER, TRIPS])
+        outcome = store.drift("trips", reference_window=window(W1), current_window=window(W2))
+        assert outcome.report.drifted_features == ["fare"]
+        [fare] = [f for f in outcome.report.features if f.feature == "fare"]
+        assert fare.current_null_rate == pytest.approx(0.3)
+        assert fare.psi is not None
+        assert fare.psi < 0.2  # the values themselves did not move
+        assert any("null rate 0.0% -> 30.0%" in reason for reason in fare.reasons)
+        off = store.quality.thresholds_with(null_rate=0)
+        quiet = store.drift(
+            "trips", reference_window=window(W1), current_window=window(W2), thresholds=off
+        )
+        assert not quiet.report.drifted

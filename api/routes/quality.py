@@ -2,8 +2,8 @@
 ``GET /v1/validations/{view}``: the view's recorded validations.
 
 Drift query parameters: ``current_window=C..D`` (required), and either ``reference=DATASET``
-(a saved training dataset) or ``reference_window=A..B``; ``psi``, ``ks`` and ``chi2_p_value``
-override the configured thresholds. Windows are ``START..END`` with ISO-8601 bounds (either may
+(a saved training dataset) or ``reference_window=A..B``; ``psi``, ``ks``, ``chi2_p_value`` and
+``null_rate`` override the configured thresholds. Windows are ``START..END`` with ISO-8601 bounds (either may
 be empty). The report is recorded like the CLI's; a bad window or a window without rows is a
 422, an unknown view or dataset a 404.
 """
@@ -35,6 +35,7 @@ def drift(
     psi: float | None = Query(None, ge=0, description="PSI threshold (0: off)"),
     ks: float | None = Query(None, ge=0, le=1, description="KS threshold (0: off)"),
     chi2_p_value: float | None = Query(None, ge=0, le=1, description="Chi-square p-value (0: off)"),
+    null_rate: float | None = Query(None, ge=0, le=1, description="Null-rate change (0: off)"),
 ) -> dict[str, Any]:
     """Per feature PSI, KS (numeric) or chi-square (categorical), and whether it drifted."""
     if (reference is None) == (reference_window is None):
@@ -42,7 +43,9 @@ def drift(
             422, "ValidationError", "pass either reference=DATASET or reference_window=A..B"
         )
     store = deps.store(request)
-    thresholds = store.quality.thresholds_with(psi=psi, ks=ks, chi2_p_value=chi2_p_value)
+    thresholds = store.quality.thresholds_with(
+        psi=psi, ks=ks, chi2_p_value=chi2_p_value, null_rate=null_rate
+    )
     outcome = store.drift(
         view,
         current_window=parse_window(current_window),

@@ -245,6 +245,12 @@ def _cell(value: object) -> str:
     help="Chi-square p-value threshold (default: config, 0.01).",
 )
 @click.option(
+    "--null-rate",
+    type=float,
+    default=None,
+    help="Null-rate change threshold (default: config, 0.1).",
+)
+@click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -261,16 +267,20 @@ def drift(
     psi: float | None,
     ks: float | None,
     chi2_p_value: float | None,
+    null_rate: float | None,
     plot: Path | None,
     as_json: bool,
 ) -> None:
     """Compare VIEW's feature distributions in --current-window with a saved dataset
     (--reference) or another window (--reference-window): PSI and KS for numeric features,
-    PSI and chi-square for categorical ones. Exits 3 when any feature drifted."""
+    PSI and chi-square for categorical ones, and the change of each null rate. Exits 3 when any
+    feature drifted."""
     if (dataset is None) == (reference_window is None):
         raise click.UsageError("pass either --reference DATASET or --reference-window A..B")
     store = state.store
-    thresholds = store.quality.thresholds_with(psi=psi, ks=ks, chi2_p_value=chi2_p_value)
+    thresholds = store.quality.thresholds_with(
+        psi=psi, ks=ks, chi2_p_value=chi2_p_value, null_rate=null_rate
+    )
     outcome = store.drift(
         view,
         current_window=current_window,

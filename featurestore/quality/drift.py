@@ -26,7 +26,10 @@ Per feature, with the default :class:`DriftThresholds`:
   ``p < 0.01``. With millions of rows even a negligible change is significant, so PSI is the
   better guide on large windows; set ``chi2_p_value`` to 0 to turn the test off.
 
-Nulls are not part of the distributions; their rates are reported next to them. A feature whose
+* **null rate** (all features): the change of the share of nulls, in absolute terms. Default
+  threshold: drift when it moved by 0.1 or more (10% of the rows went null, or came back).
+
+Nulls are not part of the distributions above; the null-rate test watches them. A feature whose
 current rows hold no value while the reference's did is reported as drifted.
 """
 
@@ -58,9 +61,15 @@ class DriftThresholds:
     psi: float | None = 0.2
     ks: float | None = 0.1
     chi2_p_value: float | None = 0.01
+    null_rate: float | None = 0.1
 
     def __post_init__(self) -> None:
-        for name, highest in (("psi", None), ("ks", 1.0), ("chi2_p_value", 1.0)):
+        for name, highest in (
+            ("psi", None),
+            ("ks", 1.0),
+            ("chi2_p_value", 1.0),
+            ("null_rate", 1.0),
+        ):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -78,7 +87,12 @@ class DriftThresholds:
 
     def to_dict(self) -> dict[str, float | None]:
         """The thresholds as a JSON-safe dict."""
-        return {"psi": self.psi, "ks": self.ks, "chi2_p_value": self.chi2_p_value}
+        return {
+            "psi": self.psi,
+            "ks": self.ks,
+            "chi2_p_value": self.chi2_p_value,
+            "null_rate": self.null_rate,
+        }
 
     def describe(self) -> str:
         """One line, e.g. ``PSI >= 0.2, KS >= 0.1, chi-square p < 0.01``."""
@@ -89,6 +103,8 @@ class DriftThresholds:
             parts.append(f"KS >= {self.ks:g}")
         if self.chi2_p_value:
             parts.append(f"chi-square p < {self.chi2_p_value:g}")
+        if self.null_rate:
+            parts.append(f"null rate moved >= {self.null_rate:g}")
         return ", ".join(parts) or "every test turned off"
 
 
@@ -261,7 +277,7 @@ def _compare_feature(
         "current_null_rate": cur.null_rate,
     }
     if ref.values == 0 or cur.values == 0:
-        return _not_comparable(base, ref, cur)
+        return _not_comparable(base, ref, cur, thresholds)
     if numeric:
         bins, ref_counts, cur_counts = _numeric_bins(ref, cur, probe)
         ks = max(
@@ -281,6 +297,7 @@ def _compare_feature(
         reasons.append(f"KS {ks:.3f} >= {thresholds.ks:g}")
     if thresholds.chi2_p_value and p_value is not None and p_value < thresholds.chi2_p_value:
         reasons.append(f"chi-square p-value {p_value:.3g} < {thresholds.chi2_p_value:g}")
+    reasons += _null_rate_moved(ref, cur, thresholds)
     shares = [
         {"label": label, "reference_share": r / ref.values, "current_share": c / cur.values}
         for label, r, c in zip(bins, ref_counts, cur_counts, strict=True)
@@ -298,17 +315,30 @@ def _compare_feature(
     )
 
 
-def _not_comparable(base: dict[str, Any], ref: ColumnStats, cur: ColumnStats) -> FeatureDrift:
+def _null_rate_moved(ref: ColumnStats, cur: ColumnStats, thresholds: DriftThresholds) -> list[str]:
+    moved = abs(cur.null_rate - ref.null_rate)
+    if thresholds.null_rate and moved >= thresholds.null_rate:
+        return [
+            f"null rate {ref.null_rate:.1%} -> {cur.null_rate:.1%} "
+            f"(moved {moved:.3f} >= {thresholds.null_rate:g})"
+        ]
+    return []
+
+
+def _not_comparable(
+    base: dict[str, Any], ref: ColumnStats, cur: ColumnStats, thresholds: DriftThresholds
+) -> FeatureDrift:
     if ref.values == 0:
-        drifted, reason = False, "not compared: the reference holds no value of it"
+        # Nothing to compare distributions with; a null rate that moved still counts.
+        moved = _null_rate_moved(ref, cur, thresholds)
+        drifted = bool(moved)
+        reasons = ["not compared: the reference holds no value of it", *moved]
     else:
-        drifted, reason = (
-            True,
-            (
-                f"no value in the current rows ({cur.rows:,} rows, all null) where the reference "
-                f"has {ref.values:,}"
-            ),
-        )
+        drifted = True
+        reasons = [
+            f"no value in the current rows ({cur.rows:,} rows, all null) where the reference "
+            f"has {ref.values:,}"
+        ]
     return FeatureDrift(
         **base,
         psi=None,
@@ -317,7 +347,7 @@ def _not_comparable(base: dict[str, Any], ref: ColumnStats, cur: ColumnStats) ->
         chi2_dof=None,
         chi2_p_value=None,
         drifted=drifted,
-        reasons=[reason],
+        reasons=reasons,
         bins=[],
     )
 

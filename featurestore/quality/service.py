@@ -94,7 +94,10 @@ class QualityService:
         self.defaults = QualityDefaults(mode=settings.mode, max_null_rate=settings.max_null_rate)
         self.push_tally = PushTally(settings.push_flush_seconds)
         self.thresholds = DriftThresholds(
-            psi=settings.drift.psi, ks=settings.drift.ks, chi2_p_value=settings.drift.chi2_p_value
+            psi=settings.drift.psi,
+            ks=settings.drift.ks,
+            chi2_p_value=settings.drift.chi2_p_value,
+            null_rate=settings.drift.null_rate,
         )
 
     def thresholds_with(
@@ -103,12 +106,14 @@ class QualityService:
         psi: float | None = None,
         ks: float | None = None,
         chi2_p_value: float | None = None,
+        null_rate: float | None = None,
     ) -> DriftThresholds:
         """The configured drift thresholds with the given ones overriding them."""
         return DriftThresholds(
             psi=self.thresholds.psi if psi is None else psi,
             ks=self.thresholds.ks if ks is None else ks,
             chi2_p_value=self.thresholds.chi2_p_value if chi2_p_value is None else chi2_p_value,
+            null_rate=self.thresholds.null_rate if null_rate is None else null_rate,
         )
 
     # -- validation ----------------------------------------------------------------------------

@@ -4,11 +4,12 @@
       mode: warn              # views without a Validation of their own: warn (default) or strict
       max_null_rate: 0.5      # quick check: a feature with more nulls (or NaN) than this fails
       push_flush_seconds: 10  # passing push validations are recorded together this often
-      drift: {psi: 0.2, ks: 0.1, chi2_p_value: 0.01}
+      drift: {psi: 0.2, ks: 0.1, chi2_p_value: 0.01, null_rate: 0.1}
 
 A feature drifts when its population stability index is at least ``psi`` (numeric and
-categorical features), its Kolmogorov-Smirnov statistic at least ``ks`` (numeric) or its
-chi-square test's p-value below ``chi2_p_value`` (categorical). ``0`` turns a test off.
+categorical features), its Kolmogorov-Smirnov statistic at least ``ks`` (numeric), its
+chi-square test's p-value below ``chi2_p_value`` (categorical) or its share of nulls moved by
+``null_rate`` or more. ``0`` turns a test off.
 The defaults are the usual rules of thumb: PSI 0.1-0.2 is a moderate shift and above 0.2 a
 significant one; a KS distance of 0.1 means the two cumulative distributions differ by ten
 percentage points somewhere.
@@ -31,6 +32,7 @@ class DriftSettings:
     psi: float = 0.2
     ks: float = 0.1
     chi2_p_value: float = 0.01
+    null_rate: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,17 @@ def _drift(value: object, source: str) -> DriftSettings:
         return DriftSettings()
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: quality.drift must be a mapping like {{psi: 0.2, ks: 0.1}}")
-    _known(value, {"psi", "ks", "chi2_p_value"}, f"{source}: quality.drift")
+    _known(value, {"psi", "ks", "chi2_p_value", "null_rate"}, f"{source}: quality.drift")
     defaults = DriftSettings()
     psi = _non_negative(value.get("psi", defaults.psi), f"{source}: quality.drift.psi")
     ks = _fraction(value.get("ks", defaults.ks), f"{source}: quality.drift.ks")
     p_value = _fraction(
         value.get("chi2_p_value", defaults.chi2_p_value), f"{source}: quality.drift.chi2_p_value"
     )
-    return DriftSettings(psi=psi, ks=ks, chi2_p_value=p_value)
+    null_rate = _fraction(
+        value.get("null_rate", defaults.null_rate), f"{source}: quality.drift.null_rate"
+    )
+    return DriftSettings(psi=psi, ks=ks, chi2_p_value=p_value, null_rate=null_rate)
 
 
 def _known(value: dict[str, Any], known: set[str], where: str) -> None:
