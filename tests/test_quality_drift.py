@@ -288,6 +288,7 @@ def test_rest_drift_report_and_validation_history(store: FeatureStore) -> None:
         assert unknown.status_code == 404
         listed = httpx.get(f"{server.url}/v1/validations/trips").json()
         assert [v["trigger"] for v in listed["validations"]] == ["on_demand"]
+        assert httpx.get(f"{server.url}/v1/validations/nope").status_code == 404
 
 
 # -- OpenLineage -----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from rich.text import Text
 from featurestore.cli.app import CliContext
 from featurestore.cli.online import parse_timestamp
 from featurestore.errors import QualityError
-from featurestore.quality.history import StoredStatistics
+from featurestore.quality.history import StoredStatistics, window_label
 from featurestore.quality.plot import write_drift_plot
 from featurestore.quality.result import ValidationResult
 from featurestore.quality.windows import Window, parse_window
@@ -170,7 +170,7 @@ def stats(
                 *_plain(
                     str(s.id),
                     s.computed_at.isoformat(timespec="seconds"),
-                    s.label.split(" ", 1)[1],
+                    window_label(s.window_start, s.window_end),
                     f"{s.profile.rows:,}",
                 )
             )

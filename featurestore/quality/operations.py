@@ -94,9 +94,13 @@ class QualityOperations(FacadeBase):
         """Recorded validations (of ``view``, else all), oldest first; the newest ``limit``."""
         self._may_describe(principal)
         self.quality.flush_pushes()
-        return self.quality.history.validations(
+        found = self.quality.history.validations(
             view, trigger=trigger, failed_only=failed_only, limit=limit
         )
+        if view is not None and not found:
+            # An unknown name is an error (a typo should not read as "never validated").
+            self.registry.get(self.project, "feature_view", view)
+        return found
 
     def _push_validation(self, principal: PrincipalLike) -> PushValidation:
         audit = self._audit_sink(principal)
