@@ -513,7 +513,7 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         readers = self._pusher.target(push_source_name).views if mode.offline else ()
         with self.lineage.pushing(push_source_name, mode, readers) as observe:
             report = self._pusher.push(
-                push_source_name, df, mode, validate=self._push_validation(principal)
+                push_source_name, df, mode, validate=self._push_validation(who)
             )
             observe(report)
         guard.record(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 
 from featurestore.errors import ObjectNotFoundError
 from featurestore.quality.drift import DriftReport
@@ -100,10 +100,7 @@ class QualityHistory:
             "window_end": result.window_end,
             "result_json": _json(result.to_dict()),
         }
-        with self.registry.writing() as conn:
-            key = conn.execute(insert(validation_results).values(**row)).inserted_primary_key
-        assert key is not None
-        return replace(result, id=int(key[0]))
+        return replace(result, id=self._insert(validation_results, row))
 
     def validations(
         self,
@@ -147,10 +144,7 @@ class QualityHistory:
             "rows": stats.profile.rows,
             "profile_json": _json({"profile": stats.profile.to_dict(), "features": stats.features}),
         }
-        with self.registry.writing() as conn:
-            key = conn.execute(insert(feature_statistics).values(**row)).inserted_primary_key
-        assert key is not None
-        return replace(stats, id=int(key[0]))
+        return replace(stats, id=self._insert(feature_statistics, row))
 
     def statistics(
         self, subject_kind: str, subject: str, *, limit: int | None = None
@@ -195,10 +189,7 @@ class QualityHistory:
             "drifted": report.drifted,
             "report_json": _json(report.to_dict()),
         }
-        with self.registry.writing() as conn:
-            key = conn.execute(insert(drift_reports).values(**row)).inserted_primary_key
-        assert key is not None
-        return int(key[0])
+        return self._insert(drift_reports, row)
 
     def drift_reports(self, view: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored drift reports of ``view`` as dictionaries (with ``id`` and ``at``), oldest
@@ -217,6 +208,13 @@ class QualityHistory:
             {"id": int(r.id), "at": r.at.isoformat(), **json.loads(r.report_json)}
             for r in reversed(rows)
         ]
+
+    def _insert(self, table: Table, row: dict[str, Any]) -> int:
+        """Append ``row`` to ``table`` in a transaction of its own; returns its id."""
+        with self.registry.writing() as conn:
+            key = conn.execute(insert(table).values(**row)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
 
 def _statistics(row: Any) -> StoredStatistics:

@@ -306,8 +306,8 @@ class QualityService:
             reference = self.view_statistics(
                 view, version, reference_window, audit, not_before_us=not_before_us
             )
-        probe = _by_feature(reference, view)
-        if not probe:
+        columns = _reference_columns(reference, view)
+        if not columns:
             raise QualityError(
                 f"drift of {view.label}: the reference {reference.label} holds none of its "
                 f"features {view.feature_names}"
@@ -327,7 +327,7 @@ class QualityService:
         report = compare(
             reference.profile,
             current.profile,
-            _reference_columns(reference, view),
+            columns,
             view=view.name,
             reference_label=reference.label,
             current_label=current.label,
