@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from featurestore.definitions import Definition
 from featurestore.registry.plan import Plan
+from featurestore.registry.probe import ChangeProbe
 
 HistoryChange = Literal["added", "changed", "metadata", "deleted", "restored"]
 
@@ -145,6 +146,11 @@ class Registry(ABC):
     @abstractmethod
     def touch(self, project: str) -> None:
         """Change ``project``'s state token (caches keyed on it reload), e.g. on key revocation."""
+
+    @abstractmethod
+    def change_probe(self, project: str) -> ChangeProbe:
+        """A probe cheap enough to ask on every request whether ``project``'s registry changed
+        (see :mod:`featurestore.registry.probe`); its owner closes it."""
 
     @abstractmethod
     def close(self) -> None:

@@ -36,6 +36,7 @@ from featurestore.registry.base import HistoryChange, HistoryEntry, Registry, Wa
 from featurestore.registry.dialects import DatabaseDialect, dialect_for
 from featurestore.registry.migrations import migrate
 from featurestore.registry.plan import KINDS, ObjectChange, Plan, StoredObject, build_plan, label
+from featurestore.registry.probe import ChangeProbe, TokenProbe
 
 _NO_STATE = "empty"
 
@@ -410,6 +411,11 @@ class SqlRegistry(Registry):
         w = schema.watermarks
         with self._write() as conn:
             return int(conn.execute(delete(w).where(w.c.project == project)).rowcount)
+
+    def change_probe(self, project: str) -> ChangeProbe:
+        _check_project(project)
+        probe = self._dialect.change_probe(self._engine, project)
+        return probe if probe is not None else TokenProbe(lambda: self.state_token(project))
 
     def close(self) -> None:
         self._engine.dispose()
