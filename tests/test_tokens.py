@@ -8,6 +8,9 @@ tokens (API keys and the REST tokens file) needs ``admin`` and is audited.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,8 @@ import httpx
 import pytest
 from api_server import Server, make_repo
 
+from api import ApiSettings
+from api.auth import create_token
 from featurestore import FeatureStore, Policy
 from featurestore.errors import AccessDeniedError, AuthenticationError
 from featurestore.governance.access import Principal
@@ -27,6 +32,7 @@ POLICIES = [
     Policy(name="readers", roles=["reader"], actions=["describe", "read_online"]),
 ]
 ROOT = Principal("root", frozenset({"admin"}))
+COMMAND = str(Path(sys.executable).parent / "featurestore")
 
 
 class Guarded:
@@ -38,12 +44,7 @@ class Guarded:
         self.bob = bob
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Guarded]:
-    if request.param == "postgres":
-        registry = request.getfixturevalue("postgres_url")
-    else:
-        registry = f"sqlite:///{tmp_path / 'registry.db'}"
+def guarded_repo(tmp_path: Path, registry: str) -> Iterator[Guarded]:
     # make_repo appends its last argument to featurestore.yaml: here, the registry to use.
     store = make_repo(tmp_path / "repo", ONLINE, f"registry: '{registry}'\n")
     try:
@@ -54,6 +55,22 @@ def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Guarded]
         yield Guarded(store.repo_path, alice, bob)
     finally:
         store.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Guarded]:
+    """The guarded repository on each registry."""
+    if request.param == "postgres":
+        registry = request.getfixturevalue("postgres_url")
+    else:
+        registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    yield from guarded_repo(tmp_path, registry)
+
+
+@pytest.fixture
+def guarded_sqlite(tmp_path: Path) -> Iterator[Guarded]:
+    """The guarded repository on SQLite (for what does not depend on the registry)."""
+    yield from guarded_repo(tmp_path, f"sqlite:///{tmp_path / 'registry.db'}")
 
 
 def lookup(server: Server, token: str) -> httpx.Response:
@@ -93,3 +110,83 @@ def test_a_revoked_key_is_refused_by_the_next_request_and_the_next_read(guarded:
     finally:
         for store in (serving, by_token, by_name, admin):
             store.close()
+
+
+def test_minting_and_revoking_tokens_needs_admin_and_is_audited(
+    guarded_sqlite: Guarded, tmp_path: Path
+) -> None:
+    root, tokens_file = guarded_sqlite.root, tmp_path / "secrets" / "tokens.json"
+
+    def cli(token: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "FEATURESTORE_TOKEN"}
+        env["FEATURESTORE_API_TOKENS_FILE"] = str(tokens_file)
+        if token is not None:
+            env["FEATURESTORE_TOKEN"] = token
+        return subprocess.run(
+            [COMMAND, "--repo", str(root), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    # A reader, or nobody, cannot mint a token (nor an API key): refused, nothing written.
+    for who in (guarded_sqlite.bob, None):
+        minted = cli(who, "api", "token", "create", "mint", "--role", "admin")
+        assert minted.returncode == 1, minted.stdout
+        assert "denies admin on project" in minted.stderr or "denied by default" in minted.stderr
+        assert not tokens_file.exists()
+    keyed = cli(guarded_sqlite.bob, "access", "keys", "create", "mint", "--role", "admin")
+    assert keyed.returncode == 1
+    assert "denied by default" in keyed.stderr
+    # The admin can; the token acts with the roles given, and works on the service.
+    created = cli(guarded_sqlite.alice, "api", "token", "create", "svc", "--role", "reader")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token not in tokens_file.read_text()
+    with FeatureStore(root, token=guarded_sqlite.alice) as admin:
+        [entry] = admin.list_api_tokens(tokens_file=tokens_file)
+    assert (entry.principal, entry.roles, entry.created_by) == ("svc", ("reader",), "alice")
+    serving = FeatureStore(root)
+    try:
+        with Server(serving, ApiSettings(tokens_file=tokens_file)) as server:
+            assert lookup(server, token).status_code == 200
+            refused = cli(guarded_sqlite.bob, "api", "token", "revoke", entry.prefix)
+            assert refused.returncode == 1
+            assert lookup(server, token).status_code == 200
+            # Revoked by another process: the service refuses it on its next request.
+            revoked = cli(guarded_sqlite.alice, "api", "token", "revoke", entry.prefix[:8])
+            assert revoked.returncode == 0, revoked.stderr
+            assert lookup(server, token).status_code == 401
+    finally:
+        serving.close()
+    with FeatureStore(root, token=guarded_sqlite.alice) as admin:
+        records = admin.audit_log(action="admin")
+    done = [(r.principal, r.resource, r.detail["change"]) for r in records if r.outcome == "ok"]
+    resource = f"api_token:{entry.prefix}"
+    assert ("alice", resource, "created") in done
+    assert ("alice", resource, "revoked") in done
+    denied = [r.principal for r in records if r.outcome == "denied"]
+    assert denied.count("bob") == 3  # two token commands and one key
+    assert denied.count(None) == 1
+
+
+def test_a_tokens_file_entry_never_takes_a_registry_principals_roles(
+    guarded_sqlite: Guarded, tmp_path: Path
+) -> None:
+    """The escalation: anyone able to add an entry named ``alice`` acted with alice's admin
+    key's roles. An entry acts with its own roles only."""
+    tokens_file = tmp_path / "tokens.json"
+    impostor = create_token(tokens_file, "alice")  # an entry without roles, as old files hold
+    with FeatureStore(guarded_sqlite.root, token=guarded_sqlite.alice) as admin:
+        reader, _ = admin.create_api_token("ranker", roles=["reader"], tokens_file=tokens_file)
+    serving = FeatureStore(guarded_sqlite.root)
+    try:
+        with Server(serving, ApiSettings(tokens_file=tokens_file)) as server:
+            denied = lookup(server, impostor)
+            assert denied.status_code == 403, denied.text
+            assert "alice" in denied.json()["error"]["message"]
+            assert lookup(server, reader).status_code == 200
+            assert lookup(server, guarded_sqlite.alice).status_code == 200  # her key still works
+    finally:
+        serving.close()
