@@ -43,7 +43,13 @@ class ChangeProbe(ABC):
     def changed(self) -> bool:
         """True the first time, then whenever the registry changed since the previous call."""
         with self._lock:
-            state = self._state()
+            try:
+                state = self._state()
+            except Exception:
+                # A new connection's answers are not comparable with the old one's (SQLite's
+                # data_version is per connection): the next answer must count as a change.
+                self._seen = _UNSEEN
+                raise
             changed = state != self._seen
             self._seen = state
             return changed
@@ -52,9 +58,16 @@ class ChangeProbe(ABC):
     def _state(self) -> object:
         """Something that differs after any change (called under the lock)."""
 
-    @abstractmethod
     def close(self) -> None:
-        """Release what the probe holds (it reconnects if asked again)."""
+        """Release what the probe holds; asked again, it reconnects, and its first answer is
+        True (what happened meanwhile is unknown, so caches keyed on it must go)."""
+        with self._lock:
+            self._seen = _UNSEEN
+            self._release()
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Close the probe's own connection, if any (called under the lock)."""
 
 
 class TokenProbe(ChangeProbe):
@@ -67,7 +80,7 @@ class TokenProbe(ChangeProbe):
     def _state(self) -> object:
         return self._state_token()
 
-    def close(self) -> None:
+    def _release(self) -> None:
         """Nothing to release: the registry's own connections answer."""
 
 
@@ -87,17 +100,13 @@ class SQLiteDataVersionProbe(ChangeProbe):
         try:
             return self._connection.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as exc:
-            self._drop()
+            self._release()
             raise RegistryError(f"registry {self._path}: {exc}") from exc
 
-    def _drop(self) -> None:
+    def _release(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop()
 
 
 class HeldConnectionProbe(ChangeProbe):
@@ -141,8 +150,7 @@ class HeldConnectionProbe(ChangeProbe):
             raise RegistryError(f"registry {self._display_url}: {self._describe(exc)}") from exc
         return None if row is None else row[0]
 
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+    def _release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
