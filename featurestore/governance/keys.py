@@ -103,10 +103,9 @@ class KeyStore:
             "created_at": now,
             "revoked_at": None,
         }
-        with self.registry.writing() as conn:
+        # The state token changes with the key, so other processes' probes see it at once.
+        with self.registry.writing(touch=self.project) as conn:
             conn.execute(insert(access_keys).values(**row))
-        # Other processes' caches notice through their change probes.
-        self.registry.touch(self.project)
         self._forget()
         return token, KeyInfo(
             token[:12], principal, kind, tuple(sorted(set(roles))), description, now, None
@@ -122,7 +121,7 @@ class KeyStore:
         """Revoke the active key whose prefix (as listed) is ``prefix``."""
         k = access_keys
         now = datetime.now(timezone.utc)
-        with self.registry.writing() as conn:
+        with self.registry.writing(touch=self.project) as conn:
             rows = conn.execute(
                 select(k).where(
                     k.c.project == self.project,
@@ -137,7 +136,6 @@ class KeyStore:
                     "see `featurestore access keys list`"
                 )
             conn.execute(update(k).where(k.c.id == rows[0].id).values(revoked_at=now))
-        self.registry.touch(self.project)
         self._forget()
         info = _info(rows[0])
         return KeyInfo(

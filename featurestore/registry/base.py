@@ -140,8 +140,10 @@ class Registry(ABC):
         (governance: audit log, keys, lineage); errors become RegistryError."""
 
     @abstractmethod
-    def writing(self) -> AbstractContextManager[Connection]:
-        """A write transaction on the registry database (see :meth:`reading`)."""
+    def writing(self, *, touch: str | None = None) -> AbstractContextManager[Connection]:
+        """A write transaction on the registry database (see :meth:`reading`); with ``touch``,
+        that project's state token changes in the same transaction, so whoever watches it (a
+        :meth:`change_probe`) sees the write as soon as it is committed, never without it."""
 
     @abstractmethod
     def touch(self, project: str) -> None:

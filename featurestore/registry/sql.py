@@ -106,19 +106,31 @@ class SqlRegistry(Registry):
     def reading(self) -> AbstractContextManager[Connection]:
         return self._read()
 
-    def writing(self) -> AbstractContextManager[Connection]:
-        return self._write()
+    def writing(self, *, touch: str | None = None) -> AbstractContextManager[Connection]:
+        if touch is None:
+            return self._write()
+        _check_project(touch)
+        return self._write_and_touch(touch)
+
+    @contextmanager
+    def _write_and_touch(self, project: str) -> Iterator[Connection]:
+        with self._write() as conn:
+            yield conn
+            self._bump_state(conn, project)
 
     def touch(self, project: str) -> None:
         _check_project(project)
         with self._write() as conn:
-            row = {"name": project, "state_token": uuid.uuid4().hex, "updated_at": _utcnow()}
-            self._dialect.lock_project(conn, schema.projects, row)
-            conn.execute(
-                update(schema.projects)
-                .where(schema.projects.c.name == project)
-                .values(state_token=uuid.uuid4().hex, updated_at=_utcnow())
-            )
+            self._bump_state(conn, project)
+
+    def _bump_state(self, conn: Connection, project: str) -> None:
+        row = {"name": project, "state_token": uuid.uuid4().hex, "updated_at": _utcnow()}
+        self._dialect.lock_project(conn, schema.projects, row)
+        conn.execute(
+            update(schema.projects)
+            .where(schema.projects.c.name == project)
+            .values(state_token=uuid.uuid4().hex, updated_at=_utcnow())
+        )
 
     # -- plan and apply ------------------------------------------------------------------------
 
