@@ -8,6 +8,7 @@ tokens (API keys and the REST tokens file) needs ``admin`` and is audited.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,8 +22,9 @@ from api_server import Server, make_repo
 from api import ApiSettings
 from api.auth import create_token
 from featurestore import FeatureStore, Policy
-from featurestore.errors import AccessDeniedError, AuthenticationError
+from featurestore.errors import AccessDeniedError, AuthenticationError, ObjectNotFoundError
 from featurestore.governance.access import Principal
+from featurestore.governance.token_file import TokenFile, hash_token, list_tokens, remove_token
 
 ONLINE = "{type: sqlite, path: data/online.db, expiry_grace: 36500d}"
 FEATURES = ["driver_stats:conv_rate", "driver_stats:trips"]
@@ -190,3 +192,24 @@ def test_a_tokens_file_entry_never_takes_a_registry_principals_roles(
             assert lookup(server, guarded_sqlite.alice).status_code == 200  # her key still works
     finally:
         serving.close()
+
+
+def test_an_entry_of_an_older_tokens_file_acts_with_no_roles_and_can_be_revoked(
+    tmp_path: Path,
+) -> None:
+    """Files written before entries had roles: such a token is still accepted, as its
+    principal with no roles (never the roles of that name's API keys); it is listed by its
+    hash, and revoking it by that name removes it from the next request on."""
+    tokens_file = tmp_path / "tokens.json"
+    old_token = "fst_written-by-an-older-version"
+    tokens_file.write_text(
+        json.dumps({"tokens": [{"principal": "alice", "sha256": hash_token(old_token)}]})
+    )
+    tokens = TokenFile(tokens_file)
+    assert tokens.resolve(old_token) == Principal("alice", frozenset(), "service_account")
+    [entry] = list_tokens(tokens_file)
+    assert entry.prefix == f"sha256:{hash_token(old_token)[:12]}"
+    assert remove_token(tokens_file, entry.prefix[:10]) == entry
+    assert tokens.resolve(old_token) is None
+    with pytest.raises(ObjectNotFoundError, match="no token"):
+        remove_token(tokens_file, entry.prefix)
