@@ -7,16 +7,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from featurestore.config import ApiConfig, RepoConfig
+from featurestore.governance.token_file import TOKENS_FILE_ENV, tokens_file_path
 
 __all__ = ["TOKENS_FILE_ENV", "ApiSettings"]
-
-#: Environment variable naming the tokens file; wins over ``api.tokens_file``.
-TOKENS_FILE_ENV = "FEATURESTORE_API_TOKENS_FILE"
 
 
 @dataclass(frozen=True)
@@ -33,10 +30,8 @@ class ApiSettings:
     @classmethod
     def from_config(cls, config: RepoConfig) -> ApiSettings:
         """The settings of ``config``'s ``api`` section, with the environment override applied."""
-        env = os.environ.get(TOKENS_FILE_ENV)
-        path = env if env else config.api.tokens_file
         return cls(
-            tokens_file=None if path is None else config.resolve(path),
+            tokens_file=tokens_file_path(config),
             max_entities=config.api.max_entities,
             max_push_rows=config.api.max_push_rows,
         )

@@ -343,6 +343,25 @@ class RegistryContract:
             tokens.append(registry.state_token(PROJECT))
         assert len(set(tokens)) == len(tokens)
 
+    def test_change_probe_sees_another_connections_change_on_the_next_call(
+        self, registry, defs, url
+    ):
+        probe = registry.change_probe(PROJECT)
+        try:
+            assert probe.changed()  # the first look
+            assert not probe.changed()
+            with open_registry(url) as other:  # its own connections, as another process has
+                other.touch(PROJECT)
+                assert probe.changed()
+                assert not probe.changed()
+                other.apply(PROJECT, [defs.entity()], delete_missing=True)
+                assert probe.changed()
+            probe.close()
+            assert probe.changed()  # reconnected: it cannot know what happened meanwhile
+            assert not probe.changed()
+        finally:
+            probe.close()
+
     def test_data_survives_reopening(self, registry, defs, url):
         registry.apply(PROJECT, [defs.entity(), defs.view()], delete_missing=True)
         token = registry.state_token(PROJECT)

@@ -1,4 +1,4 @@
-"""``featurestore serve`` (the REST service under uvicorn) and ``featurestore api token create``.
+"""``featurestore serve`` (the REST service under uvicorn) and ``featurestore api token ...``.
 
 The web stack (FastAPI, uvicorn) is imported inside these commands only, so every other command
 starts without loading it.
@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from featurestore.cli.app import CliContext
-from featurestore.errors import ConfigError
 
 
 def register(cli: click.Group) -> None:
@@ -74,12 +74,10 @@ def api() -> None:
 
 @api.group()
 def token() -> None:
-    """Bearer tokens (stored as SHA-256 hashes in the tokens file)."""
+    """Tokens of the REST service's tokens file (needs admin: pass an admin key with --token)."""
 
 
-@token.command("create")
-@click.argument("name")
-@click.option(
+_FILE_OPTION = click.option(
     "--file",
     "tokens_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -87,20 +85,47 @@ def token() -> None:
     help="Tokens file (default: api.tokens_file of featurestore.yaml or "
     "FEATURESTORE_API_TOKENS_FILE).",
 )
-@click.pass_obj
-def create(state: CliContext, name: str, tokens_file: Path | None) -> None:
-    """Create a token for principal NAME; prints it once (only its hash is stored)."""
-    from api.auth import create_token  # as in serve: the web stack loads only here
-    from api.settings import TOKENS_FILE_ENV, ApiSettings
 
-    path = tokens_file or ApiSettings.from_config(state.store.config).tokens_file
-    if path is None:
-        raise ConfigError(
-            "no tokens file configured: set api: {tokens_file: api_tokens.json} in "
-            f"featurestore.yaml, set {TOKENS_FILE_ENV}, or pass --file"
-        )
-    secret = create_token(path, name)
+
+@token.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, help="A role the token acts with (repeat).")
+@_FILE_OPTION
+@click.pass_obj
+def create(state: CliContext, name: str, roles: tuple[str, ...], tokens_file: Path | None) -> None:
+    """Create a token for principal NAME with its own roles; prints it once (only its hash is
+    stored). It never takes the roles of a registry principal called NAME."""
+    secret, entry = state.store.create_api_token(name, roles=roles, tokens_file=tokens_file)
     click.echo(secret)
     click.echo(
-        f"Token for {name!r} added to {path}; it is shown only now: store it safely.", err=True
+        f"token {entry.prefix}… for {name!r} (roles {list(entry.roles)}) added; it is shown "
+        "only now: store it safely.",
+        err=True,
     )
+
+
+@token.command("list")
+@_FILE_OPTION
+@click.pass_obj
+def list_tokens(state: CliContext, tokens_file: Path | None) -> None:
+    """List the tokens file's entries (prefix, principal, roles), never the tokens."""
+    table = Table("token", "principal", "roles", "created", "created by")
+    for entry in state.store.list_api_tokens(tokens_file=tokens_file):
+        table.add_row(
+            entry.prefix,
+            entry.principal,
+            ", ".join(entry.roles),
+            entry.created,
+            entry.created_by or "",
+        )
+    state.console.print(table)
+
+
+@token.command("revoke")
+@click.argument("prefix")
+@_FILE_OPTION
+@click.pass_obj
+def revoke(state: CliContext, prefix: str, tokens_file: Path | None) -> None:
+    """Remove the token whose listed prefix starts with PREFIX; refused from the next request."""
+    entry = state.store.revoke_api_token(prefix, tokens_file=tokens_file)
+    click.echo(f"revoked token {entry.prefix}… of {entry.principal!r}")

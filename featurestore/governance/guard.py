@@ -14,10 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from sqlalchemy.engine import make_url
 
 from featurestore.config import RepoConfig
 from featurestore.errors import AccessDeniedError
@@ -28,6 +25,8 @@ from featurestore.registry.base import Registry
 
 #: How callers name a principal: a Principal, a name, or None (the store's own, else anonymous).
 PrincipalLike = Principal | str | None
+
+_ANONYMOUS = Principal(ANONYMOUS)
 
 
 @dataclass(frozen=True)
@@ -45,27 +44,27 @@ class Guard:
         self.project = config.project
         self.registry = registry
         self.access = AccessController(registry, config.project)
-        self.keys = KeyStore(registry, config.project, sqlite_path=_sqlite_path(config.registry))
+        self.keys = KeyStore(registry, config.project)
         self.audit = AuditLog(registry, config.project, flush_seconds=config.audit.flush_seconds)
         self._count_reads = config.audit.online_reads == "aggregate"
         self._default_spec = default
-        self._default: Principal | None = None
 
     # -- who asks ------------------------------------------------------------------------------
 
     def principal(self, given: PrincipalLike = None) -> Principal:
-        """The principal of a call: ``given`` when set, else the store's default."""
+        """The principal of a call: ``given`` when set, else the store's default.
+
+        A default token or name is resolved on every call (from the key cache, which a change
+        of the registry drops): an open store stops acting for a revoked key, or a principal
+        whose keys were revoked loses their roles, before its next operation."""
         if given is not None:
             return self._named(given)
-        if self._default is None:
-            spec = self._default_spec
-            if spec.token:
-                self._default = self.keys.resolve(spec.token)
-            elif spec.name is not None:
-                self._default = self._named(spec.name)
-            else:
-                self._default = Principal(ANONYMOUS)
-        return self._default
+        spec = self._default_spec
+        if spec.token:
+            return self.keys.resolve(spec.token)
+        if spec.name is not None:
+            return self._named(spec.name)
+        return _ANONYMOUS
 
     def _named(self, given: Principal | str) -> Principal:
         if isinstance(given, Principal):
@@ -158,10 +157,3 @@ class Guard:
     def close(self) -> None:
         self.audit.flush()
         self.keys.close()
-
-
-def _sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)

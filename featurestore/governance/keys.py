@@ -3,9 +3,9 @@
 A key is shown once when created (``fs_<random>``); the registry keeps only its SHA-256, a short
 prefix to name it by, the principal, its kind and roles, and when it was revoked. Revoking takes
 effect at once, in every process: resolved tokens are cached, and the cache is dropped whenever
-the registry database changed (SQLite: ``PRAGMA data_version`` on a connection of its own, a few
-microseconds, so a revocation is seen by the next request; PostgreSQL: the project's state
-token, asked at most every 0.25 s, so a revocation is seen within that).
+the registry changed, which a :class:`~featurestore.registry.probe.ChangeProbe` tells on every
+call (SQLite: ``PRAGMA data_version``, a few microseconds; PostgreSQL: one small query), so a
+revocation is seen by the very next request of any process.
 
     keys = KeyStore(registry, "demo")
     token, info = keys.create("ranker", roles=["serving"], kind="service_account")
@@ -18,18 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
 from featurestore.errors import AuthenticationError, ObjectNotFoundError
 from featurestore.governance.access import Principal
 from featurestore.registry.base import Registry
-from featurestore.registry.freshness import FreshnessGate
 from featurestore.registry.schema import access_keys
 
 TOKEN_PREFIX = "fs_"
@@ -60,12 +57,10 @@ def hash_token(token: str) -> str:
 class KeyStore:
     """Creates, lists, revokes and resolves one project's keys."""
 
-    def __init__(
-        self, registry: Registry, project: str, *, sqlite_path: Path | None = None
-    ) -> None:
+    def __init__(self, registry: Registry, project: str) -> None:
         self.registry = registry
         self.project = project
-        self._signal = _ChangeSignal(sqlite_path, registry, project)
+        self._probe = registry.change_probe(project)
         # Caches, all dropped together when the registry database changed.
         self._resolved: dict[str, Principal | None] = {}
         self._roles: dict[str, frozenset[str]] = {}
@@ -73,7 +68,7 @@ class KeyStore:
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
-        if self._signal.changed():
+        if self._probe.changed():
             self._forget()
 
     def _forget(self) -> None:
@@ -108,10 +103,9 @@ class KeyStore:
             "created_at": now,
             "revoked_at": None,
         }
-        with self.registry.writing() as conn:
+        # The state token changes with the key, so other processes' probes see it at once.
+        with self.registry.writing(touch=self.project) as conn:
             conn.execute(insert(access_keys).values(**row))
-        # Other processes' caches notice through the state token (see _ChangeSignal).
-        self.registry.touch(self.project)
         self._forget()
         return token, KeyInfo(
             token[:12], principal, kind, tuple(sorted(set(roles))), description, now, None
@@ -127,7 +121,7 @@ class KeyStore:
         """Revoke the active key whose prefix (as listed) is ``prefix``."""
         k = access_keys
         now = datetime.now(timezone.utc)
-        with self.registry.writing() as conn:
+        with self.registry.writing(touch=self.project) as conn:
             rows = conn.execute(
                 select(k).where(
                     k.c.project == self.project,
@@ -142,7 +136,6 @@ class KeyStore:
                     "see `featurestore access keys list`"
                 )
             conn.execute(update(k).where(k.c.id == rows[0].id).values(revoked_at=now))
-        self.registry.touch(self.project)
         self._forget()
         info = _info(rows[0])
         return KeyInfo(
@@ -219,7 +212,7 @@ class KeyStore:
         return Principal(row.principal, frozenset(json.loads(row.roles_json)), row.kind)
 
     def close(self) -> None:
-        self._signal.close()
+        self._probe.close()
 
 
 def _info(row: object) -> KeyInfo:
@@ -233,41 +226,3 @@ def _info(row: object) -> KeyInfo:
         created_at=r.created_at,  # type: ignore[attr-defined]
         revoked_at=r.revoked_at,  # type: ignore[attr-defined]
     )
-
-
-class _ChangeSignal:
-    """Whether the registry changed since the last look.
-
-    On SQLite, ``PRAGMA data_version`` (bumped by every commit of another connection; a few
-    microseconds, so checked on every call: a revocation is seen by the next request). On other
-    databases, the project's state token, asked at most every :data:`STATE_INTERVAL` seconds
-    (creating and revoking keys change it), so a revocation is seen within that interval
-    without a registry query per request."""
-
-    STATE_INTERVAL = 0.25
-
-    def __init__(self, sqlite_path: Path | None, registry: Registry, project: str) -> None:
-        self._path = sqlite_path
-        self._gate = FreshnessGate(registry, project, interval=self.STATE_INTERVAL)
-        self._connection: sqlite3.Connection | None = None
-        self._version: int | None = None
-        self._lock = threading.Lock()
-
-    def changed(self) -> bool:
-        if self._path is None:
-            return self._gate.changed()
-        with self._lock:
-            if self._connection is None:
-                self._connection = sqlite3.connect(
-                    f"file:{self._path}?mode=ro", uri=True, check_same_thread=False
-                )
-            version = self._connection.execute("PRAGMA data_version").fetchone()[0]
-            changed = bool(version != self._version)
-            self._version = version
-            return changed
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None

@@ -6,15 +6,18 @@ every operation checks access through the guard and leaves an audit record.
     store.enforce_retention(dry_run=True)
     store.erase(entity={"driver_id": 1001})
     token, info = store.create_key("ingestor", roles=["writer"], kind="service")
+    token, entry = store.create_api_token("ranking-service", roles=["serving"])
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from featurestore.definitions.entity import Entity
+from featurestore.errors import ConfigError
 from featurestore.facade_base import FacadeBase
 from featurestore.governance.access import (
     Decision,
@@ -30,6 +33,14 @@ from featurestore.governance.holdings import Holdings
 from featurestore.governance.keys import KeyInfo
 from featurestore.governance.removal_lineage import emit_removals
 from featurestore.governance.retention import RetentionReport, enforce_retention, run_instant
+from featurestore.governance.token_file import (
+    TOKENS_FILE_ENV,
+    TokenEntry,
+    add_token,
+    list_tokens,
+    remove_token,
+    tokens_file_path,
+)
 
 _Report = TypeVar("_Report", RetentionReport, ErasureReport)
 
@@ -129,6 +140,49 @@ class GovernanceOperations(FacadeBase):
     def revoke_key(self, prefix: str) -> KeyInfo:
         """Revoke a key at once, in every process; needs ``admin``."""
         return self.guard.revoke_key(self._require_admin(), prefix)
+
+    def create_api_token(
+        self, principal: str, *, roles: Sequence[str] = (), tokens_file: Path | None = None
+    ) -> tuple[str, TokenEntry]:
+        """A new bearer token of the REST service's tokens file (``tokens_file``, default: the
+        configured one) for ``principal``, acting with exactly ``roles`` (never those of a
+        registry principal of the same name); shown once. Needs ``admin``; audited."""
+        who = self._require_admin()
+        path = self._tokens_file(tokens_file)
+        token, entry = add_token(
+            path, principal, roles=roles, created_by=self.guard.audit_name(who)
+        )
+        self._record_token(who, entry, "created", path)
+        return token, entry
+
+    def list_api_tokens(self, *, tokens_file: Path | None = None) -> list[TokenEntry]:
+        """The entries of the tokens file (never the tokens); needs ``admin``."""
+        self._require_admin()
+        return list_tokens(self._tokens_file(tokens_file))
+
+    def revoke_api_token(self, prefix: str, *, tokens_file: Path | None = None) -> TokenEntry:
+        """Remove the tokens-file entry whose listed prefix starts with ``prefix``; the service
+        refuses the token from its next request on. Needs ``admin``; audited."""
+        who = self._require_admin()
+        path = self._tokens_file(tokens_file)
+        entry = remove_token(path, prefix)
+        self._record_token(who, entry, "revoked", path)
+        return entry
+
+    def _tokens_file(self, given: Path | None) -> Path:
+        path = given if given is not None else tokens_file_path(self.config)
+        if path is None:
+            raise ConfigError(
+                "no tokens file configured: set api: {tokens_file: api_tokens.json} in "
+                f"featurestore.yaml, set {TOKENS_FILE_ENV}, or pass --file"
+            )
+        return path
+
+    def _record_token(self, who: Principal, entry: TokenEntry, change: str, path: Path) -> None:
+        detail = {"change": change, "principal": entry.principal, "roles": list(entry.roles)}
+        self.guard.record(
+            who, "admin", f"api_token:{entry.prefix}", "ok", {**detail, "file": str(path)}
+        )
 
     def check_access(self, principal: PrincipalLike, action: str, resource: str) -> list[Decision]:
         """Whether ``principal`` may do ``action`` on ``resource`` (``feature_view:NAME``,

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from featurestore.definitions import Definition
 from featurestore.registry.plan import Plan
+from featurestore.registry.probe import ChangeProbe
 
 HistoryChange = Literal["added", "changed", "metadata", "deleted", "restored"]
 
@@ -139,12 +140,19 @@ class Registry(ABC):
         (governance: audit log, keys, lineage); errors become RegistryError."""
 
     @abstractmethod
-    def writing(self) -> AbstractContextManager[Connection]:
-        """A write transaction on the registry database (see :meth:`reading`)."""
+    def writing(self, *, touch: str | None = None) -> AbstractContextManager[Connection]:
+        """A write transaction on the registry database (see :meth:`reading`); with ``touch``,
+        that project's state token changes in the same transaction, so whoever watches it (a
+        :meth:`change_probe`) sees the write as soon as it is committed, never without it."""
 
     @abstractmethod
     def touch(self, project: str) -> None:
         """Change ``project``'s state token (caches keyed on it reload), e.g. on key revocation."""
+
+    @abstractmethod
+    def change_probe(self, project: str) -> ChangeProbe:
+        """A probe cheap enough to ask on every request whether ``project``'s registry changed
+        (see :mod:`featurestore.registry.probe`); its owner closes it."""
 
     @abstractmethod
     def close(self) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from featurestore.errors import RegistryError
+from featurestore.registry.probe import ChangeProbe, HeldConnectionProbe, SQLiteDataVersionProbe
 
 WRITE = "featurestore_write"
 """Execution option marking a connection whose transactions write (see :meth:`write_options`)."""
@@ -70,6 +71,10 @@ class DatabaseDialect(ABC):
     def lock_migrations(self, conn: Connection) -> None:
         """Serialize schema migrations until the transaction ends."""
 
+    def change_probe(self, engine: Engine, project: str) -> ChangeProbe | None:
+        """A probe cheaper than the registry's ``state_token`` (None: there is none)."""
+        return None
+
     def describe(self, exc: BaseException) -> str:
         """A readable, password-free message for a database error."""
         message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -113,6 +118,14 @@ class SQLiteDialect(DatabaseDialect):
 
     def lock_migrations(self, conn: Connection) -> None:
         """Nothing to add: the migration transaction began with BEGIN IMMEDIATE."""
+
+    def change_probe(self, engine: Engine, project: str) -> ChangeProbe | None:
+        """``PRAGMA data_version`` of the file (an in-memory database has no other connection
+        to change it: the registry's state token does)."""
+        database = self.url.database
+        if self.in_memory or database is None or database.startswith("file:"):
+            return None
+        return SQLiteDataVersionProbe(Path(database).expanduser())
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -175,6 +188,16 @@ class PostgresDialect(DatabaseDialect):
 
     def lock_migrations(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+
+    def change_probe(self, engine: Engine, project: str) -> ChangeProbe | None:
+        """The project's state token, one autocommit query on a connection of the probe's own."""
+        return HeldConnectionProbe(
+            engine,
+            "SELECT state_token FROM projects WHERE name = %s",
+            (project,),
+            display_url=self.display_url,
+            describe=self.describe,
+        )
 
 
 def dialect_for(url: str) -> DatabaseDialect:

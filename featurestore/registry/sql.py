@@ -36,6 +36,7 @@ from featurestore.registry.base import HistoryChange, HistoryEntry, Registry, Wa
 from featurestore.registry.dialects import DatabaseDialect, dialect_for
 from featurestore.registry.migrations import migrate
 from featurestore.registry.plan import KINDS, ObjectChange, Plan, StoredObject, build_plan, label
+from featurestore.registry.probe import ChangeProbe, TokenProbe
 
 _NO_STATE = "empty"
 
@@ -105,19 +106,31 @@ class SqlRegistry(Registry):
     def reading(self) -> AbstractContextManager[Connection]:
         return self._read()
 
-    def writing(self) -> AbstractContextManager[Connection]:
-        return self._write()
+    def writing(self, *, touch: str | None = None) -> AbstractContextManager[Connection]:
+        if touch is None:
+            return self._write()
+        _check_project(touch)
+        return self._write_and_touch(touch)
+
+    @contextmanager
+    def _write_and_touch(self, project: str) -> Iterator[Connection]:
+        with self._write() as conn:
+            yield conn
+            self._bump_state(conn, project)
 
     def touch(self, project: str) -> None:
         _check_project(project)
         with self._write() as conn:
-            row = {"name": project, "state_token": uuid.uuid4().hex, "updated_at": _utcnow()}
-            self._dialect.lock_project(conn, schema.projects, row)
-            conn.execute(
-                update(schema.projects)
-                .where(schema.projects.c.name == project)
-                .values(state_token=uuid.uuid4().hex, updated_at=_utcnow())
-            )
+            self._bump_state(conn, project)
+
+    def _bump_state(self, conn: Connection, project: str) -> None:
+        row = {"name": project, "state_token": uuid.uuid4().hex, "updated_at": _utcnow()}
+        self._dialect.lock_project(conn, schema.projects, row)
+        conn.execute(
+            update(schema.projects)
+            .where(schema.projects.c.name == project)
+            .values(state_token=uuid.uuid4().hex, updated_at=_utcnow())
+        )
 
     # -- plan and apply ------------------------------------------------------------------------
 
@@ -410,6 +423,11 @@ class SqlRegistry(Registry):
         w = schema.watermarks
         with self._write() as conn:
             return int(conn.execute(delete(w).where(w.c.project == project)).rowcount)
+
+    def change_probe(self, project: str) -> ChangeProbe:
+        _check_project(project)
+        probe = self._dialect.change_probe(self._engine, project)
+        return probe if probe is not None else TokenProbe(lambda: self.state_token(project))
 
     def close(self) -> None:
         self._engine.dispose()
