@@ -18,11 +18,11 @@ from featurestore.definitions.base import Definition
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
+from featurestore.errors import AccessDeniedError, FeatureReferenceError, ObjectNotFoundError
 from featurestore.governance.access import (
     Principal,
     Target,
-    change_targets,
+    authorize_apply,
     definition_target,
     feature_targets,
     project_target,
@@ -170,14 +170,19 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         objects, delete_missing = self._desired(objects, delete_missing)
         self._validate_sources(objects)
         who, guard = self.principal, self.guard
-        planned = self.registry.plan(self.project, objects, delete_missing=delete_missing)
-        changes = change_targets(self.project, planned, objects)
-        for action, target, _ in changes:
-            guard.require(who, action, [target])
-        applied = self.registry.apply(self.project, objects, delete_missing=delete_missing)
+        # Rights are checked on the plan the registry computes under its lock, in the same
+        # transaction as the writes: a policy committed meanwhile is seen, never silently lost.
+        check = authorize_apply(self.project, who, objects)
+        try:
+            applied = self.registry.apply(
+                self.project, objects, delete_missing=delete_missing, check=check
+            )
+        except AccessDeniedError as denied:
+            # Recorded once the apply has rolled back: the audit log shares its database.
+            guard.record_denial(who, denied)
+            raise
         self.lineage.after_apply(applied)
-        for action, target, change in changes:
-            guard.record(who, action, target.label, "ok", {"change": change})
+        guard.record_apply(who, applied)
         return applied
 
     def _desired(
