@@ -219,9 +219,8 @@ class FeatureStore(QualityOperations, GovernanceOperations):
 
     def _require_describe(self, obj: Definition, principal: PrincipalLike) -> None:
         guard = self.guard
-        guard.require(
-            guard.principal(principal), "describe", [definition_target(self.project, obj)]
-        )
+        target = definition_target(self.project, guard.governing(obj))
+        guard.require(guard.principal(principal), "describe", [target])
 
     def _feature_view(self, name: str, version: int | None = None) -> FeatureView:
         view = self.registry.get(self.project, "feature_view", name, version)
@@ -283,7 +282,14 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         requests = resolve_requests(
             references, self._view_lookup, full_feature_names=full_feature_names
         )
-        targets = [t for r in requests for t in feature_targets(self.project, r.view, r.features)]
+        guard = self.guard
+        targets = [
+            target
+            for r in requests
+            for target in feature_targets(
+                self.project, r.view, r.features, governing=guard.governing(r.view)
+            )
+        ]
         if isinstance(features, FeatureService | str):
             service = features if isinstance(features, FeatureService) else None
             targets += self._service_targets(service or self._feature_service(str(features)))
@@ -326,7 +332,8 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         return self.lineage.datasets.list()
 
     def _service_targets(self, service: FeatureService) -> list[Target]:
-        return service_targets(self.project, service)[:1]
+        # The registered service's metadata decides, not that of an object built in code.
+        return service_targets(self.project, self.guard.governing(service))[:1]
 
     def _references(self, features: Sequence[str] | FeatureService | str) -> list[str]:
         if isinstance(features, FeatureService):

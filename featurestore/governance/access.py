@@ -190,12 +190,22 @@ def view_target(project: str, view: FeatureView) -> Target:
 
 
 def feature_targets(
-    project: str, view: FeatureView, features: Sequence[str] | None = None
+    project: str,
+    view: FeatureView,
+    features: Sequence[str] | None = None,
+    *,
+    governing: FeatureView | None = None,
 ) -> list[Target]:
-    """The view, then each requested feature (default: all) with the view as its parent."""
-    parent = view_target(project, view)
+    """The view, then each requested feature (default: all) with the view as its parent.
+
+    ``governing`` is the view's current registration when ``view`` is another version of it
+    (``view@N:feature``): its metadata decides, so a tag added in a later version covers the
+    older ones too. A feature it no longer has keeps the tags of the version read.
+    """
+    current = view if governing is None else governing
+    parent = view_target(project, current)
     names = view.feature_names if features is None else list(features)
-    fields = {f.name: f for f in view.features}
+    fields = {f.name: f for f in view.features} | {f.name: f for f in current.features}
     return [parent] + [
         Target("feature", f"{view.name}:{name}", _tags(fields[name].tags), parent.chain())
         for name in names

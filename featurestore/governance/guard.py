@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
 from featurestore.config import RepoConfig
-from featurestore.errors import AccessDeniedError
+from featurestore.definitions.base import Definition
+from featurestore.errors import AccessDeniedError, ObjectNotFoundError
 from featurestore.governance.access import (
     ANONYMOUS,
     AccessController,
@@ -33,6 +34,8 @@ from featurestore.governance.audit import AuditLog
 from featurestore.governance.keys import KeyInfo, KeyStore
 from featurestore.registry.base import Registry
 from featurestore.registry.plan import Plan
+
+_Definition = TypeVar("_Definition", bound=Definition)
 
 #: How callers name a principal: a Principal, a name, or None (the store's own, else anonymous).
 PrincipalLike = Principal | str | None
@@ -113,6 +116,16 @@ class Guard:
         if not self.access.enforced:
             return True
         return all(d.allowed for d in self.access.check(principal, action, targets))
+
+    def governing(self, obj: _Definition) -> _Definition:
+        """The registration whose metadata (tags, owner) decides access to ``obj``, whatever
+        version ``obj`` is: the object's current one (deleted or not), else ``obj`` itself
+        (a definition built in code and never registered)."""
+        try:
+            current = self.registry.latest(self.project, obj.kind, obj.name)
+        except ObjectNotFoundError:
+            return obj
+        return current if isinstance(current, type(obj)) else obj
 
     # -- the record -----------------------------------------------------------------------------
 
