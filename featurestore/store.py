@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
+from featurestore.catalog import CatalogOperations
 from featurestore.config import RepoConfig, load_config
 from featurestore.definitions.base import Definition
-from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import AccessDeniedError, FeatureReferenceError, ObjectNotFoundError
@@ -49,13 +49,13 @@ from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResp
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.quality.operations import QualityOperations
 from featurestore.references import resolve_requests
-from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
+from featurestore.registry import Plan, Registry, open_registry
 
 #: The environment variable the SDK and CLI read a token from.
 TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
-class FeatureStore(QualityOperations, GovernanceOperations):
+class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
     """Entry point to a feature repository.
 
     store = FeatureStore(repo_path="repo")        # reads repo/featurestore.yaml
@@ -202,67 +202,6 @@ class FeatureStore(QualityOperations, GovernanceOperations):
                     # A suite file is read now: the registry keeps the suite itself.
                     obj.validation = obj.validation.resolve(self.repo_path)
                     obj.validation.check_columns(obj.label, obj.feature_names)
-
-    def get_entity(self, name: str, *, principal: PrincipalLike = None) -> Entity:
-        entity = self.registry.get(self.project, "entity", name)
-        assert isinstance(entity, Entity)
-        self._require_describe(entity, principal)
-        return entity
-
-    def get_feature_view(
-        self, name: str, version: int | None = None, *, principal: PrincipalLike = None
-    ) -> FeatureView:
-        """The view's current definition, or the one of ``version``."""
-        view = self._feature_view(name, version)
-        self._require_describe(view, principal)
-        return view
-
-    def _require_describe(self, obj: Definition, principal: PrincipalLike) -> None:
-        guard = self.guard
-        target = definition_target(self.project, guard.governing(obj))
-        guard.require(guard.principal(principal), "describe", [target])
-
-    def _feature_view(self, name: str, version: int | None = None) -> FeatureView:
-        view = self.registry.get(self.project, "feature_view", name, version)
-        assert isinstance(view, FeatureView)
-        return view
-
-    def get_feature_service(self, name: str, *, principal: PrincipalLike = None) -> FeatureService:
-        service = self._feature_service(name)
-        self._require_describe(service, principal)
-        return service
-
-    def _feature_service(self, name: str) -> FeatureService:
-        service = self.registry.get(self.project, "feature_service", name)
-        assert isinstance(service, FeatureService)
-        return service
-
-    def list_entities(self, *, principal: PrincipalLike = None) -> list[Entity]:
-        """Registered entities the principal may describe."""
-        return [o for o in self._describable("entity", principal) if isinstance(o, Entity)]
-
-    def list_feature_views(self, *, principal: PrincipalLike = None) -> list[FeatureView]:
-        """Registered feature views the principal may describe."""
-        listed = self._describable("feature_view", principal)
-        return [o for o in listed if isinstance(o, FeatureView)]
-
-    def list_feature_services(self, *, principal: PrincipalLike = None) -> list[FeatureService]:
-        """Registered feature services the principal may describe."""
-        listed = self._describable("feature_service", principal)
-        return [o for o in listed if isinstance(o, FeatureService)]
-
-    def _describable(self, kind: str, principal: PrincipalLike) -> list[Definition]:
-        guard = self.guard
-        who = guard.principal(principal)
-        return [
-            o
-            for o in self.registry.list(self.project, kind)
-            if guard.allowed(who, "describe", [definition_target(self.project, o)])
-        ]
-
-    def history(self, name: str, kind: str | None = None) -> list[HistoryEntry]:
-        """Every version and metadata change of the object(s) called ``name``, oldest first."""
-        return self.registry.history(self.project, name, kind)
 
     # -- retrieval -----------------------------------------------------------------------------
 
@@ -485,10 +424,13 @@ class FeatureStore(QualityOperations, GovernanceOperations):
                 self.project,
                 self.registry,
                 self.online,
-                authorize=LookupGuard(self.guard, self.project, self._feature_service),
+                authorize=self._lookup_guard(),
                 retention=self.retention.of,
             )
         return self._lookup
+
+    def _lookup_guard(self) -> LookupGuard:
+        return LookupGuard(self.guard, self.project, self._feature_service)
 
     def _online_references(
         self, features: Sequence[str] | FeatureService | str
@@ -545,9 +487,18 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         as_of: datetime | None = None,
         seed: int | None = None,
     ) -> ConsistencyReport:
-        """Compare online lookups with a historical retrieval at the same instant, per feature."""
+        """Compare online lookups with a historical retrieval at the same instant, per feature.
+
+        The report shows values: like the lookups and retrievals it compares, it needs
+        ``read_online`` and ``read_offline`` on every feature of every view it checks.
+        """
         return check_consistency(
-            self, feature_views=feature_views, sample=sample, as_of=as_of, seed=seed
+            self,
+            feature_views=feature_views,
+            sample=sample,
+            as_of=as_of,
+            seed=seed,
+            authorize=self._lookup_guard(),
         )
 
     def teardown(self) -> int:
