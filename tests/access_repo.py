@@ -89,8 +89,9 @@ PRINCIPALS = {
 }
 
 
-def make_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """The repository, its policies applied, materialized, and a token per principal."""
+def make_repo(tmp_path: Path, registry: str | None = None) -> tuple[Path, dict[str, str]]:
+    """The repository, its policies applied, materialized, and a token per principal
+    (``registry``: a registry URL instead of the default SQLite file)."""
     root = tmp_path / "repo"
     (root / "data").mkdir(parents=True)
     pd.DataFrame(
@@ -112,6 +113,7 @@ def make_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     (root / "featurestore.yaml").write_text(
         f"project: acl_{uuid.uuid4().hex[:8]}\n"
         "online_store: {type: sqlite, path: data/online.db}\n"
+        + ("" if registry is None else f"registry: '{registry}'\n")
     )
     tokens: dict[str, str] = {}
     with FeatureStore(root, principal=ROOT) as store:

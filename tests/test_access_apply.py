@@ -86,9 +86,11 @@ def policy_names(root: Path) -> list[str]:
         return [p.name for p in admin.registry.list(admin.project, "policy")]
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    root, _ = make_repo(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def root(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """The access repository, on a SQLite or a PostgreSQL registry (whose lock differs)."""
+    registry = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    root, _ = make_repo(tmp_path, registry)
     with FeatureStore(root, principal=ROOT) as admin:
         admin.apply([DEVELOPERS])
     return root
