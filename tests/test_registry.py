@@ -254,9 +254,7 @@ class RegistryContract:
         assert dump(url) == before
         assert registry.state_token(PROJECT) == token
 
-    def test_a_check_judges_the_locked_plan_and_a_refusal_writes_nothing(
-        self, registry, defs, url
-    ):
+    def test_a_check_judges_the_locked_plan_and_a_refusal_writes_nothing(self, registry, defs, url):
         registry.apply(PROJECT, [defs.entity(), defs.view()], delete_missing=True)
         before = dump(url)
         seen: list[tuple[list[str], list[tuple[str, str]]]] = []
