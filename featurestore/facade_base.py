@@ -2,8 +2,8 @@
 opens (registry, stores, guard, lineage, retention).
 
 The facade is one class, :class:`~featurestore.FeatureStore`; groups of its operations live in
-their own modules as mixins (:mod:`featurestore.governance.operations`,
-:mod:`featurestore.quality.operations`) so that no file grows past what a reader can hold. Each
+their own modules as mixins (:mod:`featurestore.catalog`,
+:mod:`featurestore.governance.operations`, :mod:`featurestore.quality.operations`) so that no file grows past what a reader can hold. Each
 mixin derives from :class:`FacadeBase`, whose properties the facade overrides.
 """
 

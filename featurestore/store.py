@@ -13,16 +13,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
+from featurestore.catalog import CatalogOperations
 from featurestore.config import RepoConfig, load_config
 from featurestore.definitions.base import Definition
-from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
+from featurestore.errors import AccessDeniedError, FeatureReferenceError, ObjectNotFoundError
 from featurestore.governance.access import (
     Principal,
     Target,
-    change_targets,
+    authorize_apply,
     definition_target,
     feature_targets,
     project_target,
@@ -49,13 +49,13 @@ from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResp
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.quality.operations import QualityOperations
 from featurestore.references import resolve_requests
-from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
+from featurestore.registry import Plan, Registry, open_registry
 
 #: The environment variable the SDK and CLI read a token from.
 TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
-class FeatureStore(QualityOperations, GovernanceOperations):
+class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
     """Entry point to a feature repository.
 
     store = FeatureStore(repo_path="repo")        # reads repo/featurestore.yaml
@@ -170,14 +170,19 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         objects, delete_missing = self._desired(objects, delete_missing)
         self._validate_sources(objects)
         who, guard = self.principal, self.guard
-        planned = self.registry.plan(self.project, objects, delete_missing=delete_missing)
-        changes = change_targets(self.project, planned, objects)
-        for action, target, _ in changes:
-            guard.require(who, action, [target])
-        applied = self.registry.apply(self.project, objects, delete_missing=delete_missing)
+        # Rights are checked on the plan the registry computes under its lock, in the same
+        # transaction as the writes: a policy committed meanwhile is seen, never silently lost.
+        check = authorize_apply(self.project, who, objects)
+        try:
+            applied = self.registry.apply(
+                self.project, objects, delete_missing=delete_missing, check=check
+            )
+        except AccessDeniedError as denied:
+            # Recorded once the apply has rolled back: the audit log shares its database.
+            guard.record_denial(who, denied)
+            raise
         self.lineage.after_apply(applied)
-        for action, target, change in changes:
-            guard.record(who, action, target.label, "ok", {"change": change})
+        guard.record_apply(who, applied)
         return applied
 
     def _desired(
@@ -198,68 +203,6 @@ class FeatureStore(QualityOperations, GovernanceOperations):
                     obj.validation = obj.validation.resolve(self.repo_path)
                     obj.validation.check_columns(obj.label, obj.feature_names)
 
-    def get_entity(self, name: str, *, principal: PrincipalLike = None) -> Entity:
-        entity = self.registry.get(self.project, "entity", name)
-        assert isinstance(entity, Entity)
-        self._require_describe(entity, principal)
-        return entity
-
-    def get_feature_view(
-        self, name: str, version: int | None = None, *, principal: PrincipalLike = None
-    ) -> FeatureView:
-        """The view's current definition, or the one of ``version``."""
-        view = self._feature_view(name, version)
-        self._require_describe(view, principal)
-        return view
-
-    def _require_describe(self, obj: Definition, principal: PrincipalLike) -> None:
-        guard = self.guard
-        guard.require(
-            guard.principal(principal), "describe", [definition_target(self.project, obj)]
-        )
-
-    def _feature_view(self, name: str, version: int | None = None) -> FeatureView:
-        view = self.registry.get(self.project, "feature_view", name, version)
-        assert isinstance(view, FeatureView)
-        return view
-
-    def get_feature_service(self, name: str, *, principal: PrincipalLike = None) -> FeatureService:
-        service = self._feature_service(name)
-        self._require_describe(service, principal)
-        return service
-
-    def _feature_service(self, name: str) -> FeatureService:
-        service = self.registry.get(self.project, "feature_service", name)
-        assert isinstance(service, FeatureService)
-        return service
-
-    def list_entities(self, *, principal: PrincipalLike = None) -> list[Entity]:
-        """Registered entities the principal may describe."""
-        return [o for o in self._describable("entity", principal) if isinstance(o, Entity)]
-
-    def list_feature_views(self, *, principal: PrincipalLike = None) -> list[FeatureView]:
-        """Registered feature views the principal may describe."""
-        listed = self._describable("feature_view", principal)
-        return [o for o in listed if isinstance(o, FeatureView)]
-
-    def list_feature_services(self, *, principal: PrincipalLike = None) -> list[FeatureService]:
-        """Registered feature services the principal may describe."""
-        listed = self._describable("feature_service", principal)
-        return [o for o in listed if isinstance(o, FeatureService)]
-
-    def _describable(self, kind: str, principal: PrincipalLike) -> list[Definition]:
-        guard = self.guard
-        who = guard.principal(principal)
-        return [
-            o
-            for o in self.registry.list(self.project, kind)
-            if guard.allowed(who, "describe", [definition_target(self.project, o)])
-        ]
-
-    def history(self, name: str, kind: str | None = None) -> list[HistoryEntry]:
-        """Every version and metadata change of the object(s) called ``name``, oldest first."""
-        return self.registry.history(self.project, name, kind)
-
     # -- retrieval -----------------------------------------------------------------------------
 
     def get_historical_features(
@@ -278,7 +221,14 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         requests = resolve_requests(
             references, self._view_lookup, full_feature_names=full_feature_names
         )
-        targets = [t for r in requests for t in feature_targets(self.project, r.view, r.features)]
+        guard = self.guard
+        targets = [
+            target
+            for r in requests
+            for target in feature_targets(
+                self.project, r.view, r.features, governing=guard.governing(r.view)
+            )
+        ]
         if isinstance(features, FeatureService | str):
             service = features if isinstance(features, FeatureService) else None
             targets += self._service_targets(service or self._feature_service(str(features)))
@@ -321,7 +271,8 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         return self.lineage.datasets.list()
 
     def _service_targets(self, service: FeatureService) -> list[Target]:
-        return service_targets(self.project, service)[:1]
+        # The registered service's metadata decides, not that of an object built in code.
+        return service_targets(self.project, self.guard.governing(service))[:1]
 
     def _references(self, features: Sequence[str] | FeatureService | str) -> list[str]:
         if isinstance(features, FeatureService):
@@ -473,10 +424,13 @@ class FeatureStore(QualityOperations, GovernanceOperations):
                 self.project,
                 self.registry,
                 self.online,
-                authorize=LookupGuard(self.guard, self.project, self._feature_service),
+                authorize=self._lookup_guard(),
                 retention=self.retention.of,
             )
         return self._lookup
+
+    def _lookup_guard(self) -> LookupGuard:
+        return LookupGuard(self.guard, self.project, self._feature_service)
 
     def _online_references(
         self, features: Sequence[str] | FeatureService | str
@@ -533,9 +487,18 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         as_of: datetime | None = None,
         seed: int | None = None,
     ) -> ConsistencyReport:
-        """Compare online lookups with a historical retrieval at the same instant, per feature."""
+        """Compare online lookups with a historical retrieval at the same instant, per feature.
+
+        The report shows values: like the lookups and retrievals it compares, it needs
+        ``read_online`` and ``read_offline`` on every feature of every view it checks.
+        """
         return check_consistency(
-            self, feature_views=feature_views, sample=sample, as_of=as_of, seed=seed
+            self,
+            feature_views=feature_views,
+            sample=sample,
+            as_of=as_of,
+            seed=seed,
+            authorize=self._lookup_guard(),
         )
 
     def teardown(self) -> int:

@@ -254,7 +254,34 @@ class RegistryContract:
         assert dump(url) == before
         assert registry.state_token(PROJECT) == token
 
+    def test_a_check_judges_the_locked_plan_and_a_refusal_writes_nothing(self, registry, defs, url):
+        registry.apply(PROJECT, [defs.entity(), defs.view()], delete_missing=True)
+        before = dump(url)
+        seen: list[tuple[list[str], list[tuple[str, str]]]] = []
+
+        def refuse(plan, stored):
+            seen.append(([c.change for c in plan.changes], sorted(stored)))
+            raise DefinitionError("refused by the check")
+
+        with pytest.raises(DefinitionError, match="refused by the check"):
+            registry.apply(PROJECT, [defs.entity()], delete_missing=True, check=refuse)
+        assert seen == [
+            (["unchanged", "deleted"], [("entity", "driver"), ("feature_view", "driver_stats")])
+        ]
+        assert dump(url) == before
+
     # -- reads ---------------------------------------------------------------------------------
+
+    def test_latest_has_the_current_metadata_even_once_deleted(self, registry, defs):
+        registry.apply(PROJECT, [defs.entity(), defs.view()], delete_missing=True)
+        tagged = defs.view(ttl=timedelta(hours=3), tags={"pii": "true"})
+        registry.apply(PROJECT, [defs.entity(), tagged], delete_missing=True)
+        assert registry.get(PROJECT, "feature_view", "driver_stats", version=1).tags == {}
+        assert registry.latest(PROJECT, "feature_view", "driver_stats") == tagged
+        registry.apply(PROJECT, [defs.entity()], delete_missing=True)
+        assert registry.latest(PROJECT, "feature_view", "driver_stats") == tagged
+        with pytest.raises(ObjectNotFoundError, match="no feature view 'nope'"):
+            registry.latest(PROJECT, "feature_view", "nope")
 
     def test_get_errors_name_the_object_and_the_versions(self, registry, defs):
         registry.apply(PROJECT, [defs.entity(), defs.view()], delete_missing=True)

@@ -29,7 +29,7 @@ def get_feature_view(name: str, request: Request, principal: deps.Caller) -> dic
     """One feature view and its recorded versions and changes, oldest first."""
     store = deps.store(request)
     view = store.get_feature_view(name, principal=principal)
-    history = store.history(name, "feature_view")
+    history = store.history(name, "feature_view", principal=principal)
     return {"feature_view": view.to_dict(), "versions": [_entry(e) for e in history]}
 
 

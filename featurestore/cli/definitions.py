@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 
 import click
 from rich.table import Table
@@ -98,7 +99,13 @@ def list_objects(state: CliContext, what: str) -> None:
         state.console.print(table)
         return
     kind = _KINDS[what]
-    objects: list[Definition] = store.registry.list(store.project, kind)
+    # Through the facade, so the list leaves out what the principal may not describe.
+    listings: dict[str, Callable[[], Sequence[Definition]]] = {
+        "entity": store.list_entities,
+        "feature_view": store.list_feature_views,
+        "feature_service": store.list_feature_services,
+    }
+    objects = listings[kind]()
     table = Table("name", "version", "hash", "owner", "description")
     for obj in objects:
         version = store.registry.current_version(store.project, kind, obj.name)
@@ -124,7 +131,7 @@ def describe(state: CliContext, name: str, kind: str | None, version: int | None
         raise click.UsageError(
             f"{name!r} names more than one object ({named}); pick one with --kind"
         )
-    obj = store.registry.get(store.project, kinds[0], name, version)
+    obj = store.get_definition(kinds[0], name, version)
     current = version or store.registry.current_version(store.project, kinds[0], name)
     document = {**obj.to_dict(), "version": current, "content_hash": obj.content_hash}
     click.echo(json.dumps(document, indent=2, sort_keys=True))

@@ -29,9 +29,9 @@ from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.policy import Policy
 from featurestore.errors import AccessDeniedError, DefinitionError
-from featurestore.registry.base import Registry
+from featurestore.registry.base import ApplyCheck, Registry
 from featurestore.registry.freshness import FreshnessGate
-from featurestore.registry.plan import Plan
+from featurestore.registry.plan import ObjectChange, Plan
 
 ANONYMOUS = "anonymous"
 
@@ -190,12 +190,22 @@ def view_target(project: str, view: FeatureView) -> Target:
 
 
 def feature_targets(
-    project: str, view: FeatureView, features: Sequence[str] | None = None
+    project: str,
+    view: FeatureView,
+    features: Sequence[str] | None = None,
+    *,
+    governing: FeatureView | None = None,
 ) -> list[Target]:
-    """The view, then each requested feature (default: all) with the view as its parent."""
-    parent = view_target(project, view)
+    """The view, then each requested feature (default: all) with the view as its parent.
+
+    ``governing`` is the view's current registration when ``view`` is another version of it
+    (``view@N:feature``): its metadata decides, so a tag added in a later version covers the
+    older ones too. A feature it no longer has keeps the tags of the version read.
+    """
+    current = view if governing is None else governing
+    parent = view_target(project, current)
     names = view.feature_names if features is None else list(features)
-    fields = {f.name: f for f in view.features}
+    fields = {f.name: f for f in view.features} | {f.name: f for f in current.features}
     return [parent] + [
         Target("feature", f"{view.name}:{name}", _tags(fields[name].tags), parent.chain())
         for name in names
@@ -210,34 +220,55 @@ def definition_target(project: str, obj: Definition) -> Target:
     return Target(obj.kind, obj.name, _tags(obj.tags), (project_target(project),))
 
 
+def change_action(change: ObjectChange) -> str:
+    """The action one change of an apply needs: ``admin`` for a policy, ``delete`` for a
+    deletion, ``apply`` for anything added or changed."""
+    if change.kind == "policy":
+        return "admin"
+    return "delete" if change.change == "deleted" else "apply"
+
+
 def change_targets(
-    project: str, plan: Plan, objects: Sequence[Definition]
-) -> list[tuple[str, Target, str]]:
-    """``(action, resource, change)`` for every change an apply makes: ``apply`` on what it adds
-    or changes, ``delete`` on what it deletes, ``admin`` (on the project) for policies."""
+    project: str,
+    plan: Plan,
+    objects: Sequence[Definition],
+    stored: Mapping[tuple[str, str], Definition],
+) -> list[tuple[ObjectChange, str, list[Target]]]:
+    """``(change, action, resources)`` for every change an apply makes (see
+    :func:`change_action`). An object already registered is judged by its stored metadata, and
+    when it changes by its new metadata too: dropping a tag in the same apply that changes the
+    object cannot escape a deny on that tag. A policy is guarded as the project."""
     incoming = {(o.kind, o.name): o for o in objects}
-    out: list[tuple[str, Target, str]] = []
+    out: list[tuple[ObjectChange, str, list[Target]]] = []
     for change in plan.changes:
         if change.change == "unchanged":
             continue
-        obj = incoming.get((change.kind, change.name))
-        target = (
-            definition_target(project, obj)
-            if obj is not None
-            else (
-                project_target(project)
-                if change.kind == "policy"
-                else Target(change.kind, change.name, (), (project_target(project),))
-            )
-        )
-        if change.kind == "policy":
-            action = "admin"
-        elif change.change == "deleted":
-            action = "delete"
-        else:
-            action = "apply"
-        out.append((action, target, change.change))
+        key = (change.kind, change.name)
+        known = [o for o in (stored.get(key), incoming.get(key)) if o is not None]
+        targets = list(dict.fromkeys(definition_target(project, o) for o in known))
+        if not targets:  # not expected: a change concerns a stored or an incoming object
+            targets = [Target(change.kind, change.name, (), (project_target(project),))]
+        out.append((change, change_action(change), targets))
     return out
+
+
+def authorize_apply(
+    project: str, principal: Principal, objects: Sequence[Definition]
+) -> ApplyCheck:
+    """The check :meth:`Registry.apply` runs inside its transaction: ``principal`` needs the
+    action of every change (:func:`change_targets`) under the policies stored at that moment
+    (not a cached copy: a policy committed just before the lock counts). Raises
+    :class:`AccessDeniedError` (unaudited: the caller records it once the apply rolled back)."""
+
+    def check(plan: Plan, stored: Mapping[tuple[str, str], Definition]) -> None:
+        policies = [o for o in stored.values() if isinstance(o, Policy)]
+        for _, action, targets in change_targets(project, plan, objects, stored):
+            for target in targets:
+                decision = _decide(policies, principal, action, target, project)
+                if not decision.allowed:
+                    raise AccessDeniedError(decision)
+
+    return check
 
 
 def service_targets(project: str, service: FeatureService) -> list[Target]:

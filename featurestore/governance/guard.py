@@ -14,14 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from featurestore.config import RepoConfig
-from featurestore.errors import AccessDeniedError
-from featurestore.governance.access import ANONYMOUS, AccessController, Principal, Target
+from featurestore.definitions.base import Definition
+from featurestore.errors import AccessDeniedError, ObjectNotFoundError
+from featurestore.governance.access import (
+    ANONYMOUS,
+    AccessController,
+    Decision,
+    Principal,
+    Target,
+    change_action,
+)
 from featurestore.governance.audit import AuditLog
 from featurestore.governance.keys import KeyInfo, KeyStore
 from featurestore.registry.base import Registry
+from featurestore.registry.plan import Plan
+
+_Definition = TypeVar("_Definition", bound=Definition)
 
 #: How callers name a principal: a Principal, a name, or None (the store's own, else anonymous).
 PrincipalLike = Principal | str | None
@@ -83,20 +94,37 @@ class Guard:
             return
         for decision in self.access.check(principal, action, targets):
             if not decision.allowed:
-                self.record(
-                    principal,
-                    action,
-                    decision.target.label,
-                    "denied",
-                    {"reason": decision.reason, "policy": decision.policy},
-                )
-                raise AccessDeniedError(decision)
+                denied = AccessDeniedError(decision)
+                self.record_denial(principal, denied)
+                raise denied
+
+    def record_denial(self, principal: Principal, denied: AccessDeniedError) -> None:
+        """Write a refusal to the audit log, with the policy and the reason."""
+        decision = denied.decision
+        assert isinstance(decision, Decision)
+        self.record(
+            principal,
+            decision.action,
+            decision.target.label,
+            "denied",
+            {"reason": decision.reason, "policy": decision.policy},
+        )
 
     def allowed(self, principal: Principal, action: str, targets: Iterable[Target]) -> bool:
         """Whether every target allows ``action`` (no audit record; for filtering lists)."""
         if not self.access.enforced:
             return True
         return all(d.allowed for d in self.access.check(principal, action, targets))
+
+    def governing(self, obj: _Definition) -> _Definition:
+        """The registration whose metadata (tags, owner) decides access to ``obj``, whatever
+        version ``obj`` is: the object's current one (deleted or not), else ``obj`` itself
+        (a definition built in code and never registered)."""
+        try:
+            current = self.registry.latest(self.project, obj.kind, obj.name)
+        except ObjectNotFoundError:
+            return obj
+        return current if isinstance(current, type(obj)) else obj
 
     # -- the record -----------------------------------------------------------------------------
 
@@ -114,6 +142,18 @@ class Guard:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         self.audit.record(self.audit_name(principal), action, resource, outcome, detail)
+
+    def record_apply(self, principal: Principal, applied: Plan) -> None:
+        """One audit row per object an apply changed (policies included), named ``kind:name``."""
+        for change in applied.changes:
+            if change.change == "unchanged":
+                continue
+            detail: dict[str, Any] = {"change": "restored" if change.restored else change.change}
+            if change.new_version is not None:
+                detail["version"] = change.new_version
+            self.record(
+                principal, change_action(change), f"{change.kind}:{change.name}", "ok", detail
+            )
 
     def create_key(
         self,

@@ -62,7 +62,9 @@ class LookupGuard:
         targets = [
             target
             for read in plan.reads
-            for target in feature_targets(self.project, read.namespace.view, read.features)
+            for target in feature_targets(
+                self.project, read.namespace.view, read.features, governing=read.governing
+            )
         ]
         if isinstance(references, str):  # asked through a feature service: check it too
             targets += service_targets(self.project, self.service(references))[:1]

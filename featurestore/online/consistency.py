@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -31,12 +31,15 @@ import pyarrow as pa
 
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
-from featurestore.online.lookup import OnlineLookup
+from featurestore.online.lookup import LookupPlan, OnlineLookup
 
 if TYPE_CHECKING:
     from featurestore.store import FeatureStore
 
 __all__ = ["ConsistencyReport", "FeatureConsistency", "check_consistency"]
+
+#: An online lookup's access check: ``(plan, references, principal)``, raising when refused.
+Authorize = Callable[[LookupPlan, Sequence[str] | str, Any], None]
 
 #: How many differing keys each feature keeps as examples for the report.
 MAX_EXAMPLES = 3
@@ -137,8 +140,13 @@ def check_consistency(
     sample: int = 1000,
     as_of: datetime | None = None,
     seed: int | None = None,
+    authorize: Authorize | None = None,
 ) -> ConsistencyReport:
-    """Compare online lookups with a historical retrieval at ``as_of`` (default: now)."""
+    """Compare online lookups with a historical retrieval at ``as_of`` (default: now).
+
+    ``authorize`` is the online lookups' access check (the facade passes its own): the report
+    shows values, so every feature compared must be readable online, as a lookup of it would
+    need, and offline (the retrieval goes through the facade)."""
     if sample < 1:
         raise ValueError(f"sample must be at least 1, got {sample}")
     moment = datetime.now(timezone.utc) if as_of is None else _utc(as_of)
@@ -150,6 +158,7 @@ def check_consistency(
         store.registry,
         store.online,
         freshness_interval=0.0,
+        authorize=authorize,
         retention=store.retention.of,
     )
     for view in _views(store, feature_views):

@@ -66,6 +66,8 @@ class ViewRead:
     ``encode_key`` and ``decoder`` serve small lookups without Arrow (see
     :mod:`featurestore.online.small`); None when this read needs the vectorized path.
     ``retention_us`` is the view's retention window (None: rows never age out).
+    ``governing`` is the view's current registration when a pinned older version is read:
+    its metadata, not the old version's, decides who may read it.
     """
 
     namespace: Namespace
@@ -77,6 +79,7 @@ class ViewRead:
     encode_key: Callable[[Sequence[Any]], bytes] | None = None
     decoder: ScalarRowDecoder | None = None
     retention_us: int | None = None
+    governing: FeatureView | None = None
 
     def kept_from(self, now_us: int) -> int:
         """The oldest event time still kept at ``now_us``: older rows are gone (retention)."""
@@ -160,6 +163,7 @@ class OnlineLookup:
         if isinstance(references, str):
             references = self._service_references(references)
         versions: dict[tuple[str, int | None], int] = {}
+        governing: dict[str, FeatureView] = {}
 
         def view_at(name: str, pin: int | None) -> FeatureView:
             try:
@@ -178,6 +182,10 @@ class OnlineLookup:
                     "get_historical_features, or set online=True and materialize it"
                 )
             versions[(name, pin)] = version
+            if pin is not None and name not in governing:
+                current = self.registry.latest(self.project, "feature_view", name)
+                assert isinstance(current, FeatureView)
+                governing[name] = current
             return view
 
         requests = resolve_requests(references, view_at, full_feature_names=full_feature_names)
@@ -206,6 +214,7 @@ class OnlineLookup:
                     encode_key=key_encoder(list(view.join_key_types.values())),
                     decoder=_scalar_decoder(view, request.features),
                     retention_us=self._retention_us(view),
+                    governing=governing.get(view.name) if group[1] is not None else None,
                 )
             )
         outputs = [

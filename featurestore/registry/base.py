@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,12 @@ from featurestore.registry.plan import Plan
 from featurestore.registry.probe import ChangeProbe
 
 HistoryChange = Literal["added", "changed", "metadata", "deleted", "restored"]
+
+#: What :meth:`Registry.apply` may be given to run inside its transaction: it gets the plan about
+#: to be written and the project's live objects as stored at that moment (by ``(kind, name)``),
+#: and raises to refuse the apply, which then writes nothing. Access checks run here so that
+#: they judge the very plan that is committed, not one computed before the registry was locked.
+ApplyCheck = Callable[[Plan, Mapping[tuple[str, str], Definition]], None]
 
 
 @dataclass(frozen=True)
@@ -71,16 +77,29 @@ class Registry(ABC):
         """What :meth:`apply` would do with ``objects``, without writing anything."""
 
     @abstractmethod
-    def apply(self, project: str, objects: Sequence[Definition], *, delete_missing: bool) -> Plan:
+    def apply(
+        self,
+        project: str,
+        objects: Sequence[Definition],
+        *,
+        delete_missing: bool,
+        check: ApplyCheck | None = None,
+    ) -> Plan:
         """Validate and write ``objects`` in one transaction; returns the plan applied.
 
         With ``delete_missing`` the project's current objects not in ``objects`` are deleted
-        (softly: their history and versions stay). On any error nothing is written.
+        (softly: their history and versions stay). ``check`` runs on the plan computed under
+        the transaction's lock, before anything is written. On any error nothing is written.
         """
 
     @abstractmethod
     def get(self, project: str, kind: str, name: str, version: int | None = None) -> Definition:
         """An object at ``version`` (default: current; a deleted object needs a version)."""
+
+    @abstractmethod
+    def latest(self, project: str, kind: str, name: str) -> Definition:
+        """An object at its current version with its latest metadata, even when deleted: what
+        decides access to any of its versions. ObjectNotFoundError if it never existed."""
 
     @abstractmethod
     def list(self, project: str, kind: str) -> list[Definition]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -32,7 +32,13 @@ from featurestore.errors import (
     RegistryError,
 )
 from featurestore.registry import schema
-from featurestore.registry.base import HistoryChange, HistoryEntry, Registry, Watermark
+from featurestore.registry.base import (
+    ApplyCheck,
+    HistoryChange,
+    HistoryEntry,
+    Registry,
+    Watermark,
+)
 from featurestore.registry.dialects import DatabaseDialect, dialect_for
 from featurestore.registry.migrations import migrate
 from featurestore.registry.plan import KINDS, ObjectChange, Plan, StoredObject, build_plan, label
@@ -141,7 +147,14 @@ class SqlRegistry(Registry):
                 self._state(conn, project), list(objects), delete_missing=delete_missing
             )
 
-    def apply(self, project: str, objects: Sequence[Definition], *, delete_missing: bool) -> Plan:
+    def apply(
+        self,
+        project: str,
+        objects: Sequence[Definition],
+        *,
+        delete_missing: bool,
+        check: ApplyCheck | None = None,
+    ) -> Plan:
         _check_project(project)
         objects = list(objects)
         with self._write() as conn:
@@ -152,6 +165,8 @@ class SqlRegistry(Registry):
             # The plan is computed from the state read under the lock: no concurrent apply lost.
             stored = self._state(conn, project)
             plan = build_plan(stored, objects, delete_missing=delete_missing)
+            if check is not None:
+                check(plan, _live_objects(stored))
             if plan.has_changes:
                 incoming = {(o.kind, o.name): o for o in objects}
                 records = {(s.kind, s.name): s for s in stored}
@@ -256,48 +271,65 @@ class SqlRegistry(Registry):
     def get(self, project: str, kind: str, name: str, version: int | None = None) -> Definition:
         _check_kind(kind)
         with self._read() as conn:
-            row = self._object_row(conn, project, kind, name)
-            if row is None:
-                raise ObjectNotFoundError(self._not_found(conn, project, kind, name))
-            v = schema.object_versions
-            versions = [
-                int(n)
-                for n in conn.execute(
-                    select(v.c.version)
-                    .where(v.c.project == project, v.c.kind == kind, v.c.name == name)
-                    .order_by(v.c.version)
-                ).scalars()
-            ]
-            if version is None:
-                if row.deleted:
-                    raise ObjectNotFoundError(
-                        f"{label(kind, name)} was deleted from project {project!r}; "
-                        f"its versions {versions} can still be read by asking for one explicitly"
-                    )
-                version = int(row.current_version)
-            elif version not in versions:
+            return self._get(conn, project, kind, name, version, include_deleted=False)
+
+    def latest(self, project: str, kind: str, name: str) -> Definition:
+        _check_kind(kind)
+        with self._read() as conn:
+            return self._get(conn, project, kind, name, None, include_deleted=True)
+
+    def _get(
+        self,
+        conn: Connection,
+        project: str,
+        kind: str,
+        name: str,
+        version: int | None,
+        *,
+        include_deleted: bool,
+    ) -> Definition:
+        row = self._object_row(conn, project, kind, name)
+        if row is None:
+            raise ObjectNotFoundError(self._not_found(conn, project, kind, name))
+        v = schema.object_versions
+        versions = [
+            int(n)
+            for n in conn.execute(
+                select(v.c.version)
+                .where(v.c.project == project, v.c.kind == kind, v.c.name == name)
+                .order_by(v.c.version)
+            ).scalars()
+        ]
+        if version is None:
+            if row.deleted and not include_deleted:
                 raise ObjectNotFoundError(
-                    f"{label(kind, name)} in project {project!r} has no version {version}; "
-                    f"available versions: {versions}"
+                    f"{label(kind, name)} was deleted from project {project!r}; "
+                    f"its versions {versions} can still be read by asking for one explicitly"
                 )
-            stored = conn.execute(
-                select(v.c.spec_json, v.c.meta_json).where(
-                    v.c.project == project,
-                    v.c.kind == kind,
-                    v.c.name == name,
-                    v.c.version == version,
-                )
-            ).one()
-            # The current version carries the latest metadata; older ones keep what they had.
-            meta = row.meta_json if version == row.current_version else stored.meta_json
-            data = {
-                "kind": kind,
-                "name": name,
-                "spec": json.loads(stored.spec_json),
-                "meta": json.loads(meta),
-            }
-            views = _views_of(self._state(conn, project)) if kind == "feature_service" else {}
-            return _rebuild(data, views, version)
+            version = int(row.current_version)
+        elif version not in versions:
+            raise ObjectNotFoundError(
+                f"{label(kind, name)} in project {project!r} has no version {version}; "
+                f"available versions: {versions}"
+            )
+        stored = conn.execute(
+            select(v.c.spec_json, v.c.meta_json).where(
+                v.c.project == project,
+                v.c.kind == kind,
+                v.c.name == name,
+                v.c.version == version,
+            )
+        ).one()
+        # The current version carries the latest metadata; older ones keep what they had.
+        meta = row.meta_json if version == row.current_version else stored.meta_json
+        data = {
+            "kind": kind,
+            "name": name,
+            "spec": json.loads(stored.spec_json),
+            "meta": json.loads(meta),
+        }
+        views = _views_of(self._state(conn, project)) if kind == "feature_service" else {}
+        return _rebuild(data, views, version)
 
     def list(self, project: str, kind: str) -> list[Definition]:
         _check_kind(kind)
@@ -461,6 +493,14 @@ def _watermark(row: Row[Any]) -> Watermark:
 def _as_data(record: StoredObject) -> dict[str, Any]:
     """A stored object in the shape of ``Definition.to_dict()``."""
     return {"kind": record.kind, "name": record.name, "spec": record.spec, "meta": record.meta}
+
+
+def _live_objects(state: Sequence[StoredObject]) -> Mapping[tuple[str, str], Definition]:
+    """The live (not deleted) stored objects, rebuilt, by ``(kind, name)``."""
+    views = _views_of(state)
+    return {
+        (s.kind, s.name): _rebuild(_as_data(s), views, s.version) for s in state if not s.deleted
+    }
 
 
 def _views_of(state: Sequence[StoredObject]) -> dict[str, FeatureView]:
