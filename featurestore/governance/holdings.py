@@ -82,9 +82,11 @@ class DatasetFile:
 class Removal:
     """Rows one run removed (on a dry run: would remove) in one place.
 
-    ``place`` is ``online``, ``pushed`` or ``dataset``; ``name`` says which namespace (``view
-    vN``), pushed file or dataset; ``owner`` is the view, push source or dataset the place
-    belongs to, and ``path`` its file (None online).
+    ``place`` is ``online``, ``pushed``, ``dataset``, ``staged`` (a file an interrupted write
+    left) or ``quality`` (records of the quality history, counted instead of rows); ``name``
+    says which namespace (``view vN``), file, dataset or records; ``owner`` is the view, push
+    source or dataset the place belongs to, and ``path`` its file (None online and in the
+    registry).
     """
 
     place: str
@@ -94,12 +96,12 @@ class Removal:
     path: str | None = None
 
     def describe(self) -> str:
-        unit = "key(s)" if self.place == "online" else "row(s)"
+        unit = {"online": "key(s)", "quality": "record(s)"}.get(self.place, "row(s)")
         return f"{self.place} {self.name}: {self.rows} {unit}"
 
 
 def totals(removed: Sequence[Removal]) -> dict[str, int]:
-    """Rows and keys removed per kind of place (``online``, ``pushed``, ``dataset``)."""
+    """Rows, keys and records removed per kind of place (see :class:`Removal`)."""
     per_place: dict[str, int] = {}
     for removal in removed:
         per_place[removal.place] = per_place.get(removal.place, 0) + removal.rows

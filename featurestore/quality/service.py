@@ -343,10 +343,14 @@ class QualityService:
         audit: AuditSink,
     ) -> StoredStatistics:
         try:
-            return self.history.latest_statistics(DATASET_SUBJECT, saved.name)
+            stored = self.history.latest_statistics(DATASET_SUBJECT, saved.name)
         except ObjectNotFoundError:
             # Saved before statistics were kept: profile the file once, now.
             return self.dataset_statistics(saved, columns, audit)
+        if any(column.redacted for column in stored.profile.columns.values()):
+            # An erasure scrubbed them (and the dataset file): profile the file as it is now.
+            return self.dataset_statistics(saved, columns, audit)
+        return stored
 
 
 def _reference_columns(reference: StoredStatistics, view: FeatureView) -> dict[str, str]:
