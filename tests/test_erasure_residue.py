@@ -23,6 +23,7 @@ from governance_repo import (
     NOW,
     ago,
     all_definitions,
+    driver_push,
     driver_stats,
     make_store,
     parquet_rows,
@@ -240,3 +241,30 @@ def test_a_deleted_views_history_is_scrubbed_too(store: FeatureStore) -> None:
     assert ("quality", "validation results of driver_stats") in {
         (r.place, r.name) for r in report.removed
     }
+
+
+def test_a_passing_push_validation_held_in_memory_is_scrubbed_too(store: FeatureStore) -> None:
+    """Passing push validations are recorded together later; erasure records them first."""
+    view = driver_push()
+    view.validation = Validation(
+        gx.ExpectationSuite(
+            name="trips",
+            expectations=[
+                gx.expectations.ExpectColumnValuesToBeBetween(
+                    column="trips", min_value=0, max_value=10, mostly=0.5
+                )
+            ],
+        ),
+        mode="warn",
+    )
+    store.apply([view])
+    push_rows(store, [(1001, ago(1), 31), (7, ago(1), 4)], to="online")  # passes, 31 a sample
+
+    report = store.erase(entity={"driver_id": 1001})
+
+    assert report.verified
+    [pushed] = store.validation_history("driver_push", trigger="push")
+    [check] = [c for c in pushed.checks if c.source == "expectation"]
+    assert check.success
+    assert check.redacted
+    assert check.samples == []

@@ -121,6 +121,10 @@ class QualityOperations(FacadeBase):
         readable = self._value_rights(principal)
         return [redact_validation(result, readable) for result in found]
 
+    def _flush_held_records(self) -> None:
+        if self._quality is not None:
+            self._quality.flush_pushes()
+
     def _push_validation(self, principal: PrincipalLike) -> PushValidation:
         audit = self._audit_sink(principal)
 
