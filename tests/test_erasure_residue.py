@@ -268,3 +268,26 @@ def test_a_passing_push_validation_held_in_memory_is_scrubbed_too(store: Feature
     assert check.success
     assert check.redacted
     assert check.samples == []
+
+
+def test_retention_and_the_next_save_discard_stale_staged_files(store: FeatureStore) -> None:
+    fresh = stage_push(store, [7])
+    stale = stage_push(store, [1001], age=2 * STALE_STAGED_SECONDS)
+    dry = store.enforce_retention(dry_run=True)
+    assert [(r.place, r.path, r.rows) for r in dry.removed] == [("staged", str(stale), 1)]
+    assert stale.exists()
+    done = store.enforce_retention()
+    assert [(r.place, r.path) for r in done.removed] == [("staged", str(stale))]
+    assert not stale.exists()
+    assert fresh.exists()
+
+    datasets = store.config.data_dir / store.project / "datasets"
+    datasets.mkdir(parents=True)
+    left = datasets / ".train.0badc0de.parquet.tmp"
+    left.write_bytes(b"PAR1 cut short")
+    moment = time.time() - 2 * STALE_STAGED_SECONDS
+    os.utime(left, (moment, moment))
+    entity_df = pa.table({"driver_id": [7], "event_timestamp": [NOW]})
+    store.get_historical_features(entity_df, ["driver_stats:rate"]).save_dataset("train")
+    assert not left.exists()
+    assert (datasets / "train.parquet").exists()

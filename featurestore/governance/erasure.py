@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from featurestore.definitions.base import canonical_json
 from featurestore.definitions.entity import Entity
@@ -57,7 +56,14 @@ from featurestore.errors import (
     RetrievalError,
     SourceSchemaError,
 )
-from featurestore.governance.holdings import Holdings, PushedData, Removal, StoredView, totals
+from featurestore.governance.holdings import (
+    Holdings,
+    PushedData,
+    Removal,
+    StoredView,
+    remove_stale,
+    totals,
+)
 from featurestore.governance.parquet_rows import (
     RowFilter,
     RowFilterError,
@@ -67,7 +73,6 @@ from featurestore.governance.parquet_rows import (
 from featurestore.governance.quality_scrub import QUALITY_PLACE, scrub_quality
 from featurestore.offline.base import OfflineEngine
 from featurestore.offline.source_schema import source_arrow_types
-from featurestore.offline.store_data import is_stale
 from featurestore.online.base import OnlineStore, SupportsRowDeletion
 from featurestore.online.codec import encode_keys, split_entity_key
 from featurestore.online.entity_keys import key_array, typed_key_values
@@ -392,14 +397,9 @@ def _sweep(request: ErasureRequest, online: OnlineStore, *, dry_run: bool) -> li
 def _staged(path: Path, owner: str, row_filter: RowFilter, *, dry_run: bool) -> list[Removal]:
     """A staged file: deleted whole when stale, else rid of the entity's rows; one that cannot
     be read (a write under way) is reported when searching (``dry_run``), to fail the check."""
-    if is_stale(path):
-        try:
-            rows = pq.ParquetFile(path).metadata.num_rows
-        except (OSError, pa.ArrowException):
-            rows = 0  # cut short mid-write: unreadable, and deleted all the same
-        if not dry_run:
-            path.unlink(missing_ok=True)
-        return [Removal("staged", str(path), rows, owner, str(path))]
+    stale = remove_stale(path, dry_run=dry_run)
+    if stale is not None:
+        return [stale]
     try:
         rows = remove_rows(path, row_filter, dry_run=dry_run, keep_empty=True)
     except RowFilterError:

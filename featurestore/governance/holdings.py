@@ -6,6 +6,9 @@
   (:mod:`featurestore.offline.store_data`);
 * saved datasets (:mod:`featurestore.governance.datasets`) whose file lies in the store's data
   folder (``<data_path>/<project>/datasets/<name>.parquet``).
+* staged files that interrupted writes left under ``<data_path>/<project>/``
+  (:mod:`featurestore.offline.store_data`); a stale one is removed whole (:func:`remove_stale`);
+* for erasure, the quality history in the registry (:mod:`featurestore.governance.quality_scrub`).
 
 Files the store does not own (the views' sources, a dataset saved outside the data folder) are
 never rewritten. The audit log belongs to the store too, but it is append-only: nothing here
@@ -28,7 +31,7 @@ from featurestore.definitions.sources import PushSource
 from featurestore.errors import ObjectNotFoundError
 from featurestore.governance.datasets import SavedDatasets
 from featurestore.offline.entity_frame import DEFAULT_TIMESTAMP_COLUMN
-from featurestore.offline.store_data import StoreData
+from featurestore.offline.store_data import StoreData, is_stale
 from featurestore.online.base import Namespace
 from featurestore.registry.base import Registry
 from featurestore.registry.schema import saved_datasets
@@ -106,6 +109,21 @@ def totals(removed: Sequence[Removal]) -> dict[str, int]:
     for removal in removed:
         per_place[removal.place] = per_place.get(removal.place, 0) + removal.rows
     return per_place
+
+
+def remove_stale(path: Path, *, dry_run: bool) -> Removal | None:
+    """Delete (``dry_run``: count) the staged file at ``path`` when it is stale: the write that
+    staged it will never publish it. Its ``Removal`` counts every row in it (0 when it was cut
+    short and cannot be read); None when the file is not stale."""
+    if not is_stale(path):
+        return None
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        rows = 0  # cut short mid-write: unreadable, and removed all the same
+    if not dry_run:
+        path.unlink(missing_ok=True)
+    return Removal("staged", str(path), rows, path.parent.name, str(path))
 
 
 class Holdings:
