@@ -32,9 +32,10 @@ from featurestore import (
     Policy,
     Resource,
 )
-from featurestore.errors import AccessDeniedError
+from featurestore.errors import AccessDeniedError, ValidationFailedError
 from featurestore.governance.access import Principal
 from featurestore.quality.expectations import load_great_expectations
+from featurestore.quality.result import ValidationResult
 from featurestore.quality.validation import Validation
 from featurestore.types import Float32, Int64, String
 
@@ -71,6 +72,23 @@ DRIVER_STATS = FeatureView(
         mode="warn",
     ),
 )
+#: A strict suite: a failed materialization raises with the failed checks' samples.
+DRIVER_PII = FeatureView(
+    name="driver_pii",
+    entities=[DRIVER],
+    ttl=timedelta(days=10),
+    schema=[Field(name="ssn", dtype=String, tags={"pii": "true"})],
+    source=FileSource(path="data/drivers.parquet"),
+    validation=Validation(
+        gx.ExpectationSuite(
+            name="driver_pii_suite",
+            expectations=[
+                gx.expectations.ExpectColumnValuesToBeInSet(column="ssn", value_set=["none"])
+            ],
+        ),
+        mode="strict",
+    ),
+)
 POLICIES = [
     Policy(name="admins", roles=["admin"], actions=["admin"]),
     Policy(
@@ -86,6 +104,7 @@ POLICIES = [
         resources=[Resource(kind="feature", tags={"pii": "true"})],
     ),
     Policy(name="auditors", roles=["auditor"], actions=["describe"]),
+    Policy(name="operators", roles=["operator"], actions=["materialize"]),
 ]
 ROOT = Principal("root", frozenset({"admin"}))
 PRINCIPALS = {
@@ -93,6 +112,7 @@ PRINCIPALS = {
     "analyst": ("bob", ["analyst"]),
     "auditor": ("carol", ["auditor"]),
     "ingestor": ("ingestor", []),
+    "operator": ("olga", ["operator"]),
 }
 DAY = timedelta(days=1)
 REFERENCE = (NOW - 9 * DAY, NOW - 5 * DAY)
@@ -119,8 +139,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     )
     tokens: dict[str, str] = {}
     with FeatureStore(root, principal=ROOT) as store:
-        store.apply([DRIVER, DRIVER_STATS, *POLICIES])
-        store.materialize(NOW - 10 * DAY, NOW, progress=False)  # validated on the way
+        store.apply([DRIVER, DRIVER_STATS, DRIVER_PII, *POLICIES])
+        store.materialize(NOW - 10 * DAY, NOW, ["driver_stats"], progress=False)  # validated
         store.statistics("driver_stats", *CURRENT)
         entity_df = pd.DataFrame({"driver_id": [1, 2, 3], "event_timestamp": [REFERENCE[1]] * 3})
         job = store.get_historical_features(
@@ -232,6 +252,31 @@ def test_a_drift_outcome_withholds_other_views_columns_of_its_reference(
         outcome = admin.drift("driver_stats", current_window=CURRENT, reference_dataset="train")
     assert ssns_in(outcome.reference.to_dict())
     assert ssns_in(outcome.to_dict())
+
+
+def test_a_failed_strict_materialization_shows_only_readable_values(
+    repo: tuple[Path, dict[str, str]],
+) -> None:
+    """``materialize`` does not imply ``read_offline``: the error of a strict failure keeps
+    the samples from an operator who may not read the feature."""
+    root, tokens = repo
+    window = (NOW - 10 * DAY, NOW)
+    with (
+        FeatureStore(root, token=tokens["operator"]) as operator,
+        pytest.raises(ValidationFailedError) as refused,
+    ):
+        operator.materialize(*window, ["driver_pii"], progress=False)
+    assert ssns_in(str(refused.value)) == []
+    assert "values withheld" in str(refused.value)
+    assert isinstance(refused.value.result, ValidationResult)
+    assert ssns_in(refused.value.result.to_dict()) == []
+    with FeatureStore(root, token=tokens["admin"]) as admin:
+        with pytest.raises(ValidationFailedError) as shown:
+            admin.materialize(*window, ["driver_pii"], progress=False)
+        # The record keeps the values, for readers who may see them.
+        [recorded, _] = admin.validation_history("driver_pii")
+    assert ssns_in(str(shown.value)) == SSNS
+    assert ssns_in(recorded.to_dict()) == SSNS
 
 
 def cli(root: Path, token: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ reader with ``read_offline`` on that feature, and withheld from everyone else
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -33,6 +33,7 @@ from featurestore.materialize.materializer import to_utc
 from featurestore.offline.base import (
     DatasetSaver,
     FeatureRequest,
+    LatestWindow,
     RetrievalJob,
     SavedDataset,
 )
@@ -54,7 +55,11 @@ from featurestore.quality.redaction import (
 )
 from featurestore.quality.reporting import AuditSink, QualityReporting
 from featurestore.quality.result import ValidationResult
-from featurestore.quality.service import DriftOutcome, QualityService
+from featurestore.quality.service import (
+    DriftOutcome,
+    MaterializationValidation,
+    QualityService,
+)
 from featurestore.quality.windows import Window
 from featurestore.types import ValueType
 
@@ -124,6 +129,16 @@ class QualityOperations(FacadeBase):
     def _flush_held_records(self) -> None:
         if self._quality is not None:
             self._quality.flush_pushes()
+
+    def _materialization_validation(
+        self, principal: PrincipalLike
+    ) -> Callable[[FeatureView, int, LatestWindow], MaterializationValidation]:
+        """The materializer's validation hook; a strict failure it raises shows the principal
+        only the values it may read (``materialize`` does not imply ``read_offline``)."""
+        readable = self._value_rights(principal)
+        return self.quality.materialization(
+            self._audit_sink(principal), lambda result: redact_validation(result, readable)
+        )
 
     def _push_validation(self, principal: PrincipalLike) -> PushValidation:
         audit = self._audit_sink(principal)
