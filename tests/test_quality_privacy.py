@@ -123,6 +123,10 @@ CURRENT = (NOW - 4 * DAY, NOW)
 def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """The repository with its quality history written by an admin, and a token per role."""
     root = tmp_path_factory.mktemp("quality_privacy") / "repo"
+    return root, build_repo(root)
+
+
+def build_repo(root: Path) -> dict[str, str]:
     (root / "data").mkdir(parents=True)
     times = [NOW - 8 * DAY, NOW - 7 * DAY, NOW - 6 * DAY, NOW - 3 * DAY, NOW - 2 * DAY, NOW - DAY]
     pd.DataFrame(
@@ -151,7 +155,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
         store.drift("driver_stats", current_window=CURRENT, reference_dataset="train")
         for role, (name, roles) in PRINCIPALS.items():
             tokens[role], _ = store.create_key(name, roles=roles)
-    return root, tokens
+    return tokens
 
 
 def ssns_in(value: Any) -> list[str]:
@@ -235,6 +239,17 @@ def test_sdk_history_shows_values_only_to_who_may_read_them(
         ):
             with pytest.raises(AccessDeniedError):
                 read()
+
+
+def test_a_deleted_views_history_is_filtered_by_its_last_tags(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    tokens = build_repo(root)
+    with FeatureStore(root, principal=ROOT) as admin:
+        admin.apply([DRIVER, DRIVER_PII, *POLICIES], delete_missing=True)  # driver_stats goes
+    with FeatureStore(root, token=tokens["analyst"]) as analyst:
+        [first, *_] = analyst.statistics_history("driver_stats")
+    assert first.profile.columns["ssn"].redacted
+    assert not first.profile.columns["conv_rate"].redacted  # readable, as it was declared
 
 
 def test_a_drift_outcome_withholds_other_views_columns_of_its_reference(

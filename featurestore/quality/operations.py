@@ -289,18 +289,29 @@ class QualityOperations(FacadeBase):
 
     def _value_rights(self, principal: PrincipalLike) -> ValueRights:
         """Whether ``principal`` may see the values of a feature: ``read_offline`` on it, as
-        the view (current, else the latest version declaring the feature) tags it. A feature
-        no version declares is refused."""
+        the view tags it (its current definition, else the newest older or deleted version
+        declaring the feature). A feature no version declares is refused."""
         guard = self.guard
         who = guard.principal(principal)
         if not guard.access.enforced:
             return _everything
+        definitions: dict[tuple[str, bool], list[FeatureView]] = {}
         decided: dict[tuple[str, str], bool] = {}
+
+        def declaring(view: str, feature: str) -> FeatureView | None:
+            # The current definition first; the stored versions only when it lacks the feature.
+            for older in (False, True):
+                if (view, older) not in definitions:
+                    definitions[view, older] = self._definitions(view, older=older)
+                for definition in definitions[view, older]:
+                    if feature in definition.feature_names:
+                        return definition
+            return None
 
         def readable(view: str, feature: str) -> bool:
             key = (view, feature)
             if key not in decided:
-                found = self._declaring(view, feature)
+                found = declaring(view, feature)
                 decided[key] = found is not None and guard.allowed(
                     who, "read_offline", feature_targets(self.project, found, [feature])
                 )
@@ -308,19 +319,23 @@ class QualityOperations(FacadeBase):
 
         return readable
 
-    def _declaring(self, view: str, feature: str) -> FeatureView | None:
-        """The newest definition of ``view`` declaring ``feature``: the current one (with its
-        current tags), else the newest older or deleted version that does."""
-        versions = self.registry.versions(self.project, "feature_view").get(view, [])
-        wanted: list[int | None] = [None, *sorted(versions, reverse=True)]
+    def _definitions(self, view: str, *, older: bool) -> list[FeatureView]:
+        """The current definition of ``view`` (none when deleted), or (``older``) every stored
+        version, newest first."""
+        if older:
+            versions = self.registry.versions(self.project, "feature_view").get(view, [])
+            wanted: list[int | None] = [*sorted(versions, reverse=True)]
+        else:
+            wanted = [None]
+        found: list[FeatureView] = []
         for version in wanted:
             try:
-                found = self.registry.get(self.project, "feature_view", view, version)
+                definition = self.registry.get(self.project, "feature_view", view, version)
             except ObjectNotFoundError:
                 continue
-            if isinstance(found, FeatureView) and feature in found.feature_names:
-                return found
-        return None
+            if isinstance(definition, FeatureView):
+                found.append(definition)
+        return found
 
     def _may_describe(self, principal: PrincipalLike) -> None:
         guard = self.guard
