@@ -377,9 +377,10 @@ def _sweep(request: ErasureRequest, online: OnlineStore, *, dry_run: bool) -> li
                 found.append(Removal("pushed", str(path), rows, pushed.source, str(path)))
     for path in holdings.data.staged_files():
         # Outside a push folder (a dataset being saved or rewritten): by the entity's keys.
-        owner, row_filter = staged_filters.get(path.parent, (path.parent.name, None))
-        staged = _staged(path, owner, row_filter or keys_equal(request.values), dry_run=dry_run)
-        found.extend(staged)
+        owner, row_filter = staged_filters.get(
+            path.parent, (path.parent.name, keys_equal(request.values))
+        )
+        found.extend(_staged(path, owner, row_filter, dry_run=dry_run))
     for dataset in holdings.datasets():
         if not dataset.owned:
             continue
@@ -394,12 +395,17 @@ def _sweep(request: ErasureRequest, online: OnlineStore, *, dry_run: bool) -> li
     return found
 
 
-def _staged(path: Path, owner: str, row_filter: RowFilter, *, dry_run: bool) -> list[Removal]:
-    """A staged file: deleted whole when stale, else rid of the entity's rows; one that cannot
-    be read (a write under way) is reported when searching (``dry_run``), to fail the check."""
+def _staged(
+    path: Path, owner: str, row_filter: RowFilter | None, *, dry_run: bool
+) -> list[Removal]:
+    """A staged file: deleted whole when stale, else rid of the entity's rows (``row_filter``;
+    None: a push source no view keyed by the entity reads); one that cannot be read (a write
+    under way) is reported when searching (``dry_run``), to fail the check."""
     stale = remove_stale(path, dry_run=dry_run)
     if stale is not None:
         return [stale]
+    if row_filter is None:
+        return []
     try:
         rows = remove_rows(path, row_filter, dry_run=dry_run, keep_empty=True)
     except RowFilterError:
