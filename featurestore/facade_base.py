@@ -56,3 +56,7 @@ class FacadeBase:
     @property
     def retention(self) -> RetentionRules:
         raise NotImplementedError
+
+    def _flush_held_records(self) -> None:
+        """Write what the facade holds in memory for the registry (the quality layer's batched
+        push validations), so that a run over the registry (erasure) sees it; nothing here."""

@@ -364,7 +364,7 @@ class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
             progress=progress,
             listener=self.lineage.materialization_listener(),
             retention=self.retention.of,
-            validation=self.quality.materialization(self._audit_sink(None)),
+            validation=self._materialization_validation(None),
             spool_dir=self.config.resolve(self.config.offline_store.temp_directory),
         )
 

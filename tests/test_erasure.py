@@ -115,6 +115,8 @@ def test_erase_leaves_no_trace_and_removes_nothing_else(store: FeatureStore) -> 
             if "/push/" in p and 1001 in [r["driver_id"] for r in rows]
         },
         ("dataset", "train"): 2,
+        # The dataset's statistics (its drift reference) profiled 1001's values too.
+        ("quality", "statistics of dataset train"): 1,
     }
     # No trace of 1001 online or in any file the store owns ...
     online_after, files_after = online_snapshot(store), store_files(store)
@@ -228,7 +230,7 @@ def test_the_audit_record_keeps_a_fingerprint_not_the_key(store: FeatureStore) -
     assert (record.action, record.resource, record.outcome) == ("delete", "entity:driver", "ok")
     assert record.detail["fingerprint"] == report.fingerprint
     assert record.detail["verified"] is True
-    assert record.detail["removed"] == {"online": 5, "pushed": 2, "dataset": 2}
+    assert record.detail["removed"] == {"online": 5, "pushed": 2, "dataset": 2, "quality": 1}
     assert "1001" not in json.dumps(record.detail)
 
 
@@ -267,6 +269,8 @@ def test_runs_that_change_data_are_reported_to_openlineage(tmp_path: Path) -> No
     )
     with fs:
         populate(fs)
+        # Record the passing push validations held in memory now (an erasure would first).
+        fs.validation_history()
         events.unlink()  # only what the erasure sends
         fs.erase(entity={"driver_id": 1001}, dry_run=True)
         assert not events.exists()

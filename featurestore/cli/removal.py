@@ -66,9 +66,10 @@ def _entity_pair(
 def erase(state: CliContext, entity: dict[str, str], dry_run: bool) -> None:
     """Remove one entity from everything the store owns, and check that nothing is left.
 
-    The online store (every view keyed by the entity, every version), pushed offline data and
-    saved datasets lose the entity's rows; the report lists the user-owned source files that
-    still hold it. Values are typed per the key's declared type. Exits with 1 when the check
+    The online store (every view keyed by the entity, every version), pushed offline data,
+    saved datasets and files interrupted writes left lose the entity's rows, and the quality
+    history of those views its feature values; the report lists the user-owned source files
+    that still hold it. Values are typed per the key's declared type. Exits with 1 when the check
     still finds the entity.
     """
     report = state.store.erase(entity, dry_run=dry_run)

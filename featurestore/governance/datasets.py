@@ -51,6 +51,7 @@ class SavedDatasets:
     def __init__(self, registry: Registry, project: str, data: StoreData) -> None:
         self.registry = registry
         self.project = project
+        self.data = data
         self.folder = data.root / project / "datasets"
 
     def path(self, name: str) -> Path:
@@ -77,6 +78,7 @@ class SavedDatasets:
         if not overwrite and self._exists(name):
             raise self._taken(name)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.data.discard_stale(self.folder)  # what interrupted saves left
         staged = self.folder / f".{name}.{secrets.token_hex(4)}.parquet.tmp"
         try:
             job.to_parquet(staged)

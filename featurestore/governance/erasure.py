@@ -15,12 +15,21 @@ passes it (``"1001"`` for an Int64 key). The entity's rows are removed from (see
   entities (driver and customer), its keys are scanned and every key holding the entity's
   values is removed;
 * the Parquet files pushed to the push sources of those views, rewritten without its rows;
-* saved datasets in the store's folder that have the entity's key columns, rewritten likewise.
+* saved datasets in the store's folder that have the entity's key columns, rewritten likewise;
+* staged files (:mod:`featurestore.offline.store_data`): a push, dataset save or rewrite that
+  was interrupted between staging and publishing leaves one behind. A stale one (untouched for
+  ``STALE_STAGED_SECONDS``) is deleted whole; a younger one, maybe a write still under way, is
+  rewritten without the entity's rows (and kept, so that write can still publish it);
+* the quality history in the registry (validation samples, statistics, drift reports): the
+  values of every feature of the views keyed by the entity are redacted, since an aggregate
+  cannot be recomputed without one entity's rows (:mod:`featurestore.governance.quality_scrub`).
 
-Then every place is searched again (online keys re-read, files re-scanned): what is found is the
-report's ``residue``, and the erasure is verified only when there is none. Files the store does
-not own are never changed: the views' source files and datasets saved elsewhere that hold the
-entity are listed in ``user_sources`` for their owners. Nothing else is removed.
+Then every place is searched again (online keys re-read, files and staged files re-scanned,
+quality records re-read): what is found is the report's ``residue``, and the erasure is verified
+only when there is none. A staged file that cannot be read (still being written) is residue
+too: run the erasure again once it is published. Files the store does not own are never changed:
+the views' source files and datasets saved elsewhere that hold the entity are listed in
+``user_sources`` for their owners. Nothing else is removed.
 
 The audit record names the entity and its key columns, and a SHA-256 fingerprint of the key
 values instead of the values themselves, so the log keeps no copy of what was erased.
@@ -47,18 +56,27 @@ from featurestore.errors import (
     RetrievalError,
     SourceSchemaError,
 )
-from featurestore.governance.holdings import Holdings, PushedData, Removal, StoredView, totals
+from featurestore.governance.holdings import (
+    Holdings,
+    PushedData,
+    Removal,
+    StoredView,
+    remove_stale,
+    totals,
+)
 from featurestore.governance.parquet_rows import (
     RowFilter,
     RowFilterError,
     keys_equal,
     remove_rows,
 )
+from featurestore.governance.quality_scrub import QUALITY_PLACE, scrub_quality
 from featurestore.offline.base import OfflineEngine
 from featurestore.offline.source_schema import source_arrow_types
 from featurestore.online.base import OnlineStore, SupportsRowDeletion
 from featurestore.online.codec import encode_keys, split_entity_key
 from featurestore.online.entity_keys import key_array, typed_key_values
+from featurestore.quality.history import QualityHistory
 from featurestore.types import ValueType
 
 
@@ -96,8 +114,8 @@ class ErasureReport:
 
     @property
     def total(self) -> int:
-        """Rows and keys removed in all."""
-        return sum(r.rows for r in self.removed)
+        """Rows and keys removed in all (quality records are counted in their own lines)."""
+        return sum(r.rows for r in self.removed if r.place != QUALITY_PLACE)
 
     @property
     def outcome(self) -> str:
@@ -106,10 +124,13 @@ class ErasureReport:
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
+        records = sum(r.rows for r in self.removed if r.place == QUALITY_PLACE)
+        places = sum(r.place != QUALITY_PLACE for r in self.removed)
+        scrubbed = f", and values from {records} quality record(s)" if records else ""
         lines = [
             f"erasure of entity {self.entity!r} ({', '.join(self.keys)}; fingerprint "
             f"{self.fingerprint[:16]}) in project {self.project!r}: {verb} {self.total} row(s) "
-            f"and key(s) in {len(self.removed)} place(s)"
+            f"and key(s) in {places} place(s){scrubbed}"
         ]
         lines.extend(f"  {verb} {removal.describe()}" for removal in self.removed)
         if self.dry_run:
@@ -118,7 +139,10 @@ class ErasureReport:
             lines.append("  NOT VERIFIED: still found after removal:")
             lines.extend(f"    {removal.describe()}" for removal in self.residue)
         else:
-            lines.append("  verified: no trace left in the online store, pushed data or datasets")
+            lines.append(
+                "  verified: no trace left in the online store, pushed data, datasets, staged "
+                "files or quality history"
+            )
         if self.user_sources:
             lines.append("  user-owned files still holding it (for their owners to act on):")
             lines.extend(f"    {s.owner}: {s.path} ({s.rows} row(s))" for s in self.user_sources)
@@ -319,6 +343,14 @@ def erase(
     report.removed = _sweep(request, online, dry_run=dry_run)
     if not dry_run:
         report.residue = _sweep(request, online, dry_run=True)
+    scrubbed = sorted({r.owner for r in report.removed if r.place == QUALITY_PLACE})
+    if scrubbed:
+        report.notes.append(
+            f"quality history: the feature values of {', '.join(scrubbed)} were "
+            f"{'to be ' if dry_run else ''}redacted in every record (samples, statistics, "
+            "drift bins), since an aggregate cannot be scrubbed of one entity; counts and "
+            "outcomes are kept"
+        )
     _user_sources(request, offline, report)
     return report
 
@@ -326,29 +358,61 @@ def erase(
 def _sweep(request: ErasureRequest, online: OnlineStore, *, dry_run: bool) -> list[Removal]:
     """Remove (``dry_run``: find) the entity's rows in every place the store owns."""
     found: list[Removal] = []
+    holdings = request.holdings
     if isinstance(online, SupportsRowDeletion):
         for target in request.targets:
             rows = _online_rows(online, target, dry_run=dry_run)
             if rows:
                 stored = target.stored
                 found.append(Removal("online", stored.label, rows, stored.view.name))
-    for pushed in request.holdings.pushed():
+    staged_filters: dict[Path, tuple[str, RowFilter | None]] = {}
+    for pushed in holdings.pushed():
         row_filter = _pushed_filter(request, pushed)
+        staged_filters[holdings.data.push_folder(pushed.source)] = (pushed.source, row_filter)
         if row_filter is None:
             continue
         for path in pushed.files:
             rows = _remove(path, row_filter, dry_run=dry_run, keep_empty=False)
             if rows:
                 found.append(Removal("pushed", str(path), rows, pushed.source, str(path)))
-    for dataset in request.holdings.datasets():
+    for path in holdings.data.staged_files():
+        # Outside a push folder (a dataset being saved or rewritten): by the entity's keys.
+        owner, row_filter = staged_filters.get(
+            path.parent, (path.parent.name, keys_equal(request.values))
+        )
+        found.extend(_staged(path, owner, row_filter, dry_run=dry_run))
+    for dataset in holdings.datasets():
         if not dataset.owned:
             continue
         rows = _remove(dataset.path, keys_equal(request.values), dry_run=dry_run, keep_empty=True)
         if rows:
             found.append(Removal("dataset", dataset.name, rows, dataset.name, str(dataset.path)))
             if not dry_run:
-                request.holdings.recount_dataset(dataset)
+                holdings.recount_dataset(dataset)
+    views = {target.stored.view.name for target in request.targets}
+    history = QualityHistory(holdings.registry, holdings.project)
+    found.extend(scrub_quality(history, views, dry_run=dry_run))
     return found
+
+
+def _staged(
+    path: Path, owner: str, row_filter: RowFilter | None, *, dry_run: bool
+) -> list[Removal]:
+    """A staged file: deleted whole when stale, else rid of the entity's rows (``row_filter``;
+    None: a push source no view keyed by the entity reads); one that cannot be read (a write
+    under way) is reported when searching (``dry_run``), to fail the check."""
+    stale = remove_stale(path, dry_run=dry_run)
+    if stale is not None:
+        return [stale]
+    if row_filter is None:
+        return []
+    try:
+        rows = remove_rows(path, row_filter, dry_run=dry_run, keep_empty=True)
+    except RowFilterError:
+        if not dry_run:
+            return []
+        return [Removal("staged", f"{path} (unreadable: a write under way?)", 0, owner, str(path))]
+    return [Removal("staged", str(path), rows, owner, str(path))] if rows else []
 
 
 def _online_rows(online: SupportsRowDeletion, target: _ViewTarget, *, dry_run: bool) -> int:

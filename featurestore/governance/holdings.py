@@ -6,6 +6,9 @@
   (:mod:`featurestore.offline.store_data`);
 * saved datasets (:mod:`featurestore.governance.datasets`) whose file lies in the store's data
   folder (``<data_path>/<project>/datasets/<name>.parquet``).
+* staged files that interrupted writes left under ``<data_path>/<project>/``
+  (:mod:`featurestore.offline.store_data`); a stale one is removed whole (:func:`remove_stale`);
+* for erasure, the quality history in the registry (:mod:`featurestore.governance.quality_scrub`).
 
 Files the store does not own (the views' sources, a dataset saved outside the data folder) are
 never rewritten. The audit log belongs to the store too, but it is append-only: nothing here
@@ -28,7 +31,7 @@ from featurestore.definitions.sources import PushSource
 from featurestore.errors import ObjectNotFoundError
 from featurestore.governance.datasets import SavedDatasets
 from featurestore.offline.entity_frame import DEFAULT_TIMESTAMP_COLUMN
-from featurestore.offline.store_data import StoreData
+from featurestore.offline.store_data import StoreData, is_stale
 from featurestore.online.base import Namespace
 from featurestore.registry.base import Registry
 from featurestore.registry.schema import saved_datasets
@@ -82,9 +85,11 @@ class DatasetFile:
 class Removal:
     """Rows one run removed (on a dry run: would remove) in one place.
 
-    ``place`` is ``online``, ``pushed`` or ``dataset``; ``name`` says which namespace (``view
-    vN``), pushed file or dataset; ``owner`` is the view, push source or dataset the place
-    belongs to, and ``path`` its file (None online).
+    ``place`` is ``online``, ``pushed``, ``dataset``, ``staged`` (a file an interrupted write
+    left) or ``quality`` (records of the quality history, counted instead of rows); ``name``
+    says which namespace (``view vN``), file, dataset or records; ``owner`` is the view, push
+    source or dataset the place belongs to, and ``path`` its file (None online and in the
+    registry).
     """
 
     place: str
@@ -94,16 +99,31 @@ class Removal:
     path: str | None = None
 
     def describe(self) -> str:
-        unit = "key(s)" if self.place == "online" else "row(s)"
+        unit = {"online": "key(s)", "quality": "record(s)"}.get(self.place, "row(s)")
         return f"{self.place} {self.name}: {self.rows} {unit}"
 
 
 def totals(removed: Sequence[Removal]) -> dict[str, int]:
-    """Rows and keys removed per kind of place (``online``, ``pushed``, ``dataset``)."""
+    """Rows, keys and records removed per kind of place (see :class:`Removal`)."""
     per_place: dict[str, int] = {}
     for removal in removed:
         per_place[removal.place] = per_place.get(removal.place, 0) + removal.rows
     return per_place
+
+
+def remove_stale(path: Path, *, dry_run: bool) -> Removal | None:
+    """Delete (``dry_run``: count) the staged file at ``path`` when it is stale: the write that
+    staged it will never publish it. Its ``Removal`` counts every row in it (0 when it was cut
+    short and cannot be read); None when the file is not stale."""
+    if not is_stale(path):
+        return None
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        rows = 0  # cut short mid-write: unreadable, and removed all the same
+    if not dry_run:
+        path.unlink(missing_ok=True)
+    return Removal("staged", str(path), rows, path.parent.name, str(path))
 
 
 class Holdings:

@@ -90,6 +90,10 @@ class GovernanceOperations(FacadeBase):
         holdings = Holdings(self.config, self.registry)
         entities = [e for e in self.registry.list(self.project, "entity") if isinstance(e, Entity)]
         request = ErasureRequest(holdings, entity, entities)
+        if not dry_run:
+            # Passing push validations wait in memory to be recorded together: record them
+            # now, so that the erasure scrubs them too (a dry run writes nothing).
+            self._flush_held_records()
         return self._audited(
             who,
             f"entity:{request.entity.name}",

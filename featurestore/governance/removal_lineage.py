@@ -34,6 +34,9 @@ def emit_removals(
         return []
     datasets: dict[str, dict[str, DatasetRef]] = {}
     for removal in removed:
+        if removal.place not in _OWNER_KINDS:
+            # Staged files were never published, quality records are no dataset: no lineage.
+            continue
         job = f"{project}.{run}.{_OWNER_KINDS[removal.place]}{removal.owner}"
         dataset = _dataset(project, removal)
         datasets.setdefault(job, {})[dataset.name] = dataset

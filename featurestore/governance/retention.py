@@ -10,7 +10,8 @@ exactly at it stays (the bound is inclusive, like the TTL's).
   stored row older than the cut-off. User-owned source files are filtered, never changed.
 * :func:`enforce_retention` deletes them from what the store owns (see
   :mod:`featurestore.governance.holdings`): every online namespace of the view (every stored
-  version), the Parquet files pushed to its push source, and saved datasets.
+  version), the Parquet files pushed to its push source, and saved datasets. It also deletes
+  the stale staged files interrupted writes left (their rows were never published).
 
 Data shared by views with different windows is kept for the *shortest* of them, since retention
 is a limit on how long data may be kept: a push source's files for the shortest window among the
@@ -31,7 +32,13 @@ from typing import Any, ClassVar
 
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import ObjectNotFoundError, RetentionError
-from featurestore.governance.holdings import Holdings, Removal, StoredView, totals
+from featurestore.governance.holdings import (
+    Holdings,
+    Removal,
+    StoredView,
+    remove_stale,
+    totals,
+)
 from featurestore.governance.parquet_rows import RowFilterError, older_than, remove_rows
 from featurestore.offline.base import FeatureRequest
 from featurestore.online.base import Namespace, OnlineStore, SupportsRowDeletion
@@ -178,6 +185,10 @@ def enforce_retention(
     _online(online, stored, cutoffs, report)
     _pushed(holdings, cutoffs, report)
     _datasets(holdings, cutoffs, rules, now_us, report)
+    for path in holdings.data.staged_files():
+        stale = remove_stale(path, dry_run=dry_run)
+        if stale is not None:
+            report.removed.append(stale)
     return report
 
 

@@ -8,6 +8,13 @@ A push writes one file. It is first written under a dot-name (``.part-....parque
 no reader lists, and renamed into place once the whole push succeeded: a reader sees all of a
 push or none of it, and a failed push leaves nothing behind. The offline engine reads a push
 source's view from its batch files plus these files.
+
+A process killed between staging and publishing does leave its staged file behind (so do a
+dataset save and a row-removing rewrite, which stage the same way). Every dot-name ending in
+``.tmp`` under ``<data_path>/<project>/`` is such a *staged file* (:meth:`StoreData.staged_files`);
+one untouched for :data:`STALE_STAGED_SECONDS` belongs to a write that will never finish. The
+next push to the same source deletes its folder's stale ones, and an erasure deletes every stale
+one and removes the entity's rows from the others.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.sources import PushSource
 from featurestore.errors import DefinitionError
+
+#: Seconds after which a staged file counts as left behind by an interrupted write (no push or
+#: save stays between staging and publishing that long).
+STALE_STAGED_SECONDS = 3600.0
 
 
 class StoreData:
@@ -50,6 +61,19 @@ class StoreData:
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+    def staged_files(self, folder: Path | None = None) -> list[Path]:
+        """The staged (unpublished) files under ``folder`` (default: the project's whole data
+        folder), sorted."""
+        folder = self.root / self.project if folder is None else folder
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.rglob(".*.tmp") if p.is_file())
+
+    def discard_stale(self, folder: Path | None = None) -> list[Path]:
+        """Delete the stale staged files under ``folder`` (default: the project's data
+        folder); returns them."""
+        return [path for path in self.staged_files(folder) if discard_if_stale(path)]
 
     def view_files(self, view: FeatureView) -> list[str]:
         """Every Parquet file holding the view's offline rows: its source's files, then (for a
@@ -81,6 +105,7 @@ class StoreData:
         """Write ``table`` under a name no reader lists; :meth:`StagedFile.commit` publishes it."""
         folder = self.push_folder(source_name)
         folder.mkdir(parents=True, exist_ok=True)
+        self.discard_stale(folder)  # what interrupted pushes to this source left
         name = f"part-{time.time_ns() // 1000:017d}-{secrets.token_hex(4)}.parquet"
         staged = folder / f".{name}.tmp"
         try:
@@ -106,6 +131,24 @@ class StagedFile:
 
     def discard(self) -> None:
         self.staged.unlink(missing_ok=True)
+
+
+def is_stale(path: Path, now: float | None = None) -> bool:
+    """Whether the staged file at ``path`` was last written :data:`STALE_STAGED_SECONDS` ago
+    or more (False when it is gone)."""
+    try:
+        written = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return (time.time() if now is None else now) - written >= STALE_STAGED_SECONDS
+
+
+def discard_if_stale(path: Path) -> bool:
+    """Delete the staged file at ``path`` when it is stale; returns whether it did."""
+    if not is_stale(path):
+        return False
+    path.unlink(missing_ok=True)
+    return True
 
 
 def _under(path: str, root: Path) -> bool:

@@ -114,7 +114,9 @@ class FeatureDrift:
 
     ``ks`` is ``None`` for categorical features, ``chi2*`` for numeric ones; all metrics are
     ``None`` when one side has no value to compare. ``bins`` (for plots) list each bin's
-    ``label``, ``reference_share`` and ``current_share`` of the non-null values.
+    ``label``, ``reference_share`` and ``current_share`` of the non-null values; a
+    ``redacted`` feature has none (its bin edges and categories are values its reader may not
+    see, or that an erasure scrubbed; see :mod:`featurestore.quality.redaction`).
     """
 
     feature: str
@@ -131,6 +133,7 @@ class FeatureDrift:
     drifted: bool
     reasons: list[str] = field(default_factory=list)
     bins: list[dict[str, Any]] = field(default_factory=list)
+    redacted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
@@ -149,6 +152,7 @@ class FeatureDrift:
             "drifted": self.drifted,
             "reasons": list(self.reasons),
             "bins": [dict(b) for b in self.bins],
+            "redacted": self.redacted,
         }
 
 

@@ -7,7 +7,9 @@
     history.statistics("feature_view", "driver_stats")
 
 Each record is one row with its JSON (canonical, sorted keys) plus the columns queries filter on;
-rows are never updated, so the history of a view's quality is kept whole.
+rows are never updated, so the history of a view's quality is kept whole, with one exception: an
+erasure rewrites a record without its feature values (the ``replace_*`` methods, see
+:mod:`featurestore.governance.quality_scrub`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
 
 from featurestore.errors import ObjectNotFoundError
 from featurestore.quality.drift import DriftReport
@@ -147,19 +149,15 @@ class QualityHistory:
         return replace(stats, id=self._insert(feature_statistics, row))
 
     def statistics(
-        self, subject_kind: str, subject: str, *, limit: int | None = None
+        self, subject_kind: str, subject: str | None, *, limit: int | None = None
     ) -> list[StoredStatistics]:
-        """Recorded statistics of one view or dataset, oldest first; the newest ``limit``."""
+        """Recorded statistics of one view or dataset (``None``: of every one of that kind),
+        oldest first; the newest ``limit``."""
         s = feature_statistics
-        query = (
-            select(s)
-            .where(
-                s.c.project == self.project,
-                s.c.subject_kind == subject_kind,
-                s.c.subject == subject,
-            )
-            .order_by(s.c.id.desc())
-        )
+        query = select(s).where(s.c.project == self.project, s.c.subject_kind == subject_kind)
+        if subject is not None:
+            query = query.where(s.c.subject == subject)
+        query = query.order_by(s.c.id.desc())
         if limit is not None:
             query = query.limit(limit)
         with self.registry.reading() as conn:
@@ -208,6 +206,33 @@ class QualityHistory:
             {"id": int(r.id), "at": r.at.isoformat(), **json.loads(r.report_json)}
             for r in reversed(rows)
         ]
+
+    # -- rewriting (erasure only) -------------------------------------------------------------
+
+    def replace_validation(self, result: ValidationResult) -> None:
+        """Store ``result`` over the record with its ``id``."""
+        self._replace(validation_results, result.id, result_json=_json(result.to_dict()))
+
+    def replace_statistics(self, stats: StoredStatistics) -> None:
+        """Store ``stats`` over the record with its ``id``."""
+        stored = {"profile": stats.profile.to_dict(), "features": stats.features}
+        self._replace(feature_statistics, stats.id, profile_json=_json(stored))
+
+    def replace_drift(self, record: dict[str, Any]) -> None:
+        """Store a drift report (as :meth:`drift_reports` returns it) over the record with its
+        ``id``."""
+        report = {k: v for k, v in record.items() if k not in ("id", "at")}
+        self._replace(drift_reports, record["id"], report_json=_json(report))
+
+    def _replace(self, table: Table, record_id: int | None, **values: str) -> None:
+        if record_id is None:
+            raise ValueError(f"{table.name}: only a stored record (with an id) can be replaced")
+        with self.registry.writing() as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.project == self.project, table.c.id == record_id)
+                .values(**values)
+            )
 
     def _insert(self, table: Table, row: dict[str, Any]) -> int:
         """Append ``row`` to ``table`` in a transaction of its own; returns its id."""

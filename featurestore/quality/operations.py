@@ -6,16 +6,25 @@ its access checks and audit.
     store.validation_history("driver_stats")
     store.statistics("driver_stats", start, end)          # stored per window
     store.drift("driver_stats", current_window=(c, d), reference_dataset="churn_2026_03")
+
+Who sees what: running a validation, statistics or a drift check reads the view's rows, so it
+needs ``read_offline`` on every feature of the view. Reading the recorded history
+(:meth:`~QualityOperations.validation_history`, :meth:`~QualityOperations.statistics_history`,
+:meth:`~QualityOperations.drift_history`) needs ``describe`` on the project; the values in it
+(samples, min / max / quantiles / top values, drift bins) are shown per feature only to a
+reader with ``read_offline`` on that feature, and withheld from everyone else
+(:mod:`featurestore.quality.redaction`). Every record returned here goes through that filter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import QualityError
+from featurestore.errors import ObjectNotFoundError, QualityError
 from featurestore.facade_base import FacadeBase
 from featurestore.governance.access import feature_targets, project_target
 from featurestore.governance.guard import PrincipalLike
@@ -24,6 +33,7 @@ from featurestore.materialize.materializer import to_utc
 from featurestore.offline.base import (
     DatasetSaver,
     FeatureRequest,
+    LatestWindow,
     RetrievalJob,
     SavedDataset,
 )
@@ -36,9 +46,20 @@ from featurestore.quality.history import (
     QualityHistory,
     StoredStatistics,
 )
+from featurestore.quality.redaction import (
+    ValueRights,
+    redact_drift,
+    redact_drift_record,
+    redact_statistics,
+    redact_validation,
+)
 from featurestore.quality.reporting import AuditSink, QualityReporting
 from featurestore.quality.result import ValidationResult
-from featurestore.quality.service import DriftOutcome, QualityService
+from featurestore.quality.service import (
+    DriftOutcome,
+    MaterializationValidation,
+    QualityService,
+)
 from featurestore.quality.windows import Window
 from featurestore.types import ValueType
 
@@ -91,7 +112,9 @@ class QualityOperations(FacadeBase):
         limit: int | None = None,
         principal: PrincipalLike = None,
     ) -> list[ValidationResult]:
-        """Recorded validations (of ``view``, else all), oldest first; the newest ``limit``."""
+        """Recorded validations (of ``view``, else all), oldest first; the newest ``limit``.
+        Needs ``describe``; sample values are shown only for features the principal may
+        ``read_offline``."""
         self._may_describe(principal)
         self.quality.flush_pushes()
         found = self.quality.history.validations(
@@ -100,7 +123,22 @@ class QualityOperations(FacadeBase):
         if view is not None and not found:
             # An unknown name is an error (a typo should not read as "never validated").
             self.registry.get(self.project, "feature_view", view)
-        return found
+        readable = self._value_rights(principal)
+        return [redact_validation(result, readable) for result in found]
+
+    def _flush_held_records(self) -> None:
+        if self._quality is not None:
+            self._quality.flush_pushes()
+
+    def _materialization_validation(
+        self, principal: PrincipalLike
+    ) -> Callable[[FeatureView, int, LatestWindow], MaterializationValidation]:
+        """The materializer's validation hook; a strict failure it raises shows the principal
+        only the values it may read (``materialize`` does not imply ``read_offline``)."""
+        readable = self._value_rights(principal)
+        return self.quality.materialization(
+            self._audit_sink(principal), lambda result: redact_validation(result, readable)
+        )
 
     def _push_validation(self, principal: PrincipalLike) -> PushValidation:
         audit = self._audit_sink(principal)
@@ -133,12 +171,21 @@ class QualityOperations(FacadeBase):
         )
 
     def statistics_history(
-        self, name: str, *, dataset: bool = False, limit: int | None = None
+        self,
+        name: str,
+        *,
+        dataset: bool = False,
+        limit: int | None = None,
+        principal: PrincipalLike = None,
     ) -> list[StoredStatistics]:
-        """Recorded statistics of a view (per window) or of a saved dataset, oldest first."""
-        self._may_describe(None)
+        """Recorded statistics of a view (per window) or of a saved dataset, oldest first.
+        Needs ``describe``; a feature the principal may not ``read_offline`` keeps only its
+        counts (rows, nulls, distinct)."""
+        self._may_describe(principal)
         kind = DATASET_SUBJECT if dataset else VIEW_SUBJECT
-        return self.quality.history.statistics(kind, name, limit=limit)
+        readable = self._value_rights(principal)
+        found = self.quality.history.statistics(kind, name, limit=limit)
+        return [redact_statistics(stats, readable) for stats in found]
 
     def _profiling_saver(
         self, saver: DatasetSaver, requests: Sequence[FeatureRequest], principal: PrincipalLike
@@ -183,7 +230,7 @@ class QualityOperations(FacadeBase):
         if reference_dataset is not None:
             saved = self.lineage.datasets.get(reference_dataset)
             columns = self._saved_columns(saved)
-        return self.quality.drift(
+        outcome = self.quality.drift(
             found,
             version,
             _window(*current_window),
@@ -194,11 +241,26 @@ class QualityOperations(FacadeBase):
             not_before_us=self._cutoff(found),
             thresholds=thresholds,
         )
+        # The caller may read every feature of the view, but a saved dataset's statistics (the
+        # reference) also profile the other views' columns it holds.
+        readable = self._value_rights(principal)
+        return replace(
+            outcome,
+            report=redact_drift(outcome.report, readable),
+            reference=redact_statistics(outcome.reference, readable),
+            current=redact_statistics(outcome.current, readable),
+        )
 
-    def drift_history(self, view: str, *, limit: int | None = None) -> list[dict[str, Any]]:
-        """Recorded drift reports of ``view`` (dictionaries), oldest first."""
-        self._may_describe(None)
-        return self.quality.history.drift_reports(view, limit=limit)
+    def drift_history(
+        self, view: str, *, limit: int | None = None, principal: PrincipalLike = None
+    ) -> list[dict[str, Any]]:
+        """Recorded drift reports of ``view`` (dictionaries), oldest first. Needs
+        ``describe``; the bins of a feature the principal may not ``read_offline`` are
+        withheld."""
+        self._may_describe(principal)
+        readable = self._value_rights(principal)
+        found = self.quality.history.drift_reports(view, limit=limit)
+        return [redact_drift_record(record, readable) for record in found]
 
     def _saved_columns(self, saved: SavedDataset) -> dict[str, tuple[str, str, ValueType]]:
         """A saved dataset's feature columns: column -> (view, feature, declared type), from
@@ -225,6 +287,56 @@ class QualityOperations(FacadeBase):
         )
         return view, self.registry.current_version(self.project, "feature_view", name)
 
+    def _value_rights(self, principal: PrincipalLike) -> ValueRights:
+        """Whether ``principal`` may see the values of a feature: ``read_offline`` on it, as
+        the view tags it (its current definition, else the newest older or deleted version
+        declaring the feature). A feature no version declares is refused."""
+        guard = self.guard
+        who = guard.principal(principal)
+        if not guard.access.enforced:
+            return _everything
+        definitions: dict[tuple[str, bool], list[FeatureView]] = {}
+        decided: dict[tuple[str, str], bool] = {}
+
+        def declaring(view: str, feature: str) -> FeatureView | None:
+            # The current definition first; the stored versions only when it lacks the feature.
+            for older in (False, True):
+                if (view, older) not in definitions:
+                    definitions[view, older] = self._definitions(view, older=older)
+                for definition in definitions[view, older]:
+                    if feature in definition.feature_names:
+                        return definition
+            return None
+
+        def readable(view: str, feature: str) -> bool:
+            key = (view, feature)
+            if key not in decided:
+                found = declaring(view, feature)
+                decided[key] = found is not None and guard.allowed(
+                    who, "read_offline", feature_targets(self.project, found, [feature])
+                )
+            return decided[key]
+
+        return readable
+
+    def _definitions(self, view: str, *, older: bool) -> list[FeatureView]:
+        """The current definition of ``view`` (none when deleted), or (``older``) every stored
+        version, newest first."""
+        if older:
+            versions = self.registry.versions(self.project, "feature_view").get(view, [])
+            wanted: list[int | None] = [*sorted(versions, reverse=True)]
+        else:
+            wanted = [None]
+        found: list[FeatureView] = []
+        for version in wanted:
+            try:
+                definition = self.registry.get(self.project, "feature_view", view, version)
+            except ObjectNotFoundError:
+                continue
+            if isinstance(definition, FeatureView):
+                found.append(definition)
+        return found
+
     def _may_describe(self, principal: PrincipalLike) -> None:
         guard = self.guard
         guard.require(guard.principal(principal), "describe", [project_target(self.project)])
@@ -240,6 +352,10 @@ class QualityOperations(FacadeBase):
 
     def _cutoff(self, view: FeatureView) -> int | None:
         return self.retention.cutoff_us(view, epoch_us(datetime.now(timezone.utc)))
+
+
+def _everything(view: str, feature: str) -> bool:
+    return True
 
 
 def _window(start: datetime | None, end: datetime | None) -> Window:

@@ -42,6 +42,10 @@ What the numbers mean, exactly:
   reference's grid, or equal to each of the reference's categories.
 
 A table with no rows gives a profile with ``rows=0`` and ``None`` / empty statistics.
+
+A **redacted** column keeps only ``rows``, ``nulls`` and ``distinct``: every statistic that
+carries values (min, max, mean, stddev, quantiles, top values, grid, categories) was withheld
+from its reader or scrubbed by an erasure (see :mod:`featurestore.quality.redaction`).
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ class ColumnStats:
     categories: list[tuple[str, int]]
     probe_cumulative: list[int] | None = None
     probe_categories: list[int] | None = None
+    redacted: bool = False
 
     @property
     def null_rate(self) -> float:
@@ -151,6 +156,7 @@ class ColumnStats:
             "categories": [[v, n] for v, n in self.categories],
             "probe_cumulative": _copy(self.probe_cumulative),
             "probe_categories": _copy(self.probe_categories),
+            "redacted": self.redacted,
         }
 
     @classmethod
@@ -176,6 +182,7 @@ class ColumnStats:
             categories=[(str(v), int(n)) for v, n in data.get("categories", [])],
             probe_cumulative=_copy(data.get("probe_cumulative")),
             probe_categories=_copy(data.get("probe_categories")),
+            redacted=bool(data.get("redacted", False)),
         )
 
 

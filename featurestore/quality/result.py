@@ -66,6 +66,9 @@ class CheckOutcome:
     distinct unexpected values and ``message`` one readable line::
 
         conv_rate: 1,000 of 4,000 values (25.0%) not between 0 and 1; e.g. 2.0, 7.5
+
+    ``redacted`` marks an outcome whose feature values (samples, an observed aggregate) were
+    withheld from its reader or scrubbed by an erasure (see :mod:`featurestore.quality.redaction`).
     """
 
     check: str
@@ -76,6 +79,7 @@ class CheckOutcome:
     observed: dict[str, Any]
     samples: list[Any]
     message: str
+    redacted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, read back by :meth:`from_dict`."""
@@ -88,6 +92,7 @@ class CheckOutcome:
             "observed": json_safe(self.observed),
             "samples": json_safe(self.samples),
             "message": self.message,
+            "redacted": self.redacted,
         }
 
     @classmethod
@@ -102,6 +107,7 @@ class CheckOutcome:
             observed=dict(data.get("observed") or {}),
             samples=list(data.get("samples") or []),
             message=data.get("message", ""),
+            redacted=bool(data.get("redacted", False)),
         )
 
 

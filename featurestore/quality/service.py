@@ -37,6 +37,9 @@ from featurestore.types import ValueType
 
 #: Rows per batch when validating a window on demand.
 VALIDATE_BATCH_ROWS = 100_000
+#: What the caller of a run may see of a validation result (the facade withholds the values of
+#: features the caller may not read; see :mod:`featurestore.quality.redaction`).
+Shown = Callable[[ValidationResult], ValidationResult]
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,18 @@ class MaterializationValidation:
     """
 
     def __init__(
-        self, service: QualityService, view: FeatureView, validator: ViewValidator, audit: AuditSink
+        self,
+        service: QualityService,
+        view: FeatureView,
+        validator: ViewValidator,
+        audit: AuditSink,
+        shown: Shown | None = None,
     ) -> None:
         self._service = service
         self._view = view
         self._validator = validator
         self._audit = audit
+        self._shown = shown
         self.strict = validator.mode == "strict"
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -72,7 +81,7 @@ class MaterializationValidation:
 
     def finish(self) -> str:
         """Record the result; raises ValidationFailedError when strict and failed."""
-        result = self._service.conclude(self._view, self._validator, self._audit)
+        result = self._service.conclude(self._view, self._validator, self._audit, self._shown)
         return result.summary()
 
 
@@ -135,17 +144,23 @@ class QualityService:
         )
 
     def conclude(
-        self, view: FeatureView, validator: ViewValidator, audit: AuditSink
+        self,
+        view: FeatureView,
+        validator: ViewValidator,
+        audit: AuditSink,
+        shown: Shown | None = None,
     ) -> ValidationResult:
-        """Finish ``validator``, record its result, then raise if a strict validation failed."""
+        """Finish ``validator``, record its result, then raise if a strict validation failed
+        (with the result as ``shown`` makes it for the caller: without the values they may not
+        read)."""
         result = self.reporting.validation(view, validator.finish(), audit)
-        validator.check(result)
+        validator.check(result if shown is None else shown(result))
         return result
 
     def materialization(
-        self, audit: AuditSink
+        self, audit: AuditSink, shown: Shown | None = None
     ) -> Callable[[FeatureView, int, LatestWindow], MaterializationValidation]:
-        """The materializer's hook: a validation per view run."""
+        """The materializer's hook: a validation per view run (``shown``: see :meth:`conclude`)."""
 
         def start(
             view: FeatureView, version: int, window: LatestWindow
@@ -155,7 +170,7 @@ class QualityService:
                 from_epoch_us(window.end_us),
             )
             validator = self.validator(view, version, "materialize", bounds)
-            return MaterializationValidation(self, view, validator, audit)
+            return MaterializationValidation(self, view, validator, audit, shown)
 
         return start
 
@@ -343,10 +358,14 @@ class QualityService:
         audit: AuditSink,
     ) -> StoredStatistics:
         try:
-            return self.history.latest_statistics(DATASET_SUBJECT, saved.name)
+            stored = self.history.latest_statistics(DATASET_SUBJECT, saved.name)
         except ObjectNotFoundError:
             # Saved before statistics were kept: profile the file once, now.
             return self.dataset_statistics(saved, columns, audit)
+        if any(column.redacted for column in stored.profile.columns.values()):
+            # An erasure scrubbed them (and the dataset file): profile the file as it is now.
+            return self.dataset_statistics(saved, columns, audit)
+        return stored
 
 
 def _reference_columns(reference: StoredStatistics, view: FeatureView) -> dict[str, str]:
