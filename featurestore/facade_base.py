@@ -16,6 +16,7 @@ from featurestore.governance.lineage_hooks import LineageHooks
 from featurestore.governance.retention import RetentionRules
 from featurestore.offline.base import OfflineEngine
 from featurestore.online import OnlineStore
+from featurestore.push import Pusher
 from featurestore.registry import Registry
 
 
@@ -55,4 +56,8 @@ class FacadeBase:
 
     @property
     def retention(self) -> RetentionRules:
+        raise NotImplementedError
+
+    @property
+    def pusher(self) -> Pusher:
         raise NotImplementedError

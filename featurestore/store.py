@@ -47,6 +47,7 @@ from featurestore.online import OnlineStore, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
+from featurestore.push.operations import OnlineWriteOperations
 from featurestore.quality.operations import QualityOperations
 from featurestore.references import resolve_requests
 from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
@@ -55,7 +56,7 @@ from featurestore.registry import HistoryEntry, Plan, Registry, open_registry
 TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
-class FeatureStore(QualityOperations, GovernanceOperations):
+class FeatureStore(QualityOperations, GovernanceOperations, OnlineWriteOperations):
     """Entry point to a feature repository.
 
     store = FeatureStore(repo_path="repo")        # reads repo/featurestore.yaml
@@ -127,6 +128,13 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         if self._online is None:
             self._online = open_online_store(self.config)
         return self._online
+
+    @property
+    def pusher(self) -> Pusher:
+        """Push ingestion and direct online writes, opened on first use."""
+        if self._pusher is None:
+            self._pusher = Pusher(self.config, self.registry, self.online)
+        return self._pusher
 
     @property
     def lineage(self) -> LineageHooks:
@@ -338,7 +346,7 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         try:
             return self._feature_view(name, version)
         except ObjectNotFoundError as exc:
-            raise FeatureReferenceError(str(exc)) from None
+            raise FeatureReferenceError.from_not_found(exc) from None
 
     # -- online path ---------------------------------------------------------------------------
 
@@ -349,14 +357,16 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         feature_views: Sequence[str] | None = None,
         *,
         progress: bool | None = None,
+        principal: PrincipalLike = None,
     ) -> MaterializationReport:
         """Write each view's latest row per entity with event time in ``[start, end]`` online.
 
-        ``progress`` shows a progress bar (default: when stderr is a terminal).
+        ``progress`` shows a progress bar (default: when stderr is a terminal). ``principal`` is
+        who asks (default: the store's; the REST service passes the bearer token's owner).
         """
-        self._require_views("materialize", feature_views)
+        who = self._require_views("materialize", feature_views, principal)
         report = self._materializer(progress).materialize(start, end, feature_views)
-        self._record_materialization(report)
+        self._record_materialization(report, who)
         return report
 
     def materialize_incremental(
@@ -365,18 +375,23 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         feature_views: Sequence[str] | None = None,
         *,
         progress: bool | None = None,
+        principal: PrincipalLike = None,
     ) -> MaterializationReport:
         """Materialize what arrived since each view's watermark (late rows included) up to ``end``."""
-        self._require_views("materialize", feature_views)
+        who = self._require_views("materialize", feature_views, principal)
         report = self._materializer(progress).materialize_incremental(end, feature_views)
-        self._record_materialization(report)
+        self._record_materialization(report, who)
         return report
 
-    def _require_views(self, action: str, names: Sequence[str] | None) -> None:
-        """``action`` on the named views (default: every online view) or AccessDeniedError."""
+    def _require_views(
+        self, action: str, names: Sequence[str] | None, principal: PrincipalLike
+    ) -> Principal:
+        """Who asks, once allowed ``action`` on the named views (default: every online view);
+        AccessDeniedError otherwise."""
         guard = self.guard
+        who = guard.principal(principal)
         if not guard.access.enforced:
-            return
+            return who
         if names is None:
             views = [
                 v
@@ -391,10 +406,11 @@ class FeatureStore(QualityOperations, GovernanceOperations):
                     views.append(self._feature_view(name))
                 except ObjectNotFoundError:
                     continue  # the operation itself reports an unknown view
-        guard.require(self.principal, action, [definition_target(self.project, v) for v in views])
+        guard.require(who, action, [definition_target(self.project, v) for v in views])
+        return who
 
-    def _record_materialization(self, report: MaterializationReport) -> None:
-        who, guard = self.principal, self.guard
+    def _record_materialization(self, report: MaterializationReport, who: Principal) -> None:
+        guard = self.guard
         for view in report.views:
             guard.record(
                 who,
@@ -501,20 +517,17 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         retrieval sees it) or ``"online_and_offline"``. Rows are validated against the views'
         schema before anything is written; online, a row never replaces a newer one.
         """
-        if self._pusher is None:
-            self._pusher = Pusher(self.config, self.registry, self.online)
+        pusher = self.pusher
         who, guard = self.guard.principal(principal), self.guard
         mode = PushMode.parse(to)
         if guard.access.enforced:
-            views = [v for v, _ in self._pusher.target(push_source_name).views]
+            views = [v for v, _ in pusher.target(push_source_name).views]
             targets = [definition_target(self.project, v) for v in views]
             for action in ("write_online",) * mode.online + ("write_offline",) * mode.offline:
                 guard.require(who, action, targets)
-        readers = self._pusher.target(push_source_name).views if mode.offline else ()
+        readers = pusher.target(push_source_name).views if mode.offline else ()
         with self.lineage.pushing(push_source_name, mode, readers) as observe:
-            report = self._pusher.push(
-                push_source_name, df, mode, validate=self._push_validation(who)
-            )
+            report = pusher.push(push_source_name, df, mode, validate=self._push_validation(who))
             observe(report)
         guard.record(
             who,

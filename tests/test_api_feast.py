@@ -1,0 +1,305 @@
+"""Feast's other feature-server paths over REST (the real uvicorn server): ``/write-to-online-store``,
+``/materialize``, ``/materialize-incremental``, ``include_feature_view_version_metadata``, the
+error bodies Feast's client turns back into its own exception types, with access checks and
+audit. Feast's real client drives the same paths in test_feast_client.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_server import NOW, Server, driver_stats, make_repo, push_body
+
+from featurestore import FeatureStore, Policy, Resource
+from featurestore.errors import AccessDeniedError, PushError
+from featurestore.governance.access import Principal
+
+SQLITE_ONLINE = "{type: sqlite, path: data/online.db, expiry_grace: 36500d}"
+FEAST_AGENT = {"User-Agent": "python-requests/2.32.5"}  # what Feast's client sends
+ROOT = Principal("root", frozenset({"admin"}))
+POLICIES = [
+    Policy(name="admins", roles=["admin"], actions=["admin"]),
+    Policy(name="readers", roles=["reader"], actions=["describe", "read_online"]),
+    Policy(
+        name="ingest",
+        principals=["ingestor"],
+        actions=["write_online"],
+        resources=[Resource(kind="feature_view", name="driver_*")],
+    ),
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[FeatureStore]:
+    opened = make_repo(tmp_path / "repo", SQLITE_ONLINE)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def server(store: FeatureStore) -> Iterator[Server]:
+    with Server(store) as running:
+        yield running
+
+
+def call(server: Server, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+    return httpx.post(f"{server.url}{path}", json=body, timeout=30, **kwargs)
+
+
+def lookup(server: Server, driver: int) -> dict[str, Any]:
+    body = {"features": ["driver_stats:conv_rate"], "entities": {"driver_id": [driver]}}
+    answer = call(server, "/get-online-features", body)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()["results"][1]
+    return result
+
+
+def write_body(driver: int, conv_rate: Any, when: Any, **columns: Any) -> dict[str, Any]:
+    """The body Feast's client sends for one row (its remote online store's online_write_batch:
+    naive UTC timestamps, the created column always present)."""
+    return {
+        "feature_view_name": "driver_stats",
+        "df": {
+            "driver_id": [driver],
+            "conv_rate": [conv_rate],
+            "acc_rate": [0.5],
+            "trips": [3],
+            "event_timestamp": [when.replace(tzinfo=None).isoformat()],
+            "created": [None],
+            **columns,
+        },
+        "allow_registry_cache": False,
+    }
+
+
+# -- /write-to-online-store ----------------------------------------------------------------------
+
+
+def test_write_to_online_store_is_served(server: Server) -> None:
+    answer = call(server, "/write-to-online-store", write_body(60, 0.625, NOW))
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert report["feature_view"] == "driver_stats"
+    assert (report["version"], report["rows"], report["written"]) == (1, 1, 1)
+    found = lookup(server, 60)
+    assert found["values"] == [0.625]
+    assert found["statuses"] == ["PRESENT"]
+    # An older row for the same driver never replaces the newer one.
+    older = call(server, "/write-to-online-store", write_body(60, 0.25, NOW - timedelta(hours=1)))
+    assert older.json()["skipped_older"] == 1
+    assert lookup(server, 60)["values"] == [0.625]
+
+
+def test_write_to_online_store_through_the_sdk(store: FeatureStore) -> None:
+    report = store.write_to_online_store(
+        "driver_stats",
+        {
+            "driver_id": [61, 61],
+            "event_timestamp": [NOW - timedelta(minutes=5), NOW - timedelta(minutes=1)],
+            "conv_rate": [0.1, 0.2],
+            "acc_rate": [0.3, 0.4],
+            "trips": [1, 2],
+            "note": ["x", "y"],
+        },
+    )
+    assert (report.rows, report.keys, report.result.written) == (2, 1, 1)
+    assert report.ignored_columns == ["note"]
+    online = store.get_online_features(["driver_stats:conv_rate"], entity_rows=[{"driver_id": 61}])
+    assert online.to_dict()["conv_rate"] == [pytest.approx(0.2)]
+    with pytest.raises(PushError, match=r"missing column\(s\) \['trips'\]"):
+        store.write_to_online_store(
+            "driver_stats",
+            {"driver_id": [62], "event_timestamp": [NOW], "conv_rate": [0.1], "acc_rate": [0.1]},
+        )
+    with pytest.raises(PushError, match="conv_rate"):
+        store.write_to_online_store(
+            "driver_stats",
+            {
+                "driver_id": [62],
+                "event_timestamp": [NOW],
+                "conv_rate": ["fast"],
+                "acc_rate": [0.1],
+                "trips": [1],
+            },
+        )
+    # Nothing of the refused writes landed.
+    online = store.get_online_features(["driver_stats:conv_rate"], entity_rows=[{"driver_id": 62}])
+    assert online.statuses["conv_rate"] == ["NOT_FOUND"]
+
+
+# -- /materialize and /materialize-incremental ---------------------------------------------------
+
+
+def test_materialize_and_incremental(server: Server, store: FeatureStore) -> None:
+    store.teardown()  # online data and watermarks gone: the routes must bring them back
+    assert lookup(server, 1)["statuses"] == ["NOT_FOUND"]
+    body = {
+        "start_ts": (NOW - timedelta(days=1)).replace(tzinfo=None).isoformat(),
+        "end_ts": NOW.isoformat(),
+        "feature_views": ["driver_stats"],
+        "disable_event_timestamp": False,
+        "full_feature_names": False,
+    }
+    answer = call(server, "/materialize", body)
+    assert answer.status_code == 200, answer.text
+    [view] = answer.json()["feature_views"]
+    assert (view["feature_view"], view["written"]) == ("driver_stats", 4)
+    assert lookup(server, 1)["values"] == [0.5]
+    store.teardown()
+    answer = call(server, "/materialize-incremental", {"end_ts": NOW.isoformat()})
+    assert answer.status_code == 200, answer.text
+    assert {v["feature_view"] for v in answer.json()["feature_views"]} == {
+        "driver_stats",
+        "customer_profile",
+    }
+    assert lookup(server, 1)["values"] == [0.5]
+    refused = call(server, "/materialize", body, params={"async": "true"})
+    assert refused.status_code == 422
+    assert "async" in refused.json()["error"]["message"]
+
+
+# -- include_feature_view_version_metadata -------------------------------------------------------
+
+
+def test_feature_view_version_metadata(server: Server, store: FeatureStore) -> None:
+    store.apply([driver_stats(ttl=timedelta(hours=3))])  # a new version: 2
+    body: dict[str, Any] = {
+        "features": ["driver_stats@1:conv_rate", "customer_profile:tier", "driver_stats:trips"],
+        "entities": {"driver_id": [1], "customer_id": [7]},
+        "full_feature_names": True,
+    }
+    plain = call(server, "/get-online-features", body).json()
+    assert "feature_view_metadata" not in plain["metadata"]
+    body["include_feature_view_version_metadata"] = True
+    answer = call(server, "/get-online-features", body)
+    assert answer.status_code == 200, answer.text
+    # One entry per view, at its first version in request order (as Feast's server does).
+    assert answer.json()["metadata"]["feature_view_metadata"] == [
+        {"name": "driver_stats", "version": 1},
+        {"name": "customer_profile", "version": 1},
+    ]
+    assert answer.json()["results"] == plain["results"]
+    bad = call(server, "/get-online-features", {**body, "include_feature_view_version_metadata": 1})
+    assert bad.status_code == 422
+
+
+# -- error bodies: Feast's shape for Feast's client, ours for everyone else ----------------------
+
+LOOKUP = "/get-online-features"
+MATERIALIZE = {"start_ts": "2026-01-01T00:00:00", "end_ts": "2026-01-02T00:00:00"}
+
+
+def _entities(features: Any) -> dict[str, Any]:
+    return {"features": features, "entities": {"driver_id": [1]}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "feast_class"),
+    [
+        (LOOKUP, _entities(["nope:conv_rate"]), 400, "FeatureViewNotFoundException"),
+        (LOOKUP, _entities(["driver_stats:nope"]), 400, "FeastObjectNotFoundException"),
+        (LOOKUP, _entities(["driver_stats@9:trips"]), 400, "FeatureViewVersionNotFound"),
+        (
+            LOOKUP,
+            {"feature_service": "nope", "entities": {"driver_id": [1]}},
+            404,
+            "FeatureServiceNotFoundException",
+        ),
+        (LOOKUP, {"features": ["driver_stats:trips"], "entities": {}}, 422, "FeastError"),
+        (LOOKUP, b"{not json", 400, "FeastError"),
+        (
+            "/write-to-online-store",
+            {**write_body(1, 0.5, NOW), "feature_view_name": "nope"},
+            404,
+            "FeatureViewNotFoundException",
+        ),
+        (
+            "/write-to-online-store",
+            write_body(1, "fast", NOW),
+            422,
+            "DataFrameSerializationError",
+        ),
+        (
+            "/push",
+            {**push_body("online", 1, 0.5, NOW), "push_source_name": "nope"},
+            404,
+            "PushSourceNotFoundException",
+        ),
+        (
+            "/materialize",
+            {**MATERIALIZE, "feature_views": ["nope"]},
+            404,
+            "FeatureViewNotFoundException",
+        ),
+        ("/materialize", {**MATERIALIZE, "end_ts": "2025-01-01"}, 422, "FeastError"),
+        ("/materialize-incremental", {}, 422, "FeastError"),
+    ],
+)
+def test_error_shapes(server: Server, path: str, body: Any, status: int, feast_class: str) -> None:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    url = f"{server.url}{path}"
+    ours = httpx.post(url, content=content, timeout=30)
+    assert ours.status_code == status, ours.text
+    error = ours.json()["error"]
+    assert set(error) == {"type", "message"}
+    feast = httpx.post(url, content=content, headers=FEAST_AGENT, timeout=30)
+    assert feast.status_code == status
+    # Feast's client calls FeastError.from_error_detail(response.json()): a JSON string.
+    detail = json.loads(feast.json())
+    assert detail == {"module": "feast.errors", "class": feast_class, "message": error["message"]}
+
+
+def test_v1_paths_keep_our_errors_for_feast_agents(server: Server) -> None:
+    answer = httpx.get(f"{server.url}/v1/feature-views/nope", headers=FEAST_AGENT, timeout=10)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["type"] == "ObjectNotFoundError"
+
+
+# -- access checks and audit ---------------------------------------------------------------------
+
+
+def test_writes_and_materialize_check_access_and_audit(store: FeatureStore) -> None:
+    root = store.repo_path
+    with FeatureStore(root, principal=ROOT) as admin:
+        admin.apply(POLICIES)
+        tokens = {
+            name: admin.create_key(name, roles=roles, kind="user")[0]
+            for name, roles in (("ada", ["admin"]), ("ingestor", []), ("rita", ["reader"]))
+        }
+    with Server(FeatureStore(root)) as server:
+
+        def send(path: str, body: Any, who: str | None, **headers: str) -> httpx.Response:
+            if who is not None:
+                headers["Authorization"] = f"Bearer {tokens[who]}"
+            return call(server, path, body, headers=headers)
+
+        write = write_body(70, 0.875, NOW)
+        window = {"start_ts": (NOW - timedelta(days=1)).isoformat(), "end_ts": NOW.isoformat()}
+        assert send("/write-to-online-store", write, "rita").status_code == 403
+        assert send("/materialize", window, "ingestor").status_code == 403
+        assert send(
+            "/materialize-incremental", {"end_ts": NOW.isoformat()}, "rita"
+        ).status_code == (403)
+        assert send("/write-to-online-store", write, "ingestor").status_code == 200
+        assert send("/materialize", window, "ada").status_code == 200
+        # Feast's client gets its permission error, for a refusal and for a missing token.
+        for who in ("rita", None):
+            refused = send("/write-to-online-store", write, who, **FEAST_AGENT)
+            assert json.loads(refused.json())["class"] == "FeastPermissionError"
+        assert send("/write-to-online-store", write, None).status_code == 401
+    with pytest.raises(AccessDeniedError):
+        FeatureStore(root, token=tokens["rita"]).write_to_online_store("driver_stats", {})
+    with FeatureStore(root, principal=ROOT) as admin:
+        records = [(r.principal, r.action, r.resource, r.outcome) for r in admin.audit_log()]
+    assert ("ingestor", "write_online", "feature_view:driver_stats", "ok") in records
+    assert ("rita", "write_online", "feature_view:driver_stats", "denied") in records
+    denied = {(who, action) for who, action, _, outcome in records if outcome == "denied"}
+    assert {("ingestor", "materialize"), ("rita", "materialize")} <= denied
+    assert ("ada", "materialize", "feature_view:driver_stats", "ok") in records
