@@ -105,8 +105,8 @@ WRITE_REQUEST_SCHEMA: dict[str, Any] = {
 
 _VIEWS_SCHEMA: dict[str, Any] = {"type": ["array", "null"], "items": {"type": "string"}}
 
-#: Feast's ``/materialize`` body; ``full_feature_names`` and ``version`` are accepted and
-#: ignored (materialization writes every feature of the current version).
+#: Feast's ``/materialize`` body; ``full_feature_names`` is accepted and ignored
+#: (materialization writes every feature of each view's current version; ``version`` must be null).
 MATERIALIZE_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -265,6 +265,11 @@ def parse_materialize_request(body: bytes, *, incremental: bool) -> MaterializeR
         isinstance(views, list) and all(isinstance(v, str) and v for v in views)
     ):
         raise _invalid(f"'feature_views' must be a list of view names or null, got {_kind(views)}")
+    if data.get("version") is not None:
+        raise _invalid(
+            "'version': materializing a pinned version is not supported; each view's current "
+            "version is materialized (leave 'version' out)"
+        )
     if incremental:
         return MaterializeRequest(None, _instant(data, "end_ts"), views)
     if _flag(data, "disable_event_timestamp"):

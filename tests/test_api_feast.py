@@ -240,6 +240,7 @@ def _entities(features: Any) -> dict[str, Any]:
         ),
         ("/materialize", {**MATERIALIZE, "end_ts": "2025-01-01"}, 422, "FeastError"),
         ("/materialize-incremental", {}, 422, "FeastError"),
+        ("/materialize-incremental", {"end_ts": "2026-01-01", "version": "v2"}, 422, "FeastError"),
     ],
 )
 def test_error_shapes(server: Server, path: str, body: Any, status: int, feast_class: str) -> None:
