@@ -103,6 +103,7 @@ WRITE_REQUEST_SCHEMA: dict[str, Any] = {
     "required": ["feature_view_name", "df"],
 }
 
+_INSTANT = "ISO 8601 date or datetime; naive means UTC"
 _VIEWS_SCHEMA: dict[str, Any] = {"type": ["array", "null"], "items": {"type": "string"}}
 
 #: Feast's ``/materialize`` body; ``full_feature_names`` is accepted and ignored
@@ -110,8 +111,8 @@ _VIEWS_SCHEMA: dict[str, Any] = {"type": ["array", "null"], "items": {"type": "s
 MATERIALIZE_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "start_ts": {"type": ["string", "null"], "format": "date-time"},
-        "end_ts": {"type": ["string", "null"], "format": "date-time"},
+        "start_ts": {"type": ["string", "null"], "description": _INSTANT},
+        "end_ts": {"type": ["string", "null"], "description": _INSTANT},
         "feature_views": _VIEWS_SCHEMA,
         "disable_event_timestamp": {"type": "boolean", "default": False},
         "full_feature_names": {"type": "boolean"},
@@ -123,7 +124,7 @@ MATERIALIZE_REQUEST_SCHEMA: dict[str, Any] = {
 MATERIALIZE_INCREMENTAL_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "end_ts": {"type": "string", "format": "date-time"},
+        "end_ts": {"type": "string", "description": _INSTANT},
         "feature_views": _VIEWS_SCHEMA,
         "full_feature_names": {"type": "boolean"},
         "version": {"type": ["string", "null"]},
@@ -251,6 +252,8 @@ def parse_write_request(body: bytes, max_rows: int) -> WriteRequest:
     view = data.get("feature_view_name")
     if not isinstance(view, str) or not view:
         raise _invalid(f"'feature_view_name' must be a feature view's name, got {_kind(view)}")
+    _flag(data, "allow_registry_cache")  # accepted and ignored, but a boolean
+    _flag(data, "transform_on_write")
     return WriteRequest(view, _row_columns(data, max_rows))
 
 
@@ -265,6 +268,7 @@ def parse_materialize_request(body: bytes, *, incremental: bool) -> MaterializeR
         isinstance(views, list) and all(isinstance(v, str) and v for v in views)
     ):
         raise _invalid(f"'feature_views' must be a list of view names or null, got {_kind(views)}")
+    _flag(data, "full_feature_names")  # accepted and ignored, but a boolean
     if data.get("version") is not None:
         raise _invalid(
             "'version': materializing a pinned version is not supported; each view's current "
@@ -272,14 +276,20 @@ def parse_materialize_request(body: bytes, *, incremental: bool) -> MaterializeR
         )
     if incremental:
         return MaterializeRequest(None, _instant(data, "end_ts"), views)
-    if _flag(data, "disable_event_timestamp"):
+    start, end = _optional_instant(data, "start_ts"), _optional_instant(data, "end_ts")
+    if _flag(data, "disable_event_timestamp"):  # Feast's "everything": the bounds are ignored
         return MaterializeRequest(datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC), views)
-    start, end = _instant(data, "start_ts"), _instant(data, "end_ts")
+    if start is None or end is None:
+        raise _invalid("'start_ts' and 'end_ts' are required unless 'disable_event_timestamp'")
     if start >= end:
         raise _invalid(
             f"'start_ts' ({start.isoformat()}) must be before 'end_ts' ({end.isoformat()})"
         )
     return MaterializeRequest(start, end, views)
+
+
+def _optional_instant(data: dict[str, Any], name: str) -> datetime | None:
+    return None if data.get(name) is None else _instant(data, name)
 
 
 def _instant(data: dict[str, Any], name: str) -> datetime:

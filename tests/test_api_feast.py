@@ -14,7 +14,18 @@ from typing import Any
 import httpx
 import pytest
 from api_server import NOW, Server, driver_stats, make_repo, push_body
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
+from api.errors import ApiError
+from api.schemas import (
+    MATERIALIZE_INCREMENTAL_REQUEST_SCHEMA,
+    MATERIALIZE_REQUEST_SCHEMA,
+    WRITE_REQUEST_SCHEMA,
+    parse_materialize_request,
+    parse_write_request,
+)
 from featurestore import FeatureStore, Policy, Resource
 from featurestore.errors import AccessDeniedError, PushError
 from featurestore.governance.access import Principal
@@ -261,6 +272,78 @@ def test_v1_paths_keep_our_errors_for_feast_agents(server: Server) -> None:
     answer = httpx.get(f"{server.url}/v1/feature-views/nope", headers=FEAST_AGENT, timeout=10)
     assert answer.status_code == 404
     assert answer.json()["error"]["type"] == "ObjectNotFoundError"
+
+
+# -- the hand parsers against their documented schemas ------------------------------------------
+
+SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6)
+)
+ANY_JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+INSTANTS = st.sampled_from(["2026-01-01", "2026-01-02T00:00:00", "2026-01-03T00:00:00+02:00", "x"])
+COLUMNS = st.dictionaries(
+    st.sampled_from(["driver_id", "conv_rate", "event_timestamp"]),
+    st.lists(SCALARS, max_size=3) | ANY_JSON,
+    max_size=3,
+)
+WRITES = st.fixed_dictionaries(
+    {},
+    optional={
+        "feature_view_name": st.sampled_from(["driver_stats", ""]) | ANY_JSON,
+        "df": COLUMNS | ANY_JSON,
+        "allow_registry_cache": st.booleans() | ANY_JSON,
+        "transform_on_write": st.booleans() | ANY_JSON,
+    },
+)
+MATERIALIZATIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "start_ts": INSTANTS | ANY_JSON,
+        "end_ts": INSTANTS | ANY_JSON,
+        "feature_views": st.none() | st.lists(st.sampled_from(["driver_stats", ""])) | ANY_JSON,
+        "disable_event_timestamp": st.booleans() | ANY_JSON,
+        "full_feature_names": st.booleans() | ANY_JSON,
+        "version": st.none() | st.just("v2") | ANY_JSON,
+    },
+)
+
+
+def parses(parse: Any, body: Any) -> bool:
+    """Whether the hand parser takes ``body``; it may only ever refuse with an ApiError."""
+    try:
+        parse(json.dumps(body).encode())
+    except ApiError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(write=WRITES, materialize=MATERIALIZATIONS)
+def test_parsers_refuse_what_their_schemas_refuse(write: Any, materialize: Any) -> None:
+    """The OpenAPI schemas cannot say everything (a start before its end, a non-empty ``df``),
+    so the parsers may be stricter; but they never take a body their schema refuses."""
+    cases = [
+        (WRITE_REQUEST_SCHEMA, lambda raw: parse_write_request(raw, 10), write),
+        (
+            MATERIALIZE_REQUEST_SCHEMA,
+            lambda raw: parse_materialize_request(raw, incremental=False),
+            materialize,
+        ),
+        (
+            MATERIALIZE_INCREMENTAL_REQUEST_SCHEMA,
+            lambda raw: parse_materialize_request(raw, incremental=True),
+            materialize,
+        ),
+    ]
+    for schema, parse, body in cases:
+        if parses(parse, body):
+            assert Draft202012Validator(schema).is_valid(body), body
 
 
 # -- access checks and audit ---------------------------------------------------------------------
