@@ -26,8 +26,8 @@ from api.schemas import (
     parse_materialize_request,
     parse_write_request,
 )
-from featurestore import FeatureStore, Policy, Resource
-from featurestore.errors import AccessDeniedError, PushError
+from featurestore import FeatureStore, Policy, Resource, Validation
+from featurestore.errors import AccessDeniedError, PushError, ValidationFailedError
 from featurestore.governance.access import Principal
 
 SQLITE_ONLINE = "{type: sqlite, path: data/online.db, expiry_grace: 36500d}"
@@ -143,6 +143,30 @@ def test_write_to_online_store_through_the_sdk(store: FeatureStore) -> None:
     # Nothing of the refused writes landed.
     online = store.get_online_features(["driver_stats:conv_rate"], entity_rows=[{"driver_id": 62}])
     assert online.statuses["conv_rate"] == ["NOT_FOUND"]
+
+
+def test_write_to_online_store_is_validated_like_a_push(
+    server: Server, store: FeatureStore
+) -> None:
+    view = driver_stats()
+    view.validation = Validation(mode="strict", max_null_rate=0.0)
+    store.apply([view])
+    rows = {
+        "driver_id": [63, 64],
+        "event_timestamp": [NOW, NOW],
+        "conv_rate": [0.5, None],
+        "acc_rate": [0.1, 0.2],
+        "trips": [1, 2],
+    }
+    with pytest.raises(ValidationFailedError, match="conv_rate"):
+        store.write_to_online_store("driver_stats", rows)
+    refused = call(server, "/write-to-online-store", write_body(65, None, NOW))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["type"] == "ValidationFailedError"
+    for driver in (63, 64, 65):
+        assert lookup(server, driver)["statuses"] == ["NOT_FOUND"]
+    history = store.validation_history("driver_stats", failed_only=True)
+    assert [r.trigger for r in history] == ["push", "push"]
 
 
 # -- /materialize and /materialize-incremental ---------------------------------------------------

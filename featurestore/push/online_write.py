@@ -15,7 +15,7 @@ anything else is a :class:`~featurestore.errors.PushError` raised before anythin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "EVENT_COLUMN",
     "OnlineWrite",
     "OnlineWriteReport",
+    "WriteValidation",
     "online_write_batch",
 ]
 
@@ -50,11 +51,18 @@ EVENT_COLUMN, CREATED_COLUMN = "event_timestamp", "created"
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 
+#: Sees every written row's features (named and typed as the view declares them) before
+#: anything is written, with the view and its version; raises to stop the write.
+WriteValidation = Callable[[FeatureView, int, pa.Table], None]
+
+
 @dataclass(frozen=True)
 class OnlineWrite:
-    """Rows checked and converted into the view's write batch (one row per entity key)."""
+    """Rows checked and converted: every row's ``features`` (for validation) and the view's
+    write ``batch`` (one row per entity key)."""
 
     batch: pa.RecordBatch
+    features: pa.Table
     rows: int
     ignored_columns: list[str]
 
@@ -134,7 +142,8 @@ def online_write_batch(
         raise PushError(
             f"{label}: a value does not fit the type the view declares: {exc}"
         ) from None
-    return OnlineWrite(batch, rows, ignored)
+    features = pa.table({f.name: columns[f.name] for f in view.features})
+    return OnlineWrite(batch, features, rows, ignored)
 
 
 def _first_present(given: Mapping[str, Any], *names: str | None) -> str | None:

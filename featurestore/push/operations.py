@@ -27,15 +27,16 @@ class OnlineWriteOperations(FacadeBase):
         ``df`` (pandas, pyarrow, or ``{column: [values]}``) uses the view's names: its join keys
         and features, the event timestamp (the source's timestamp field, or ``event_timestamp``)
         and optionally the created timestamp (the source's created column, or ``created``;
-        default: now). Rows are checked before anything is written; a row never replaces a newer
-        one. Needs ``write_online`` on the view. Unlike :meth:`push`, nothing goes offline: the
+        default: now). Rows are checked, and validated as a push's are (a strict validation that
+        fails raises ValidationFailedError), before anything is written; a row never replaces a
+        newer one. Needs ``write_online`` on the view. Unlike :meth:`push`, nothing goes offline: the
         values are not in the view's source, so a later historical retrieval will not see them.
         """
         guard = self.guard
         who = guard.principal(principal)
         view, version = self.pusher.online_view(feature_view_name)
         guard.require(who, "write_online", [definition_target(self.project, view)])
-        report = self.pusher.write_view(view, version, df)
+        report = self.pusher.write_view(view, version, df, self._write_validation(who))
         guard.record(
             who,
             "write_online",

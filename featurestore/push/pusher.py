@@ -38,7 +38,11 @@ from featurestore.offline.store_data import StagedFile, StoreData
 from featurestore.online.base import CREATED_TS, EVENT_TS, Namespace, OnlineStore, WriteResult
 from featurestore.online.batches import conform, epoch_micros, latest_per_key, online_schema
 from featurestore.push.frame import PushColumns, PushFrame, PushInput, push_columns, push_frame
-from featurestore.push.online_write import OnlineWriteReport, online_write_batch
+from featurestore.push.online_write import (
+    OnlineWriteReport,
+    WriteValidation,
+    online_write_batch,
+)
 from featurestore.registry.base import Registry
 from featurestore.registry.freshness import FreshnessGate
 
@@ -241,10 +245,19 @@ class Pusher:
             )
         return view, self.registry.current_version(self.project, "feature_view", name)
 
-    def write_view(self, view: FeatureView, version: int, data: PushInput) -> OnlineWriteReport:
+    def write_view(
+        self,
+        view: FeatureView,
+        version: int,
+        data: PushInput,
+        validate: WriteValidation | None = None,
+    ) -> OnlineWriteReport:
         """Write rows named as ``view`` names them to its namespace at ``version`` (see
-        :mod:`featurestore.push.online_write`); a row never replaces a newer one."""
+        :mod:`featurestore.push.online_write`); a row never replaces a newer one. ``validate``
+        (the quality layer) sees the rows first, as a push's, and may stop the write."""
         write = online_write_batch(view, data)
+        if validate is not None and write.rows:
+            validate(view, version, write.features)
         report = OnlineWriteReport(
             view.name,
             version,
