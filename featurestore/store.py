@@ -130,13 +130,6 @@ class FeatureStore(QualityOperations, GovernanceOperations, OnlineWriteOperation
         return self._online
 
     @property
-    def pusher(self) -> Pusher:
-        """Push ingestion and direct online writes, opened on first use."""
-        if self._pusher is None:
-            self._pusher = Pusher(self.config, self.registry, self.online)
-        return self._pusher
-
-    @property
     def lineage(self) -> LineageHooks:
         """Lineage: the graph in the registry (``.graph``), saved datasets (``.datasets``) and
         the OpenLineage emitter (``.emitter``); see :mod:`featurestore.governance.lineage`."""

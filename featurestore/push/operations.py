@@ -13,10 +13,20 @@ from featurestore.governance.access import definition_target
 from featurestore.governance.guard import PrincipalLike
 from featurestore.push.frame import PushInput
 from featurestore.push.online_write import OnlineWriteReport
+from featurestore.push.pusher import Pusher
 
 
 class OnlineWriteOperations(FacadeBase):
-    """Rows of one feature view written straight to the online store."""
+    """Rows of one feature view written straight to the online store; the pusher."""
+
+    _pusher: Pusher | None = None
+
+    @property
+    def pusher(self) -> Pusher:
+        """Push ingestion and direct online writes, opened on first use."""
+        if self._pusher is None:
+            self._pusher = Pusher(self.config, self.registry, self.online)
+        return self._pusher
 
     def write_to_online_store(
         self, feature_view_name: str, df: PushInput, *, principal: PrincipalLike = None
