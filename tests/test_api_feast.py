@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from api_server import NOW, Server, driver_stats, make_repo, push_body
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
@@ -368,6 +368,46 @@ def test_parsers_refuse_what_their_schemas_refuse(write: Any, materialize: Any) 
     for schema, parse, body in cases:
         if parses(parse, body):
             assert Draft202012Validator(schema).is_valid(body), body
+
+
+NEAR_WRITES = st.fixed_dictionaries(
+    {
+        "feature_view_name": st.sampled_from(["driver_stats", "customer_profile", "nope"]),
+        "df": st.fixed_dictionaries(
+            {},
+            optional={
+                name: st.lists(values, min_size=1, max_size=3) | ANY_JSON
+                for name, values in {
+                    "driver_id": st.integers(-3, 3) | SCALARS,
+                    "customer_id": st.integers(-3, 3) | SCALARS,
+                    "event_timestamp": INSTANTS | SCALARS,
+                    "created": st.none() | INSTANTS | SCALARS,
+                    "conv_rate": st.floats(allow_nan=False) | SCALARS,
+                    "acc_rate": SCALARS,
+                    "trips": st.integers() | SCALARS,
+                    "tier": st.text(max_size=3) | SCALARS,
+                    "age": SCALARS,
+                }.items()
+            },
+        ),
+    }
+)
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(write=NEAR_WRITES, materialize=MATERIALIZATIONS)
+def test_never_5xx(server: Server, write: Any, materialize: Any) -> None:
+    for path, body in (
+        ("/write-to-online-store", write),
+        ("/materialize", materialize),
+        ("/materialize-incremental", materialize),
+    ):
+        answer = call(server, path, body)
+        assert answer.status_code < 500, (path, body, answer.text)
+        if answer.status_code >= 400:
+            assert set(answer.json()["error"]) == {"type", "message"}
 
 
 # -- access checks and audit ---------------------------------------------------------------------
