@@ -358,7 +358,7 @@ class FeatureStore(QualityOperations, GovernanceOperations, OnlineWriteOperation
         who asks (default: the store's; the REST service passes the bearer token's owner).
         """
         who = self._require_views("materialize", feature_views, principal)
-        report = self._materializer(progress).materialize(start, end, feature_views)
+        report = self._materializer(progress, who).materialize(start, end, feature_views)
         self._record_materialization(report, who)
         return report
 
@@ -372,7 +372,7 @@ class FeatureStore(QualityOperations, GovernanceOperations, OnlineWriteOperation
     ) -> MaterializationReport:
         """Materialize what arrived since each view's watermark (late rows included) up to ``end``."""
         who = self._require_views("materialize", feature_views, principal)
-        report = self._materializer(progress).materialize_incremental(end, feature_views)
+        report = self._materializer(progress, who).materialize_incremental(end, feature_views)
         self._record_materialization(report, who)
         return report
 
@@ -413,7 +413,7 @@ class FeatureStore(QualityOperations, GovernanceOperations, OnlineWriteOperation
                 {"version": view.version, "keys": view.keys, "written": view.written},
             )
 
-    def _materializer(self, progress: bool | None) -> Materializer:
+    def _materializer(self, progress: bool | None, who: Principal) -> Materializer:
         return Materializer(
             project=self.project,
             registry=self.registry,
@@ -422,7 +422,7 @@ class FeatureStore(QualityOperations, GovernanceOperations, OnlineWriteOperation
             progress=progress,
             listener=self.lineage.materialization_listener(),
             retention=self.retention.of,
-            validation=self.quality.materialization(self._audit_sink(None)),
+            validation=self.quality.materialization(self._audit_sink(who)),
             spool_dir=self.config.resolve(self.config.offline_store.temp_directory),
         )
 

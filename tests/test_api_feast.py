@@ -451,3 +451,5 @@ def test_writes_and_materialize_check_access_and_audit(store: FeatureStore) -> N
     denied = {(who, action) for who, action, _, outcome in records if outcome == "denied"}
     assert {("ingestor", "materialize"), ("rita", "materialize")} <= denied
     assert ("ada", "materialize", "feature_view:driver_stats", "ok") in records
+    # The run's validations are the caller's too.
+    assert ("ada", "validate", "feature_view:driver_stats", "passed") in records
