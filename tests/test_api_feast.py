@@ -301,7 +301,11 @@ def test_v1_paths_keep_our_errors_for_feast_agents(server: Server) -> None:
 # -- the hand parsers against their documented schemas ------------------------------------------
 
 SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6)
 )
 ANY_JSON = st.recursive(
     SCALARS,
@@ -382,7 +386,7 @@ NEAR_WRITES = st.fixed_dictionaries(
                     "customer_id": st.integers(-3, 3) | SCALARS,
                     "event_timestamp": INSTANTS | SCALARS,
                     "created": st.none() | INSTANTS | SCALARS,
-                    "conv_rate": st.floats(allow_nan=False) | SCALARS,
+                    "conv_rate": st.floats(allow_nan=False, allow_infinity=False) | SCALARS,
                     "acc_rate": SCALARS,
                     "trips": st.integers() | SCALARS,
                     "tier": st.text(max_size=3) | SCALARS,
