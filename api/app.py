@@ -23,6 +23,7 @@ from api.fastpath import OnlineLookupFastPath
 from api.metrics import Metrics, MetricsMiddleware
 from api.responses import OrjsonResponse
 from api.routes import (
+    feast_router,
     health_router,
     lineage_router,
     online_router,
@@ -55,7 +56,8 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
 
     app = FastAPI(
         title="featurestore",
-        summary="Online features and push (Feast-compatible), registry browsing, health, metrics.",
+        summary="Online features, push, writes and materialization (Feast-compatible), "
+        "registry browsing, health, metrics.",
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
         # An API answers a wrong path with a JSON 404, not an empty-bodied redirect.
@@ -70,6 +72,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     install_error_handlers(app)
     app.include_router(online_router)
     app.include_router(push_router)
+    app.include_router(feast_router)
     app.include_router(registry_router)
     app.include_router(lineage_router)
     app.include_router(quality_router)

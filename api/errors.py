@@ -10,6 +10,9 @@ Every error answer is JSON, ``{"error": {"type": ..., "message": ...}}``, never 
 * the online store or registry unreachable -> 503, so callers retry (the service recovers on its
   own when the backend returns);
 * anything else -> 500 with the error type only; the details go to the server log.
+
+Feast's own client, on the Feast-compatible paths, gets the same status with Feast's error body
+instead, so that it raises its own exception types (see :mod:`api.feast_errors`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api.auth import Unauthorized
+from api.feast_errors import feast_error_content, speaks_feast
 from api.responses import OrjsonResponse
 from featurestore.errors import (
     AccessDeniedError,
@@ -42,6 +47,7 @@ __all__ = [
     "ApiError",
     "describe_error",
     "error_body",
+    "error_content",
     "error_response",
     "install_error_handlers",
     "status_of",
@@ -94,6 +100,16 @@ def error_response(
     return OrjsonResponse(error_body(type_, message), status_code=status, headers=headers)
 
 
+def error_content(
+    exc: BaseException, type_: str, message: str, *, path: str, user_agent: str | None
+) -> bytes:
+    """The body of an error answer to a request for ``path``: Feast's shape for Feast's client
+    on a Feast-compatible path (:mod:`api.feast_errors`), our JSON error body otherwise."""
+    if speaks_feast(path, user_agent):
+        return feast_error_content(exc, message)
+    return orjson.dumps(error_body(type_, message))
+
+
 def describe_error(
     exc: Exception, method: str, path: str
 ) -> tuple[int, str, str, dict[str, str] | None]:
@@ -123,20 +139,36 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every exception into a JSON error body."""
 
+    def answer(
+        request: Request,
+        exc: Exception,
+        status: int,
+        type_: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        content = error_content(
+            exc,
+            type_,
+            message,
+            path=request.url.path,
+            user_agent=request.headers.get("user-agent"),
+        )
+        return Response(content, status, headers=headers, media_type="application/json")
+
     async def on_error(request: Request, exc: Exception) -> Response:
         status, type_, message, headers = describe_error(exc, request.method, request.url.path)
-        return error_response(status, type_, message, headers=headers)
+        return answer(request, exc, status, type_, message, headers)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(422, "ValidationError", _validation_message(exc))
+        return answer(request, exc, 422, "ValidationError", _validation_message(exc))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         headers: dict[str, Any] | None = getattr(exc, "headers", None)
-        return error_response(
-            exc.status_code, _http_type(exc.status_code), str(exc.detail), headers=headers
-        )
+        type_ = _http_type(exc.status_code)
+        return answer(request, exc, exc.status_code, type_, str(exc.detail), headers)
 
     for error in (ApiError, Unauthorized, FeatureStoreError, Exception):
         app.add_exception_handler(error, on_error)

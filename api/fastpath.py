@@ -17,7 +17,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import TokenFile, resolve_caller
-from api.errors import describe_error, error_body
+from api.errors import describe_error, error_content
 from api.metrics import Metrics
 from api.routes.online import lookup_body
 from api.settings import ApiSettings
@@ -69,7 +69,8 @@ class OnlineLookupFastPath:
                 status = 200
             except Exception as exc:  # every failure becomes a JSON error body
                 status, type_, message, extra = describe_error(exc, "POST", PATH)
-                content = orjson.dumps(error_body(type_, message))
+                agent = _header(scope, b"user-agent")
+                content = error_content(exc, type_, message, path=PATH, user_agent=agent)
                 headers.extend((k.lower().encode(), v.encode()) for k, v in (extra or {}).items())
             headers.append((b"content-length", str(len(content)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -1,9 +1,13 @@
-"""Parsing of Feast's ``/get-online-features`` and ``/push`` request bodies, by hand.
+"""Parsing of the request bodies of Feast's feature-server paths, by hand.
 
-    {"features": ["driver_stats:conv_rate"] | "feature_service": "driver_model",
-     "entities": {"driver_id": [1001, 1002]}, "full_feature_names": false}
-    {"push_source_name": "driver_stats_push", "to": "online",
-     "df": {"driver_id": [1001], "event_timestamp": ["2026-10-01T12:00:00Z"], "conv_rate": [0.5]}}
+    /get-online-features     {"features": ["driver_stats:conv_rate"] | "feature_service": "driver_model",
+                              "entities": {"driver_id": [1001, 1002]}, "full_feature_names": false,
+                              "include_feature_view_version_metadata": false}
+    /push                    {"push_source_name": "driver_stats_push", "to": "online",
+                              "df": {"driver_id": [1001], "event_timestamp": ["2026-10-01T12:00:00Z"], ...}}
+    /write-to-online-store   {"feature_view_name": "driver_stats", "df": {...}}
+    /materialize             {"start_ts": "2026-10-01T00:00:00", "end_ts": "...", "feature_views": null}
+    /materialize-incremental {"end_ts": "2026-10-01T00:00:00", "feature_views": ["driver_stats"]}
 
 Parsing with orjson and a few type checks is several times cheaper than a model; every problem is
 an :class:`~api.errors.ApiError` naming the field (400 for malformed JSON, 422 for a wrong shape,
@@ -14,19 +18,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from api.errors import ApiError
+from featurestore.errors import QualityError
+from featurestore.quality.windows import parse_instant
 
 __all__ = [
+    "MATERIALIZE_INCREMENTAL_REQUEST_SCHEMA",
+    "MATERIALIZE_REQUEST_SCHEMA",
     "ONLINE_REQUEST_SCHEMA",
     "PUSH_REQUEST_SCHEMA",
+    "WRITE_REQUEST_SCHEMA",
+    "MaterializeRequest",
     "OnlineRequest",
     "PushRequest",
+    "WriteRequest",
+    "parse_materialize_request",
     "parse_online_request",
     "parse_push_request",
+    "parse_write_request",
 ]
 
 _SCALARS = (int, float, str, bool)
@@ -45,6 +59,7 @@ ONLINE_REQUEST_SCHEMA: dict[str, Any] = {
             },
         },
         "full_feature_names": {"type": "boolean", "default": False},
+        "include_feature_view_version_metadata": {"type": "boolean", "default": False},
     },
     "required": ["entities"],
 }
@@ -73,6 +88,50 @@ PUSH_REQUEST_SCHEMA: dict[str, Any] = {
     "required": ["push_source_name", "df"],
 }
 
+_COLUMNS_SCHEMA: dict[str, Any] = PUSH_REQUEST_SCHEMA["properties"]["df"]
+
+#: Feast's ``/write-to-online-store`` body; ``allow_registry_cache`` and ``transform_on_write``
+#: are accepted and ignored.
+WRITE_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "feature_view_name": {"type": "string"},
+        "df": _COLUMNS_SCHEMA,
+        "allow_registry_cache": {"type": "boolean"},
+        "transform_on_write": {"type": "boolean"},
+    },
+    "required": ["feature_view_name", "df"],
+}
+
+_INSTANT = "ISO 8601 date or datetime; naive means UTC"
+_VIEWS_SCHEMA: dict[str, Any] = {"type": ["array", "null"], "items": {"type": "string"}}
+
+#: Feast's ``/materialize`` body; ``full_feature_names`` is accepted and ignored
+#: (materialization writes every feature of each view's current version; ``version`` must be null).
+MATERIALIZE_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "start_ts": {"type": ["string", "null"], "description": _INSTANT},
+        "end_ts": {"type": ["string", "null"], "description": _INSTANT},
+        "feature_views": _VIEWS_SCHEMA,
+        "disable_event_timestamp": {"type": "boolean", "default": False},
+        "full_feature_names": {"type": "boolean"},
+        "version": {"type": ["string", "null"]},
+    },
+}
+
+#: Feast's ``/materialize-incremental`` body.
+MATERIALIZE_INCREMENTAL_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "end_ts": {"type": "string", "description": _INSTANT},
+        "feature_views": _VIEWS_SCHEMA,
+        "full_feature_names": {"type": "boolean"},
+        "version": {"type": ["string", "null"]},
+    },
+    "required": ["end_ts"],
+}
+
 
 @dataclass(frozen=True)
 class OnlineRequest:
@@ -82,6 +141,7 @@ class OnlineRequest:
     entities: dict[str, Sequence[object]]
     full_feature_names: bool
     rows: int
+    include_version_metadata: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +151,23 @@ class PushRequest:
     source: str
     columns: dict[str, list[object]]
     to: str
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """A write of one view's rows whose shape is valid; the rows are checked by the store."""
+
+    view: str
+    columns: dict[str, list[object]]
+
+
+@dataclass(frozen=True)
+class MaterializeRequest:
+    """A materialization window (``start`` None: incremental, from each view's watermark)."""
+
+    start: datetime | None
+    end: datetime
+    feature_views: list[str] | None
 
 
 def _invalid(message: str) -> ApiError:
@@ -113,6 +190,15 @@ def parse_push_request(body: bytes, max_rows: int) -> PushRequest:
     source = data.get("push_source_name")
     if not isinstance(source, str) or not source:
         raise _invalid(f"'push_source_name' must be a push source's name, got {_kind(source)}")
+    columns = _row_columns(data, max_rows)
+    to = data.get("to", "online")
+    if not isinstance(to, str):
+        raise _invalid(f"'to' must be a string such as \"online\", got {_kind(to)}")
+    return PushRequest(source, columns, to)
+
+
+def _row_columns(data: dict[str, Any], max_rows: int) -> dict[str, list[object]]:
+    """The ``df`` of a push or write: column names to lists of at most ``max_rows`` scalars."""
     columns = data.get("df")
     if not isinstance(columns, dict) or not columns:
         raise _invalid(
@@ -124,13 +210,10 @@ def parse_push_request(body: bytes, max_rows: int) -> PushRequest:
             f"df[{name!r}]",
             values,
             max_rows,
-            too_many=("TooManyRows", "per push (api.max_push_rows): split the push"),
+            too_many=("TooManyRows", "per request (api.max_push_rows): split the rows"),
             values_are="values must be numbers, strings, booleans or null",
         )
-    to = data.get("to", "online")
-    if not isinstance(to, str):
-        raise _invalid(f"'to' must be a string such as \"online\", got {_kind(to)}")
-    return PushRequest(source, columns, to)
+    return columns
 
 
 def parse_online_request(body: bytes, max_entities: int) -> OnlineRequest:
@@ -158,10 +241,72 @@ def parse_online_request(body: bytes, max_entities: int) -> OnlineRequest:
                 + str({k: len(v) for k, v in entities.items() if isinstance(v, list)})
             )
         rows = len(values)
-    full = data.get("full_feature_names", False)
-    if not isinstance(full, bool):
-        raise _invalid(f"'full_feature_names' must be true or false, got {_kind(full)}")
-    return OnlineRequest(features, entities, full, max(rows, 0))
+    full = _flag(data, "full_feature_names")
+    versions = _flag(data, "include_feature_view_version_metadata")
+    return OnlineRequest(features, entities, full, max(rows, 0), versions)
+
+
+def parse_write_request(body: bytes, max_rows: int) -> WriteRequest:
+    """Validate a raw ``/write-to-online-store`` body's shape (Feast's, one view's rows)."""
+    data = _json_object(body)
+    view = data.get("feature_view_name")
+    if not isinstance(view, str) or not view:
+        raise _invalid(f"'feature_view_name' must be a feature view's name, got {_kind(view)}")
+    _flag(data, "allow_registry_cache")  # accepted and ignored, but a boolean
+    _flag(data, "transform_on_write")
+    return WriteRequest(view, _row_columns(data, max_rows))
+
+
+def parse_materialize_request(body: bytes, *, incremental: bool) -> MaterializeRequest:
+    """Validate a raw ``/materialize`` (or ``/materialize-incremental``) body.
+
+    Timestamps are ISO 8601 (naive means UTC); Feast's ``disable_event_timestamp`` means
+    everything from 1970 up to now."""
+    data = _json_object(body)
+    views = data.get("feature_views")
+    if views is not None and not (
+        isinstance(views, list) and all(isinstance(v, str) and v for v in views)
+    ):
+        raise _invalid(f"'feature_views' must be a list of view names or null, got {_kind(views)}")
+    _flag(data, "full_feature_names")  # accepted and ignored, but a boolean
+    if data.get("version") is not None:
+        raise _invalid(
+            "'version': materializing a pinned version is not supported; each view's current "
+            "version is materialized (leave 'version' out)"
+        )
+    if incremental:
+        return MaterializeRequest(None, _instant(data, "end_ts"), views)
+    start, end = _optional_instant(data, "start_ts"), _optional_instant(data, "end_ts")
+    if _flag(data, "disable_event_timestamp"):  # Feast's "everything": the bounds are ignored
+        return MaterializeRequest(datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC), views)
+    if start is None or end is None:
+        raise _invalid("'start_ts' and 'end_ts' are required unless 'disable_event_timestamp'")
+    if start >= end:
+        raise _invalid(
+            f"'start_ts' ({start.isoformat()}) must be before 'end_ts' ({end.isoformat()})"
+        )
+    return MaterializeRequest(start, end, views)
+
+
+def _optional_instant(data: dict[str, Any], name: str) -> datetime | None:
+    return None if data.get(name) is None else _instant(data, name)
+
+
+def _instant(data: dict[str, Any], name: str) -> datetime:
+    text = data.get(name)
+    if not isinstance(text, str):
+        raise _invalid(f"{name!r} must be an ISO 8601 timestamp, got {_kind(text)}")
+    try:
+        return parse_instant(text)
+    except QualityError as exc:
+        raise _invalid(f"{name!r}: {exc}") from None
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise _invalid(f"{name!r} must be true or false, got {_kind(value)}")
+    return value
 
 
 def _check_column(

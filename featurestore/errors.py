@@ -57,7 +57,25 @@ class RegistryError(FeatureStoreError):
 
 
 class ObjectNotFoundError(RegistryError):
-    """The registry holds no object (or no version) with the requested name."""
+    """The registry holds no object (or no version) with the requested name.
+
+    ``kind`` (``"feature_view"``, ``"push_source"``, ...), ``name`` and the missing ``version``
+    say what was asked for, when known (the REST service answers Feast's client with the
+    matching Feast exception type).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        version: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+        self.version = version
 
 
 class RegistryConflictError(RegistryError):
@@ -65,7 +83,24 @@ class RegistryConflictError(RegistryError):
 
 
 class FeatureReferenceError(FeatureStoreError):
-    """A feature reference is malformed, names an unknown view or feature, or clashes."""
+    """A feature reference is malformed, names an unknown view or feature, or clashes.
+
+    ``missing`` is the kind of what the reference names and does not exist (``"feature_view"``,
+    ``"feature"``; None when the reference is malformed or clashes), ``version`` the missing
+    version of a pinned view.
+    """
+
+    def __init__(
+        self, message: str, *, missing: str | None = None, version: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.version = version
+
+    @classmethod
+    def from_not_found(cls, exc: ObjectNotFoundError) -> FeatureReferenceError:
+        """The reference error for a view the registry does not have (same message)."""
+        return cls(str(exc), missing=exc.kind, version=exc.version)
 
 
 class EntityFrameError(FeatureStoreError):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from featurestore.config import RepoConfig
 from featurestore.governance.access import Principal
-from featurestore.governance.guard import Guard
+from featurestore.governance.guard import Guard, PrincipalLike
 from featurestore.governance.lineage_hooks import LineageHooks
 from featurestore.governance.retention import RetentionRules
 from featurestore.offline.base import OfflineEngine
 from featurestore.online import OnlineStore
+from featurestore.push import Pusher
+from featurestore.push.online_write import WriteValidation
 from featurestore.registry import Registry
 
 
@@ -60,3 +62,10 @@ class FacadeBase:
     def _flush_held_records(self) -> None:
         """Write what the facade holds in memory for the registry (the quality layer's batched
         push validations), so that a run over the registry (erasure) sees it; nothing here."""
+
+    @property
+    def pusher(self) -> Pusher:
+        raise NotImplementedError
+
+    def _write_validation(self, principal: PrincipalLike) -> WriteValidation:
+        raise NotImplementedError

@@ -88,7 +88,8 @@ def resolve_requests(
         for name in features:
             if name not in view.feature_names:
                 raise FeatureReferenceError(
-                    f"feature view {view_name!r} has no feature {name!r}; it has {view.feature_names}"
+                    f"feature view {view_name!r} has no feature {name!r}; it has {view.feature_names}",
+                    missing="feature",
                 )
         # One view asked at two versions needs the version in the column name to stay apart.
         prefix = view_name

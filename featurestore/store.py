@@ -47,6 +47,7 @@ from featurestore.online import OnlineStore, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
+from featurestore.push.operations import OnlineWriteOperations
 from featurestore.quality.operations import QualityOperations
 from featurestore.references import resolve_requests
 from featurestore.registry import Plan, Registry, open_registry
@@ -55,7 +56,9 @@ from featurestore.registry import Plan, Registry, open_registry
 TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
-class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
+class FeatureStore(
+    CatalogOperations, QualityOperations, GovernanceOperations, OnlineWriteOperations
+):
     """Entry point to a feature repository.
 
     store = FeatureStore(repo_path="repo")        # reads repo/featurestore.yaml
@@ -289,7 +292,7 @@ class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
         try:
             return self._feature_view(name, version)
         except ObjectNotFoundError as exc:
-            raise FeatureReferenceError(str(exc)) from None
+            raise FeatureReferenceError.from_not_found(exc) from None
 
     # -- online path ---------------------------------------------------------------------------
 
@@ -300,14 +303,16 @@ class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
         feature_views: Sequence[str] | None = None,
         *,
         progress: bool | None = None,
+        principal: PrincipalLike = None,
     ) -> MaterializationReport:
         """Write each view's latest row per entity with event time in ``[start, end]`` online.
 
-        ``progress`` shows a progress bar (default: when stderr is a terminal).
+        ``progress`` shows a progress bar (default: when stderr is a terminal). ``principal`` is
+        who asks (default: the store's; the REST service passes the bearer token's owner).
         """
-        self._require_views("materialize", feature_views)
-        report = self._materializer(progress).materialize(start, end, feature_views)
-        self._record_materialization(report)
+        who = self._require_views("materialize", feature_views, principal)
+        report = self._materializer(progress, who).materialize(start, end, feature_views)
+        self._record_materialization(report, who)
         return report
 
     def materialize_incremental(
@@ -316,18 +321,23 @@ class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
         feature_views: Sequence[str] | None = None,
         *,
         progress: bool | None = None,
+        principal: PrincipalLike = None,
     ) -> MaterializationReport:
         """Materialize what arrived since each view's watermark (late rows included) up to ``end``."""
-        self._require_views("materialize", feature_views)
-        report = self._materializer(progress).materialize_incremental(end, feature_views)
-        self._record_materialization(report)
+        who = self._require_views("materialize", feature_views, principal)
+        report = self._materializer(progress, who).materialize_incremental(end, feature_views)
+        self._record_materialization(report, who)
         return report
 
-    def _require_views(self, action: str, names: Sequence[str] | None) -> None:
-        """``action`` on the named views (default: every online view) or AccessDeniedError."""
+    def _require_views(
+        self, action: str, names: Sequence[str] | None, principal: PrincipalLike
+    ) -> Principal:
+        """Who asks, once allowed ``action`` on the named views (default: every online view);
+        AccessDeniedError otherwise."""
         guard = self.guard
+        who = guard.principal(principal)
         if not guard.access.enforced:
-            return
+            return who
         if names is None:
             views = [
                 v
@@ -342,10 +352,11 @@ class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
                     views.append(self._feature_view(name))
                 except ObjectNotFoundError:
                     continue  # the operation itself reports an unknown view
-        guard.require(self.principal, action, [definition_target(self.project, v) for v in views])
+        guard.require(who, action, [definition_target(self.project, v) for v in views])
+        return who
 
-    def _record_materialization(self, report: MaterializationReport) -> None:
-        who, guard = self.principal, self.guard
+    def _record_materialization(self, report: MaterializationReport, who: Principal) -> None:
+        guard = self.guard
         for view in report.views:
             guard.record(
                 who,
@@ -355,7 +366,7 @@ class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
                 {"version": view.version, "keys": view.keys, "written": view.written},
             )
 
-    def _materializer(self, progress: bool | None) -> Materializer:
+    def _materializer(self, progress: bool | None, who: Principal) -> Materializer:
         return Materializer(
             project=self.project,
             registry=self.registry,
@@ -364,7 +375,7 @@ class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
             progress=progress,
             listener=self.lineage.materialization_listener(),
             retention=self.retention.of,
-            validation=self._materialization_validation(None),
+            validation=self._materialization_validation(who),
             spool_dir=self.config.resolve(self.config.offline_store.temp_directory),
         )
 
@@ -455,20 +466,17 @@ class FeatureStore(CatalogOperations, QualityOperations, GovernanceOperations):
         retrieval sees it) or ``"online_and_offline"``. Rows are validated against the views'
         schema before anything is written; online, a row never replaces a newer one.
         """
-        if self._pusher is None:
-            self._pusher = Pusher(self.config, self.registry, self.online)
+        pusher = self.pusher
         who, guard = self.guard.principal(principal), self.guard
         mode = PushMode.parse(to)
         if guard.access.enforced:
-            views = [v for v, _ in self._pusher.target(push_source_name).views]
+            views = [v for v, _ in pusher.target(push_source_name).views]
             targets = [definition_target(self.project, v) for v in views]
             for action in ("write_online",) * mode.online + ("write_offline",) * mode.offline:
                 guard.require(who, action, targets)
-        readers = self._pusher.target(push_source_name).views if mode.offline else ()
+        readers = pusher.target(push_source_name).views if mode.offline else ()
         with self.lineage.pushing(push_source_name, mode, readers) as observe:
-            report = self._pusher.push(
-                push_source_name, df, mode, validate=self._push_validation(who)
-            )
+            report = pusher.push(push_source_name, df, mode, validate=self._push_validation(who))
             observe(report)
         guard.record(
             who,

@@ -20,7 +20,7 @@ import pytest
 from conftest import require_redis
 
 from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource
-from featurestore.errors import MaterializationError, OnlineStoreError
+from featurestore.errors import MaterializationError, ObjectNotFoundError, OnlineStoreError
 from featurestore.online.base import EVENT_TS, FOUND, Namespace
 from featurestore.registry import Registry, open_registry
 from featurestore.types import Float32, Int64, String
@@ -202,7 +202,7 @@ def test_naive_datetimes_are_utc_and_bad_arguments_name_the_problem(store):
     assert watermark.end == T0
     with pytest.raises(MaterializationError, match=r"start .* is after end"):
         store.materialize(T0, T0 - H)
-    with pytest.raises(MaterializationError, match=r"'no_such_view'"):
+    with pytest.raises(ObjectNotFoundError, match=r"cannot materialize .*'no_such_view'"):
         store.materialize(T0 - H, T0, feature_views=["no_such_view"])
     with pytest.raises(MaterializationError, match=r"driver_offline.*online=False"):
         store.materialize(T0 - H, T0, feature_views=["driver_offline"])

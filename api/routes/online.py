@@ -69,7 +69,9 @@ async def lookup_body(
         principal=principal,
     )
     metrics.lookup_latency.observe(time.perf_counter() - start)
-    body = response.to_feast_json()
+    body = response.to_feast_json(
+        include_feature_view_version_metadata=parsed.include_version_metadata
+    )
     # Join keys come first and are always PRESENT: count only the features' statuses.
     features = body["results"][len(response.join_keys) :]
     metrics.count_statuses(result["statuses"] for result in features)

@@ -281,6 +281,8 @@ class Materializer:
                 (v, self.registry.current_version(self.project, "feature_view", v.name))
                 for v in views
             ]
+        except ObjectNotFoundError:
+            raise  # a view the caller named that does not exist: already says so
         except RegistryError as exc:
             raise MaterializationError(
                 f"materialize in project {self.project!r}: cannot read the views: {exc}"
@@ -290,7 +292,10 @@ class Materializer:
         try:
             view = self.registry.get(self.project, "feature_view", name)
         except ObjectNotFoundError as exc:
-            raise MaterializationError(f"cannot materialize feature view {name!r}: {exc}") from None
+            # Still a not-found error (REST answers 404), saying what was being done.
+            raise ObjectNotFoundError(
+                f"cannot materialize feature view {name!r}: {exc}", kind="feature_view", name=name
+            ) from None
         assert isinstance(view, FeatureView)
         if not view.online:
             raise MaterializationError(

@@ -175,7 +175,7 @@ def _views(store: FeatureStore, names: Sequence[str] | None) -> list[FeatureView
         try:
             views.append(store.get_feature_view(name))
         except ObjectNotFoundError as exc:
-            raise FeatureReferenceError(str(exc)) from None
+            raise FeatureReferenceError.from_not_found(exc) from None
     offline_only = [v.name for v in views if not v.online]
     if offline_only:
         raise FeatureReferenceError(

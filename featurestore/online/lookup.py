@@ -99,6 +99,11 @@ class LookupPlan:
     feature_names: tuple[str, ...]
     types: Mapping[str, pa.DataType]
 
+    @property
+    def view_versions(self) -> list[tuple[str, int]]:
+        """``(view, version)`` of every read, in request order."""
+        return [(read.namespace.view.name, read.namespace.version) for read in self.reads]
+
 
 class OnlineLookup:
     """Answers online lookups for one project from a registry and an online store.
@@ -174,7 +179,7 @@ class OnlineLookup:
                 )
                 view = self.registry.get(self.project, "feature_view", name, version)
             except ObjectNotFoundError as exc:
-                raise FeatureReferenceError(str(exc)) from None
+                raise FeatureReferenceError.from_not_found(exc) from None
             assert isinstance(view, FeatureView)
             if not view.online:
                 raise FeatureReferenceError(
@@ -340,6 +345,7 @@ class OnlineLookup:
             statuses={name: statuses[name] for name in plan.feature_names},
             event_timestamps_us={name: stamps[name] for name in plan.feature_names},
             types=plan.types,
+            view_versions=plan.view_versions,
         )
 
 
@@ -418,6 +424,7 @@ def _small_response(request: _Request, stored_per_read: list[list[bytes | None]]
         statuses={name: statuses[name] for name in plan.feature_names},
         event_timestamps_us={name: stamps[name] for name in plan.feature_names},
         types=plan.types,
+        view_versions=plan.view_versions,
     )
 
 

@@ -11,7 +11,7 @@ features in request order, named like the historical retrieval names them::
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -55,8 +55,10 @@ class OnlineResponse:
         statuses: dict[str, list[FieldStatus]],
         event_timestamps_us: dict[str, list[int | None]],
         types: Mapping[str, pa.DataType],
+        view_versions: Sequence[tuple[str, int]] = (),
     ) -> None:
         self._join_keys = join_keys
+        self._view_versions = list(view_versions)
         self._values = values
         self._statuses = statuses
         self._event_ts_us = event_timestamps_us
@@ -81,6 +83,12 @@ class OnlineResponse:
     def metadata(self) -> dict[str, list[str]]:
         """``{"feature_names": [...]}``, every column in order, as Feast's server reports it."""
         return {"feature_names": self.columns}
+
+    @property
+    def view_versions(self) -> list[tuple[str, int]]:
+        """``(view, version)`` of every view read, in request order (a view asked at two
+        versions appears twice)."""
+        return list(self._view_versions)
 
     def __len__(self) -> int:
         """The number of entity rows."""
@@ -149,13 +157,17 @@ class OnlineResponse:
                 frame[name] = frame[name].astype(nullable)
         return frame
 
-    def to_feast_json(self) -> dict[str, Any]:
+    def to_feast_json(
+        self, *, include_feature_view_version_metadata: bool = False
+    ) -> dict[str, Any]:
         """Feast's feature-server response body, JSON-ready.
 
         ``{"metadata": {"feature_names": [...]}, "results": [{"values", "statuses",
         "event_timestamps"}, ...]}`` with one result per column, join keys first. Timestamps are
         ISO-8601 UTC strings (``1970-01-01T00:00:00Z`` where there is none, as Feast does);
-        datetime values become ISO strings and bytes base64.
+        datetime values become ISO strings and bytes base64. With
+        ``include_feature_view_version_metadata`` the metadata also lists each view read once,
+        as Feast does: ``"feature_view_metadata": [{"name": "driver_stats", "version": 2}]``.
         """
         results: list[dict[str, list[Any]]] = []
         rows = len(self)
@@ -181,7 +193,16 @@ class OnlineResponse:
                     "event_timestamps": texts,
                 }
             )
-        return {"metadata": self.metadata, "results": results}
+        metadata: dict[str, Any] = dict(self.metadata)
+        if include_feature_view_version_metadata:
+            # One entry per view name, its first version in request order (Feast's rule).
+            first: dict[str, int] = {}
+            for name, version in self._view_versions:
+                first.setdefault(name, version)
+            metadata["feature_view_metadata"] = [
+                {"name": name, "version": version} for name, version in first.items()
+            ]
+        return {"metadata": metadata, "results": results}
 
     def __repr__(self) -> str:
         return f"OnlineResponse(rows={len(self)}, columns={self.columns})"

@@ -92,8 +92,8 @@ def push_columns(source: PushSource, views: Sequence[FeatureView], repo_path: An
 def push_frame(data: PushInput, columns: PushColumns, *, now: datetime | None = None) -> PushFrame:
     """Check and convert ``data``; raises :class:`PushError` before anything is written."""
     label = f"push to {columns.source.name!r}"
-    given = _columns_of(data, label)
-    rows = _row_count(given, label)
+    given = columns_of(data, label)
+    rows = row_count(given, label)
     missing = [name for name in columns.required if name not in given]
     if missing:
         raise PushError(
@@ -101,15 +101,15 @@ def push_frame(data: PushInput, columns: PushColumns, *, now: datetime | None = 
             f"column, every join key and every feature: {list(columns.required)}"
         )
     converted = {
-        name: _convert(given[name], dtype, f"{label}: column {name!r}")
+        name: convert_column(given[name], dtype, f"{label}: column {name!r}")
         for name, dtype in columns.required.items()
     }
     for name in (columns.source.timestamp_field, *columns.key_columns):
-        _check_not_null(converted[name], f"{label}: column {name!r}")
+        check_not_null(converted[name], f"{label}: column {name!r}")
     if columns.created is not None:
         name, dtype = columns.created
         if name in given:
-            converted[name] = _convert(given[name], dtype, f"{label}: column {name!r}")
+            converted[name] = convert_column(given[name], dtype, f"{label}: column {name!r}")
         else:
             moment = now if now is not None else datetime.now(timezone.utc)
             converted[name] = pa.array([moment] * rows, pa.timestamp("us", tz="UTC")).cast(dtype)
@@ -118,7 +118,9 @@ def push_frame(data: PushInput, columns: PushColumns, *, now: datetime | None = 
     return PushFrame(columns, pa.table(converted), ignored)
 
 
-def _columns_of(data: PushInput, label: str) -> dict[str, Any]:
+def columns_of(data: PushInput, label: str) -> dict[str, Any]:
+    """``data``'s columns by name; :class:`PushError` (prefixed with ``label``) when it is not
+    a frame, a table or a mapping of names to lists."""
     if isinstance(data, pd.DataFrame):
         if not all(isinstance(c, str) for c in data.columns):
             raise PushError(f"{label}: column names must be strings, got {list(data.columns)}")
@@ -145,16 +147,17 @@ def _columns_of(data: PushInput, label: str) -> dict[str, Any]:
     )
 
 
-def _row_count(given: Mapping[str, Any], label: str) -> int:
+def row_count(given: Mapping[str, Any], label: str) -> int:
+    """The number of rows of ``given``; :class:`PushError` when its columns differ in length."""
     lengths = {name: len(values) for name, values in given.items()}
     if len(set(lengths.values())) > 1:
         raise PushError(f"{label}: columns have different lengths: {lengths}")
     return next(iter(lengths.values()), 0)
 
 
-def _convert(values: Any, target: pa.DataType, what: str) -> pa.Array:
+def convert_column(values: Any, target: pa.DataType, what: str) -> pa.Array:
     """``values`` as an Arrow array of ``target``, without loss or a change of kind."""
-    array = _infer(values, what)
+    array = infer_array(values, what)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), target)
     if pa.types.is_timestamp(target) or pa.types.is_date(target):
@@ -169,7 +172,9 @@ def _convert(values: Any, target: pa.DataType, what: str) -> pa.Array:
         raise PushError(f"{what}: cannot convert to {target} without loss: {exc}") from None
 
 
-def _infer(values: Any, what: str) -> pa.Array:
+def infer_array(values: Any, what: str) -> pa.Array:
+    """``values`` as an Arrow array of the type they have; :class:`PushError` naming ``what``
+    when they mix types Arrow cannot hold in one column."""
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     if isinstance(values, pa.Array):
@@ -202,7 +207,8 @@ def _to_timestamp(array: pa.Array, target: pa.DataType, what: str) -> pa.Array:
         raise PushError(f"{what}: cannot convert to {target}: {exc}") from None
 
 
-def _check_not_null(array: pa.Array, what: str) -> None:
+def check_not_null(array: pa.Array, what: str) -> None:
+    """:class:`PushError` naming ``what`` and the first null row, if ``array`` has nulls."""
     nulls = array.null_count
     if nulls:
         first = pc.index(pc.is_null(array), True).as_py()

@@ -38,6 +38,11 @@ from featurestore.offline.store_data import StagedFile, StoreData
 from featurestore.online.base import CREATED_TS, EVENT_TS, Namespace, OnlineStore, WriteResult
 from featurestore.online.batches import conform, epoch_micros, latest_per_key, online_schema
 from featurestore.push.frame import PushColumns, PushFrame, PushInput, push_columns, push_frame
+from featurestore.push.online_write import (
+    OnlineWriteReport,
+    WriteValidation,
+    online_write_batch,
+)
 from featurestore.registry.base import Registry
 from featurestore.registry.freshness import FreshnessGate
 
@@ -208,7 +213,9 @@ class Pusher:
             known = sorted({v.source.name for v in views})
             raise ObjectNotFoundError(
                 f"no feature view in project {self.project!r} reads push source {name!r}; "
-                f"push sources in use: {known}"
+                f"push sources in use: {known}",
+                kind="push_source",
+                name=name,
             )
         source = readers[0].source
         assert isinstance(source, PushSource)
@@ -224,6 +231,44 @@ class Pusher:
         )
         columns = push_columns(source, readers, self.config.repo_path)
         return PushTarget(source=source, views=versioned, columns=columns)
+
+    # -- one view's rows, straight online (Feast's write_to_online_store) ----------------------
+
+    def online_view(self, name: str) -> tuple[FeatureView, int]:
+        """The online feature view called ``name`` and its current version."""
+        view = self.registry.get(self.project, "feature_view", name)
+        assert isinstance(view, FeatureView)
+        if not view.online:
+            raise PushError(
+                f"{view.label} is not served online (online=False): nothing can be written to "
+                "its online namespace"
+            )
+        return view, self.registry.current_version(self.project, "feature_view", name)
+
+    def write_view(
+        self,
+        view: FeatureView,
+        version: int,
+        data: PushInput,
+        validate: WriteValidation | None = None,
+    ) -> OnlineWriteReport:
+        """Write rows named as ``view`` names them to its namespace at ``version`` (see
+        :mod:`featurestore.push.online_write`); a row never replaces a newer one. ``validate``
+        (the quality layer) sees the rows first, as a push's, and may stop the write."""
+        write = online_write_batch(view, data)
+        if validate is not None and write.rows:
+            validate(view, version, write.features)
+        report = OnlineWriteReport(
+            view.name,
+            version,
+            write.rows,
+            write.batch.num_rows,
+            ignored_columns=write.ignored_columns,
+        )
+        if write.batch.num_rows:
+            namespace = Namespace(self.project, view, version)
+            report.result = self.online.write_batch(namespace, write.batch)
+        return report
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
+import pyarrow as pa
+
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import ObjectNotFoundError, QualityError
 from featurestore.facade_base import FacadeBase
@@ -38,6 +40,7 @@ from featurestore.offline.base import (
     SavedDataset,
 )
 from featurestore.push.frame import PushFrame
+from featurestore.push.online_write import WriteValidation
 from featurestore.push.pusher import PushTarget, PushValidation, view_features
 from featurestore.quality.drift import DriftThresholds
 from featurestore.quality.history import (
@@ -145,6 +148,15 @@ class QualityOperations(FacadeBase):
 
         def validate(target: PushTarget, frame: PushFrame) -> None:
             self.quality.validate_push(target.views, lambda view: view_features(view, frame), audit)
+
+        return validate
+
+    def _write_validation(self, principal: PrincipalLike) -> WriteValidation:
+        """Validation of rows written straight online: the same checks as a push's."""
+        audit = self._audit_sink(principal)
+
+        def validate(view: FeatureView, version: int, features: pa.Table) -> None:
+            self.quality.validate_push([(view, version)], lambda _: features, audit)
 
         return validate
 

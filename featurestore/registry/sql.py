@@ -290,7 +290,9 @@ class SqlRegistry(Registry):
     ) -> Definition:
         row = self._object_row(conn, project, kind, name)
         if row is None:
-            raise ObjectNotFoundError(self._not_found(conn, project, kind, name))
+            raise ObjectNotFoundError(
+                self._not_found(conn, project, kind, name), kind=kind, name=name
+            )
         v = schema.object_versions
         versions = [
             int(n)
@@ -310,7 +312,10 @@ class SqlRegistry(Registry):
         elif version not in versions:
             raise ObjectNotFoundError(
                 f"{label(kind, name)} in project {project!r} has no version {version}; "
-                f"available versions: {versions}"
+                f"available versions: {versions}",
+                kind=kind,
+                name=name,
+                version=version,
             )
         stored = conn.execute(
             select(v.c.spec_json, v.c.meta_json).where(
@@ -368,11 +373,15 @@ class SqlRegistry(Registry):
         with self._read() as conn:
             row = self._object_row(conn, project, kind, name)
             if row is None:
-                raise ObjectNotFoundError(self._not_found(conn, project, kind, name))
+                raise ObjectNotFoundError(
+                    self._not_found(conn, project, kind, name), kind=kind, name=name
+                )
         if row.deleted:
             raise ObjectNotFoundError(
                 f"{label(kind, name)} was deleted from project {project!r} at version "
-                f"{row.current_version}"
+                f"{row.current_version}",
+                kind=kind,
+                name=name,
             )
         return int(row.current_version)
 
