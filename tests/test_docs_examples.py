@@ -250,7 +250,8 @@ def shell_script(block: Block, port: int) -> str:
             lines.append(f"# skipped (sets up the machine): {command}")
             continue
         if SERVE.match(command):
-            command = re.sub(r"--port\s+\d+", f"--port {port}", command.split("#")[0].strip())
+            command = command.split("#")[0].strip().removesuffix("&").strip()
+            command = re.sub(r"--port\s+\d+", f"--port {port}", command)
             if "--port" not in command:
                 command += f" --port {port}"
             lines += [
@@ -265,8 +266,8 @@ def shell_script(block: Block, port: int) -> str:
         quoted = command.replace("'", "'\\''")
         lines += [
             command,
-            f'status=$?; case $status in {allowed}) ;; *) echo "exit $status: {quoted}" >&2; '
-            "exit 98;; esac",
+            f"status=$?; case $status in {allowed}) ;; *) printf 'exit %s: %s\\n' \"$status\" "
+            f"'{quoted}' >&2; exit 98;; esac",
         ]
     return "\n".join(lines) + "\n"
 
