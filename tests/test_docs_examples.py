@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -275,16 +276,24 @@ def shell_script(block: Block, port: int) -> str:
 def run_shell(block: Block, cwd: Path) -> None:
     port = _free_port()
     script = shell_script(block, port).replace("6566", str(port))
-    result = subprocess.run(
+    # A session of its own: on a timeout the whole group goes, a background server included.
+    process = subprocess.Popen(
         ["bash", "-c", script],
         cwd=cwd,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=environment(),
-        timeout=600,
+        start_new_session=True,
     )
-    assert result.returncode == 0, (
-        f"{block.where}: {result.stderr[-3000:]}\n--- stdout ---\n{result.stdout[-3000:]}"
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"{block.where}: still running after 600 s")
+    assert process.returncode == 0, (
+        f"{block.where}: {stderr[-3000:]}\n--- stdout ---\n{stdout[-3000:]}"
     )
 
 
