@@ -145,6 +145,13 @@ def environment() -> dict[str, str]:
     return env
 
 
+def example_environment(workspace: Path) -> dict[str, str]:
+    """:func:`environment`, with the scratch folders examples make kept inside ``workspace``."""
+    scratch = workspace / "scratch"
+    scratch.mkdir(exist_ok=True)
+    return {**environment(), "TMPDIR": str(scratch)}
+
+
 DOCUMENTS_WITH_BLOCKS = [
     p.relative_to(ROOT).as_posix()
     for p in DOCUMENTS
@@ -159,10 +166,11 @@ def test_documented_examples_run(doc: str, example: Path, tmp_path: Path) -> Non
     cwd = workspace / WORKDIR.get(doc, ".")
     blocks = [b for b in parse_blocks(ROOT / doc) if b.not_run is None]
     python = [b for b in blocks if b.lang == "python"]
-    outputs = run_python(python, cwd) if python else {}
+    env = example_environment(workspace)
+    outputs = run_python(python, cwd, env) if python else {}
     for block in blocks:
         if block.lang != "python":
-            run_shell(block, cwd)
+            run_shell(block, cwd, env)
         elif block.checked_output is not None:
             assert _words(outputs[block.where]) == _words(block.checked_output), (
                 f"{block.where}: the doc shows\n{block.checked_output}\nbut the code printed\n"
@@ -203,7 +211,7 @@ RUNNER = textwrap.dedent(
 )
 
 
-def run_python(blocks: list[Block], cwd: Path) -> dict[str, str]:
+def run_python(blocks: list[Block], cwd: Path, env: dict[str, str]) -> dict[str, str]:
     """Run a document's Python blocks in one interpreter; each block's printed output."""
     payload = json.dumps([{"where": b.where, "code": b.code} for b in blocks])
     result = subprocess.run(
@@ -212,7 +220,7 @@ def run_python(blocks: list[Block], cwd: Path) -> dict[str, str]:
         cwd=cwd,
         capture_output=True,
         text=True,
-        env=environment(),
+        env=env,
         timeout=600,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
@@ -273,7 +281,7 @@ def shell_script(block: Block, port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_shell(block: Block, cwd: Path) -> None:
+def run_shell(block: Block, cwd: Path, env: dict[str, str]) -> None:
     port = _free_port()
     script = shell_script(block, port).replace("6566", str(port))
     # A session of its own: on a timeout the whole group goes, a background server included.
@@ -283,7 +291,7 @@ def run_shell(block: Block, cwd: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment(),
+        env=env,
         start_new_session=True,
     )
     try:
