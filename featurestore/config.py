@@ -30,6 +30,8 @@ from featurestore.errors import ConfigError
 from featurestore.quality.settings import QualityConfig, parse_quality
 
 CONFIG_FILE = "featurestore.yaml"
+#: Feast's name for the file; recognised only to say that ours is CONFIG_FILE.
+FEAST_CONFIG_FILE = "feature_store.yaml"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PROJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s|ms)?\s*$")
@@ -190,6 +192,15 @@ def load_config(repo_path: str | os.PathLike[str]) -> RepoConfig:
     repo = Path(repo_path).resolve()
     path = repo / CONFIG_FILE
     if not path.is_file():
+        if (repo / FEAST_CONFIG_FILE).is_file():
+            # Not read on purpose: Feast's registry file and store types are not ours, so
+            # guessing would half-work; the user writes the few lines once.
+            raise ConfigError(
+                f"{repo} has Feast's {FEAST_CONFIG_FILE} but no {CONFIG_FILE}: featurestore "
+                f"reads its settings from {CONFIG_FILE} only; create it next to the Feast file "
+                "with at least 'project: NAME' (see docs/configuration.md: the registry is a "
+                "SQLAlchemy URL, not Feast's registry.db, and the online store is sqlite or redis)"
+            )
         raise ConfigError(
             f"no {CONFIG_FILE} in {repo}: pass --repo PATH (or repo_path=) pointing at a feature "
             "repository, or create one with `featurestore init`"

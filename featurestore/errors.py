@@ -26,10 +26,29 @@ anything the library reports about bad input or a failed operation::
     │   └── ValidationFailedError  a strict validation rejected a batch: nothing was written
     └── ExtraNotInstalledError   an optional part needs an extra that is not installed
 
-Each message names the object concerned and says what to do about it.
+Each message names the object concerned and says what to do about it; a misspelled name gets
+the closest known names (:func:`did_you_mean`).
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A hint naming the known names closest to a misspelled ``name``, or ``""`` when none is.
+
+    Appended to not-found messages so every entry point (SDK, CLI, REST) suggests the same::
+
+        >>> did_you_mean("driver_stat", ["driver_stats", "customer_profile"])
+        "; did you mean 'driver_stats'?"
+    """
+    candidates = sorted({k for k in known if k != name})
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.7)
+    if not close:
+        return ""
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?"
 
 
 class FeatureStoreError(Exception):

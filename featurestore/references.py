@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import FeatureReferenceError
+from featurestore.errors import FeatureReferenceError, did_you_mean
 from featurestore.offline.base import FeatureRequest
 
 _REF = re.compile(
@@ -88,7 +88,8 @@ def resolve_requests(
         for name in features:
             if name not in view.feature_names:
                 raise FeatureReferenceError(
-                    f"feature view {view_name!r} has no feature {name!r}; it has {view.feature_names}",
+                    f"feature view {view_name!r} has no feature {name!r}; it has "
+                    f"{view.feature_names}{did_you_mean(name, view.feature_names)}",
                     missing="feature",
                 )
         # One view asked at two versions needs the version in the column name to stay apart.

@@ -39,6 +39,7 @@ from featurestore.governance.retention import (
 )
 from featurestore.loader import load_repo
 from featurestore.materialize import MaterializationReport, Materializer
+from featurestore.materialize.arguments import window_bound
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
 from featurestore.offline.duckdb_engine import DuckDBEngine
 from featurestore.offline.source_schema import validate_view_source
@@ -298,18 +299,23 @@ class FeatureStore(
 
     def materialize(
         self,
-        start: datetime,
-        end: datetime,
+        start: datetime | None = None,
+        end: datetime | None = None,
         feature_views: Sequence[str] | None = None,
         *,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
         progress: bool | None = None,
         principal: PrincipalLike = None,
     ) -> MaterializationReport:
         """Write each view's latest row per entity with event time in ``[start, end]`` online.
 
-        ``progress`` shows a progress bar (default: when stderr is a terminal). ``principal`` is
-        who asks (default: the store's; the REST service passes the bearer token's owner).
+        ``start_date`` / ``end_date`` are Feast's names for ``start`` / ``end``. ``progress``
+        shows a progress bar (default: when stderr is a terminal). ``principal`` is who asks
+        (default: the store's; the REST service passes the bearer token's owner).
         """
+        start = window_bound("materialize", "start", start, "start_date", start_date)
+        end = window_bound("materialize", "end", end, "end_date", end_date)
         who = self._require_views("materialize", feature_views, principal)
         report = self._materializer(progress, who).materialize(start, end, feature_views)
         self._record_materialization(report, who)
@@ -317,13 +323,15 @@ class FeatureStore(
 
     def materialize_incremental(
         self,
-        end: datetime,
+        end: datetime | None = None,
         feature_views: Sequence[str] | None = None,
         *,
+        end_date: datetime | None = None,
         progress: bool | None = None,
         principal: PrincipalLike = None,
     ) -> MaterializationReport:
-        """Materialize what arrived since each view's watermark (late rows included) up to ``end``."""
+        """Materialize what arrived since each view's watermark (late rows too) up to ``end``."""
+        end = window_bound("materialize_incremental", "end", end, "end_date", end_date)
         who = self._require_views("materialize", feature_views, principal)
         report = self._materializer(progress, who).materialize_incremental(end, feature_views)
         self._record_materialization(report, who)

@@ -15,6 +15,7 @@ import click
 from featurestore.cli.access import register as _register_access
 from featurestore.cli.app import cli
 from featurestore.cli.definitions import register as _register_definitions
+from featurestore.cli.info import register as _register_info
 from featurestore.cli.lineage import register as _register_lineage
 from featurestore.cli.online import register as _register_online
 from featurestore.cli.push import register as _register_push
@@ -27,6 +28,7 @@ from featurestore.errors import FeatureStoreError
 
 _register_access(cli)
 _register_definitions(cli)
+_register_info(cli)
 _register_lineage(cli)
 _register_online(cli)
 _register_push(cli)

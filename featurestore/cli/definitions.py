@@ -1,17 +1,19 @@
-"""Commands about definitions: apply, plan, history, list, describe."""
+"""Commands about definitions: apply, plan, history, list, describe, registry-dump."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 from rich.table import Table
 
 from featurestore.cli.app import CliContext
 from featurestore.definitions.base import Definition
-from featurestore.errors import ObjectNotFoundError
+from featurestore.errors import ObjectNotFoundError, did_you_mean
 from featurestore.registry import Plan
+from featurestore.store import FeatureStore
 
 _KINDS = {
     "entities": "entity",
@@ -23,7 +25,7 @@ _KIND_CHOICE = click.Choice(["entity", "feature_view", "feature_service"])
 
 def register(cli: click.Group) -> None:
     """Attach the definition commands to ``cli``."""
-    for command in (apply, plan, history, list_objects, describe):
+    for command in (apply, plan, history, list_objects, describe, registry_dump):
         cli.add_command(command)
 
 
@@ -61,7 +63,7 @@ def history(state: CliContext, name: str, kind: str | None) -> None:
     """List every version and metadata change of NAME, oldest first."""
     entries = state.store.history(name, kind)
     if not entries:
-        raise ObjectNotFoundError(f"no object named {name!r} in project {state.store.project!r}")
+        raise _no_object(state.store, name)
     table = Table("kind", "version", "change", "hash", "applied at (UTC)", "details")
     for entry in entries:
         table.add_row(
@@ -125,13 +127,43 @@ def describe(state: CliContext, name: str, kind: str | None, version: int | None
     store = state.store
     kinds = [kind] if kind else store.registry.kinds_named(store.project, name)
     if not kinds:
-        raise ObjectNotFoundError(f"no object named {name!r} in project {store.project!r}")
+        raise _no_object(store, name)
     if len(kinds) > 1:
         named = " and ".join(k.replace("_", " ") for k in kinds)
         raise click.UsageError(
             f"{name!r} names more than one object ({named}); pick one with --kind"
         )
     obj = store.get_definition(kinds[0], name, version)
-    current = version or store.registry.current_version(store.project, kinds[0], name)
-    document = {**obj.to_dict(), "version": current, "content_hash": obj.content_hash}
-    click.echo(json.dumps(document, indent=2, sort_keys=True))
+    click.echo(json.dumps(_document(store, obj, version), indent=2, sort_keys=True))
+
+
+@click.command(name="registry-dump")
+@click.pass_obj
+def registry_dump(state: CliContext) -> None:
+    """Print every registered object you may describe as JSON (like `feast registry-dump`)."""
+    store = state.store
+    dump = {
+        "project": store.project,
+        "entities": [_document(store, o) for o in store.list_entities()],
+        "feature_views": [_document(store, o) for o in store.list_feature_views()],
+        "feature_services": [_document(store, o) for o in store.list_feature_services()],
+    }
+    click.echo(json.dumps(dump, indent=2, sort_keys=True))
+
+
+def _document(store: FeatureStore, obj: Definition, version: int | None = None) -> dict[str, Any]:
+    """``obj``'s definition with its version (the current one unless given) and content hash."""
+    current = version or store.registry.current_version(store.project, obj.kind, obj.name)
+    return {**obj.to_dict(), "version": current, "content_hash": obj.content_hash}
+
+
+def _no_object(store: FeatureStore, name: str) -> ObjectNotFoundError:
+    """Not found, with the closest names among the objects the caller may describe."""
+    known = [
+        o.name
+        for listed in (store.list_entities, store.list_feature_views, store.list_feature_services)
+        for o in listed()
+    ]
+    return ObjectNotFoundError(
+        f"no object named {name!r} in project {store.project!r}{did_you_mean(name, known)}"
+    )

@@ -10,7 +10,7 @@ from featurestore.definitions.base import Definition, check_name
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.field import Field
 from featurestore.definitions.sources import DataSource, FileSource, PushSource, source_from_dicts
-from featurestore.errors import DefinitionError
+from featurestore.errors import DefinitionError, did_you_mean
 from featurestore.quality.validation import Validation
 from featurestore.types import ValueType
 
@@ -160,7 +160,10 @@ class FeatureView(Definition):
         for f in self.features:
             if f.name == name:
                 return f
-        raise DefinitionError(f"{self.label} has no feature {name!r}; it has {self.feature_names}")
+        raise DefinitionError(
+            f"{self.label} has no feature {name!r}; it has {self.feature_names}"
+            f"{did_you_mean(name, self.feature_names)}"
+        )
 
     def __getitem__(self, features: Sequence[str]) -> FeatureViewProjection:
         """A projection of some features, for a FeatureService: ``view[["f1", "f2"]]``."""

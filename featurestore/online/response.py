@@ -25,6 +25,8 @@ __all__ = ["FieldStatus", "OnlineResponse"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EPOCH_TEXT = "1970-01-01T00:00:00Z"
+#: Suffix of the event-time columns ``to_df(include_event_timestamps=True)`` adds (Feast's).
+TIMESTAMP_SUFFIX = "__ts"
 _NULLABLE_PANDAS = {
     pa.int32(): "Int32",
     pa.int64(): "Int64",
@@ -148,14 +150,27 @@ class OnlineResponse:
         Integer and Bool columns use pandas' nullable dtypes, so a missing value is ``<NA>``
         and the column keeps its type.
         """
+        return _nullable_frame(self.to_arrow())
+
+    def to_df(self, include_event_timestamps: bool = False) -> pd.DataFrame:
+        """Feast's name for :meth:`to_pandas`: the same frame, join keys then features.
+
+        With ``include_event_timestamps``, each column is followed by ``<column>__ts``, its
+        event time in whole seconds since the epoch, as Feast's ``to_df`` gives it; where there
+        is none (join keys, rows not found) it is ``<NA>`` rather than Feast's 0.
+        """
         table = self.to_arrow()
-        frame: pd.DataFrame = table.to_pandas()
-        for name in table.column_names:
-            arrow_type = table.schema.field(name).type
-            nullable = _NULLABLE_PANDAS.get(arrow_type)
-            if nullable is not None:
-                frame[name] = frame[name].astype(nullable)
-        return frame
+        if include_event_timestamps:
+            rows = len(self)
+            columns: dict[str, pa.Array] = {}
+            for name in table.column_names:
+                stamps = self._event_ts_us.get(name, [None] * rows)
+                columns[name] = table.column(name).combine_chunks()
+                columns[f"{name}{TIMESTAMP_SUFFIX}"] = pa.array(
+                    [None if us is None else us // 1_000_000 for us in stamps], pa.int64()
+                )
+            table = pa.table(columns)
+        return _nullable_frame(table)
 
     def to_feast_json(
         self, *, include_feature_view_version_metadata: bool = False
@@ -206,6 +221,16 @@ class OnlineResponse:
 
     def __repr__(self) -> str:
         return f"OnlineResponse(rows={len(self)}, columns={self.columns})"
+
+
+def _nullable_frame(table: pa.Table) -> pd.DataFrame:
+    """``table`` as pandas, integer and Bool columns in nullable dtypes (``<NA>``, not NaN)."""
+    frame: pd.DataFrame = table.to_pandas()
+    for name in table.column_names:
+        nullable = _NULLABLE_PANDAS.get(table.schema.field(name).type)
+        if nullable is not None:
+            frame[name] = frame[name].astype(nullable)
+    return frame
 
 
 def _iso_micros(us: int | None) -> str:

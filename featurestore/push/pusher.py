@@ -33,7 +33,7 @@ import pyarrow as pa
 from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.sources import PushSource
-from featurestore.errors import ObjectNotFoundError, OnlineStoreError, PushError
+from featurestore.errors import ObjectNotFoundError, OnlineStoreError, PushError, did_you_mean
 from featurestore.offline.store_data import StagedFile, StoreData
 from featurestore.online.base import CREATED_TS, EVENT_TS, Namespace, OnlineStore, WriteResult
 from featurestore.online.batches import conform, epoch_micros, latest_per_key, online_schema
@@ -213,7 +213,7 @@ class Pusher:
             known = sorted({v.source.name for v in views})
             raise ObjectNotFoundError(
                 f"no feature view in project {self.project!r} reads push source {name!r}; "
-                f"push sources in use: {known}",
+                f"push sources in use: {known}{did_you_mean(name, known)}",
                 kind="push_source",
                 name=name,
             )

@@ -30,6 +30,7 @@ from featurestore.errors import (
     FeatureStoreError,
     ObjectNotFoundError,
     RegistryError,
+    did_you_mean,
 )
 from featurestore.registry import schema
 from featurestore.registry.base import (
@@ -490,6 +491,11 @@ class SqlRegistry(Registry):
         )
         found = " and ".join(k.replace("_", " ") for k in others)
         hint = f"; {name!r} exists as: {found}" if others else ""
+        if not others:
+            live = conn.execute(
+                select(o.c.name).where(o.c.project == project, o.c.kind == kind, ~o.c.deleted)
+            ).scalars()
+            hint = did_you_mean(name, live)
         return f"no {label(kind, name)} in project {project!r} (no versions){hint}"
 
 
