@@ -3,12 +3,12 @@
 Each node runs with ``--cluster-enabled yes`` in a temporary folder on a free port (its cluster
 bus port, port + 10000, free too); ``redis-cli --cluster create ... --cluster-replicas 1`` joins
 them. :meth:`RedisClusterProcesses.stop` kills every node; the folder goes with the test's tmp dir.
+No pytest here: ``bench/online.py --online redis-cluster`` starts its cluster with it too.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import redis
 from redis.cluster import RedisCluster
 
@@ -149,19 +148,3 @@ def _wait_for_ping(port: int, timeout: float = 20.0) -> None:
             time.sleep(0.05)
         finally:
             client.close()
-
-
-def start_redis_cluster(folder: Path) -> RedisClusterProcesses:
-    """A fresh 3-master, 3-replica cluster; fail in CI (skip loudly elsewhere) without redis-server."""
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        reason = "redis-server / redis-cli are not installed (apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so Redis Cluster tests must run: {reason}")
-        pytest.skip(f"REDIS CLUSTER TESTS SKIPPED: {reason}")
-    cluster = RedisClusterProcesses(folder, free_cluster_ports(6))
-    try:
-        cluster.create()
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
