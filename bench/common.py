@@ -403,19 +403,49 @@ OUR_REDIS_DB = 10
 FEAST_REDIS_DB = 11
 
 
+def start_redis_cluster(folder: Path) -> Any:
+    """A 3-master, 3-replica Redis Cluster of the run's own, started from ``redis-server`` with
+    the launcher the tests use (``tests/redis_cluster.py``); ``.stop()`` kills it."""
+    spec = importlib.util.spec_from_file_location(
+        "redis_cluster", Path(__file__).resolve().parent.parent / "tests" / "redis_cluster.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["redis_cluster"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    cluster = module.RedisClusterProcesses(folder, module.free_cluster_ports(6))
+    try:
+        cluster.create()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
 @dataclass(frozen=True)
 class OnlineTarget:
-    """Where each engine's online store lives for one run: a Redis database or a SQLite file."""
+    """Where each engine's online store lives for one run: a Redis database, a Redis Cluster of
+    the run's own, or a SQLite file."""
 
-    kind: str  # "redis" or "sqlite"
+    kind: str  # "redis", "redis-cluster" or "sqlite"
     work: Path
     #: Our ``expiry_grace`` (how long a row outlives its view's TTL); None: the default.
     expiry_grace: timedelta | None = None
+    #: The cluster's processes (``kind == "redis-cluster"``), stopped by :meth:`stop`.
+    cluster: Any = None
+
+    def stop(self) -> None:
+        """Stop the run's own Redis Cluster, if any."""
+        if self.cluster is not None:
+            self.cluster.stop()
 
     def ours(self) -> dict[str, Any]:
         """Our ``online_store`` setting."""
         config: dict[str, Any]
-        if self.kind == "redis":
+        if self.kind == "redis-cluster":
+            config = {"type": "redis", "url": self.cluster.url, "cluster": True}
+        elif self.kind == "redis":
             config = {"type": "redis", "url": f"redis://{REDIS_HOST}:{REDIS_PORT}/{OUR_REDIS_DB}"}
         else:
             config = {"type": "sqlite", "path": str(self.work / "ours-online.db")}
@@ -434,6 +464,8 @@ class OnlineTarget:
 
     def describe(self, engine: str) -> str:
         """Human-readable location of ``engine``'s ("ours" / "feast") online data."""
+        if self.kind == "redis-cluster":
+            return f"Redis Cluster {self.cluster.url} (3 masters, 3 replicas)"
         if self.kind == "redis":
             db = OUR_REDIS_DB if engine == "ours" else FEAST_REDIS_DB
             return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
@@ -445,8 +477,19 @@ class OnlineTarget:
         db = OUR_REDIS_DB if engine == "ours" else FEAST_REDIS_DB
         return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
 
+    def _cluster_client(self) -> Any:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(self.cluster.url)
+
     def flush(self, engine: str) -> None:
-        """Empty ``engine``'s online data (FLUSHDB of its own Redis database only)."""
+        """Empty ``engine``'s online data (FLUSHDB of its own Redis database only; the run's own
+        cluster holds only ours)."""
+        if self.kind == "redis-cluster":
+            client = self._cluster_client()
+            client.flushall(target_nodes=client.PRIMARIES)
+            client.close()
+            return
         if self.kind == "redis":
             client = self._redis(engine)
             client.flushdb()
@@ -475,6 +518,12 @@ class OnlineTarget:
                 int(db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
                 for table, db in self._sqlite_tables(engine)
             )
+        if self.kind == "redis-cluster":
+            cluster = self._cluster_client()
+            try:
+                return int(cluster.dbsize(target_nodes=cluster.PRIMARIES))
+            finally:
+                cluster.close()
         client = self._redis(engine)
         try:
             return int(client.dbsize())

@@ -47,6 +47,7 @@ from common import (
     peak_rss_mb,
     run_child,
     script_entry,
+    start_redis_cluster,
     stopwatch,
     views_for,
     work_dir,
@@ -428,7 +429,13 @@ def compare_lookups(ours_path: Path, feast_path: Path, features: Sequence[str]) 
 
 def add_online_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``online.py``: the online store, the window, Feast's time limit."""
-    parser.add_argument("--online", choices=["redis", "sqlite"], default="redis")
+    parser.add_argument(
+        "--online",
+        choices=["redis", "redis-cluster", "sqlite"],
+        default="redis",
+        help="where the online data goes (redis-cluster: a 6-node cluster of the run's own, "
+        "ours only)",
+    )
     parser.add_argument(
         "--days", type=int, help="materialize only the last N days of the window (both engines)"
     )
@@ -465,7 +472,14 @@ def prepare(args: argparse.Namespace, work: Path, ttl: timedelta | None = None) 
     # written. Keep them a week past the run instead (Feast sets no expiry at all).
     grace = datetime.now(timezone.utc) - start + timedelta(days=7)
     grace_days = max(grace.days, 1)
-    target = OnlineTarget(args.online, work, expiry_grace=timedelta(days=grace_days))
+    cluster = None
+    if args.online == "redis-cluster":
+        if args.compare:
+            raise SystemExit("--online redis-cluster measures featurestore alone (no --compare)")
+        cluster = start_redis_cluster(work / "redis-cluster")
+    target = OnlineTarget(
+        args.online, work, expiry_grace=timedelta(days=grace_days), cluster=cluster
+    )
     print(
         f"workload {args.size}: {data_dir}; window {start.isoformat()} .. {end.isoformat()}; "
         f"online {args.online} (ours {target.describe('ours')}, expiry_grace "
@@ -499,10 +513,13 @@ def materialize_all(setup: Setup, args: argparse.Namespace, repeats: dict[str, i
 
 
 def cleanup(target: OnlineTarget, engines: Sequence[EngineRun | ChildResult]) -> None:
-    """Empty the Redis databases this run used."""
-    for run in engines:
-        if isinstance(run, EngineRun):
-            target.flush(run.engine)
+    """Empty the Redis databases this run used (and stop its own cluster)."""
+    try:
+        for run in engines:
+            if isinstance(run, EngineRun):
+                target.flush(run.engine)
+    finally:
+        target.stop()
 
 
 def main(argv: list[str]) -> int:

@@ -37,7 +37,7 @@ _PROJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s|ms)?\s*$")
 _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, None: 1.0}
 # Settings each online store accepts besides ``type`` (``expiry_grace`` is common to both).
-_ONLINE_OPTIONS = {"sqlite": {"path"}, "redis": {"url", "key_prefix"}}
+_ONLINE_OPTIONS = {"sqlite": {"path"}, "redis": {"url", "key_prefix", "cluster", "replica_acks"}}
 # Settings each OpenLineage transport accepts besides ``transport`` and ``namespace``.
 _OPENLINEAGE_OPTIONS: dict[str, set[str]] = {
     "file": {"path"},
@@ -346,6 +346,15 @@ def _online(value: object, source: str) -> OnlineStoreConfig:
         )
     if kind == "sqlite":
         options.setdefault("path", "data/online.db")
+    if not isinstance(options.get("cluster", False), bool):
+        raise ConfigError(
+            f"{source}: online_store.cluster must be true or false, not {options['cluster']!r}"
+        )
+    acks = options.get("replica_acks", 0)
+    if isinstance(acks, bool) or not isinstance(acks, int) or acks < 0:
+        raise ConfigError(
+            f"{source}: online_store.replica_acks must be a whole number >= 0, not {acks!r}"
+        )
     return OnlineStoreConfig(type=str(kind), options=options, expiry_grace=grace)
 
 

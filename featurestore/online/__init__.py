@@ -4,6 +4,7 @@ Two stores implement :class:`OnlineStore`: Redis (production) and SQLite (embedd
 ``featurestore.yaml`` picks one::
 
     online_store: {type: redis, url: redis://localhost:6379/0, key_prefix: "fs:", expiry_grace: 1d}
+    online_store: {type: redis, url: redis://127.0.0.1:7000, cluster: true}   # Redis Cluster
     online_store: {type: sqlite, path: data/online.db}
 
 Redis is an optional extra (``pip install 'featurestore[redis]'``): its module is imported only
@@ -56,6 +57,7 @@ def open_online_store(config: RepoConfig) -> OnlineStore:
 def _open_redis(online: OnlineStoreConfig) -> OnlineStore:
     # Imported here, not at the top: redis is an optional extra that only this store needs.
     try:
+        from featurestore.online.redis_cluster import RedisClusterOnlineStore
         from featurestore.online.redis_store import RedisOnlineStore
     except ImportError as exc:
         if (exc.name or "").split(".")[0] not in {"redis", "hiredis"}:
@@ -64,8 +66,10 @@ def _open_redis(online: OnlineStoreConfig) -> OnlineStore:
             "online_store type redis needs the redis client: pip install 'featurestore[redis]'"
         ) from None
     prefix = online.options.get("key_prefix")
-    return RedisOnlineStore(
+    kind = RedisClusterOnlineStore if online.options.get("cluster") else RedisOnlineStore
+    return kind(
         str(online.options.get("url", DEFAULT_REDIS_URL)),
         key_prefix=RedisOnlineStore.DEFAULT_PREFIX if prefix is None else str(prefix),
         expiry_grace=online.expiry_grace,
+        replica_acks=int(online.options.get("replica_acks", 0)),
     )

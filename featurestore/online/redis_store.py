@@ -18,8 +18,8 @@ Key layout: one string key per (view version, entity key), holding the view's pa
   doubles, and no locale-dependent string comparison) and sets the new row, with ``PXAT`` expiry
   at ``event_ts + ttl + expiry_grace`` when the view has a TTL, only if it is at least as new.
 
-On Redis Cluster ``MGET`` and the write script would have to be split by slot first; the layout
-is ready for that, this client talks to one server.
+On Redis Cluster (:class:`~featurestore.online.redis_cluster.RedisClusterOnlineStore`) the same
+layout holds; reads and script calls are split by hash slot there, through the hooks below.
 
 Every Redis failure surfaces as :class:`~featurestore.errors.OnlineStoreError` naming the server
 (without its password); a broken connection is dropped from the pool and re-dialled on the next
@@ -123,6 +123,8 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
 
     ``chunk_size`` keys go to one script call (it blocks the server while it runs, so keep it in
     the low thousands); ``chunks_per_round_trip`` calls share one pipeline round trip.
+    ``replica_acks`` > 0 acknowledges a write only once that many replicas hold it (``WAIT``), so
+    a failover loses no acknowledged write.
     """
 
     DEFAULT_PREFIX = "fs:"
@@ -136,6 +138,7 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
         chunk_size: int = 1000,
         chunks_per_round_trip: int = 20,
         timeout: float = 10.0,
+        replica_acks: int = 0,
     ) -> None:
         if "{" in key_prefix or "}" in key_prefix:
             raise OnlineStoreError(
@@ -148,26 +151,58 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
         self.expiry_grace = expiry_grace
         self.chunk_size = chunk_size
         self.chunks_per_round_trip = chunks_per_round_trip
+        self.replica_acks = replica_acks
         self._codecs = CodecCache()
         # Few, quick retries: enough to redial a connection Redis closed (a restart), not so many
         # that an outage takes long to report.
         retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
+        self._timeout = timeout
         try:
-            self._pool = redis.ConnectionPool.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=retry
-            )
+            self._client = self._connect(retry)
         except ValueError as exc:
             raise OnlineStoreError(f"invalid redis url {self.shown_url}: {exc}") from None
-        self._client = redis.Redis(connection_pool=self._pool)
         self._older_than = self._client.register_script(_OLDER_THAN_SCRIPT)
-        self._timeout = timeout
         # The async client of each event loop (a client is bound to the loop it runs on).
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, redis.asyncio.Redis
-        ] = weakref.WeakKeyDictionary()
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
-        return f"RedisOnlineStore({self.shown_url!r}, key_prefix={self.key_prefix!r})"
+        return f"{type(self).__name__}({self.shown_url!r}, key_prefix={self.key_prefix!r})"
+
+    # -- what differs on Redis Cluster (see redis_cluster.py) ------------------------------------
+
+    def _connect(self, retry: Retry) -> Any:
+        """The synchronous client (a pooled ``redis.Redis`` here)."""
+        pool = redis.ConnectionPool.from_url(
+            self.url,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            retry=retry,
+        )
+        return redis.Redis(connection_pool=pool)
+
+    def _connect_async(self) -> Any:
+        """An asyncio client for the running event loop."""
+        retry = AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
+        return redis.asyncio.Redis.from_url(
+            self.url,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            retry=retry,
+        )
+
+    def _mget(self, keys: list[bytes]) -> list[bytes | None]:
+        """Values of ``keys``, in order (one ``MGET``)."""
+        return self._client.mget(keys)  # type: ignore[no-any-return]
+
+    async def _mget_async(self, keys: list[bytes]) -> list[bytes | None]:
+        return await self._async_client().mget(keys)  # type: ignore[no-any-return]
+
+    def _same_slot_groups(self, keys: Sequence[bytes]) -> list[list[int]]:
+        """Positions of ``keys`` grouped so one script call may take each group (one server:
+        any grouping; a cluster needs one slot per call)."""
+        return [list(range(len(keys)))]
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -203,10 +238,16 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
             args[1::2] = [b"0"] * n
         else:  # PXAT takes milliseconds; round up so a row never expires early
             args[1::2] = (-(-prepared.expires_at_us // 1000)).astype(np.int64).tolist()
-        calls = [
-            (keys[i : i + self.chunk_size], args[2 * i : 2 * (i + self.chunk_size)])
-            for i in range(0, n, self.chunk_size)
-        ]
+        calls = []
+        for group in self._same_slot_groups(keys):
+            for i in range(0, len(group), self.chunk_size):
+                chunk = group[i : i + self.chunk_size]
+                calls.append(
+                    (
+                        [keys[j] for j in chunk],
+                        [a for j in chunk for a in (args[2 * j], args[2 * j + 1])],
+                    )
+                )
         written = 0
         with self._errors(f"writing {namespace.view.label}"):
             for i in range(0, len(calls), self.chunks_per_round_trip):
@@ -214,12 +255,29 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
         return WriteResult(written=written, skipped_older=n - written, expired=prepared.expired)
 
     def _run_writes(self, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
-        """Run script calls in one pipeline; load the script and rerun the calls that hit
-        ``NOSCRIPT`` (a fresh or flushed server)."""
-        with self._client.pipeline(transaction=False) as pipe:
+        """Run script calls in one pipeline round trip (how many rows they wrote)."""
+        return self._run_writes_on(self._client, calls)
+
+    def _run_writes_on(self, client: Any, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
+        """Run script calls in one pipeline on one server's ``client``; load the script and rerun
+        the calls that hit ``NOSCRIPT`` (a fresh or flushed server, a promoted replica). With
+        ``replica_acks``, a ``WAIT`` on the same connection makes the write acknowledged only once
+        that many replicas hold it."""
+        with client.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(_WRITE_SHA, len(keys), *keys, *args)
+                pipe.execute_command("EVALSHA", _WRITE_SHA, len(keys), *keys, *args)
+            if self.replica_acks:
+                pipe.execute_command("WAIT", self.replica_acks, int(self._timeout * 1000))
             results = pipe.execute(raise_on_error=False)
+        if self.replica_acks:
+            acks = results.pop()
+            if isinstance(acks, Exception):
+                raise acks
+            if int(acks) < self.replica_acks:
+                raise OnlineStoreError(
+                    f"Redis at {self.shown_url}: a write reached {acks} replica(s), "
+                    f"replica_acks asks for {self.replica_acks}; it may be lost on a failover"
+                )
         written = 0
         missing = []
         for call, result in zip(calls, results, strict=True):
@@ -230,8 +288,8 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
             else:
                 written += int(result)
         if missing:
-            self._client.script_load(_WRITE_SCRIPT)
-            written += self._run_writes(missing)
+            client.script_load(_WRITE_SCRIPT)
+            written += self._run_writes_on(client, missing)
         return written
 
     def read(self, namespace: Namespace, keys: pa.Table, features: Sequence[str]) -> pa.Table:
@@ -257,7 +315,7 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
         if not keys:
             return [[] for _ in reads]
         with self._errors("reading online rows"):
-            values: list[bytes | None] = self._client.mget(keys)  # type: ignore[assignment]
+            values = self._mget(keys)
         return _split(values, reads)
 
     async def read_packed_async(
@@ -268,7 +326,7 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
         if not keys:
             return [[] for _ in reads]
         with self._errors("reading online rows"):
-            values: list[bytes | None] = await self._async_client().mget(keys)  # type: ignore[assignment]
+            values = await self._mget_async(keys)
         return _split(values, reads)
 
     def _packed_keys(self, reads: Sequence[tuple[Namespace, Sequence[bytes]]]) -> list[bytes]:
@@ -278,18 +336,12 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
             keys.extend(head + key.hex().encode() + b"}" for key in entity_keys)
         return keys
 
-    def _async_client(self) -> redis.asyncio.Redis:
+    def _async_client(self) -> Any:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            retry = AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
             try:
-                client = redis.asyncio.Redis.from_url(
-                    self.url,
-                    socket_timeout=self._timeout,
-                    socket_connect_timeout=self._timeout,
-                    retry=retry,
-                )
+                client = self._connect_async()
             except ValueError as exc:
                 raise OnlineStoreError(f"invalid redis url {self.shown_url}: {exc}") from None
             self._async_clients[loop] = client
@@ -305,7 +357,7 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
         if not len(entity_keys):
             return []
         with self._errors(f"reading {namespace.view.label}"):
-            return self._client.mget(self._keys(namespace, entity_keys))  # type: ignore[return-value]
+            return self._mget(self._keys(namespace, entity_keys))
 
     def delete_project(self, project: str) -> int:
         """``SCAN`` the project's keys and ``UNLINK`` them in batches (never ``KEYS``)."""
@@ -376,11 +428,13 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
                     chosen = [(key, hit) for key, hit in hits if hit is not None]
                     if not chosen:
                         continue
-                    keys = [key for key, _ in chosen]
-                    args = [mode, *(cutoff for _, (_, cutoff) in chosen)]
-                    older = self._older_than(keys=keys, args=args)
-                    for (_, (namespace, _)), flag in zip(chosen, older, strict=True):
-                        counts[namespace] += int(flag)
+                    for group in self._same_slot_groups([key for key, _ in chosen]):
+                        part = [chosen[i] for i in group]
+                        keys = [key for key, _ in part]
+                        args = [mode, *(cutoff for _, (_, cutoff) in part)]
+                        older = self._older_than(keys=keys, args=args)
+                        for (_, (namespace, _)), flag in zip(part, older, strict=True):
+                            counts[namespace] += int(flag)
         return counts
 
     def ping(self) -> None:
@@ -391,7 +445,9 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
     def close(self) -> None:
         """Close every pooled connection; later calls dial new ones."""
         self._client.close()
-        self._pool.disconnect()
+        disconnect = getattr(self._client, "connection_pool", None)
+        if disconnect is not None:
+            disconnect.disconnect()
 
 
 def _split(
