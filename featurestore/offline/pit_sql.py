@@ -192,7 +192,8 @@ def source_scan(
     Rows with a null timestamp or join key are dropped, and so are rows older than the request's
     retention cut-off (``not_before_us``, inclusive: a row exactly at the cut-off stays): to every
     query built on this scan they do not exist. ``low_us`` / ``high_us`` (inclusive, either may be
-    ``None``) only prune the scan; callers still apply their exact window.
+    ``None``) only prune the scan; callers still apply their exact window. ``require_created``
+    also drops rows whose created timestamp is null (``filter_by_created_timestamp``).
     """
     view = source.request.view
     src = view.source
