@@ -3,6 +3,7 @@
     python bench/historical.py --size S                   # featurestore alone
     python bench/historical.py --size L --compare feast   # and Feast 0.67 on the same files
     python bench/historical.py --no-ttl --compare feast   # 1M entity rows x ~5M rows, no TTL
+    python bench/historical.py --size L --layout key-sorted --compare feast   # files sorted by key
 
 The workload comes from ``repo/generate_data.py`` and is cached under ``bench/data/``. Our side
 is the example repository (``repo/features.py`` copied into a temporary repository whose
@@ -200,6 +201,7 @@ def compare_outputs(ours_path: Path, theirs_path: Path, features: Sequence[str])
 
 def main(argv: list[str]) -> int:
     """Command line entry point (``argv`` without the program name)."""
+    generator = load_generator()
     parser = bench_parser(
         "Point-in-time retrieval benchmark (featurestore, optionally vs Feast).",
         what="run the same retrieval",
@@ -225,10 +227,15 @@ def main(argv: list[str]) -> int:
         default="duckdb",
         help="Feast's offline store; duckdb needs a Python with feast[duckdb] (see --feast-python)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=generator.LAYOUTS,
+        default=generator.LAYOUTS[0],
+        help="order of the generated feature files: by event time (default) or by entity key",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per engine")
     args = parser.parse_args(argv)
 
-    generator = load_generator()
     if args.no_ttl:
         name = "NT5M"
         workload = generator.Workload(
@@ -236,12 +243,16 @@ def main(argv: list[str]) -> int:
             customers=NO_TTL_DRIVERS,
             days=30,
             entity_rows=args.entity_rows or 1_000_000,
+            layout=args.layout,
         )
     else:
         name = args.size
-        workload = generator.workload_for(args.size, args.entity_rows)
+        workload = generator.workload_for(args.size, args.entity_rows, args.layout)
     if args.entity_rows is not None:
         name += f"-e{args.entity_rows}"
+    if args.layout != generator.LAYOUTS[0]:
+        # The layout is part of the cache key (the marker) and of the folder, so both coexist.
+        name += f"-{args.layout}"
     data_dir = ensure_workload(name, workload, args.seed)
     views = views_for(args.no_ttl)
     refs = [ref for view in views for ref in view.refs]
@@ -251,7 +262,8 @@ def main(argv: list[str]) -> int:
     print(
         f"workload {name}: {data_dir}; {workload.entity_rows:,} entity rows; "
         f"{len(refs)} features of {', '.join(v.name for v in views)}; "
-        f"TTLs {', '.join(str(v.ttl) for v in views)}; output {args.output}; {machine_summary()}"
+        f"TTLs {', '.join(str(v.ttl) for v in views)}; output {args.output}; "
+        f"layout {workload.layout}; {machine_summary()}"
     )
 
     me = str(Path(__file__).resolve())
@@ -297,7 +309,10 @@ def main(argv: list[str]) -> int:
             else:
                 theirs = ChildResult(label, ok=False, error=f"apply failed: {feast_applied.error}")
             results.append(theirs)
-        title = f"historical retrieval, {name}, {workload.entity_rows:,} entity rows, output {args.output}"
+        title = (
+            f"historical retrieval, {name}, {workload.entity_rows:,} entity rows, "
+            f"output {args.output}, layout {workload.layout}"
+        )
         print_results(title, results)
         for r in results:
             if r.ok:

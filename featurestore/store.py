@@ -215,11 +215,15 @@ class FeatureStore(
         features: Sequence[str] | FeatureService | str,
         *,
         full_feature_names: bool = False,
+        filter_by_created_timestamp: bool = False,
     ) -> RetrievalJob:
         """A point-in-time correct training frame: one row per entity row, in input order.
 
         ``features`` is a list of ``"view:feature"`` / ``"view@N:feature"`` references, a
         :class:`FeatureService`, or the name of a registered feature service.
+        ``filter_by_created_timestamp=True`` (Feast's name) also leaves out source rows created
+        after the entity row's timestamp, or with no created timestamp: only what existed at
+        prediction time is served. Views whose source has no created column are unaffected.
         """
         references = self._references(features)
         requests = resolve_requests(
@@ -239,7 +243,9 @@ class FeatureStore(
         self.guard.require(self.principal, "read_offline", targets)
         # Rows older than a view's retention window are never served, from any source.
         requests = self.retention.apply(requests, epoch_us(datetime.now(timezone.utc)))
-        job = self.offline.get_historical_features(entity_df, requests)
+        job = self.offline.get_historical_features(
+            entity_df, requests, filter_by_created_timestamp=filter_by_created_timestamp
+        )
         # job.save_dataset(name) records the frame through the lineage layer.
         asked_through = features if isinstance(features, FeatureService | str) else None
         saver = self.lineage.dataset_saver(

@@ -27,13 +27,17 @@ L     100,000   100,000     30    ~64.8M              ~2.7M             1,000,00
 
 The period ends at a fixed instant (2026-10-01 00:00 UTC), so a seed gives the same files on every
 machine. Rows are produced in chunks of about one million, each written as one Parquet row group
-with :class:`pyarrow.parquet.ParquetWriter`, so memory stays bounded whatever the size. Chunks cover
-consecutive time ranges, so each file is sorted by event time.
+with :class:`pyarrow.parquet.ParquetWriter`, so memory stays bounded whatever the size. By default
+(``--layout time-sorted``) chunks cover consecutive time ranges, so each feature file is sorted by
+event time; with ``--layout key-sorted`` they cover consecutive key ranges instead, so each file is
+sorted by key, then event time, as many lake tables are (same shape, gaps and delays, other random
+values). The entity frame is the same in both layouts.
 
 Usage::
 
     python repo/generate_data.py --size XS
     python repo/generate_data.py --size L --out /big/disk --seed 7 --entity-rows 200000
+    python repo/generate_data.py --size L --layout key-sorted --out /big/disk
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ ENTITY_SCHEMA = pa.schema(
     [("driver_id", pa.int64()), ("customer_id", pa.int64()), ("event_timestamp", TIMESTAMP)]
 )
 
+#: How the feature files are ordered: by event time (the default) or by entity key, then time.
+LAYOUTS = ("time-sorted", "key-sorted")
+
 # Distinct stream ids per table, so the tables do not share random numbers.
 _DRIVER_STREAM, _CUSTOMER_STREAM, _ENTITY_STREAM = 1, 2, 3
 
@@ -106,6 +113,7 @@ class Workload:
     customers: int
     days: int
     entity_rows: int
+    layout: str = LAYOUTS[0]
 
     @property
     def start_us(self) -> int:
@@ -155,13 +163,18 @@ def end_us() -> int:
     return int(END.timestamp()) * 1_000_000
 
 
-def workload_for(size: str, entity_rows: int | None = None) -> Workload:
-    """The preset called ``size`` (XS, S, L), optionally with another entity frame length."""
+def workload_for(size: str, entity_rows: int | None = None, layout: str = LAYOUTS[0]) -> Workload:
+    """The preset called ``size`` (XS, S, L), optionally with another entity frame length or
+    file layout (one of :data:`LAYOUTS`)."""
     try:
         workload = SIZES[size.upper()]
     except KeyError:
         raise ValueError(f"unknown size {size!r}; use one of {', '.join(SIZES)}") from None
-    return workload if entity_rows is None else replace(workload, entity_rows=entity_rows)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    if entity_rows is not None:
+        workload = replace(workload, entity_rows=entity_rows)
+    return replace(workload, layout=layout)
 
 
 def _rng(seed: int, stream: int, chunk: int) -> np.random.Generator:
@@ -173,20 +186,40 @@ def _timestamps(values_us: np.ndarray) -> pa.Array:
     return pa.array(values_us.astype("datetime64[us]"), type=pa.timestamp("us")).cast(TIMESTAMP)
 
 
-def _keyed_time_chunks(
-    keys: int, periods: int, period_us: int, start_us: int, seed: int, stream: int
-) -> Iterator[tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (rng, key, event_us, created_us) for consecutive blocks of periods, gaps removed.
+def _slot_blocks(keys: int, periods: int, layout: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (period index, key) arrays for consecutive blocks of about :data:`CHUNK_ROWS` slots.
 
-    Each block covers whole periods for every key (about :data:`CHUNK_ROWS` slots), so the
-    output is sorted by event time across blocks, and by key within one event time.
+    ``time-sorted``: each block covers whole periods for every key, so the output is sorted by
+    event time across blocks, and by key within one event time. ``key-sorted``: each block covers
+    whole keys over every period, so the output is sorted by key, then event time.
     """
+    if layout == "key-sorted":
+        keys_per_chunk = max(1, CHUNK_ROWS // periods)
+        for first in range(1, keys + 1, keys_per_chunk):
+            count = min(keys_per_chunk, keys + 1 - first)
+            key = np.repeat(np.arange(first, first + count, dtype=np.int64), periods)
+            yield np.tile(np.arange(periods, dtype=np.int64), count), key
+        return
     periods_per_chunk = max(1, CHUNK_ROWS // keys)
-    for chunk, first in enumerate(range(0, periods, periods_per_chunk)):
-        rng = _rng(seed, stream, chunk)
+    for first in range(0, periods, periods_per_chunk):
         count = min(periods_per_chunk, periods - first)
         period = np.repeat(np.arange(first, first + count, dtype=np.int64), keys)
-        key = np.tile(np.arange(1, keys + 1, dtype=np.int64), count)
+        yield period, np.tile(np.arange(1, keys + 1, dtype=np.int64), count)
+
+
+def _keyed_time_chunks(
+    keys: int,
+    periods: int,
+    period_us: int,
+    start_us: int,
+    seed: int,
+    stream: int,
+    layout: str = LAYOUTS[0],
+) -> Iterator[tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (rng, key, event_us, created_us) for the blocks of :func:`_slot_blocks`, gaps
+    removed."""
+    for chunk, (period, key) in enumerate(_slot_blocks(keys, periods, layout)):
+        rng = _rng(seed, stream, chunk)
         kept = rng.random(period.size) >= GAP_FRACTION
         period, key = period[kept], key[kept]
         event_us = start_us + period * period_us
@@ -198,7 +231,13 @@ def _keyed_time_chunks(
 
 def _driver_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
     for rng, key, event_us, created_us in _keyed_time_chunks(
-        workload.drivers, workload.days * 24, HOUR_US, workload.start_us, seed, _DRIVER_STREAM
+        workload.drivers,
+        workload.days * 24,
+        HOUR_US,
+        workload.start_us,
+        seed,
+        _DRIVER_STREAM,
+        workload.layout,
     ):
         n = key.size
         yield pa.RecordBatch.from_arrays(
@@ -217,7 +256,13 @@ def _driver_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
 
 def _customer_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
     for rng, key, event_us, created_us in _keyed_time_chunks(
-        workload.customers, workload.days, DAY_US, workload.start_us, seed, _CUSTOMER_STREAM
+        workload.customers,
+        workload.days,
+        DAY_US,
+        workload.start_us,
+        seed,
+        _CUSTOMER_STREAM,
+        workload.layout,
     ):
         n = key.size
         yield pa.RecordBatch.from_arrays(
@@ -279,7 +324,7 @@ def generate(
     emit(
         f"generating {workload.drivers:,} drivers x {workload.days * 24} hours, "
         f"{workload.customers:,} customers x {workload.days} days, "
-        f"{workload.entity_rows:,} entity rows (seed {seed}) into {out}"
+        f"{workload.entity_rows:,} entity rows (seed {seed}, {workload.layout}) into {out}"
     )
     driver_rows = _write(out / DRIVER_FILE, DRIVER_SCHEMA, _driver_batches(workload, seed), emit)
     customer_rows = _write(
@@ -300,8 +345,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--entity-rows", type=int, default=None, help="override the entity frame length"
     )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default=LAYOUTS[0],
+        help="order of the feature files: by event time (default) or by entity key, then time",
+    )
     args = parser.parse_args(argv)
-    workload = workload_for(args.size, args.entity_rows)
+    workload = workload_for(args.size, args.entity_rows, args.layout)
     result = generate(args.out, workload, args.seed, log=lambda m: print(m, flush=True))
     print(
         f"wrote {result.driver_rows:,} driver rows, {result.customer_rows:,} customer rows, "

@@ -10,6 +10,8 @@ For each entity row (join keys, ts) and each requested view:
   with a retention cut-off, rows whose event timestamp is before it are never candidates;
 * the winner has the latest event timestamp, then the latest created timestamp (a null created
   timestamp loses to any other), then comes last in file order (files sorted by path);
+* with ``filter_by_created_timestamp``, and when the view's source has a created column, a row
+  is a candidate only if its created timestamp is non-null and ``<= ts`` (it existed by then);
 * no candidate means nulls; naive timestamps are UTC, aware ones are converted to UTC.
 """
 
@@ -49,9 +51,11 @@ def winner(
     keys: Mapping[str, Any],
     ts: datetime | None,
     not_before: datetime | None = None,
+    filter_by_created_timestamp: bool = False,
 ) -> Mapping[str, Any] | None:
     """The source row that serves an entity row with join keys ``keys`` at time ``ts``, if any,
-    among rows not older than ``not_before``."""
+    among rows not older than ``not_before`` (and, with ``filter_by_created_timestamp``, created
+    by ``ts``)."""
     if ts is None:
         return None
     ts = to_utc(ts)
@@ -78,6 +82,12 @@ def winner(
             if source.created_timestamp_column
             else None
         )
+        if (
+            filter_by_created_timestamp
+            and source.created_timestamp_column
+            and (created is None or created > ts)
+        ):
+            continue
         # (has created, created) makes a null created timestamp lose to any real one.
         order = (
             event,
@@ -94,6 +104,7 @@ def expected_frame(
     entity_rows: Sequence[Mapping[str, Any]],
     timestamp_column: str,
     requests: Sequence[OracleRequest],
+    filter_by_created_timestamp: bool = False,
 ) -> list[dict[str, Any]]:
     """Every entity row, in order, extended with each request's feature values (or None)."""
     result: list[dict[str, Any]] = []
@@ -103,7 +114,12 @@ def expected_frame(
             view = request.view
             keys = {k: entity_row[k] for k in view.join_keys}
             row = winner(
-                view, request.source_rows, keys, entity_row[timestamp_column], request.not_before
+                view,
+                request.source_rows,
+                keys,
+                entity_row[timestamp_column],
+                request.not_before,
+                filter_by_created_timestamp,
             )
             for feature, output in request.outputs.items():
                 out[output] = None if row is None else row[view.source.source_column(feature)]

@@ -202,3 +202,37 @@ def test_init_scaffolds_a_working_repo(tmp_path: Path) -> None:
     assert "driver_stats" in out
     assert "driver_stats:conv_rate" in run(target, "list", "features").stdout
     assert run(tmp_path, "init", str(target), expect=1).stderr.startswith("Error: cannot scaffold")
+
+
+def test_get_historical_features_filter_by_created_timestamp(repo: Path) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    # The T0 + 1h value of driver 1 is corrected at T0 + 3h: after the T0 + 2h entity row.
+    pd.DataFrame(
+        {
+            "driver_id": [1, 1],
+            "event_timestamp": [t0 + timedelta(hours=1)] * 2,
+            "created": [t0 + timedelta(hours=1), t0 + timedelta(hours=3)],
+            "conv_rate": [0.25, 0.75],
+            "trips": [2, 4],
+        }
+    ).to_parquet(repo / "data" / "stats.parquet")
+    pd.DataFrame(
+        {"driver_id": [1, 1], "event_timestamp": [t0 + timedelta(hours=2), t0 + timedelta(hours=3)]}
+    ).to_parquet(repo / "entities.parquet")
+    run(repo, "apply")
+    trips = {}
+    for flags in ([], ["--filter-by-created-timestamp"]):
+        output = repo / f"out{len(flags)}.parquet"
+        run(
+            repo,
+            "get-historical-features",
+            "--entity-df",
+            str(repo / "entities.parquet"),
+            "--features",
+            "driver_stats:trips",
+            *flags,
+            "--output",
+            str(output),
+        )
+        trips[len(flags)] = pd.read_parquet(output)["trips"].tolist()
+    assert trips == {0: [4, 4], 1: [2, 4]}

@@ -141,3 +141,24 @@ def test_apply_and_retrieve(example_repo: Path) -> None:
     missing = result["conv_rate"].isna()
     assert missing[result["driver_id"] > gen.workload_for("XS").drivers].all()
     assert 0 < missing.mean() < 0.2
+
+
+def test_key_sorted_layout_orders_by_key_then_time(example_repo: Path, tmp_path: Path) -> None:
+    """``--layout key-sorted``: the same shape (slots, gaps, schema) sorted by key, then time,
+    with the very same entity frame; the default layout stays in time order."""
+    gen.main(["--size", "XS", "--out", str(tmp_path), "--seed", "7", "--layout", "key-sorted"])
+    assert gen.workload_for("XS", layout="key-sorted") != gen.workload_for("XS")
+    for name, key in ((gen.DRIVER_FILE, "driver_id"), (gen.CUSTOMER_FILE, "customer_id")):
+        by_key = pq.read_table(tmp_path / name)
+        by_time = _read(example_repo, name)
+        assert by_key.schema.equals(by_time.schema)
+        assert by_key.num_rows == pytest.approx(by_time.num_rows, rel=0.03)
+        keys = by_key[key].to_numpy()
+        times = by_key["event_timestamp"].cast(pa.int64()).to_numpy()
+        assert (np.diff(keys) >= 0).all()
+        assert (np.diff(times)[np.diff(keys) == 0] > 0).all()
+        assert (np.diff(by_time["event_timestamp"].cast(pa.int64()).to_numpy()) >= 0).all()
+        assert not (np.diff(by_time[key].to_numpy()) >= 0).all()
+    assert pq.read_table(tmp_path / gen.ENTITY_FILE).equals(_read(example_repo, gen.ENTITY_FILE))
+    with pytest.raises(ValueError, match="unknown layout 'sideways'"):
+        gen.workload_for("XS", layout="sideways")

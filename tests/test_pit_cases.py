@@ -259,3 +259,111 @@ def test_parquet_and_time_zone_functions_work_without_installing_anything(tmp_pa
         f"SELECT sum(x), timezone('Asia/Tokyo', TIMESTAMPTZ '2024-01-01 00:00:00+00') FROM read_parquet('{tmp_path / 'x.parquet'}')"
     ).fetchone()
     assert row == (1, datetime(2024, 1, 1, 9, 0))
+
+
+# -- filter_by_created_timestamp: only rows that existed at the entity row's time -------------
+# Feast's own cases (its test_filter_by_created_timestamp.py) first, then the edges; each runs
+# on a TTL view (bucket join) and a view without TTL (availability-ordered ASOF join).
+
+FILTER_VIEWS = pytest.mark.parametrize("ttl", [timedelta(days=7), None], ids=["ttl", "no_ttl"])
+DAY = timedelta(days=1)
+
+
+def _filtered(
+    repo: Path, entity_df: object, view: FeatureView, *, filter_by_created_timestamp: bool = True
+) -> pd.DataFrame:
+    job = _engine(repo).get_historical_features(
+        entity_df, [_request(view)], filter_by_created_timestamp=filter_by_created_timestamp
+    )
+    return job.to_pandas()
+
+
+@FILTER_VIEWS
+def test_filter_drops_a_version_created_after_the_entity_row(
+    tmp_path: Path, ttl: timedelta | None
+) -> None:
+    # Same event time; the later-created version was written after the prediction was made.
+    _write_source(tmp_path, [(1, T0, T0 + 2 * HOUR, 0.25, 1), (1, T0, T0 + 2 * DAY, 0.75, 2)])
+    entity = _entities((1, T0 + DAY))
+    assert _filtered(tmp_path, entity, _view(ttl), filter_by_created_timestamp=False)[
+        "conv_rate"
+    ].tolist() == [0.75]
+    assert _filtered(tmp_path, entity, _view(ttl))["conv_rate"].tolist() == [0.25]
+
+
+@FILTER_VIEWS
+def test_filter_drops_rows_whose_created_timestamp_is_null(
+    tmp_path: Path, ttl: timedelta | None
+) -> None:
+    _write_source(tmp_path, [(1, T0, T0 + 2 * HOUR, 0.25, 1), (1, T0 + HOUR, None, 0.75, 2)])
+    entity = _entities((1, T0 + DAY))
+    assert _filtered(tmp_path, entity, _view(ttl), filter_by_created_timestamp=False)[
+        "trips"
+    ].tolist() == [2]
+    assert _filtered(tmp_path, entity, _view(ttl))["trips"].tolist() == [1]
+
+
+@FILTER_VIEWS
+def test_filter_keeps_the_entity_row_when_every_candidate_is_future_created(
+    tmp_path: Path, ttl: timedelta | None
+) -> None:
+    _write_source(tmp_path, [(1, T0, T0 + 2 * DAY, 0.25, 1), (1, T0 + HOUR, T0 + 3 * DAY, 0.75, 2)])
+    result = _filtered(tmp_path, _entities((1, T0 + DAY)), _view(ttl))
+    assert result["driver_id"].tolist() == [1]
+    assert result["conv_rate"].isna().tolist() == [True]
+    assert result["trips"].isna().tolist() == [True]
+
+
+@FILTER_VIEWS
+def test_filter_never_borrows_another_keys_version(tmp_path: Path, ttl: timedelta | None) -> None:
+    _write_source(tmp_path, [(1, T0, T0 + 2 * HOUR, 0.25, 1), (2, T0, T0 + 2 * DAY, 0.75, 2)])
+    result = _filtered(tmp_path, _entities((1, T0 + DAY), (2, T0 + DAY)), _view(ttl))
+    assert result["trips"].fillna(-1).tolist() == [1, -1]
+
+
+@FILTER_VIEWS
+def test_filter_ignores_a_late_correction_of_an_older_event_until_it_exists(
+    tmp_path: Path, ttl: timedelta | None
+) -> None:
+    # The event at T0 + 2h is the latest, but only exists from T0 + 5h; before that the older
+    # event (T0 + 1h) is what was known. The correction of T0 + 1h arriving at T0 + 6h loses to the
+    # later event once both exist: event time still decides first.
+    _write_source(
+        tmp_path,
+        [
+            (1, T0 + HOUR, T0 + HOUR, 0.25, 1),
+            (1, T0 + 2 * HOUR, T0 + 5 * HOUR, 0.5, 2),
+            (1, T0 + HOUR, T0 + 6 * HOUR, 0.75, 3),
+        ],
+    )
+    entity = _entities(
+        (1, T0 + 3 * HOUR),
+        (1, T0 + 5 * HOUR - timedelta(microseconds=1)),
+        (1, T0 + 5 * HOUR),  # created exactly at the entity row's time: it exists (inclusive)
+        (1, T0 + 7 * HOUR),
+        (1, T0 + HOUR - timedelta(microseconds=1)),
+    )
+    result = _filtered(tmp_path, entity, _view(ttl))
+    assert result["trips"].fillna(-1).tolist() == [1, 1, 2, 2, -1]
+    unfiltered = _filtered(tmp_path, entity, _view(ttl), filter_by_created_timestamp=False)
+    assert unfiltered["trips"].fillna(-1).tolist() == [2, 2, 2, 2, -1]
+
+
+@FILTER_VIEWS
+def test_filter_is_a_no_op_for_a_source_without_created_column(
+    tmp_path: Path, ttl: timedelta | None
+) -> None:
+    _write_source(tmp_path, [(1, T0, None, 0.25, 1), (1, T0 + HOUR, None, 0.75, 2)])
+    view = FeatureView(
+        name="driver_stats",
+        entities=[driver],
+        ttl=ttl,
+        schema=[Field(name="conv_rate", dtype=Float32), Field(name="trips", dtype=Int64)],
+        source=FileSource(path="driver_stats.parquet"),
+    )
+    entity = _entities((1, T0 + DAY), (1, T0 + HOUR), (1, T0))
+    filtered = _filtered(tmp_path, entity, view)
+    pd.testing.assert_frame_equal(
+        filtered, _filtered(tmp_path, entity, view, filter_by_created_timestamp=False)
+    )
+    assert filtered["trips"].tolist() == [2, 2, 1]

@@ -78,7 +78,9 @@ def _write(path: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
     pq.write_table(pa.table(columns, schema=schema), path)
 
 
-def _source_rows(rng: random.Random, count: int, keys: Any, created: bool) -> list[dict[str, Any]]:
+def _source_rows(
+    rng: random.Random, count: int, keys: Any, created: bool, late: bool = False
+) -> list[dict[str, Any]]:
     rows = []
     for _ in range(count):
         event = _time(rng) if rng.random() > 0.05 else None
@@ -89,11 +91,13 @@ def _source_rows(rng: random.Random, count: int, keys: Any, created: bool) -> li
         }
         row["f_quarter"] = _maybe(rng, _quarter(rng))
         if created:
-            # Few created values, so equal (event, created) pairs happen too.
+            # Few created values, so equal (event, created) pairs happen too. `late` rows may be
+            # created hours after their event: corrections that arrive after later events.
+            delay = 3 * STEP if late else timedelta(minutes=5)
             row["created"] = (
                 None
                 if event is None or rng.random() < 0.25
-                else event + rng.randrange(3) * timedelta(minutes=5)
+                else event + rng.randrange(4 if late else 3) * delay
             )
         row.update(keys(rng))
         rows.append(row)
@@ -120,7 +124,9 @@ FEATURES = [
 ]
 
 
-def _scenario(seed: int, repo: Path) -> tuple[list[dict[str, Any]], list[OracleRequest]]:
+def _scenario(
+    seed: int, repo: Path, late: bool = False
+) -> tuple[list[dict[str, Any]], list[OracleRequest]]:
     rng = random.Random(seed)
     ts_type = rng.choice(TS_TYPES)
     driver = Entity(name="driver", join_keys=["driver_id"], value_type=Int64)
@@ -128,7 +134,7 @@ def _scenario(seed: int, repo: Path) -> tuple[list[dict[str, Any]], list[OracleR
     city = Entity(name="city", join_keys=["city"], value_type=String)
 
     driver_rows = _source_rows(
-        rng, 60, lambda r: {"driver": _maybe(r, r.randrange(4), 0.05)}, created=True
+        rng, 60, lambda r: {"driver": _maybe(r, r.randrange(4), 0.05)}, created=True, late=late
     )
     _write(repo / "driver.parquet", driver_rows, _schema(ts_type, [("driver", pa.int64())], True))
     driver_view = FeatureView(
@@ -145,7 +151,7 @@ def _scenario(seed: int, repo: Path) -> tuple[list[dict[str, Any]], list[OracleR
     )
 
     pair_rows = _source_rows(
-        rng, 60, lambda r: dict(zip("ab", r.choice(PAIRS), strict=True)), created=True
+        rng, 60, lambda r: dict(zip("ab", r.choice(PAIRS), strict=True)), created=True, late=late
     )
     _write(
         repo / "pair.parquet",
@@ -175,7 +181,7 @@ def _scenario(seed: int, repo: Path) -> tuple[list[dict[str, Any]], list[OracleR
         source=FileSource(path="city", timestamp_field="ts"),
     )
 
-    global_rows = _source_rows(rng, 12, lambda r: {}, created=True)
+    global_rows = _source_rows(rng, 12, lambda r: {}, created=True, late=late)
     _write(repo / "global.parquet", global_rows, _schema(ts_type, [], True))
     global_view = FeatureView(
         name="global_stats",
@@ -250,6 +256,45 @@ def test_engine_matches_oracle(tmp_path: Path, seed: int) -> None:
     expected = expected_frame(entity_rows, "event_timestamp", oracle_requests)
     assert [_normalize(r) for r in result] == [_normalize(r) for r in expected]
     engine.close()
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_engine_matches_oracle_filtering_by_created_timestamp(tmp_path: Path, seed: int) -> None:
+    """``filter_by_created_timestamp=True`` on the same scenarios; odd seeds create rows up to
+    4.5 hours after their event, so late corrections would leak past later events."""
+    entity_rows, oracle_requests = _scenario(seed, tmp_path, late=seed % 2 == 1)
+    engine = DuckDBEngine(RepoConfig(project="oracle", repo_path=tmp_path, registry="sqlite://"))
+    requests = [
+        FeatureRequest(r.view, tuple(r.outputs), tuple(r.outputs.values())) for r in oracle_requests
+    ]
+    job = engine.get_historical_features(
+        _entity_frame(entity_rows), requests, filter_by_created_timestamp=True
+    )
+    expected = expected_frame(
+        entity_rows, "event_timestamp", oracle_requests, filter_by_created_timestamp=True
+    )
+    assert [_normalize(r) for r in job.to_arrow().to_pylist()] == [_normalize(r) for r in expected]
+    engine.close()
+
+
+def test_filter_scenarios_exercise_the_filter(tmp_path: Path) -> None:
+    """The scenarios above are not vacuous: on each of the first seeds, the filter changes the
+    oracle's answer for some entity rows, for views with and without TTL."""
+    changed_ttl = changed_no_ttl = 0
+    for seed in range(30):
+        entity_rows, oracle_requests = _scenario(seed, tmp_path / str(seed), late=seed % 2 == 1)
+        for request in oracle_requests:
+            plain = expected_frame(entity_rows, "event_timestamp", [request])
+            filtered = expected_frame(
+                entity_rows, "event_timestamp", [request], filter_by_created_timestamp=True
+            )
+            differing = sum(a != b for a, b in zip(plain, filtered, strict=True))
+            if request.view.ttl is None:
+                changed_no_ttl += differing
+            else:
+                changed_ttl += differing
+    assert changed_ttl > 100
+    assert changed_no_ttl > 100
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -38,11 +38,11 @@ def _source(view: FeatureView, files: tuple[str, ...], types: dict[str, str]) ->
     return ViewSource(request=request, files=files, column_types={**TS_TYPES, **types})
 
 
-def _ttl_view() -> ViewSource:
+def _ttl_view(ttl: timedelta | None = timedelta(hours=2)) -> ViewSource:
     view = FeatureView(
         name="driver_stats",
         entities=[driver],
-        ttl=timedelta(hours=2),
+        ttl=ttl,
         schema=[Field(name="conv_rate", dtype=Float32), Field(name="trips", dtype=Int64)],
         source=FileSource(
             path="data/driver_stats.parquet",
@@ -101,9 +101,24 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+#: filter_by_created_timestamp=True: a TTL view, the same view without TTL (availability-ordered
+#: ASOF join), and a view without created column (unchanged: the filter does not apply).
+FILTERED_CASES = {
+    "ttl_view_filtered": _ttl_view,
+    "no_ttl_view_filtered": lambda: _ttl_view(ttl=None),
+    "global_view_filtered": _global_view,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES) + sorted(FILTERED_CASES))
 def test_generated_sql_matches_snapshot(case: str) -> None:
-    sql = build_retrieval_sql(ENTITY, [CASES[case]()]) + "\n"
+    if case in FILTERED_CASES:
+        sql = build_retrieval_sql(
+            ENTITY, [FILTERED_CASES[case]()], filter_by_created_timestamp=True
+        )
+    else:
+        sql = build_retrieval_sql(ENTITY, [CASES[case]()])
+    sql += "\n"
     path = SNAPSHOTS / f"pit_{case}.sql"
     if os.environ.get("FEATURESTORE_UPDATE_SNAPSHOTS"):
         path.parent.mkdir(exist_ok=True)
@@ -127,3 +142,12 @@ def test_entity_without_timestamps_prunes_nothing() -> None:
     )
     sql = build_retrieval_sql(empty, [_ttl_view()])
     assert "make_timestamp" not in sql
+
+
+def test_filter_by_created_timestamp_changes_only_views_with_a_created_column() -> None:
+    assert build_retrieval_sql(
+        ENTITY, [_global_view()], filter_by_created_timestamp=True
+    ) == build_retrieval_sql(ENTITY, [_global_view()])
+    filtered = build_retrieval_sql(ENTITY, [_ttl_view()], filter_by_created_timestamp=True)
+    assert '"created" IS NOT NULL' in filtered
+    assert "f.__fs_cts <= e.__fs_ts" in filtered

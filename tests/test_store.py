@@ -11,8 +11,17 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from featurestore import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
-from featurestore.errors import FeatureReferenceError, SourceSchemaError
+from featurestore import (
+    Entity,
+    FeatureService,
+    FeatureStore,
+    FeatureView,
+    Field,
+    FileSource,
+    Policy,
+    Resource,
+)
+from featurestore.errors import AccessDeniedError, FeatureReferenceError, SourceSchemaError
 from featurestore.types import Float32, Float64, Int64, String
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -173,3 +182,59 @@ def test_apply_checks_the_parquet_schema(store: FeatureStore) -> None:
 def test_unknown_view_is_a_reference_error(store: FeatureStore) -> None:
     with pytest.raises(FeatureReferenceError, match="nope"):
         store.get_historical_features(entity_df=entity_frame(), features=["nope:x"])
+
+
+def test_filter_by_created_timestamp_through_a_feature_service(
+    store: FeatureStore, tmp_path: Path
+) -> None:
+    """A correction of the T0 + 2h value created at T0 + 3h did not exist at T0 + 2h30: with
+    ``filter_by_created_timestamp=True`` the value known then is served; the rider view has no
+    created column, so the filter leaves it alone (as in Feast)."""
+    pd.DataFrame(
+        {
+            "driver_id": [1, 1, 1, 2],
+            "event_timestamp": [T0, T0 + timedelta(hours=2), T0 + timedelta(hours=2), T0],
+            "created": [T0, T0 + timedelta(hours=2), T0 + timedelta(hours=3), T0],
+            "rate": [0.5, 0.25, 0.125, 0.75],
+            "trips": [5, 7, 8, 9],
+        }
+    ).to_parquet(tmp_path / "data" / "stats.parquet")
+    view = stats_view()
+    service = FeatureService(name="svc", features=[view[["trips"]], rider_view()[["city"]]])
+    store.apply([DRIVER, RIDER, view, rider_view(), service])
+    entities = entity_frame()
+    entities.loc[len(entities)] = [1, 10, T0 + timedelta(hours=3), "d"]
+
+    plain = store.get_historical_features(entity_df=entities, features="svc").to_pandas()
+    filtered = store.get_historical_features(
+        entity_df=entities, features=service, filter_by_created_timestamp=True
+    ).to_pandas()
+    assert plain["trips"].tolist() == [8, 9, 5, 8]
+    assert filtered["trips"].tolist() == [7, 9, 5, 8]
+    assert filtered["city"].tolist() == plain["city"].tolist()
+    assert filtered["city"].tolist()[:2] == ["Oslo", "Lima"]
+
+
+def test_filter_by_created_timestamp_still_checks_access(store: FeatureStore) -> None:
+    store.apply(
+        [
+            DRIVER,
+            stats_view(),
+            Policy(name="admins", roles=["admin"], actions=["admin"]),
+            Policy(
+                name="no-driver-stats",
+                effect="deny",
+                principals=["mallory"],
+                actions=["read_offline"],
+                resources=[Resource(kind="feature_view", name="driver_stats")],
+            ),
+            Policy(name="readers", principals=["mallory"], actions=["describe", "read_offline"]),
+        ]
+    )
+    denied = FeatureStore(repo_path=store.repo_path, principal="mallory")
+    with denied, pytest.raises(AccessDeniedError, match="driver_stats"):
+        denied.get_historical_features(
+            entity_df=entity_frame(),
+            features=["driver_stats:trips"],
+            filter_by_created_timestamp=True,
+        )

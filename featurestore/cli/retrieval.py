@@ -58,6 +58,12 @@ def split_features(values: tuple[str, ...]) -> list[str]:
 @feature_options
 @click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
 @click.option(
+    "--filter-by-created-timestamp",
+    is_flag=True,
+    help="Leave out rows created after the entity row's timestamp (or with no created "
+    "timestamp): only what existed at prediction time.",
+)
+@click.option(
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
@@ -70,6 +76,7 @@ def get_historical_features(
     features: tuple[str, ...],
     service: str | None,
     full_feature_names: bool,
+    filter_by_created_timestamp: bool,
     output: Path,
 ) -> None:
     """Build a point-in-time correct training frame and write it as Parquet."""
@@ -79,6 +86,7 @@ def get_historical_features(
         entity_df=str(entity_df.resolve()),
         features=service if service else references,
         full_feature_names=full_feature_names,
+        filter_by_created_timestamp=filter_by_created_timestamp,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     job.to_parquet(output)

@@ -159,9 +159,18 @@ class OfflineEngine(ABC):
 
     @abstractmethod
     def get_historical_features(
-        self, entity_df: EntityFrameInput, requests: Sequence[FeatureRequest]
+        self,
+        entity_df: EntityFrameInput,
+        requests: Sequence[FeatureRequest],
+        *,
+        filter_by_created_timestamp: bool = False,
     ) -> RetrievalJob:
-        """Join ``requests`` onto ``entity_df`` with the design's point-in-time semantics."""
+        """Join ``requests`` onto ``entity_df`` with the design's point-in-time semantics.
+
+        With ``filter_by_created_timestamp`` a source row is a candidate only if its created
+        timestamp is non-null and not later than the entity row's timestamp (it existed then);
+        views whose source has no created column are unaffected.
+        """
 
     @abstractmethod
     def latest_per_entity(

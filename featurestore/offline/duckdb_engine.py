@@ -107,7 +107,11 @@ class DuckDBEngine(OfflineEngine):
         return connection
 
     def get_historical_features(
-        self, entity_df: EntityFrameInput, requests: Sequence[FeatureRequest]
+        self,
+        entity_df: EntityFrameInput,
+        requests: Sequence[FeatureRequest],
+        *,
+        filter_by_created_timestamp: bool = False,
     ) -> DuckDBRetrievalJob:
         """Join ``requests`` onto ``entity_df``; see :mod:`featurestore.offline.pit_sql`."""
         frame = load_entity_frame(entity_df)
@@ -127,7 +131,9 @@ class DuckDBEngine(OfflineEngine):
             raise RetrievalError(f"preparing the point-in-time retrieval failed: {exc}") from exc
         return DuckDBRetrievalJob(
             connection,
-            build_retrieval_sql(entity, sources),
+            build_retrieval_sql(
+                entity, sources, filter_by_created_timestamp=filter_by_created_timestamp
+            ),
             keep_alive=frame,
             feature_columns=tuple(name for r in requests for name in r.output_names),
         )

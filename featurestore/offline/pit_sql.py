@@ -21,6 +21,14 @@ Two strategies, both producing ``(row id, winning values)`` per view:
   feature scan is also pruned to ``[min(ts) - ttl, max(ts)]``.
 * **Views without TTL** first keep one row per ``(keys, event_ts)`` (the tie-break winner), then
   use an ASOF join, which needs no window bound.
+
+``filter_by_created_timestamp`` (Feast's name) makes a row a candidate only once it existed: its
+created timestamp must be non-null and ``<= ts``. TTL views add that condition to the bucket join.
+Views without TTL cannot settle ties before the join any more (which of two rows wins depends on
+``ts``), so they key rows by *availability*, ``greatest(event_ts, created_ts)``: a running
+``arg_max`` over availability order gives, at each availability instant, the winner among every
+row available by then, and the ASOF join picks the last instant ``<= ts``. Views whose source has
+no created column are unaffected, as in Feast.
 """
 
 from __future__ import annotations
@@ -83,14 +91,27 @@ def string_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def build_retrieval_sql(entity: EntityRelation, sources: Sequence[ViewSource]) -> str:
-    """The full retrieval query: every entity row, in input order, with all requested features."""
+def build_retrieval_sql(
+    entity: EntityRelation,
+    sources: Sequence[ViewSource],
+    *,
+    filter_by_created_timestamp: bool = False,
+) -> str:
+    """The full retrieval query: every entity row, in input order, with all requested features.
+
+    ``filter_by_created_timestamp``: only rows created by the entity row's time are candidates
+    (see the module's docstring).
+    """
     ctes: list[str] = []
     joins: list[str] = []
     outputs = [f"e.{quote(c)}" for c in entity.columns]
     for index, source in enumerate(sources):
         prefix = f"__fs_v{index}"
-        ctes.extend(view_ctes(prefix, entity, source))
+        ctes.extend(
+            view_ctes(
+                prefix, entity, source, filter_by_created_timestamp=filter_by_created_timestamp
+            )
+        )
         alias = f"v{index}"
         joins.append(f"LEFT JOIN {prefix} AS {alias} ON {alias}.{ROW_ID} = e.{ROW_ID}")
         request = source.request
@@ -112,22 +133,30 @@ def build_retrieval_sql(entity: EntityRelation, sources: Sequence[ViewSource]) -
     )
 
 
-def view_ctes(prefix: str, entity: EntityRelation, source: ViewSource) -> list[str]:
+def view_ctes(
+    prefix: str,
+    entity: EntityRelation,
+    source: ViewSource,
+    *,
+    filter_by_created_timestamp: bool = False,
+) -> list[str]:
     """CTEs ending in one named ``prefix`` with columns ``(ROW_ID, __fs_val)`` for one view."""
     view = source.request.view
+    # A source without a created column says nothing about availability: no filter (as Feast).
+    by_created = filter_by_created_timestamp and view.source.created_timestamp_column is not None
     ttl_us = (
         None
         if view.ttl is None
         else _micros(view.ttl.days, view.ttl.seconds, view.ttl.microseconds)
     )
     low_us = None if ttl_us is None or entity.min_ts_us is None else entity.min_ts_us - ttl_us
-    scan = source_scan(source, low_us=low_us, high_us=entity.max_ts_us)
+    scan = source_scan(source, low_us=low_us, high_us=entity.max_ts_us, require_created=by_created)
     ctes = [f"{prefix}_src AS (\n{scan}\n)"]
     ctes.append(f"{prefix}_ent AS (\n{_entity_keys(entity, source, ttl_us)}\n)")
     if ttl_us is None:
-        ctes.extend(_asof_ctes(prefix, source))
+        ctes.extend(_asof_ctes(prefix, source, by_created=by_created))
     else:
-        ctes.append(_bucket_cte(prefix, source, ttl_us))
+        ctes.append(_bucket_cte(prefix, source, ttl_us, by_created=by_created))
     return ctes
 
 
@@ -152,7 +181,9 @@ def _epoch_us(column: str) -> str:
     return f"epoch_us(CAST({column} AS TIMESTAMPTZ))"
 
 
-def source_scan(source: ViewSource, *, low_us: int | None, high_us: int | None) -> str:
+def source_scan(
+    source: ViewSource, *, low_us: int | None, high_us: int | None, require_created: bool = False
+) -> str:
     """The SELECT over a view's source that every query builds on.
 
     Columns: ``__fs_k{i}`` (join keys, cast for typed comparison), ``__fs_ets`` (event time, epoch
@@ -161,7 +192,8 @@ def source_scan(source: ViewSource, *, low_us: int | None, high_us: int | None) 
     Rows with a null timestamp or join key are dropped, and so are rows older than the request's
     retention cut-off (``not_before_us``, inclusive: a row exactly at the cut-off stays): to every
     query built on this scan they do not exist. ``low_us`` / ``high_us`` (inclusive, either may be
-    ``None``) only prune the scan; callers still apply their exact window.
+    ``None``) only prune the scan; callers still apply their exact window. ``require_created``
+    also drops rows whose created timestamp is null (``filter_by_created_timestamp``).
     """
     view = source.request.view
     src = view.source
@@ -183,6 +215,8 @@ def source_scan(source: ViewSource, *, low_us: int | None, high_us: int | None) 
     )
     conditions = [f"{ts_column} IS NOT NULL"]
     conditions.extend(f"{quote(src.source_column(key))} IS NOT NULL" for key in view.join_keys)
+    if require_created and src.created_timestamp_column is not None:
+        conditions.append(f"{quote(src.created_timestamp_column)} IS NOT NULL")
     cutoff = source.request.not_before_us
     if cutoff is not None:
         conditions.append(f"{_epoch_us(ts_column)} >= {cutoff}")
@@ -275,23 +309,28 @@ def _key_equalities(source: ViewSource) -> list[str]:
     return [f"f.__fs_k{i} = e.__fs_k{i}" for i in range(len(source.request.view.join_keys))]
 
 
-def _bucket_cte(prefix: str, source: ViewSource, ttl_us: int) -> str:
+def _bucket_cte(prefix: str, source: ViewSource, ttl_us: int, *, by_created: bool) -> str:
     # `//` truncates toward zero, so bucket 0 is twice as wide as the others; buckets are still
     # consecutive, monotone and at least a TTL wide, which is all the two-bucket argument needs.
     width = ttl_us * BUCKET_SPAN
     equalities = [*_key_equalities(source), f"f.__fs_ets // {width} = e.__fs_bucket"]
+    window = f"f.__fs_ets <= e.{ENTITY_TS} AND f.__fs_ets >= e.{ENTITY_TS} - {ttl_us}"
+    if by_created:
+        window += f" AND f.__fs_cts <= e.{ENTITY_TS}"
     return (
         f"{prefix} AS (\n"
         f"  SELECT e.{ROW_ID}, arg_max({values_struct(source, 'f')}, "
         f"{order_struct(source, 'f', with_event_ts=True)}) AS __fs_val\n"
         f"  FROM {prefix}_ent AS e JOIN {prefix}_src AS f ON " + " AND ".join(equalities) + "\n"
-        f"  WHERE f.__fs_ets <= e.{ENTITY_TS} AND f.__fs_ets >= e.{ENTITY_TS} - {ttl_us}\n"
+        f"  WHERE {window}\n"
         f"  GROUP BY e.{ROW_ID}\n"
         ")"
     )
 
 
-def _asof_ctes(prefix: str, source: ViewSource) -> list[str]:
+def _asof_ctes(prefix: str, source: ViewSource, *, by_created: bool) -> list[str]:
+    if by_created:
+        return _available_asof_ctes(prefix, source)
     keys = [f"__fs_k{i}" for i in range(len(source.request.view.join_keys))]
     group = ", ".join([*keys, "__fs_ets"])
     # ASOF picks an arbitrary row among equal event times, so settle those ties first.
@@ -303,8 +342,42 @@ def _asof_ctes(prefix: str, source: ViewSource) -> list[str]:
         f"  GROUP BY {group}\n"
         ")"
     )
-    conditions = [*_key_equalities(source), f"e.{ENTITY_TS} >= f.__fs_ets"]
-    joined = (
+    return [latest, _asof_join(prefix, source, "__fs_ets")]
+
+
+def _available_asof_ctes(prefix: str, source: ViewSource) -> list[str]:
+    keys = [f"__fs_k{i}" for i in range(len(source.request.view.join_keys))]
+    group = ", ".join([*keys, "__fs_avail"])
+    order = order_struct(source, "f", with_event_ts=True)
+    # One row per (keys, availability instant): the best row that became available then.
+    columns = [
+        *keys,
+        "greatest(f.__fs_ets, f.__fs_cts) AS __fs_avail",
+        f"arg_max({values_struct(source, 'f')}, {order}) AS __fs_val",
+        f"max({order}) AS __fs_ord",
+    ]
+    available = (
+        f"{prefix}_avail AS (\n"
+        f"  SELECT {', '.join(columns)}\n"
+        f"  FROM {prefix}_src AS f\n"
+        f"  GROUP BY {group}\n"
+        ")"
+    )
+    # The best of every row available by each instant: a running arg_max in availability order.
+    partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    latest = (
+        f"{prefix}_latest AS (\n"
+        f"  SELECT {group}, arg_max(__fs_val, __fs_ord) OVER ({partition}ORDER BY __fs_avail "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __fs_val\n"
+        f"  FROM {prefix}_avail\n"
+        ")"
+    )
+    return [available, latest, _asof_join(prefix, source, "__fs_avail")]
+
+
+def _asof_join(prefix: str, source: ViewSource, instant: str) -> str:
+    conditions = [*_key_equalities(source), f"e.{ENTITY_TS} >= f.{instant}"]
+    return (
         f"{prefix} AS (\n"
         f"  SELECT e.{ROW_ID}, f.__fs_val\n"
         f"  FROM {prefix}_ent AS e ASOF JOIN {prefix}_latest AS f ON "
@@ -312,7 +385,6 @@ def _asof_ctes(prefix: str, source: ViewSource) -> list[str]:
         + "\n"
         ")"
     )
-    return [latest, joined]
 
 
 def convert_value(value: str, dtype: ValueType, source_type: str) -> str:

@@ -1,0 +1,34 @@
+WITH
+__fs_v0_src AS (
+  SELECT CAST("driver_id" AS BIGINT) AS __fs_k0, epoch_us(CAST("event_timestamp" AS TIMESTAMPTZ)) AS __fs_ets, coalesce(epoch_us(CAST("created" AS TIMESTAMPTZ)), -9223372036854775807) AS __fs_cts, file_row_number AS __fs_pos, "conv" AS __fs_f0, "trips" AS __fs_f1
+  FROM read_parquet(['/repo/data/driver_stats.parquet'], file_row_number = true)
+  WHERE "event_timestamp" IS NOT NULL AND "driver_id" IS NOT NULL AND "created" IS NOT NULL AND "event_timestamp" <= CAST(make_timestamp(1706659200000001::BIGINT) AS TIMESTAMP WITH TIME ZONE)
+),
+__fs_v0_ent AS (
+  SELECT e.__fs_row, e.__fs_ts, CAST(e."driver_id" AS BIGINT) AS __fs_k0
+  FROM __fs_entity_0 AS e
+  WHERE e.__fs_ts IS NOT NULL AND e."driver_id" IS NOT NULL
+),
+__fs_v0_avail AS (
+  SELECT __fs_k0, greatest(f.__fs_ets, f.__fs_cts) AS __fs_avail, arg_max(struct_pack(f.__fs_f0, f.__fs_f1), struct_pack(f.__fs_ets, f.__fs_cts, f.__fs_pos)) AS __fs_val, max(struct_pack(f.__fs_ets, f.__fs_cts, f.__fs_pos)) AS __fs_ord
+  FROM __fs_v0_src AS f
+  GROUP BY __fs_k0, __fs_avail
+),
+__fs_v0_latest AS (
+  SELECT __fs_k0, __fs_avail, arg_max(__fs_val, __fs_ord) OVER (PARTITION BY __fs_k0 ORDER BY __fs_avail ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __fs_val
+  FROM __fs_v0_avail
+),
+__fs_v0 AS (
+  SELECT e.__fs_row, f.__fs_val
+  FROM __fs_v0_ent AS e ASOF JOIN __fs_v0_latest AS f ON f.__fs_k0 = e.__fs_k0 AND e.__fs_ts >= f.__fs_avail
+)
+SELECT
+  e."driver_id",
+  e."city",
+  e."trip_no",
+  e."event_timestamp",
+  CAST(v0.__fs_val.__fs_f0 AS FLOAT) AS "driver_stats__conv_rate",
+  CAST(v0.__fs_val.__fs_f1 AS BIGINT) AS "driver_stats__trips"
+FROM __fs_entity_0 AS e
+LEFT JOIN __fs_v0 AS v0 ON v0.__fs_row = e.__fs_row
+ORDER BY e.__fs_row
