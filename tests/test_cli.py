@@ -136,6 +136,42 @@ def test_plan_metadata_change_then_breaking_retype(repo: Path) -> None:
     assert '"dtype": "Int64"' in described
 
 
+def test_plan_fail_on_breaking_exits_3_for_ci(repo: Path) -> None:
+    run(repo, "apply")
+    features = repo / "features.py"
+    features.write_text(DEFINITIONS.replace('description="hourly stats"', 'description="per hour"'))
+    # Without breaking changes the flag changes nothing.
+    assert "metadata" in run(repo, "plan", "--fail-on-breaking").stdout
+    features.write_text(
+        DEFINITIONS.replace('Field(name="trips", dtype=Int64)', 'Field(name="trips", dtype=Float32)')
+    )
+    # Plain `plan` still exits 0; with the flag, the breaking retype fails the CI step.
+    assert "BREAKING" in run(repo, "plan").stdout
+    failed = run(repo, "plan", "--fail-on-breaking", expect=3)
+    assert "1 breaking change(s)." in failed.stdout
+
+
+def test_repo_option_is_accepted_after_the_command(repo: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("FEATURESTORE_REPO", None)
+
+    def typed(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [COMMAND, *args], capture_output=True, text=True, env=env, cwd=elsewhere, timeout=120
+        )
+        assert result.returncode == 0, (result.stdout, result.stderr)
+        return result
+
+    assert "Applied to project 'clitest'" in typed("apply", "--repo", str(repo)).stdout
+    assert "driver_stats:conv_rate" in typed("list", "features", "--repo", str(repo)).stdout
+    # Sub-groups take it too, and the option nearest the command wins (`elsewhere` has no
+    # featurestore.yaml, so reading it would fail).
+    listed = typed("--repo", str(elsewhere), "access", "keys", "list", "--repo", str(repo))
+    assert "principal" in listed.stdout
+
+
 def test_deleted_objects_keep_history(repo: Path) -> None:
     run(repo, "apply")
     (repo / "features.py").write_text(
