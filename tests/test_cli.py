@@ -143,7 +143,9 @@ def test_plan_fail_on_breaking_exits_3_for_ci(repo: Path) -> None:
     # Without breaking changes the flag changes nothing.
     assert "metadata" in run(repo, "plan", "--fail-on-breaking").stdout
     features.write_text(
-        DEFINITIONS.replace('Field(name="trips", dtype=Int64)', 'Field(name="trips", dtype=Float32)')
+        DEFINITIONS.replace(
+            'Field(name="trips", dtype=Int64)', 'Field(name="trips", dtype=Float32)'
+        )
     )
     # Plain `plan` still exits 0; with the flag, the breaking retype fails the CI step.
     assert "BREAKING" in run(repo, "plan").stdout

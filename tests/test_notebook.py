@@ -70,6 +70,9 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         r"TTL edge rows matching expectation: (\d+) of \1; values equal the last row's: True", text
     )
 
+    # The data ends at generation time, so the driver with a row in the last hour is served.
+    assert "statuses of conv_rate: ['PRESENT', 'NOT_FOUND']" in text
+
     # The notebook works in a temporary copy it removes: the checkout and the cwd stay as they were.
     assert _snapshot(ROOT / "repo") == repo_before
     assert list(tmp_path.iterdir()) == []
