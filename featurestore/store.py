@@ -544,7 +544,7 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         who = self.principal
         self.guard.require(who, "delete", [project_target(self.project)])
         removed = self.online.delete_project(self.project)
-        self.registry.delete_watermarks(self.project)
+        self.registry.delete_watermarks(self.project, online_store=self.online.identity)
         self.guard.record(who, "delete", f"project:{self.project}", "ok", {"online_keys": removed})
         return removed
 

@@ -91,6 +91,14 @@ class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion):
     def __repr__(self) -> str:
         return f"SQLiteOnlineStore({self.path!r})"
 
+    @property
+    def identity(self) -> str:
+        # The resolved path: the same file reached through another relative path or a symlink
+        # is the same store. An in-memory database is private to this object.
+        if self.path == ":memory:":
+            return f"sqlite::memory:{id(self):x}"
+        return f"sqlite:{Path(self.path).resolve()}"
+
     # -- connection ----------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
