@@ -174,6 +174,22 @@ def test_repo_option_is_accepted_after_the_command(repo: Path, tmp_path: Path) -
     assert "principal" in listed.stdout
 
 
+def test_apply_rejects_a_service_whose_feature_names_clash(repo: Path) -> None:
+    clash = DEFINITIONS + (
+        "copy = FeatureView(name='stats_copy', entities=[driver], schema=[Field(name='conv_rate', "
+        "dtype=Float32)], source=FileSource(path='data/stats.parquet'))\n"
+        "both = FeatureService(name='both', features=[driver_stats, copy])\n"
+    )
+    (repo / "features.py").write_text(clash)
+    failed = run(repo, "apply", expect=1)
+    assert "feature service 'both' exposes the feature name 'conv_rate' more than once" in (
+        failed.stderr
+    )
+    assert "driver_stats:conv_rate and stats_copy:conv_rate" in failed.stderr
+    # Nothing was written.
+    assert "svc" not in run(repo, "list", "feature-services").stdout
+
+
 def test_deleted_objects_keep_history(repo: Path) -> None:
     run(repo, "apply")
     (repo / "features.py").write_text(

@@ -188,6 +188,7 @@ def _validate(
                 if ("entity", e["name"]) not in after
             ]
         elif kind == "feature_service":
+            exposed: dict[str, list[str]] = {}
             for proj in spec["projections"]:
                 view = after.get(("feature_view", proj["view"]))
                 if view is None:
@@ -200,8 +201,23 @@ def _validate(
                     for f in proj["features"] or []
                     if f not in have
                 ]
+                for feature in proj["features"] or have:
+                    exposed.setdefault(feature, []).append(f"{proj['view']}:{feature}")
+            problems += [
+                _name_clash(user, name, refs) for name, refs in exposed.items() if len(refs) > 1
+            ]
     if problems:
         raise DefinitionError("apply rejected, nothing was written:\n  " + "\n  ".join(problems))
+
+
+def _name_clash(user: str, name: str, references: list[str]) -> str:
+    # Retrieved without full_feature_names (the default), both would be one column `name`.
+    both = " and ".join(references)
+    return (
+        f"{user} exposes the feature name {name!r} more than once ({both}): without "
+        "full_feature_names they would be one column; list only one of them (view[['...']]) or "
+        "rename a feature"
+    )
 
 
 def _change(
