@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -39,11 +40,12 @@ from featurestore.governance.retention import (
 )
 from featurestore.loader import load_repo
 from featurestore.materialize import MaterializationReport, Materializer
+from featurestore.materialize.pending import unmaterialized_warnings
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
 from featurestore.offline.duckdb_engine import DuckDBEngine
 from featurestore.offline.source_schema import validate_view_source
 from featurestore.offline.store_data import StoreData
-from featurestore.online import OnlineStore, open_online_store
+from featurestore.online import OnlineStore, online_store_identity, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
@@ -178,7 +180,9 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         self.lineage.after_apply(applied)
         for action, target, change in changes:
             guard.record(who, action, target.label, "ok", {"change": change})
-        return applied
+        store = online_store_identity(self.config)
+        pending = unmaterialized_warnings(applied, objects, self.registry, self.project, store)
+        return replace(applied, warnings=pending)
 
     def _desired(
         self, objects: Sequence[Definition] | None, delete_missing: bool

@@ -72,6 +72,8 @@ def test_apply_list_describe_retrieve(repo: Path) -> None:
     out = run(repo, "apply").stdout
     assert "driver_stats" in out
     assert "added" in out
+    assert "Warning: feature view 'driver_stats' v1 has nothing in the online store yet" in out
+    assert "run materialize" in out
     assert "No changes" in run(repo, "apply").stdout
     assert "driver_stats:conv_rate" in run(repo, "list", "features").stdout
     assert "svc" in run(repo, "list", "feature-services").stdout

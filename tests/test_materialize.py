@@ -440,6 +440,23 @@ def test_rows_already_expired_are_counted_not_written(tmp_path: Path) -> None:
         assert online_state(fs, "driver_stats", [1, 2]) == {}
 
 
+def test_apply_says_to_materialize_a_view_version_with_nothing_online(store):
+    write_source(store, rows((1, T0, T0, 0.1, 1)))
+    nothing_online = (
+        "feature view 'driver_stats' v{} has nothing in the online store yet, so online lookups "
+        "of it answer NOT_FOUND: run materialize (featurestore materialize-incremental now)"
+    )
+    first = store.apply([DRIVER, stats_view(), stats_view("offline_only", online=False)])
+    # The offline-only view is never materialized: nothing to say about it.
+    assert first.warnings == [nothing_online.format(1)]
+    assert first.render().endswith("Warning: " + nothing_online.format(1))
+    store.materialize_incremental(T0 + H)
+    assert store.apply([DRIVER, stats_view()]).warnings == []
+    # A new version has a namespace of its own, empty until materialized.
+    assert store.apply([DRIVER, stats_view(ttl=3 * H)]).warnings == [nothing_online.format(2)]
+    assert store.plan([DRIVER, stats_view(ttl=4 * H)]).warnings == []
+
+
 def test_teardown_forgets_the_watermarks_so_incremental_refills(store):
     write_source(store, rows((1, T0, T0, 0.1, 1), (2, T0, T0, 0.2, 2)))
     store.apply([DRIVER, stats_view()])

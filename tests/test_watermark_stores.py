@@ -11,7 +11,7 @@ from conftest import require_redis
 from test_materialize import DRIVER, T0, H, make_repo, online_state, rows, stats_view, write_source
 
 from featurestore import FeatureStore
-from featurestore.online.redis_store import redis_identity
+from featurestore.online.identity import redis_identity
 from featurestore.online.sqlite_store import SQLiteOnlineStore
 
 # A database of this file's own, so nothing here can meet another test's keys.

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +57,7 @@ from featurestore.online.codec import (
     header_timestamp,
     hex_digits,
 )
+from featurestore.online.identity import DEFAULT_REDIS_PREFIX, redis_identity
 
 # KEYS: row keys. ARGV: per key, the packed row then its PXAT (epoch ms; "0": no expiry).
 # Returns how many rows were written.
@@ -125,7 +126,7 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
     the low thousands); ``chunks_per_round_trip`` calls share one pipeline round trip.
     """
 
-    DEFAULT_PREFIX = "fs:"
+    DEFAULT_PREFIX = DEFAULT_REDIS_PREFIX
 
     def __init__(
         self,
@@ -407,20 +408,6 @@ def _split(
         out.append(values[start : start + len(entity_keys)])
         start += len(entity_keys)
     return out
-
-
-def redis_identity(url: str, key_prefix: str) -> str:
-    """The store a Redis URL and key prefix name, without credentials or options that do not
-    change where rows live: ``redis://host:port/db prefix P`` (``rediss`` for TLS is the same
-    server, so the same store; a unix socket is ``redis+unix:/path/db prefix P``)."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    database = parts.path.strip("/") if parts.scheme != "unix" else ""
-    database = database or (query.get("db") or ["0"])[0]
-    if parts.scheme == "unix":
-        return f"redis+unix:{parts.path}/{database} prefix {key_prefix}"
-    host = (parts.hostname or "localhost").lower()
-    return f"redis://{host}:{parts.port or 6379}/{database} prefix {key_prefix}"
 
 
 def _without_password(url: str) -> str:

@@ -34,6 +34,7 @@ import pyarrow as pa
 from featurestore.errors import OnlineStoreError
 from featurestore.online.base import Namespace, OnlineStore, SupportsRowDeletion, WriteResult
 from featurestore.online.codec import CodecCache, encode_keys
+from featurestore.online.identity import sqlite_identity
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_rows (
@@ -97,7 +98,7 @@ class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion):
         # is the same store. An in-memory database is private to this object.
         if self.path == ":memory:":
             return f"sqlite::memory:{id(self):x}"
-        return f"sqlite:{Path(self.path).resolve()}"
+        return sqlite_identity(self.path)
 
     # -- connection ----------------------------------------------------------------------------
 

@@ -66,9 +66,14 @@ class ObjectChange:
 
 @dataclass(frozen=True)
 class Plan:
-    """The changes of one apply: one :class:`ObjectChange` per applied or deleted object."""
+    """The changes of one apply: one :class:`ObjectChange` per applied or deleted object.
+
+    ``warnings`` are things the apply did not do but someone must, e.g. materialize a new view
+    version (the facade's ``apply`` adds them; a plan alone has none).
+    """
 
     changes: list[ObjectChange]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -425,6 +430,7 @@ def render_plan(plan: Plan) -> str:
     summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
     suffix = f"; {len(plan.breaking)} BREAKING" if plan.breaking else ""
     lines.append(f"Plan: {summary}{suffix}" if plan.has_changes else f"No changes ({summary}).")
+    lines += [f"Warning: {warning}" for warning in plan.warnings]
     return "\n".join(lines)
 
 
