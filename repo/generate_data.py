@@ -25,8 +25,9 @@ S     10,000    10,000      30    ~6.48M              ~270k             1,000,00
 L     100,000   100,000     30    ~64.8M              ~2.7M             1,000,000
 ====  ========  ==========  ====  ==================  ================  ===========
 
-The period ends when the data is generated (the current hour, UTC; ``--end`` picks another
-instant), so the example's online lookups find fresh values: ``now`` is inside every TTL. The
+The period ends when the data is generated: its last hourly rows are those of the current hour
+(UTC), so the example's online lookups find fresh values for the next hour or more (the driver
+view's TTL is two hours); ``--end`` picks another end. The
 benchmarks pass :data:`END`, a fixed instant, so a seed gives the same files on every machine and
 on every day; for a given end, a seed always gives the same files. Rows are produced in chunks of about one million, each written as one Parquet row group
 with :class:`pyarrow.parquet.ParquetWriter`, so memory stays bounded whatever the size. Chunks cover
@@ -46,7 +47,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -154,9 +155,11 @@ class GenerationResult:
         return self.out_dir / ENTITY_FILE
 
 
-def current_hour() -> datetime:
-    """The start of the current hour, UTC: the example data's end when none is given."""
-    return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+def end_of_current_hour() -> datetime:
+    """The end of the current hour, UTC: the example data's (exclusive) end when none is given,
+    so the newest hourly rows are stamped with the current hour, never later than now."""
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return hour + timedelta(hours=1)
 
 
 def end_us(end: datetime) -> int:
@@ -293,11 +296,11 @@ def generate(
 ) -> GenerationResult:
     """Write the driver, customer and entity files for ``workload`` into ``out_dir``.
 
-    The period ends at ``end`` (exclusive; a whole hour), by default the current hour, so the
-    newest rows are fresh; pass :data:`END` for the benchmarks' fixed period.
+    The period ends at ``end`` (exclusive; a whole hour), by default the end of the current
+    hour, so the newest rows are fresh; pass :data:`END` for the benchmarks' fixed period.
     """
     out = Path(out_dir)
-    period_end = current_hour() if end is None else _whole_hour(end)
+    period_end = end_of_current_hour() if end is None else _whole_hour(end)
     start_us = workload.start_us(period_end)
     emit = log or (lambda _message: None)
     emit(
@@ -330,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         "--end",
         type=_end_argument,
         default=None,
-        help="end of the period, a whole hour in ISO-8601 (naive means UTC); default: the "
-        f"current hour. The benchmarks use {END.date().isoformat()}",
+        help="end of the period (exclusive), a whole hour in ISO-8601 (naive means UTC); "
+        f"default: the end of the current hour. The benchmarks use {END.date().isoformat()}",
     )
     args = parser.parse_args(argv)
     workload = workload_for(args.size, args.entity_rows)

@@ -2,8 +2,8 @@
 values to the online store and look a few drivers up, with the status of every value.
 
 Run after `python repo/generate_data.py --size XS` and `featurestore --repo repo apply`
-(`make quickstart` does all three). The generated data ends at the hour it was generated, so
-right afterwards the lookups find fresh values.
+(`make quickstart` does all three). The generated data ends with the hour it was generated in,
+so for the next hour or more the lookups find fresh values.
 """
 
 from __future__ import annotations
