@@ -52,6 +52,12 @@ def test_bad_instants_say_what_is_accepted(text: str) -> None:
         parse_instant(text, now=NOW)
 
 
+@pytest.mark.parametrize("text", ["now-99999999999w", "today+999999999999999999999d"])
+def test_instants_past_the_calendar_are_bad_input_not_crashes(text: str) -> None:
+    with pytest.raises(QualityError, match="outside the range of dates"):
+        parse_instant(text, now=NOW)
+
+
 def test_windows_take_relative_bounds() -> None:
     low, high = parse_window("now-3d..now")
     assert low is not None

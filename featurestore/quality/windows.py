@@ -46,8 +46,11 @@ def parse_instant(text: str, now: datetime | None = None) -> datetime:
             moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         if amount is None:
             return moment
-        offset = int(amount) * _UNITS[unit.lower()]
-        return moment + offset if sign == "+" else moment - offset
+        try:
+            offset = int(amount) * _UNITS[unit.lower()]
+            return moment + offset if sign == "+" else moment - offset
+        except OverflowError:
+            raise QualityError(f"{value!r} is outside the range of dates") from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
