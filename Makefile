@@ -12,18 +12,24 @@ FEAST_STAMP := $(FEAST_VENV)/.installed-feast
 
 .PHONY: quickstart test lint typecheck unit install bench clean
 
+# pip is quiet (its log would bury the quickstart's output), so each step says what it does.
 $(STAMP): pyproject.toml
+	@echo "==> Creating $(VENV) and installing featurestore with its dev, postgres and redis extras (about 2 minutes)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,postgres,redis]'
 	touch $(STAMP)
+	@echo "==> Installed into $(VENV)."
 
 install: $(STAMP)
 
 ## Generate a small dataset, apply the example repo and build a training frame (no server needed).
 quickstart: $(STAMP)
+	@echo "==> Generating the example data (XS: 100 drivers, 100 customers, 7 days ending now) into repo/data..."
 	$(BIN)/python repo/generate_data.py --size XS
+	@echo "==> Registering the definitions of repo/*.py (featurestore apply)..."
 	$(BIN)/featurestore --repo repo apply
+	@echo "==> Building a training frame, copying the latest values online and looking some up..."
 	$(BIN)/python repo/quickstart.py
 
 ## Lint, type-check and run every test, including the PostgreSQL ones.

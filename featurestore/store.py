@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -40,11 +41,12 @@ from featurestore.governance.retention import (
 from featurestore.loader import load_repo
 from featurestore.materialize import MaterializationReport, Materializer
 from featurestore.materialize.arguments import window_bound
+from featurestore.materialize.pending import unmaterialized_warnings
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
 from featurestore.offline.duckdb_engine import DuckDBEngine
 from featurestore.offline.source_schema import validate_view_source
 from featurestore.offline.store_data import StoreData
-from featurestore.online import OnlineStore, open_online_store
+from featurestore.online import OnlineStore, online_store_identity, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
@@ -187,7 +189,9 @@ class FeatureStore(
             raise
         self.lineage.after_apply(applied)
         guard.record_apply(who, applied)
-        return applied
+        store = online_store_identity(self.config)
+        pending = unmaterialized_warnings(applied, objects, self.registry, self.project, store)
+        return replace(applied, warnings=pending)
 
     def _desired(
         self, objects: Sequence[Definition] | None, delete_missing: bool
@@ -529,7 +533,7 @@ class FeatureStore(
         who = self.principal
         self.guard.require(who, "delete", [project_target(self.project)])
         removed = self.online.delete_project(self.project)
-        self.registry.delete_watermarks(self.project)
+        self.registry.delete_watermarks(self.project, online_store=self.online.identity)
         self.guard.record(who, "delete", f"project:{self.project}", "ok", {"online_keys": removed})
         return removed
 

@@ -25,10 +25,13 @@ S     10,000    10,000      30    ~6.48M              ~270k             1,000,00
 L     100,000   100,000     30    ~64.8M              ~2.7M             1,000,000
 ====  ========  ==========  ====  ==================  ================  ===========
 
-The period ends at a fixed instant (2026-10-01 00:00 UTC), so a seed gives the same files on every
-machine. Rows are produced in chunks of about one million, each written as one Parquet row group
-with :class:`pyarrow.parquet.ParquetWriter`, so memory stays bounded whatever the size. By default
-(``--layout time-sorted``) chunks cover consecutive time ranges, so each feature file is sorted by
+The period ends when the data is generated: its last hourly rows are those of the current hour
+(UTC), so the example's online lookups find fresh values for the next hour or more (the driver
+view's TTL is two hours); ``--end`` picks another end. The
+benchmarks pass :data:`END`, a fixed instant, so a seed gives the same files on every machine and
+on every day; for a given end, a seed always gives the same files. Rows are produced in chunks of about one million, each written as one Parquet row group
+with :class:`pyarrow.parquet.ParquetWriter`, so memory stays bounded whatever the size. Chunks cover
+consecutive time ranges by default (``--layout time-sorted``), so each feature file is sorted by
 event time; with ``--layout key-sorted`` they cover consecutive key ranges instead, so each file is
 sorted by key, then event time, as many lake tables are (same shape, gaps and delays, other random
 values). The entity frame is the same in both layouts.
@@ -38,6 +41,7 @@ Usage::
     python repo/generate_data.py --size XS
     python repo/generate_data.py --size L --out /big/disk --seed 7 --entity-rows 200000
     python repo/generate_data.py --size L --layout key-sorted --out /big/disk
+    python repo/generate_data.py --size XS --end 2026-10-01   # the benchmarks' fixed period
 """
 
 from __future__ import annotations
@@ -47,14 +51,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: The end of the generated period (exclusive); fixed so a seed reproduces the data exactly.
+#: The benchmarks' end of the generated period (exclusive): fixed, so their workloads are the same
+#: files on every machine and every day. The example data ends at generation time instead.
 END = datetime(2026, 10, 1, tzinfo=timezone.utc)
 #: Fraction of (key, period) slots left without a row.
 GAP_FRACTION = 0.10
@@ -115,10 +120,9 @@ class Workload:
     entity_rows: int
     layout: str = LAYOUTS[0]
 
-    @property
-    def start_us(self) -> int:
-        """Start of the period (inclusive), in microseconds since the epoch."""
-        return end_us() - self.days * DAY_US
+    def start_us(self, end: datetime) -> int:
+        """Start of the period ending at ``end`` (inclusive), in microseconds since the epoch."""
+        return end_us(end) - self.days * DAY_US
 
     @property
     def expected_driver_rows(self) -> int:
@@ -138,12 +142,13 @@ SIZES: dict[str, Workload] = {
 
 @dataclass(frozen=True)
 class GenerationResult:
-    """Paths written and their row counts."""
+    """Paths written, their row counts and the end of the generated period (exclusive)."""
 
     out_dir: Path
     driver_rows: int
     customer_rows: int
     entity_rows: int
+    end: datetime
 
     @property
     def driver_path(self) -> Path:
@@ -158,9 +163,24 @@ class GenerationResult:
         return self.out_dir / ENTITY_FILE
 
 
-def end_us() -> int:
-    """:data:`END` in microseconds since the epoch."""
-    return int(END.timestamp()) * 1_000_000
+def end_of_current_hour() -> datetime:
+    """The end of the current hour, UTC: the example data's (exclusive) end when none is given,
+    so the newest hourly rows are stamped with the current hour, never later than now."""
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return hour + timedelta(hours=1)
+
+
+def end_us(end: datetime) -> int:
+    """``end`` (aware, a whole second) in microseconds since the epoch."""
+    return int(end.timestamp()) * 1_000_000
+
+
+def _whole_hour(end: datetime) -> datetime:
+    if end.tzinfo is None:
+        raise ValueError(f"the end of the period must be timezone-aware, got {end!r}")
+    if (end.minute, end.second, end.microsecond) != (0, 0, 0):
+        raise ValueError(f"the end of the period must be a whole hour, got {end.isoformat()}")
+    return end.astimezone(timezone.utc)
 
 
 def workload_for(size: str, entity_rows: int | None = None, layout: str = LAYOUTS[0]) -> Workload:
@@ -229,12 +249,12 @@ def _keyed_time_chunks(
         yield rng, key, event_us, created_us
 
 
-def _driver_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
+def _driver_batches(workload: Workload, start_us: int, seed: int) -> Iterator[pa.RecordBatch]:
     for rng, key, event_us, created_us in _keyed_time_chunks(
         workload.drivers,
         workload.days * 24,
         HOUR_US,
-        workload.start_us,
+        start_us,
         seed,
         _DRIVER_STREAM,
         workload.layout,
@@ -254,12 +274,12 @@ def _driver_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
         )
 
 
-def _customer_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
+def _customer_batches(workload: Workload, start_us: int, seed: int) -> Iterator[pa.RecordBatch]:
     for rng, key, event_us, created_us in _keyed_time_chunks(
         workload.customers,
         workload.days,
         DAY_US,
-        workload.start_us,
+        start_us,
         seed,
         _CUSTOMER_STREAM,
         workload.layout,
@@ -278,7 +298,7 @@ def _customer_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]
         )
 
 
-def _entity_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
+def _entity_batches(workload: Workload, start_us: int, seed: int) -> Iterator[pa.RecordBatch]:
     span_us = workload.days * DAY_US
     for chunk, first in enumerate(range(0, workload.entity_rows, CHUNK_ROWS)):
         rng = _rng(seed, _ENTITY_STREAM, chunk)
@@ -288,7 +308,7 @@ def _entity_batches(workload: Workload, seed: int) -> Iterator[pa.RecordBatch]:
         # One id past the last is unknown to the feature data: those rows must come back null.
         driver[rng.random(n) < UNKNOWN_ID_FRACTION] = workload.drivers + 1
         customer[rng.random(n) < UNKNOWN_ID_FRACTION] = workload.customers + 1
-        ts_us = workload.start_us + rng.integers(0, span_us, size=n, dtype=np.int64)
+        ts_us = start_us + rng.integers(0, span_us, size=n, dtype=np.int64)
         yield pa.RecordBatch.from_arrays(
             [pa.array(driver), pa.array(customer), _timestamps(ts_us)], schema=ENTITY_SCHEMA
         )
@@ -317,21 +337,30 @@ def generate(
     workload: Workload,
     seed: int = 42,
     log: Callable[[str], None] | None = None,
+    end: datetime | None = None,
 ) -> GenerationResult:
-    """Write the driver, customer and entity files for ``workload`` into ``out_dir``."""
+    """Write the driver, customer and entity files for ``workload`` into ``out_dir``.
+
+    The period ends at ``end`` (exclusive; a whole hour), by default the end of the current
+    hour, so the newest rows are fresh; pass :data:`END` for the benchmarks' fixed period.
+    """
     out = Path(out_dir)
+    period_end = end_of_current_hour() if end is None else _whole_hour(end)
+    start_us = workload.start_us(period_end)
     emit = log or (lambda _message: None)
     emit(
         f"generating {workload.drivers:,} drivers x {workload.days * 24} hours, "
         f"{workload.customers:,} customers x {workload.days} days, "
-        f"{workload.entity_rows:,} entity rows (seed {seed}, {workload.layout}) into {out}"
+        f"{workload.entity_rows:,} entity rows (seed {seed}, {workload.layout}) ending "
+        f"{period_end.isoformat()} into {out}"
     )
-    driver_rows = _write(out / DRIVER_FILE, DRIVER_SCHEMA, _driver_batches(workload, seed), emit)
-    customer_rows = _write(
-        out / CUSTOMER_FILE, CUSTOMER_SCHEMA, _customer_batches(workload, seed), emit
-    )
-    entity_rows = _write(out / ENTITY_FILE, ENTITY_SCHEMA, _entity_batches(workload, seed), emit)
-    return GenerationResult(out, driver_rows, customer_rows, entity_rows)
+    drivers = _driver_batches(workload, start_us, seed)
+    driver_rows = _write(out / DRIVER_FILE, DRIVER_SCHEMA, drivers, emit)
+    customers = _customer_batches(workload, start_us, seed)
+    customer_rows = _write(out / CUSTOMER_FILE, CUSTOMER_SCHEMA, customers, emit)
+    entities = _entity_batches(workload, start_us, seed)
+    entity_rows = _write(out / ENTITY_FILE, ENTITY_SCHEMA, entities, emit)
+    return GenerationResult(out, driver_rows, customer_rows, entity_rows, period_end)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,14 +380,32 @@ def main(argv: list[str] | None = None) -> int:
         default=LAYOUTS[0],
         help="order of the feature files: by event time (default) or by entity key, then time",
     )
+    parser.add_argument(
+        "--end",
+        type=_end_argument,
+        default=None,
+        help="end of the period (exclusive), a whole hour in ISO-8601 (naive means UTC); "
+        f"default: the end of the current hour. The benchmarks use {END.date().isoformat()}",
+    )
     args = parser.parse_args(argv)
     workload = workload_for(args.size, args.entity_rows, args.layout)
-    result = generate(args.out, workload, args.seed, log=lambda m: print(m, flush=True))
+    result = generate(
+        args.out, workload, args.seed, log=lambda m: print(m, flush=True), end=args.end
+    )
     print(
         f"wrote {result.driver_rows:,} driver rows, {result.customer_rows:,} customer rows, "
-        f"{result.entity_rows:,} entity rows to {result.out_dir}"
+        f"{result.entity_rows:,} entity rows to {result.out_dir}; the data ends "
+        f"{result.end.isoformat()}"
     )
     return 0
+
+
+def _end_argument(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    try:
+        return _whole_hour(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 if __name__ == "__main__":

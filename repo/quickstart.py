@@ -1,11 +1,14 @@
-"""The quickstart's last step: build a point-in-time correct training frame and show it.
+"""The quickstart's last step: build a point-in-time correct training frame, copy the latest
+values to the online store and look a few drivers up, with the status of every value.
 
 Run after `python repo/generate_data.py --size XS` and `featurestore --repo repo apply`
-(`make quickstart` does all three).
+(`make quickstart` does all three). The generated data ends with the hour it was generated in,
+so for the next hour or more the lookups find fresh values.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +16,31 @@ import pandas as pd
 from featurestore import FeatureStore
 
 REPO = Path(__file__).resolve().parent
+ONLINE_FEATURES = ["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips"]
+#: Two known drivers and one the data has never seen.
+LOOKUP_ROWS = [{"driver_id": 1}, {"driver_id": 2}, {"driver_id": 9999}]
+
+STATUS_MEANINGS = """\
+Statuses: PRESENT = a value within the view's TTL; NOT_FOUND = nothing online for that key (never
+materialized, or an unknown id); NULL_VALUE = the latest row holds a null; OUTSIDE_MAX_AGE = the
+latest value is older than the view's TTL at lookup time, so it is not served (regenerate the
+data and materialize again to freshen it)."""
+
+
+def status_table(columns: dict[str, list[object]], statuses: dict[str, list[str]]) -> str:
+    """One line per entity row: each feature as ``value (STATUS)``."""
+    shown: dict[str, list[object]] = {}
+    for name, values in columns.items():
+        if name not in statuses:
+            shown[name] = values
+            continue
+        pairs = zip(values, statuses[name], strict=True)
+        shown[name] = [f"{_shown(value)} ({status})" for value, status in pairs]
+    return pd.DataFrame(shown).to_string(index=False)
+
+
+def _shown(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def main() -> None:
@@ -30,6 +58,19 @@ def main() -> None:
         f"\nTraining frame: {len(training):,} rows, {training.shape[1]} columns "
         f"({filled:,} rows with every feature present; the rest fall outside a TTL or a gap)"
     )
+
+    now = datetime.now(timezone.utc)
+    report = store.materialize_incremental(end=now, feature_views=["driver_hourly_stats"])
+    print(f"\n{report.summary()}")
+    online = store.get_online_features(features=ONLINE_FEATURES, entity_rows=LOOKUP_ROWS)
+    feature_statuses = {
+        name: [status.value for status in column]
+        for name, column in online.statuses.items()
+        if name in online.feature_names
+    }
+    print(f"\nOnline lookup at {now:%Y-%m-%d %H:%M} UTC:")
+    print(status_table(online.to_dict(), feature_statuses))
+    print(f"\n{STATUS_MEANINGS}")
     store.close()
 
 

@@ -72,6 +72,8 @@ def test_apply_list_describe_retrieve(repo: Path) -> None:
     out = run(repo, "apply").stdout
     assert "driver_stats" in out
     assert "added" in out
+    assert "Warning: feature view 'driver_stats' v1 has nothing in the online store yet" in out
+    assert "run materialize" in out
     assert "No changes" in run(repo, "apply").stdout
     assert "driver_stats:conv_rate" in run(repo, "list", "features").stdout
     assert "svc" in run(repo, "list", "feature-services").stdout
@@ -134,6 +136,60 @@ def test_plan_metadata_change_then_breaking_retype(repo: Path) -> None:
     assert "v2" in history
     described = run(repo, "describe", "driver_stats", "--version", "1").stdout
     assert '"dtype": "Int64"' in described
+
+
+def test_plan_fail_on_breaking_exits_3_for_ci(repo: Path) -> None:
+    run(repo, "apply")
+    features = repo / "features.py"
+    features.write_text(DEFINITIONS.replace('description="hourly stats"', 'description="per hour"'))
+    # Without breaking changes the flag changes nothing.
+    assert "metadata" in run(repo, "plan", "--fail-on-breaking").stdout
+    features.write_text(
+        DEFINITIONS.replace(
+            'Field(name="trips", dtype=Int64)', 'Field(name="trips", dtype=Float32)'
+        )
+    )
+    # Plain `plan` still exits 0; with the flag, the breaking retype fails the CI step.
+    assert "BREAKING" in run(repo, "plan").stdout
+    failed = run(repo, "plan", "--fail-on-breaking", expect=3)
+    assert "1 breaking change(s)." in failed.stdout
+
+
+def test_repo_option_is_accepted_after_the_command(repo: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("FEATURESTORE_REPO", None)
+
+    def typed(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [COMMAND, *args], capture_output=True, text=True, env=env, cwd=elsewhere, timeout=120
+        )
+        assert result.returncode == 0, (result.stdout, result.stderr)
+        return result
+
+    assert "Applied to project 'clitest'" in typed("apply", "--repo", str(repo)).stdout
+    assert "driver_stats:conv_rate" in typed("list", "features", "--repo", str(repo)).stdout
+    # Sub-groups take it too, and the option nearest the command wins (`elsewhere` has no
+    # featurestore.yaml, so reading it would fail).
+    listed = typed("--repo", str(elsewhere), "access", "keys", "list", "--repo", str(repo))
+    assert "principal" in listed.stdout
+
+
+def test_apply_rejects_a_service_whose_feature_names_clash(repo: Path) -> None:
+    clash = DEFINITIONS + (
+        "copy = FeatureView(name='stats_copy', entities=[driver], schema=[Field(name='conv_rate', "
+        "dtype=Float32)], source=FileSource(path='data/stats.parquet'))\n"
+        "both = FeatureService(name='both', features=[driver_stats, copy])\n"
+    )
+    (repo / "features.py").write_text(clash)
+    failed = run(repo, "apply", expect=1)
+    assert "feature service 'both' exposes the feature name 'conv_rate' more than once" in (
+        failed.stderr
+    )
+    assert "driver_stats:conv_rate and stats_copy:conv_rate" in failed.stderr
+    # Nothing was written.
+    assert "svc" not in run(repo, "list", "feature-services").stdout
 
 
 def test_deleted_objects_keep_history(repo: Path) -> None:

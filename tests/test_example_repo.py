@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +20,7 @@ import pytest
 from featurestore import FeatureStore
 
 REPO = Path(__file__).resolve().parents[1] / "repo"
+COMMAND = str(Path(sys.executable).parent / "featurestore")
 UTC_US = pa.timestamp("us", tz="UTC")
 
 
@@ -36,14 +41,24 @@ gen = _load_generator()
 
 
 @pytest.fixture(scope="module")
-def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of ``repo/`` with XS data generated into its ``data/`` folder."""
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A copy of ``repo/`` with XS data generated (ending now) into its ``data/`` folder."""
     target = tmp_path_factory.mktemp("example") / "repo"
     target.mkdir()
     for item in [*REPO.glob("*.py"), REPO / ".featurestoreignore", REPO / "featurestore.yaml"]:
         shutil.copy(item, target / item.name)
-    gen.generate(target / "data", gen.workload_for("XS"), seed=7)
-    return target
+    before = datetime.now(UTC)
+    result = gen.generate(target / "data", gen.workload_for("XS"), seed=7)
+    # The period ends with the hour the data was generated in: its newest rows are that hour's.
+    hour = timedelta(hours=1)
+    assert before < result.end <= datetime.now(UTC) + hour
+    assert result.end.minute == result.end.second == result.end.microsecond == 0
+    return result
+
+
+@pytest.fixture(scope="module")
+def example_repo(generated: Any) -> Path:
+    return Path(generated.out_dir).parent
 
 
 def _read(repo: Path, name: str) -> pa.Table:
@@ -66,9 +81,10 @@ def test_row_counts_and_gaps(example_repo: Path) -> None:
     assert keys.aggregate([]).num_rows == drivers.num_rows
 
 
-def test_timestamps_and_created_delay(example_repo: Path) -> None:
+def test_timestamps_and_created_delay(example_repo: Path, generated: Any) -> None:
     workload = gen.workload_for("XS")
-    start, end = workload.start_us, gen.end_us()
+    end = gen.end_us(generated.end)
+    start = workload.start_us(generated.end)
     for name, period_us in [(gen.DRIVER_FILE, gen.HOUR_US), (gen.CUSTOMER_FILE, gen.DAY_US)]:
         table = _read(example_repo, name)
         event = table["event_timestamp"].cast(pa.int64()).to_numpy()
@@ -93,13 +109,30 @@ def test_dtypes(example_repo: Path) -> None:
     assert entity.schema.field("event_timestamp").type == UTC_US
 
 
-def test_same_seed_same_data(example_repo: Path, tmp_path: Path) -> None:
-    gen.generate(tmp_path / "again", gen.workload_for("XS"), seed=7)
-    gen.generate(tmp_path / "other", gen.workload_for("XS"), seed=8)
+def test_same_seed_same_data(example_repo: Path, generated: Any, tmp_path: Path) -> None:
+    # The same end: the clock may have reached the next hour since the fixture ran.
+    end = generated.end
+    gen.generate(tmp_path / "again", gen.workload_for("XS"), seed=7, end=end)
+    gen.generate(tmp_path / "other", gen.workload_for("XS"), seed=8, end=end)
     for name in (gen.DRIVER_FILE, gen.CUSTOMER_FILE, gen.ENTITY_FILE):
         original = _read(example_repo, name)
         assert pq.read_table(tmp_path / "again" / name).equals(original)
         assert not pq.read_table(tmp_path / "other" / name).equals(original)
+
+
+def test_benchmarks_keep_their_fixed_end(tmp_path: Path) -> None:
+    workload = gen.workload_for("XS", entity_rows=100)
+    result = gen.generate(tmp_path / "bench", workload, seed=7, end=gen.END)
+    assert result.end == gen.END == datetime(2026, 10, 1, tzinfo=UTC)
+    event = pq.read_table(result.driver_path)["event_timestamp"].cast(pa.int64()).to_numpy()
+    assert event.max() == gen.end_us(gen.END) - gen.HOUR_US
+    assert event.min() == workload.start_us(gen.END)
+    # Every later run with that end gives the same files, whatever the day.
+    again = gen.generate(tmp_path / "again", workload, seed=7, end=gen.END)
+    for name in (gen.DRIVER_FILE, gen.CUSTOMER_FILE, gen.ENTITY_FILE):
+        assert pq.read_table(again.out_dir / name).equals(pq.read_table(result.out_dir / name))
+    with pytest.raises(ValueError, match="whole hour"):
+        gen.generate(tmp_path / "odd", workload, end=gen.END + timedelta(minutes=30))
 
 
 def test_unknown_ids_in_entity_frame(example_repo: Path) -> None:
@@ -143,10 +176,15 @@ def test_apply_and_retrieve(example_repo: Path) -> None:
     assert 0 < missing.mean() < 0.2
 
 
-def test_key_sorted_layout_orders_by_key_then_time(example_repo: Path, tmp_path: Path) -> None:
+def test_key_sorted_layout_orders_by_key_then_time(
+    example_repo: Path, generated: Any, tmp_path: Path
+) -> None:
     """``--layout key-sorted``: the same shape (slots, gaps, schema) sorted by key, then time,
     with the very same entity frame; the default layout stays in time order."""
-    gen.main(["--size", "XS", "--out", str(tmp_path), "--seed", "7", "--layout", "key-sorted"])
+    end = generated.end.isoformat()
+    gen.main(
+        ["--size", "XS", "--out", str(tmp_path), "--seed", "7", "--layout", "key-sorted", "--end", end]
+    )
     assert gen.workload_for("XS", layout="key-sorted") != gen.workload_for("XS")
     for name, key in ((gen.DRIVER_FILE, "driver_id"), (gen.CUSTOMER_FILE, "customer_id")):
         by_key = pq.read_table(tmp_path / name)
@@ -162,3 +200,50 @@ def test_key_sorted_layout_orders_by_key_then_time(example_repo: Path, tmp_path:
     assert pq.read_table(tmp_path / gen.ENTITY_FILE).equals(_read(example_repo, gen.ENTITY_FILE))
     with pytest.raises(ValueError, match="unknown layout 'sideways'"):
         gen.workload_for("XS", layout="sideways")
+
+
+def test_readme_commands_find_fresh_values(example_repo: Path, generated: Any) -> None:
+    """The README's online commands on freshly generated data: relative instants, and lookups
+    that answer PRESENT (they all answered None / OUTSIDE_MAX_AGE when the data ended on a
+    fixed date)."""
+    env = {**os.environ, "COLUMNS": "200"}
+
+    def featurestore(*args: str) -> str:
+        result = subprocess.run(
+            [COMMAND, "--repo", str(example_repo), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert result.returncode == 0, (result.stdout, result.stderr)
+        return result.stdout
+
+    featurestore("apply")
+    assert "driver_hourly_stats" in featurestore("materialize", "now-7d", "now")
+    featurestore("consistency-check", "--as-of", "now", "--sample", "50", "--seed", "1")
+
+    drivers = _read(example_repo, gen.DRIVER_FILE).to_pandas()
+    latest = drivers.sort_values("event_timestamp").groupby("driver_id").last()
+    assert generated.end - timedelta(hours=1) == latest["event_timestamp"].max()
+    with FeatureStore(repo_path=example_repo) as store:
+        before = datetime.now(UTC)
+        online = store.get_online_features(
+            ["driver_hourly_stats:conv_rate"],
+            entity_rows=[{"driver_id": int(key)} for key in latest.index],
+        )
+        after = datetime.now(UTC)
+    statuses = [status.value for status in online.statuses["conv_rate"]]
+    values = online.to_dict()["conv_rate"]
+    ttl = timedelta(hours=2)
+    for i, stamp in enumerate(latest["event_timestamp"]):
+        # Served exactly when the latest value is within the TTL at lookup time.
+        if after - stamp <= ttl:
+            assert statuses[i] == "PRESENT", (i, stamp, after)
+            assert values[i] == pytest.approx(float(latest["conv_rate"].iloc[i]), rel=1e-6)
+        elif before - stamp > ttl:
+            assert statuses[i] == "OUTSIDE_MAX_AGE", (i, stamp, before)
+    if before < generated.end:
+        # Within the hour the data was generated in, every driver with a row in the newest
+        # hour (~90%; the rest are gaps) is served: that row is less than an hour old.
+        assert statuses.count("PRESENT") >= 0.75 * len(statuses), statuses

@@ -23,10 +23,14 @@ from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource
 from featurestore.errors import MaterializationError, ObjectNotFoundError, OnlineStoreError
 from featurestore.online.base import EVENT_TS, FOUND, Namespace
 from featurestore.registry import Registry, open_registry
+from featurestore.registry.base import Watermark
 from featurestore.types import Float32, Int64, String
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 H = timedelta(hours=1)
+#: Online store identities, as OnlineStore.identity gives them.
+STORE = "sqlite:/tmp/online.db"
+OTHER_STORE = "redis://127.0.0.1:6379/0 prefix fs:"
 REDIS_URL = os.environ.get("FEATURESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 DRIVER = Entity(name="driver", join_keys=["driver_id"], value_type=Int64)
 
@@ -122,6 +126,13 @@ def online_state(store: FeatureStore, view_name: str, keys: list[int]) -> dict[i
     }
 
 
+def watermark_of(store: FeatureStore, version: int = 1) -> Watermark | None:
+    """The watermark of ``driver_stats`` (at ``version``) for the store's online store."""
+    return store.registry.get_watermark(
+        store.project, "driver_stats", version, online_store=store.online.identity
+    )
+
+
 def micros(ts: datetime) -> int:
     return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
@@ -197,7 +208,7 @@ def test_naive_datetimes_are_utc_and_bad_arguments_name_the_problem(store):
     store.apply([DRIVER, stats_view(), stats_view("driver_offline", online=False)])
     report = store.materialize(T0.replace(tzinfo=None) - H, T0.replace(tzinfo=None))
     assert report.view("driver_stats").written == 1
-    watermark = store.registry.get_watermark(store.project, "driver_stats", 1)
+    watermark = watermark_of(store)
     assert watermark is not None
     assert watermark.end == T0
     with pytest.raises(MaterializationError, match=r"start .* is after end"):
@@ -259,7 +270,7 @@ def test_a_new_view_version_gets_its_own_namespace_and_watermark(store):
     store.apply([DRIVER, stats_view(ttl=3 * H)])
     report = store.materialize_incremental(T0 + H)
     assert (report.view("driver_stats").version, report.total.written) == (2, 1)
-    marks = store.registry.list_watermarks(store.project)
+    marks = store.registry.list_watermarks(store.project, online_store=store.online.identity)
     assert set(marks) == {("driver_stats", 1), ("driver_stats", 2)}
 
 
@@ -272,7 +283,7 @@ def test_incremental_runs_pick_up_late_rows_and_move_the_watermark(store):
     store.apply([DRIVER, stats_view()])
     first = store.materialize_incremental(T0 + 2 * H)
     assert (first.total.rows_read, first.total.written) == (2, 2)
-    mark = store.registry.get_watermark(store.project, "driver_stats", 1)
+    mark = watermark_of(store)
     assert mark is not None
     assert (mark.end, mark.created, mark.rows) == (T0 + 2 * H, T0 + H, 2)
     late = rows(
@@ -289,25 +300,25 @@ def test_incremental_runs_pick_up_late_rows_and_move_the_watermark(store):
         2: (micros(T0 + 1.5 * H), pytest.approx(0.6), 6, "r0.6"),
         3: (micros(T0 + 3 * H), pytest.approx(0.7), 7, "r0.7"),
     }
-    mark = store.registry.get_watermark(store.project, "driver_stats", 1)
+    mark = watermark_of(store)
     assert mark is not None
     assert (mark.end, mark.created) == (T0 + 4 * H, T0 + 3 * H)
     # An end before the watermark re-checks late rows up to it, but never moves it back.
     store.materialize_incremental(T0 + H)
-    assert store.registry.get_watermark(store.project, "driver_stats", 1) == mark
+    assert watermark_of(store) == mark
 
 
 def test_windowed_runs_move_the_watermark_only_without_a_gap(store):
     write_source(store, rows((1, T0, T0, 0.1, 1), (1, T0 + 3 * H, T0 + 3 * H, 0.2, 2)))
     store.apply([DRIVER, stats_view()])
     store.materialize(T0 - H, T0 + H)
-    mark = store.registry.get_watermark(store.project, "driver_stats", 1)
+    mark = watermark_of(store)
     assert mark is not None
     assert (mark.end, mark.created) == (T0 + H, T0)
     store.materialize(T0 + 2 * H, T0 + 4 * H)  # leaves (T0+1h, T0+2h) unmaterialized: a gap
-    assert store.registry.get_watermark(store.project, "driver_stats", 1) == mark
+    assert watermark_of(store) == mark
     store.materialize(T0, T0 + 4 * H)
-    moved = store.registry.get_watermark(store.project, "driver_stats", 1)
+    moved = watermark_of(store)
     assert moved is not None
     assert (moved.end, moved.created) == (T0 + 4 * H, T0)
 
@@ -316,7 +327,7 @@ def test_a_failing_online_store_leaves_the_watermark(store, monkeypatch):
     write_source(store, rows((1, T0, T0, 0.1, 1)))
     store.apply([DRIVER, stats_view()])
     store.materialize_incremental(T0 + H)
-    before = store.registry.get_watermark(store.project, "driver_stats", 1)
+    before = watermark_of(store)
     write_source(store, rows((1, T0, T0, 0.1, 1), (2, T0 + 2 * H, T0 + 2 * H, 0.2, 2)))
 
     def unreachable(namespace: Namespace, batch: pa.RecordBatch) -> Any:
@@ -325,7 +336,7 @@ def test_a_failing_online_store_leaves_the_watermark(store, monkeypatch):
     monkeypatch.setattr(store.online, "write_batch", unreachable)
     with pytest.raises(MaterializationError, match=r"driver_stats.*watermark did not move"):
         store.materialize_incremental(T0 + 3 * H)
-    assert store.registry.get_watermark(store.project, "driver_stats", 1) == before
+    assert watermark_of(store) == before
 
 
 # -- the registry's watermark table ------------------------------------------------------------
@@ -347,33 +358,49 @@ class WatermarkContract:
         reg.close()
 
     def test_no_watermark_before_the_first_run(self, registry):
-        assert registry.get_watermark("demo", "driver_stats", 1) is None
-        assert registry.list_watermarks("demo") == {}
+        assert registry.get_watermark("demo", "driver_stats", 1, online_store=STORE) is None
+        assert registry.list_watermarks("demo", online_store=STORE) == {}
 
     def test_set_replaces_and_round_trips_exactly(self, registry):
         end = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
-        first = registry.set_watermark("demo", "driver_stats", 1, end=end, created=None, rows=5)
+        first = registry.set_watermark(
+            "demo", "driver_stats", 1, online_store=STORE, end=end, created=None, rows=5
+        )
         assert (first.end, first.created, first.rows) == (end, None, 5)
         assert first.updated_at.utcoffset() == timedelta(0)
         later = end + H
-        registry.set_watermark("demo", "driver_stats", 1, end=later, created=end, rows=7)
-        got = registry.get_watermark("demo", "driver_stats", 1)
+        registry.set_watermark(
+            "demo", "driver_stats", 1, online_store=STORE, end=later, created=end, rows=7
+        )
+        got = registry.get_watermark("demo", "driver_stats", 1, online_store=STORE)
         assert got is not None
         assert (got.end, got.created, got.rows) == (later, end, 7)
 
-    def test_watermarks_are_per_project_view_and_version(self, registry):
-        registry.set_watermark("demo", "driver_stats", 1, end=T0, created=T0, rows=1)
-        registry.set_watermark("demo", "driver_stats", 2, end=T0 + H, created=None, rows=2)
-        registry.set_watermark("other", "driver_stats", 1, end=T0 + 2 * H, created=None, rows=3)
-        marks = registry.list_watermarks("demo")
+    def test_watermarks_are_per_project_online_store_view_and_version(self, registry):
+        def mark(project: str, version: int, end: datetime, store: str = STORE) -> None:
+            registry.set_watermark(
+                project, "driver_stats", version, online_store=store, end=end, created=None, rows=1
+            )
+
+        mark("demo", 1, T0)
+        mark("demo", 2, T0 + H)
+        mark("other", 1, T0 + 2 * H)
+        mark("demo", 1, T0 + 3 * H, store=OTHER_STORE)
+        marks = registry.list_watermarks("demo", online_store=STORE)
         assert {k: v.end for k, v in marks.items()} == {
             ("driver_stats", 1): T0,
             ("driver_stats", 2): T0 + H,
         }
-        assert registry.get_watermark("demo", "driver_stats", 3) is None
-        assert registry.delete_watermarks("demo") == 2
-        assert registry.list_watermarks("demo") == {}
-        assert set(registry.list_watermarks("other")) == {("driver_stats", 1)}
+        got = registry.get_watermark("demo", "driver_stats", 1, online_store=OTHER_STORE)
+        assert got is not None
+        assert got.end == T0 + 3 * H
+        assert registry.get_watermark("demo", "driver_stats", 3, online_store=STORE) is None
+        assert registry.delete_watermarks("demo", online_store=STORE) == 2
+        assert registry.list_watermarks("demo", online_store=STORE) == {}
+        assert set(registry.list_watermarks("demo", online_store=OTHER_STORE)) == {
+            ("driver_stats", 1)
+        }
+        assert set(registry.list_watermarks("other", online_store=STORE)) == {("driver_stats", 1)}
 
 
 class TestSQLiteWatermarks(WatermarkContract):
@@ -413,12 +440,29 @@ def test_rows_already_expired_are_counted_not_written(tmp_path: Path) -> None:
         assert online_state(fs, "driver_stats", [1, 2]) == {}
 
 
+def test_apply_says_to_materialize_a_view_version_with_nothing_online(store):
+    write_source(store, rows((1, T0, T0, 0.1, 1)))
+    nothing_online = (
+        "feature view 'driver_stats' v{} has nothing in the online store yet, so online lookups "
+        "of it answer NOT_FOUND: run materialize (featurestore materialize-incremental now)"
+    )
+    first = store.apply([DRIVER, stats_view(), stats_view("offline_only", online=False)])
+    # The offline-only view is never materialized: nothing to say about it.
+    assert first.warnings == [nothing_online.format(1)]
+    assert first.render().endswith("Warning: " + nothing_online.format(1))
+    store.materialize_incremental(T0 + H)
+    assert store.apply([DRIVER, stats_view()]).warnings == []
+    # A new version has a namespace of its own, empty until materialized.
+    assert store.apply([DRIVER, stats_view(ttl=3 * H)]).warnings == [nothing_online.format(2)]
+    assert store.plan([DRIVER, stats_view(ttl=4 * H)]).warnings == []
+
+
 def test_teardown_forgets_the_watermarks_so_incremental_refills(store):
     write_source(store, rows((1, T0, T0, 0.1, 1), (2, T0, T0, 0.2, 2)))
     store.apply([DRIVER, stats_view()])
     store.materialize_incremental(T0 + H)
     assert store.teardown() == 2
-    assert store.registry.list_watermarks(store.project) == {}
+    assert store.registry.list_watermarks(store.project, online_store=store.online.identity) == {}
     again = store.materialize_incremental(T0 + H).view("driver_stats")
     assert again.written == 2
     assert set(online_state(store, "driver_stats", [1, 2])) == {1, 2}
@@ -436,4 +480,4 @@ def test_an_unreachable_store_fails_before_any_watermark_moves(tmp_path: Path) -
         fs.apply([DRIVER, stats_view()])
         with pytest.raises(MaterializationError, match="no watermark moved"):
             fs.materialize_incremental(T0 + H)
-        assert fs.registry.list_watermarks("down") == {}
+        assert fs.registry.list_watermarks("down", online_store=fs.online.identity) == {}

@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from test_materialize import BACKENDS, DRIVER, make_repo, online_backend, stats_view
+from test_materialize import (
+    BACKENDS,
+    DRIVER,
+    make_repo,
+    online_backend,
+    stats_view,
+    watermark_of,
+)
 
 from featurestore import FeatureStore
 from featurestore.errors import MaterializationError, OnlineStoreError
@@ -167,7 +174,7 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(stores, tmp_p
     for store in stores:
         store.apply([DRIVER, stats_view()])
         store.materialize_incremental(first_end)
-    before = crashed.registry.get_watermark(crashed.project, "driver_stats", 1)
+    before = watermark_of(crashed)
     assert before is not None
     assert before.end == first_end
     # New rows after the watermark, and late rows (old event time, created now) among them.
@@ -177,7 +184,7 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(stores, tmp_p
 
     marker = tmp_path / "paused"
     kill_when_paused(run_child(crashed, second_end, marker), marker)
-    assert crashed.registry.get_watermark(crashed.project, "driver_stats", 1) == before
+    assert watermark_of(crashed) == before
     partial = state(crashed)
 
     crashed.materialize_incremental(second_end)
@@ -185,7 +192,7 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(stores, tmp_p
     final = state(crashed)
     assert final == state(clean)
     assert partial != final  # the kill did land half-way
-    after = crashed.registry.get_watermark(crashed.project, "driver_stats", 1)
+    after = watermark_of(crashed)
     assert after is not None
     assert (after.end, after.created) == (second_end, second_end)
 
@@ -197,7 +204,7 @@ def test_a_first_run_killed_half_way_records_no_watermark(stores, tmp_path):
         store.apply([DRIVER, stats_view()])
     marker = tmp_path / "paused"
     kill_when_paused(run_child(crashed, T0 + 48 * H, marker), marker)
-    assert crashed.registry.get_watermark(crashed.project, "driver_stats", 1) is None
+    assert watermark_of(crashed) is None
     assert len(state(crashed)) == PAUSE_AFTER * BATCH_ROWS
     crashed.materialize_incremental(T0 + 48 * H)
     clean.materialize_incremental(T0 + 48 * H)
@@ -211,6 +218,10 @@ class FailingAfter(OnlineStore):
     def __init__(self, inner: OnlineStore, batches: int) -> None:
         self.inner = inner
         self.left = batches
+
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
 
     def write_batch(self, namespace: Namespace, batch: pa.RecordBatch) -> WriteResult:
         if self.left == 0:
@@ -237,7 +248,7 @@ def test_an_online_store_failure_mid_run_leaves_the_watermark(stores):
     for store in stores:
         store.apply([DRIVER, stats_view()])
     crashed.materialize_incremental(T0 + 6 * H)
-    before = crashed.registry.get_watermark(crashed.project, "driver_stats", 1)
+    before = watermark_of(crashed)
     failing = Materializer(
         project=crashed.project,
         registry=crashed.registry,
@@ -249,7 +260,7 @@ def test_an_online_store_failure_mid_run_leaves_the_watermark(stores):
         MaterializationError, match=r"driver_stats.*watermark did not move.*unreachable"
     ):
         failing.materialize_incremental(T0 + 24 * H)
-    assert crashed.registry.get_watermark(crashed.project, "driver_stats", 1) == before
+    assert watermark_of(crashed) == before
     crashed.materialize_incremental(T0 + 24 * H)
     clean.materialize_incremental(T0 + 24 * H)
     assert state(crashed) == state(clean)

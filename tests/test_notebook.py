@@ -70,6 +70,18 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         r"TTL edge rows matching expectation: (\d+) of \1; values equal the last row's: True", text
     )
 
+    # The data ends with the hour it was generated in, so the driver with a row in that hour is
+    # served, unless the notebook ran across the end of the TTL (then its age says so).
+    served = re.search(
+        r"statuses of conv_rate: \['(\w+)', 'NOT_FOUND'\]\n"
+        r"age of driver \d+'s latest value: (?:0 days )?(\d+):(\d\d):",
+        text,
+    )
+    assert served is not None, "the online lookup lines are missing"
+    status, hours, minutes = served.groups()
+    within_ttl = int(hours) * 60 + int(minutes) < 120
+    assert status == ("PRESENT" if within_ttl else "OUTSIDE_MAX_AGE")
+
     # The notebook works in a temporary copy it removes: the checkout and the cwd stay as they were.
     assert _snapshot(ROOT / "repo") == repo_before
     assert list(tmp_path.iterdir()) == []

@@ -223,6 +223,34 @@ def test_a_view_change_may_not_drop_a_feature_a_remaining_service_projects(defs)
         build_plan(state, [narrowed], delete_missing=False)
 
 
+def test_a_service_exposing_one_feature_name_twice_is_rejected(defs):
+    stats, other = defs.view(), defs.view("driver_daily", features=[("conv_rate", Float64)])
+    clashing = defs.service(features=[stats, other])
+    with pytest.raises(DefinitionError) as caught:
+        build_plan([], [defs.entity(), stats, other, clashing], delete_missing=True)
+    message = str(caught.value)
+    assert "apply rejected, nothing was written" in message
+    assert (
+        "feature service 'driver_model' exposes the feature name 'conv_rate' more than once "
+        "(driver_stats:conv_rate and driver_daily:conv_rate)"
+    ) in message
+    assert "acc_rate" not in message
+    # Projecting one of them away resolves it.
+    fine = defs.service(features=[stats[["acc_rate"]], other])
+    plan = build_plan([], [defs.entity(), stats, other, fine], delete_missing=True)
+    assert [c.change for c in plan.changes] == ["added"] * 4
+
+
+def test_a_view_gaining_a_feature_a_service_already_exposes_is_rejected(defs):
+    stats = defs.view()
+    daily = defs.view("driver_daily", features=[("trips", Int64)])
+    state = [stored(defs.entity()), stored(stats), stored(daily)]
+    state.append(stored(defs.service(features=[stats, daily])))
+    grown = defs.view("driver_daily", features=[("trips", Int64), ("acc_rate", Float32)])
+    with pytest.raises(DefinitionError, match="exposes the feature name 'acc_rate' more than once"):
+        build_plan(state, [grown], delete_missing=False)
+
+
 def test_only_definitions_can_be_applied(defs):
     with pytest.raises(
         DefinitionError, match="expected an Entity, FeatureView, FeatureService or Policy"

@@ -143,19 +143,21 @@ class MigrationContract:
     def test_a_new_registry_runs_every_migration(self, url, engine):
         open_registry(url).close()
         assert (
-            self.versions(engine) == [m.version for m in migrations.MIGRATIONS] == [1, 2, 3, 4, 5]
+            self.versions(engine)
+            == [m.version for m in migrations.MIGRATIONS]
+            == [1, 2, 3, 4, 5, 6]
         )
         self.assert_matches_schema_py(engine)
 
     def test_opening_twice_migrates_once(self, url, engine):
         open_registry(url).close()
         open_registry(url).close()
-        assert self.versions(engine) == [1, 2, 3, 4, 5]
+        assert self.versions(engine) == [1, 2, 3, 4, 5, 6]
 
     def test_a_v1_registry_is_upgraded_and_keeps_its_data(self, url, engine, defs):
         built = self.build_v1(engine, defs)
         with open_registry(url) as registry:
-            assert self.versions(engine) == [1, 2, 3, 4, 5]
+            assert self.versions(engine) == [1, 2, 3, 4, 5, 6]
             self.assert_matches_schema_py(engine)
             assert registry.get("demo", "entity", "driver") == built["entity"]
             assert registry.get("demo", "feature_view", "driver_stats") == built["new"]
@@ -171,20 +173,55 @@ class MigrationContract:
             assert [c.new_version for c in plan.changes] == [1, 3]
             assert registry.state_token("demo") != "token-v1"
 
+    def test_v5_watermarks_are_kept_for_no_online_store(self, url, engine):
+        # A registry at version 5 with a watermark, written with that version's DDL.
+        dialect = dialect_for(url)
+        registry_engine = dialect.create_engine()
+        try:
+            migrations.migrate(registry_engine, dialect, target=5)
+        finally:
+            registry_engine.dispose()
+        ts = self.timestamp(APPLIED)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO watermarks (project, view, version, end_ts, created_watermark,"
+                    " rows, updated_at) VALUES ('demo', 'driver_stats', 2, :ts, NULL, 7, :ts)"
+                ),
+                {"ts": ts},
+            )
+        with open_registry(url) as registry:
+            assert self.versions(engine) == [1, 2, 3, 4, 5, 6]
+            self.assert_matches_schema_py(engine)
+            # Nobody knows which store it described: it stays, under no store's identity, so
+            # every store's next incremental run starts from scratch.
+            unknown = migrations.UNKNOWN_ONLINE_STORE
+            kept = registry.get_watermark("demo", "driver_stats", 2, online_store=unknown)
+            assert kept is not None
+            assert (kept.end, kept.created, kept.rows) == (APPLIED, None, 7)
+            store = "sqlite:/data/online.db"
+            assert registry.list_watermarks("demo", online_store=store) == {}
+            registry.set_watermark(
+                "demo", "driver_stats", 2, online_store=store, end=APPLIED, created=None, rows=1
+            )
+            assert set(registry.list_watermarks("demo", online_store=store)) == {
+                ("driver_stats", 2)
+            }
+
     def test_a_failed_upgrade_changes_nothing(self, url, engine, defs, monkeypatch):
         self.build_v1(engine, defs)
 
         def broken(conn: sa.Connection) -> None:
-            raise RuntimeError("migration 6 failed")
+            raise RuntimeError("migration 7 failed")
 
-        steps = (*migrations.MIGRATIONS, migrations.Migration(6, "broken", broken))
+        steps = (*migrations.MIGRATIONS, migrations.Migration(7, "broken", broken))
         monkeypatch.setattr(migrations, "MIGRATIONS", steps)
-        monkeypatch.setattr(migrations, "LATEST", 6)
+        monkeypatch.setattr(migrations, "LATEST", 7)
         dialect = dialect_for(url)
         registry_engine = dialect.create_engine()
         try:
-            with pytest.raises(RuntimeError, match="migration 6 failed"):
-                migrations.migrate(registry_engine, dialect, target=6)
+            with pytest.raises(RuntimeError, match="migration 7 failed"):
+                migrations.migrate(registry_engine, dialect, target=7)
         finally:
             registry_engine.dispose()
         assert self.versions(engine) == [1]
@@ -202,7 +239,7 @@ class MigrationContract:
                 )
             )
         with pytest.raises(
-            RegistryError, match=r"schema version 99.*up to 5.*upgrade featurestore"
+            RegistryError, match=r"schema version 99.*up to 6.*upgrade featurestore"
         ):
             open_registry(url)
 

@@ -13,7 +13,7 @@ import traceback
 import click
 
 from featurestore.cli.access import register as _register_access
-from featurestore.cli.app import cli
+from featurestore.cli.app import accept_repo_after_commands, cli
 from featurestore.cli.definitions import register as _register_definitions
 from featurestore.cli.info import register as _register_info
 from featurestore.cli.lineage import register as _register_lineage
@@ -37,6 +37,7 @@ _register_removal(cli)
 _register_retrieval(cli)
 _register_scaffold(cli)
 _register_serve(cli)
+accept_repo_after_commands(cli)
 
 __all__ = ["cli", "main"]
 

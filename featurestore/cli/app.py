@@ -34,6 +34,9 @@ class CliContext:
             self._store.close()
 
 
+_REPO_HELP = "Feature repository (the folder with featurestore.yaml)."
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--repo",
@@ -42,7 +45,7 @@ class CliContext:
     default=Path("."),
     show_default=True,
     envvar="FEATURESTORE_REPO",
-    help="Feature repository (the folder with featurestore.yaml).",
+    help=_REPO_HELP,
 )
 @click.option(
     "--token",
@@ -58,3 +61,30 @@ def cli(ctx: click.Context, repo: Path, token: str | None, debug: bool) -> None:
     state = CliContext(repo, token or None)
     ctx.obj = state
     ctx.call_on_close(state.close)
+
+
+def _repo_after_command(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    # The root group has already built the context (the store opens lazily), so a --repo typed
+    # after the command simply points it elsewhere before anything is opened.
+    state = ctx.find_object(CliContext)
+    if value is not None and state is not None:
+        state.repo = value
+
+
+def accept_repo_after_commands(group: click.Group) -> None:
+    """Let every command of ``group`` (and of its sub-groups) take ``--repo`` too, as users type
+    it: ``featurestore serve --repo R`` means ``featurestore --repo R serve``."""
+    for command in group.commands.values():
+        if not any(param.name == "repo" for param in command.params):
+            command.params.append(
+                click.Option(
+                    ["--repo"],
+                    type=click.Path(file_okay=False, path_type=Path),
+                    default=None,
+                    expose_value=False,
+                    callback=_repo_after_command,
+                    help=_REPO_HELP,
+                )
+            )
+        if isinstance(command, click.Group):
+            accept_repo_after_commands(command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 from rich.table import Table
 
 from featurestore.cli.app import CliContext
+from featurestore.cli.quality import FINDING_EXIT
 from featurestore.definitions.base import Definition
 from featurestore.errors import ObjectNotFoundError, did_you_mean
 from featurestore.registry import Plan
@@ -38,12 +40,20 @@ def apply(state: CliContext) -> None:
 
 
 @click.command()
+@click.option(
+    "--fail-on-breaking",
+    is_flag=True,
+    help=f"Exit with code {FINDING_EXIT} when the plan has breaking changes (for CI).",
+)
 @click.pass_obj
-def plan(state: CliContext) -> None:
+def plan(state: CliContext, fail_on_breaking: bool) -> None:
     """Show what `apply` would change, per object, with breaking changes flagged."""
     result = state.store.plan()
     if _print_plan(state, result) and result.breaking:
         state.console.print(f"{len(result.breaking)} breaking change(s).")
+        if fail_on_breaking:
+            # A finding about the definitions, not a failed run: the same code as validate/drift.
+            sys.exit(FINDING_EXIT)
 
 
 def _print_plan(state: CliContext, result: Plan) -> bool:

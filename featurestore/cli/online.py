@@ -36,7 +36,8 @@ def register(cli: click.Group) -> None:
 def parse_timestamp(
     ctx: click.Context | None, param: click.Parameter | None, value: str | None
 ) -> datetime | None:
-    """Click callback: an ISO-8601 date or datetime (naive means UTC), or ``now``."""
+    """Click callback: an ISO-8601 date or datetime (naive means UTC), ``now``, ``today``, or a
+    relative instant such as ``now-3d`` (see :func:`featurestore.quality.windows.parse_instant`)."""
     if value is None:
         return None
     try:
@@ -66,7 +67,8 @@ views_option = click.option(
 def materialize(state: CliContext, start: datetime, end: datetime, views: tuple[str, ...]) -> None:
     """Write each view's latest values with event time in [START, END] to the online store.
 
-    START and END are ISO-8601 datetimes (naive ones are UTC) or 'now'.
+    START and END are ISO-8601 datetimes (naive ones are UTC), 'now', 'today', or relative
+    instants such as now-7d or today-1w.
     """
     report = state.store.materialize(start, end, _views_option(views))
     _print_summary(state, report)

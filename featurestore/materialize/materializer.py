@@ -5,7 +5,9 @@ qualifying source row per key (the point-in-time join's tie-break: event time, c
 order) and streams it as bounded Arrow batches; each batch goes to
 :meth:`OnlineStore.write_batch`, which keeps a stored row when it is newer (or identical). After
 every batch of a view was written (``write_batch`` is durable on return), the view version's
-watermark is recorded in the registry, in a transaction of its own. A failure anywhere before that
+watermark is recorded in the registry, in a transaction of its own, for the online store written
+(its :attr:`~featurestore.online.OnlineStore.identity`: another store has its own watermarks, so
+switching stores makes the next incremental run fill the new one from scratch). A failure anywhere before that
 leaves the previous watermark; re-running converges to the same online state because writes are
 idempotent and never replace newer rows.
 
@@ -235,7 +237,9 @@ class Materializer:
         with progress_for(self.progress) as display:
             for view, version in views:
                 with self._registry_errors(view):
-                    previous = self.registry.get_watermark(self.project, view.name, version)
+                    previous = self.registry.get_watermark(
+                        self.project, view.name, version, online_store=self.online.identity
+                    )
                     plan = self._retained(view, plan_for(previous), now_us)
                 report.views.append(self._told(view, version, plan, display))
             display.finish(report)
@@ -341,6 +345,7 @@ class Materializer:
                     self.project,
                     view.name,
                     version,
+                    online_store=self.online.identity,
                     end=plan.record_end,
                     created=_next_created(plan, max_created),
                     rows=report.keys,

@@ -62,6 +62,15 @@ class WriteResult:
 class OnlineStore(ABC):
     """Latest-row-per-key storage for online lookups."""
 
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """Which store this is, stable across processes and free of secrets: the type and the
+        normalized location (``sqlite:/abs/path/online.db``, ``redis://host:6379/0 prefix fs:``).
+
+        Materialization watermarks are recorded per identity, so pointing a repository at
+        another store makes the next incremental run fill that store from scratch."""
+
     @abstractmethod
     def write_batch(self, namespace: Namespace, batch: pa.RecordBatch) -> WriteResult:
         """Write rows (one per key at most) with the never-overwrite-newer rule; durable on return."""

@@ -57,6 +57,7 @@ from featurestore.online.codec import (
     header_timestamp,
     hex_digits,
 )
+from featurestore.online.identity import DEFAULT_REDIS_PREFIX, redis_identity
 
 # KEYS: row keys. ARGV: per key, the packed row then its PXAT (epoch ms; "0": no expiry).
 # Returns how many rows were written.
@@ -127,7 +128,7 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
     a failover loses no acknowledged write.
     """
 
-    DEFAULT_PREFIX = "fs:"
+    DEFAULT_PREFIX = DEFAULT_REDIS_PREFIX
 
     def __init__(
         self,
@@ -203,6 +204,10 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
         """Positions of ``keys`` grouped so one script call may take each group (one server:
         any grouping; a cluster needs one slot per call)."""
         return [list(range(len(keys)))]
+
+    @property
+    def identity(self) -> str:
+        return redis_identity(self.url, self.key_prefix)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:

@@ -34,6 +34,7 @@ import pyarrow as pa
 from featurestore.errors import OnlineStoreError
 from featurestore.online.base import Namespace, OnlineStore, SupportsRowDeletion, WriteResult
 from featurestore.online.codec import CodecCache, encode_keys
+from featurestore.online.identity import sqlite_identity
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_rows (
@@ -90,6 +91,14 @@ class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion):
 
     def __repr__(self) -> str:
         return f"SQLiteOnlineStore({self.path!r})"
+
+    @property
+    def identity(self) -> str:
+        # The resolved path: the same file reached through another relative path or a symlink
+        # is the same store. An in-memory database is private to this object.
+        if self.path == ":memory:":
+            return f"sqlite::memory:{id(self):x}"
+        return sqlite_identity(self.path)
 
     # -- connection ----------------------------------------------------------------------------
 

@@ -129,8 +129,11 @@ class Registry(ABC):
         """A cheap token that changes whenever an apply changes anything in ``project``."""
 
     @abstractmethod
-    def get_watermark(self, project: str, view: str, version: int) -> Watermark | None:
-        """The materialization watermark of a view version, or ``None`` before its first run."""
+    def get_watermark(
+        self, project: str, view: str, version: int, *, online_store: str
+    ) -> Watermark | None:
+        """The watermark of a view version in the online store ``online_store`` (an
+        :attr:`~featurestore.online.OnlineStore.identity`), or ``None`` before its first run."""
 
     @abstractmethod
     def set_watermark(
@@ -139,19 +142,24 @@ class Registry(ABC):
         view: str,
         version: int,
         *,
+        online_store: str,
         end: datetime,
         created: datetime | None,
         rows: int,
     ) -> Watermark:
-        """Record a view version's watermark in a transaction of its own; returns it."""
+        """Record a view version's watermark for one online store in a transaction of its own;
+        returns it."""
 
     @abstractmethod
-    def list_watermarks(self, project: str) -> dict[tuple[str, int], Watermark]:
-        """Every watermark of ``project``, by (view name, version)."""
+    def list_watermarks(
+        self, project: str, *, online_store: str
+    ) -> dict[tuple[str, int], Watermark]:
+        """Every watermark of ``project`` in one online store, by (view name, version)."""
 
     @abstractmethod
-    def delete_watermarks(self, project: str) -> int:
-        """Forget every watermark of ``project`` (its online data is gone); returns how many."""
+    def delete_watermarks(self, project: str, *, online_store: str) -> int:
+        """Forget every watermark of ``project`` in one online store (its online data is gone);
+        returns how many."""
 
     @abstractmethod
     def reading(self) -> AbstractContextManager[Connection]:

@@ -241,6 +241,47 @@ def _create_quality_tables(conn: Connection) -> None:
     v5.create_all(conn)
 
 
+#: The online store of watermarks recorded before migration 6, which did not say which store
+#: they were for: no store has this identity, so each store's first incremental run after the
+#: upgrade starts from scratch (safe: writes never replace a newer row).
+UNKNOWN_ONLINE_STORE = ""
+
+
+def _key_watermarks_by_online_store(conn: Connection) -> None:
+    # A watermark says how far one online store was filled: switching stores must not reuse it.
+    # The primary key changes, which SQLite cannot ALTER: the (small) table is rebuilt.
+    v3 = MetaData()
+    old = Table(
+        "watermarks",
+        v3,
+        Column("project", String(NAME), primary_key=True),
+        Column("view", String(NAME), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("end_ts", UTCDateTime, nullable=False),
+        Column("created_watermark", UTCDateTime, nullable=True),
+        Column("rows", BigInteger, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    kept = [dict(row._mapping) for row in conn.execute(select(old))]
+    old.drop(conn)
+    v6 = MetaData()
+    new = Table(
+        "watermarks",
+        v6,
+        Column("project", String(NAME), primary_key=True),
+        Column("online_store", String(1000), primary_key=True),
+        Column("view", String(NAME), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("end_ts", UTCDateTime, nullable=False),
+        Column("created_watermark", UTCDateTime, nullable=True),
+        Column("rows", BigInteger, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    new.create(conn)
+    if kept:
+        conn.execute(new.insert(), [{**row, "online_store": UNKNOWN_ONLINE_STORE} for row in kept])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "projects, objects, versions and history", _create_v1_tables),
     Migration(2, "index history by project and name", _index_history_by_name),
@@ -251,6 +292,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5, "quality: validation results, feature statistics, drift reports", _create_quality_tables
     ),
+    Migration(6, "watermarks per online store", _key_watermarks_by_online_store),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -66,9 +66,14 @@ class ObjectChange:
 
 @dataclass(frozen=True)
 class Plan:
-    """The changes of one apply: one :class:`ObjectChange` per applied or deleted object."""
+    """The changes of one apply: one :class:`ObjectChange` per applied or deleted object.
+
+    ``warnings`` are things the apply did not do but someone must, e.g. materialize a new view
+    version (the facade's ``apply`` adds them; a plan alone has none).
+    """
 
     changes: list[ObjectChange]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -188,6 +193,7 @@ def _validate(
                 if ("entity", e["name"]) not in after
             ]
         elif kind == "feature_service":
+            exposed: dict[str, list[str]] = {}
             for proj in spec["projections"]:
                 view = after.get(("feature_view", proj["view"]))
                 if view is None:
@@ -200,8 +206,23 @@ def _validate(
                     for f in proj["features"] or []
                     if f not in have
                 ]
+                for feature in proj["features"] or have:
+                    exposed.setdefault(feature, []).append(f"{proj['view']}:{feature}")
+            problems += [
+                _name_clash(user, name, refs) for name, refs in exposed.items() if len(refs) > 1
+            ]
     if problems:
         raise DefinitionError("apply rejected, nothing was written:\n  " + "\n  ".join(problems))
+
+
+def _name_clash(user: str, name: str, references: list[str]) -> str:
+    # Retrieved without full_feature_names (the default), both would be one column `name`.
+    both = " and ".join(references)
+    return (
+        f"{user} exposes the feature name {name!r} more than once ({both}): without "
+        "full_feature_names they would be one column; list only one of them (view[['...']]) or "
+        "rename a feature"
+    )
 
 
 def _change(
@@ -409,6 +430,7 @@ def render_plan(plan: Plan) -> str:
     summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
     suffix = f"; {len(plan.breaking)} BREAKING" if plan.breaking else ""
     lines.append(f"Plan: {summary}{suffix}" if plan.has_changes else f"No changes ({summary}).")
+    lines += [f"Warning: {warning}" for warning in plan.warnings]
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@
 ``objects``           one row per (project, kind, name): current version, deleted flag, current meta
 ``object_versions``   every version ever written: spec JSON, meta JSON at that time, content hash
 ``history``           every recorded change, in order
-``watermarks``        per view version: how far materialization got (added by migration 3)
+``watermarks``        per online store and view version: how far materialization got (migrations 3, 6)
 ``audit_log``         append-only record of who did what to which resource, and the outcome
 ``access_keys``       hashed API keys: principal, roles, revocation (migration 4, as the next two)
 ``lineage_edges``     edges of the lineage graph: sources, view versions, services, datasets, runs
@@ -39,6 +39,8 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 NAME = 200
+#: Longest online store identity (a type and a normalized path or URL).
+ONLINE_STORE_IDENTITY = 1000
 HASH = 64
 
 
@@ -134,11 +136,13 @@ history = Table(
 # Added by migration 2: `history(project, name)` is the CLI's most common question.
 history_by_name = Index("ix_history_project_name", history.c.project, history.c.name, history.c.id)
 
-# Added by migration 3. No foreign key to object_versions: a watermark outlives a soft delete.
+# Added by migration 3, keyed by online store since migration 6 (a watermark says how far one
+# store was filled). No foreign key to object_versions: a watermark outlives a soft delete.
 watermarks = Table(
     "watermarks",
     metadata,
     Column("project", String(NAME), primary_key=True),
+    Column("online_store", String(ONLINE_STORE_IDENTITY), primary_key=True),
     Column("view", String(NAME), primary_key=True),
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("end_ts", UTCDateTime, nullable=False),

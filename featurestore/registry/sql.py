@@ -417,12 +417,13 @@ class SqlRegistry(Registry):
 
     # -- watermarks ----------------------------------------------------------------------------
 
-    def get_watermark(self, project: str, view: str, version: int) -> Watermark | None:
+    def get_watermark(
+        self, project: str, view: str, version: int, *, online_store: str
+    ) -> Watermark | None:
         w = schema.watermarks
+        where = _watermark_key(project, view, version, online_store)
         with self._read() as conn:
-            row = conn.execute(
-                select(w).where(w.c.project == project, w.c.view == view, w.c.version == version)
-            ).one_or_none()
+            row = conn.execute(select(w).where(where)).one_or_none()
         return None if row is None else _watermark(row)
 
     def set_watermark(
@@ -431,20 +432,21 @@ class SqlRegistry(Registry):
         view: str,
         version: int,
         *,
+        online_store: str,
         end: datetime,
         created: datetime | None,
         rows: int,
     ) -> Watermark:
         _check_project(project)
         w = schema.watermarks
-        key = {"project": project, "view": view, "version": version}
+        key = {"project": project, "online_store": online_store, "view": view, "version": version}
         values = {
             "end_ts": end,
             "created_watermark": created,
             "rows": rows,
             "updated_at": _utcnow(),
         }
-        where = and_(w.c.project == project, w.c.view == view, w.c.version == version)
+        where = _watermark_key(project, view, version, online_store)
         with self._write() as conn:
             # Update first; insert-or-ignore then update again covers a concurrent first insert.
             if conn.execute(update(w).where(where).values(**values)).rowcount == 0:
@@ -453,18 +455,23 @@ class SqlRegistry(Registry):
             row = conn.execute(select(w).where(where)).one()
         return _watermark(row)
 
-    def list_watermarks(self, project: str) -> dict[tuple[str, int], Watermark]:
+    def list_watermarks(
+        self, project: str, *, online_store: str
+    ) -> dict[tuple[str, int], Watermark]:
         w = schema.watermarks
         with self._read() as conn:
             rows = conn.execute(
-                select(w).where(w.c.project == project).order_by(w.c.view, w.c.version)
+                select(w)
+                .where(w.c.project == project, w.c.online_store == online_store)
+                .order_by(w.c.view, w.c.version)
             ).all()
         return {(r.view, int(r.version)): _watermark(r) for r in rows}
 
-    def delete_watermarks(self, project: str) -> int:
+    def delete_watermarks(self, project: str, *, online_store: str) -> int:
         w = schema.watermarks
+        where = and_(w.c.project == project, w.c.online_store == online_store)
         with self._write() as conn:
-            return int(conn.execute(delete(w).where(w.c.project == project)).rowcount)
+            return int(conn.execute(delete(w).where(where)).rowcount)
 
     def change_probe(self, project: str) -> ChangeProbe:
         _check_project(project)
@@ -497,6 +504,16 @@ class SqlRegistry(Registry):
             ).scalars()
             hint = did_you_mean(name, live)
         return f"no {label(kind, name)} in project {project!r} (no versions){hint}"
+
+
+def _watermark_key(project: str, view: str, version: int, online_store: str) -> Any:
+    w = schema.watermarks
+    return and_(
+        w.c.project == project,
+        w.c.online_store == online_store,
+        w.c.view == view,
+        w.c.version == version,
+    )
 
 
 def _watermark(row: Row[Any]) -> Watermark:
