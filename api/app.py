@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from api.auth import TokenFile
 from api.errors import install_error_handlers
 from api.fastpath import OnlineLookupFastPath
+from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.responses import OrjsonResponse
 from api.routes import (
@@ -79,6 +80,8 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     app.add_middleware(
         OnlineLookupFastPath, store=store, settings=settings, metrics=metrics, tokens=tokens
     )
+    # In front of everything: no body over the limit is read whole, on any path.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
 
