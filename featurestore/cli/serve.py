@@ -18,6 +18,8 @@ from featurestore.cli.app import CliContext
 from featurestore.cli.exit_codes import CANNOT_LISTEN
 from featurestore.errors import ConfigError
 
+_WORKER_HEALTHCHECK_SECONDS = 60
+
 
 def register(cli: click.Group) -> None:
     """Attach ``serve`` and the ``api`` group to ``cli``."""
@@ -69,7 +71,14 @@ def serve(state: CliContext, host: str, port: int, workers: int, log_level: str)
         state.close()
         os.environ[REPO_ENV] = str(repo)
         config = uvicorn.Config(
-            "api.app:app_from_env", factory=True, workers=workers, access_log=False, **options
+            "api.app:app_from_env",
+            factory=True,
+            workers=workers,
+            access_log=False,
+            # A worker still importing its store on a busy machine can miss uvicorn's 5 s
+            # liveness ping, and be killed and restarted over and over.
+            timeout_worker_healthcheck=_WORKER_HEALTHCHECK_SECONDS,
+            **options,
         )
     url = base_url(host, int(sock.getsockname()[1]))
     click.echo(f"Serving {project} on {url} (docs: {url}/docs)")
