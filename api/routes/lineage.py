@@ -14,12 +14,13 @@ from fastapi import APIRouter, Query, Request
 
 from api import deps
 from api.errors import ApiError
+from api.openapi import error_responses
 from api.responses import OrjsonResponse
 from featurestore.governance.lineage import NODE_KINDS
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 413, 422, 503))
 
 
 @router.get("/lineage/{name:path}", response_class=OrjsonResponse)
@@ -30,7 +31,11 @@ def lineage(
     direction: Literal["upstream", "downstream", "both"] = Query(
         "both", description="upstream: what it is built from; downstream: what is built from it"
     ),
-    kind: str | None = Query(None, description="Only nodes of this kind (e.g. feature_view)"),
+    kind: str | None = Query(
+        None,
+        description="Only nodes of this kind (e.g. feature_view)",
+        json_schema_extra={"enum": list(NODE_KINDS)},
+    ),
     runs: int = Query(
         5,
         ge=0,
