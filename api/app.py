@@ -22,6 +22,7 @@ from api.errors import install_error_handlers
 from api.fastpath import OnlineLookupFastPath
 from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
+from api.openapi import install_error_responses
 from api.responses import OrjsonResponse
 from api.routes import (
     health_router,
@@ -69,6 +70,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     tokens = TokenFile(settings.tokens_file)
     app.state.tokens = tokens
     install_error_handlers(app)
+    install_error_responses(app)
     app.include_router(online_router)
     app.include_router(push_router)
     app.include_router(registry_router)

@@ -1,16 +1,20 @@
 """What the OpenAPI document says beyond the routes' signatures: the error body every failure
 uses, which error statuses each route answers, and the bodies of ``/health`` and ``/metrics``.
 
-    @router.get("/v1/entities", responses=error_responses(401, 403, 503))
+    install_error_responses(app)     # in create_app: on every route, those added later included
 
-Statuses are documented per route from :data:`ERROR_STATUSES` so that the document lists every
-status the service can answer (``schemathesis --checks all`` holds it to that).
+The document must list every status the service can answer, with the body it really sends
+(``schemathesis --checks all`` holds it to that): :func:`install_error_responses` adds the
+statuses any operation may answer to every route, those added later included, and replaces
+FastAPI's own validation-error body, which the service never sends, with :class:`ErrorBody`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
 from api.metrics import CONTENT_TYPE
@@ -21,7 +25,7 @@ __all__ = [
     "METRICS_RESPONSES",
     "ErrorBody",
     "ErrorDetail",
-    "error_responses",
+    "install_error_responses",
 ]
 
 
@@ -55,13 +59,6 @@ ERROR_STATUSES: dict[int, str] = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route answering ``statuses`` with :class:`ErrorBody`."""
-    return {
-        status: {"model": ErrorBody, "description": ERROR_STATUSES[status]} for status in statuses
-    }
-
-
 class HealthCheck(BaseModel):
     """One dependency's state."""
 
@@ -92,3 +89,57 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
     }
 }
+
+
+#: Statuses any operation may answer: tokens, policies, the body limit, bad parameters, a
+#: backend down. Operations with a body or a path parameter may also answer 400 and 404.
+_ANY_OPERATION = (401, 403, 413, 422, 503)
+_WITH_INPUT = (400, 404)
+#: Open to load balancers and scrapers, without parameters: only what they declare.
+_PLAIN_PATHS = frozenset({"/health", "/metrics"})
+_REF = "#/components/schemas/{model}"
+
+
+def install_error_responses(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document list, on every operation, the error statuses it may
+    answer with the :class:`ErrorBody` it answers them with."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_error_responses(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _with_error_responses(document: dict[str, Any]) -> dict[str, Any]:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    body = ErrorBody.model_json_schema(ref_template=_REF)
+    schemas.update(body.pop("$defs", {}))
+    schemas["ErrorBody"] = body
+    for path, operations in document.get("paths", {}).items():
+        if path in _PLAIN_PATHS:
+            continue
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            statuses = list(_ANY_OPERATION)
+            if "requestBody" in operation or "{" in path:
+                statuses.extend(_WITH_INPUT)
+            for status in sorted(statuses):
+                existing = responses.get(str(status))
+                if existing is None or _is_fastapi_validation(existing):
+                    responses[str(status)] = {
+                        "description": ERROR_STATUSES[status],
+                        "content": {
+                            "application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}
+                        },
+                    }
+    if "HTTPValidationError" not in str(document.get("paths")):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return document
+
+
+def _is_fastapi_validation(response: dict[str, Any]) -> bool:
+    return "HTTPValidationError" in str(response.get("content", {}))

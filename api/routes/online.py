@@ -15,7 +15,6 @@ from starlette.responses import Response
 
 from api import deps
 from api.metrics import Metrics
-from api.openapi import error_responses
 from api.responses import OrjsonResponse
 from api.schemas import ONLINE_REQUEST_SCHEMA, parse_online_request
 from api.settings import ApiSettings
@@ -37,7 +36,6 @@ router = APIRouter()
         }
     },
     summary="Latest feature values for entities (Feast's feature-server shape)",
-    responses=error_responses(400, 401, 403, 404, 413, 422, 503),
 )
 async def get_online_features(request: Request, principal: deps.Caller) -> Response:
     """Look up ``features`` (or a ``feature_service``) for ``entities``."""

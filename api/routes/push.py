@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api import deps
-from api.openapi import error_responses
 from api.responses import OrjsonResponse
 from api.schemas import PUSH_REQUEST_SCHEMA, parse_push_request
 
@@ -34,7 +33,6 @@ router = APIRouter()
         }
     },
     summary="Push rows to the online and/or offline store (Feast's feature-server shape)",
-    responses=error_responses(400, 401, 403, 404, 413, 422, 503),
 )
 async def push(request: Request, principal: deps.Caller) -> Response:
     """Validate the rows against the push source's views, then write them."""

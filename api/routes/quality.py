@@ -16,13 +16,12 @@ from fastapi import APIRouter, Query, Request
 
 from api import deps
 from api.errors import ApiError
-from api.openapi import error_responses
 from api.responses import OrjsonResponse
 from featurestore.quality.windows import parse_window
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 413, 422, 503))
+router = APIRouter(prefix="/v1")
 
 
 @router.get("/drift/{view}", response_class=OrjsonResponse)

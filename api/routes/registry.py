@@ -8,14 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from api import deps
-from api.openapi import error_responses
 from api.responses import OrjsonResponse
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.registry import HistoryEntry
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 413, 422, 503))
+router = APIRouter(prefix="/v1")
 
 
 @router.get("/feature-views", response_class=OrjsonResponse)
@@ -25,7 +24,7 @@ def list_feature_views(request: Request, principal: deps.Caller) -> dict[str, An
     return {"feature_views": [view.to_dict() for view in views]}
 
 
-@router.get("/feature-views/{name}", response_class=OrjsonResponse, responses=error_responses(404))
+@router.get("/feature-views/{name}", response_class=OrjsonResponse)
 def get_feature_view(name: str, request: Request, principal: deps.Caller) -> dict[str, Any]:
     """One feature view and its recorded versions and changes, oldest first."""
     store = deps.store(request)
