@@ -20,7 +20,9 @@ from fastapi import FastAPI
 from api.auth import TokenFile
 from api.errors import install_error_handlers
 from api.fastpath import OnlineLookupFastPath
+from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
+from api.openapi import install_error_responses
 from api.responses import OrjsonResponse
 from api.routes import (
     feast_router,
@@ -70,6 +72,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     tokens = TokenFile(settings.tokens_file)
     app.state.tokens = tokens
     install_error_handlers(app)
+    install_error_responses(app)
     app.include_router(online_router)
     app.include_router(push_router)
     app.include_router(feast_router)
@@ -82,6 +85,8 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     app.add_middleware(
         OnlineLookupFastPath, store=store, settings=settings, metrics=metrics, tokens=tokens
     )
+    # In front of everything: no body over the limit is read whole, on any path.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
 

@@ -4,7 +4,7 @@ Every error answer is JSON, ``{"error": {"type": ..., "message": ...}}``, never 
 
 * bad client input -> 4xx: malformed JSON 400, wrong shapes or types 422, unknown features or
   views 400 (404 for a named resource of a ``/v1`` path), missing or mistyped join keys 422, too
-  many entity rows (or pushed rows) 413, a policy denying the caller 403, pushed rows that do not
+  many entity rows (or pushed rows) or a body over ``api.max_body_bytes`` 413, a policy denying the caller 403, pushed rows that do not
   fit their source or that a strict validation rejects 422, a drift check that cannot be
   computed (no rows in a window) 422, missing or bad token 401;
 * the online store or registry unreachable -> 503, so callers retry (the service recovers on its
@@ -73,11 +73,14 @@ _STATUS: tuple[tuple[type[FeatureStoreError], int], ...] = (
 class ApiError(Exception):
     """An error the service itself reports (bad request shape, limits), with its status."""
 
-    def __init__(self, status: int, type_: str, message: str) -> None:
+    def __init__(
+        self, status: int, type_: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.type = type_
         self.message = message
+        self.headers = headers
 
 
 def status_of(exc: FeatureStoreError) -> int:
@@ -116,7 +119,7 @@ def describe_error(
     """``(status, type, message, headers)`` of an error raised while answering ``method path``;
     server-side failures are logged (an unexpected one with its traceback)."""
     if isinstance(exc, ApiError):
-        return exc.status, exc.type, exc.message, None
+        return exc.status, exc.type, exc.message, exc.headers
     if isinstance(exc, Unauthorized):
         return 401, "Unauthorized", str(exc), {"WWW-Authenticate": "Bearer"}
     if isinstance(exc, FeatureStoreError):

@@ -16,11 +16,15 @@ import time
 from collections import Counter as TallyCounter
 from collections.abc import Iterable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "MetricsMiddleware"]
+__all__ = ["CONTENT_TYPE", "Metrics", "MetricsMiddleware"]
+
+#: ``/metrics``' content type: the text format every Prometheus scrapes (``version=0.0.4``);
+#: prometheus_client's "latest" (1.0.0) needs Prometheus 3, and our names need none of it.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 _FAST_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

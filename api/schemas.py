@@ -44,46 +44,81 @@ __all__ = [
 ]
 
 _SCALARS = (int, float, str, bool)
+_PUSH_MODES = ("online", "offline", "online_and_offline")
 
-#: The request body as OpenAPI documents it (the route parses the body itself).
+
+def _columns(what: str) -> dict[str, Any]:
+    """An object of columns: each a list of JSON scalars or nulls (orjson reads 64-bit integers)."""
+    return {
+        "type": "object",
+        "description": what,
+        "additionalProperties": {
+            "type": "array",
+            "items": {"type": ["integer", "number", "string", "boolean", "null"]},
+        },
+    }
+
+
+def _any_case(words: Sequence[str]) -> str:
+    """A pattern matching ``words`` in any letter case (JSON Schema patterns have no flags)."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in w) for w in words)
+    return "^(" + "|".join(spelled) + ")$"
+
+
+#: The request body as OpenAPI documents it (the route parses the body itself, with the same
+#: rules: tests/test_api_schemas.py checks that both accept the same bodies). Exactly one of
+#: ``features`` and ``feature_service`` (an explicit null counts as absent).
 ONLINE_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "features": {"type": "array", "items": {"type": "string"}},
-        "feature_service": {"type": "string"},
-        "entities": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "array",
-                "items": {"type": ["integer", "number", "string", "boolean", "null"]},
-            },
+        "features": {
+            "type": ["array", "null"],
+            "items": {"type": "string"},
+            "minItems": 1,
+            "description": 'Feature references "view:feature" (or "view@version:feature")',
         },
+        "feature_service": {
+            "type": ["string", "null"],
+            "minLength": 1,
+            "description": "A feature service's name, instead of features",
+        },
+        "entities": _columns(
+            "Join key -> one value per entity row; every list has the same length"
+        ),
         "full_feature_names": {"type": "boolean", "default": False},
         "include_feature_view_version_metadata": {"type": "boolean", "default": False},
     },
     "required": ["entities"],
+    "oneOf": [
+        {
+            "title": "By features",
+            "required": ["features"],
+            "properties": {"features": {"type": "array"}},
+        },
+        {
+            "title": "By feature service",
+            "required": ["feature_service"],
+            "properties": {"feature_service": {"type": "string"}},
+        },
+    ],
 }
 
 
-#: Feast's push body; ``allow_registry_cache`` and ``transform_on_write`` are accepted and ignored.
+#: Feast's push body; ``allow_registry_cache`` and ``transform_on_write`` are accepted and
+#: ignored, whatever their value; ``to`` is matched in any case, as Feast does.
 PUSH_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "push_source_name": {"type": "string"},
-        "df": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "array",
-                "items": {"type": ["integer", "number", "string", "boolean", "null"]},
-            },
-        },
+        "push_source_name": {"type": "string", "minLength": 1},
+        "df": {**_columns("Column -> one value per row"), "minProperties": 1},
         "to": {
             "type": "string",
-            "enum": ["online", "offline", "online_and_offline"],
+            "pattern": _any_case(_PUSH_MODES),
             "default": "online",
+            "description": "online, offline or online_and_offline (any letter case)",
         },
-        "allow_registry_cache": {"type": "boolean"},
-        "transform_on_write": {"type": "boolean"},
+        "allow_registry_cache": {"description": "Accepted and ignored"},
+        "transform_on_write": {"description": "Accepted and ignored"},
     },
     "required": ["push_source_name", "df"],
 }
@@ -192,8 +227,8 @@ def parse_push_request(body: bytes, max_rows: int) -> PushRequest:
         raise _invalid(f"'push_source_name' must be a push source's name, got {_kind(source)}")
     columns = _row_columns(data, max_rows)
     to = data.get("to", "online")
-    if not isinstance(to, str):
-        raise _invalid(f"'to' must be a string such as \"online\", got {_kind(to)}")
+    if not isinstance(to, str) or to.lower() not in _PUSH_MODES:
+        raise _invalid(f"'to' must be one of {list(_PUSH_MODES)}, got {to!r}")
     return PushRequest(source, columns, to)
 
 

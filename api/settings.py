@@ -1,6 +1,7 @@
 """Settings of the REST service, resolved from ``featurestore.yaml`` and the environment.
 
-    api: {tokens_file: api_tokens.json, max_entities: 1000, max_push_rows: 10000}
+    api: {tokens_file: api_tokens.json, max_entities: 1000, max_push_rows: 10000,
+          max_body_bytes: 16777216}
 
 ``FEATURESTORE_API_TOKENS_FILE`` overrides ``api.tokens_file`` (handy in containers).
 """
@@ -18,7 +19,8 @@ __all__ = ["TOKENS_FILE_ENV", "ApiSettings"]
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """What the service needs beyond the store: where tokens live and the batch limits.
+    """What the service needs beyond the store: where tokens live, the batch limits and the
+    largest request body accepted.
 
     ``tokens_file=None`` means no tokens are configured: the service is open.
     """
@@ -26,6 +28,7 @@ class ApiSettings:
     tokens_file: Path | None = None
     max_entities: int = ApiConfig.max_entities
     max_push_rows: int = ApiConfig.max_push_rows
+    max_body_bytes: int = ApiConfig.max_body_bytes
 
     @classmethod
     def from_config(cls, config: RepoConfig) -> ApiSettings:
@@ -34,4 +37,5 @@ class ApiSettings:
             tokens_file=tokens_file_path(config),
             max_entities=config.api.max_entities,
             max_push_rows=config.api.max_push_rows,
+            max_body_bytes=config.api.max_body_bytes,
         )

@@ -79,13 +79,15 @@ class ApiConfig:
     """Settings of the REST service (``featurestore serve``).
 
     ``tokens_file`` holds hashed bearer tokens (relative to the repository unless absolute;
-    ``None``: the service is open); ``max_entities`` caps the entity rows of one lookup and
-    ``max_push_rows`` the rows of one push.
+    ``None``: the service is open); ``max_entities`` caps the entity rows of one lookup,
+    ``max_push_rows`` the rows of one push and ``max_body_bytes`` the size of any request body
+    (a larger one is refused with 413 before it is read whole).
     """
 
     tokens_file: str | None = None
     max_entities: int = 1000
     max_push_rows: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -365,7 +367,7 @@ def _api(value: object, source: str) -> ApiConfig:
         raise ConfigError(
             f"{source}: 'api' must be a mapping like {{tokens_file: api_tokens.json, max_entities: 1000}}"
         )
-    allowed = {"tokens_file", "max_entities", "max_push_rows"}
+    allowed = {"tokens_file", "max_entities", "max_push_rows", "max_body_bytes"}
     unknown = sorted(set(value) - allowed)
     if unknown:
         raise ConfigError(f"{source}: unknown api setting(s) {unknown}; known: {sorted(allowed)}")
@@ -377,7 +379,7 @@ def _api(value: object, source: str) -> ApiConfig:
         )
     limits = {
         name: _positive_int(value.get(name, getattr(ApiConfig, name)), f"{source}: api.{name}")
-        for name in ("max_entities", "max_push_rows")
+        for name in ("max_entities", "max_push_rows", "max_body_bytes")
     }
     return ApiConfig(tokens_file=tokens_file, **limits)
 

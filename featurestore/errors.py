@@ -9,6 +9,7 @@ anything the library reports about bad input or a failed operation::
     │   └── SourceSchemaError    a definition does not fit its source's columns or types
     ├── RepoLoadError            a Python file of the feature repository failed to import
     ├── RegistryError            the registry could not be read or written
+    │   ├── RegistryNotFoundError  the registry file does not exist (or was deleted)
     │   ├── ObjectNotFoundError  no such entity, view, service or version
     │   └── RegistryConflictError
     ├── FeatureReferenceError    a feature reference is malformed or names nothing
@@ -73,6 +74,11 @@ class RepoLoadError(FeatureStoreError):
 
 class RegistryError(FeatureStoreError):
     """The registry could not be read or written."""
+
+
+class RegistryNotFoundError(RegistryError):
+    """The registry's SQLite file does not exist, or was deleted while in use. Only ``apply``
+    creates a registry: every other operation reports it missing rather than start an empty one."""
 
 
 class ObjectNotFoundError(RegistryError):

@@ -103,9 +103,13 @@ class FeatureStore(
 
     @property
     def registry(self) -> Registry:
-        """The registry, opened on first use."""
+        """The registry, opened on first use; a SQLite file that does not exist is a
+        :class:`~featurestore.errors.RegistryNotFoundError` (only :meth:`apply` creates it)."""
+        return self._open_registry(create=False)
+
+    def _open_registry(self, *, create: bool) -> Registry:
         if self._registry is None:
-            self._registry = open_registry(self.config.registry)
+            self._registry = open_registry(self.config.registry, create=create)
         return self._registry
 
     @property
@@ -173,6 +177,8 @@ class FeatureStore(
         ``objects=None`` applies the repository's files and deletes registered objects that are
         no longer in them (as ``featurestore apply`` does).
         """
+        # The one operation that may start a registry (every other one reports it missing).
+        self._open_registry(create=True)
         objects, delete_missing = self._desired(objects, delete_missing)
         self._validate_sources(objects)
         who, guard = self.principal, self.guard

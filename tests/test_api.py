@@ -491,7 +491,7 @@ def test_serve_command(tmp_path: Path, workers: int) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until_up(url)
+        wait_until_up(url, timeout=120)  # workers start slowly on a loaded machine
         assert httpx.get(f"{url}/health", timeout=10).status_code == 200
         response = httpx.post(
             f"{url}/get-online-features",

@@ -87,6 +87,9 @@ def test_api_section_defaults_and_values(tmp_path: Path) -> None:
         load_config(write(tmp_path, "project: demo\napi: {max_push_rows: 5}\n")).api.max_push_rows
         == 5
     )
+    assert config.api.max_body_bytes == 16 * 1024 * 1024
+    body = load_config(write(tmp_path, "project: demo\napi: {max_body_bytes: 1048576}\n")).api
+    assert body.max_body_bytes == 1_048_576
 
 
 def test_store_data_path(tmp_path: Path) -> None:
@@ -107,6 +110,8 @@ def test_store_data_path(tmp_path: Path) -> None:
         ("api: {max_entities: '10'}\n", "max_entities must be a positive integer"),
         ("api: {tokens_file: 3}\n", "tokens_file must be a file path"),
         ("api: {max_push_rows: -1}\n", "max_push_rows must be a positive integer"),
+        ("api: {max_body_bytes: 0}\n", "max_body_bytes must be a positive integer"),
+        ("api: {max_body_bytes: 16MB}\n", "max_body_bytes must be a positive integer"),
     ],
 )
 def test_invalid_api_settings(tmp_path: Path, text: str, message: str) -> None:

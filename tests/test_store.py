@@ -180,6 +180,7 @@ def test_apply_checks_the_parquet_schema(store: FeatureStore) -> None:
 
 
 def test_unknown_view_is_a_reference_error(store: FeatureStore) -> None:
+    store.apply([])  # a registry, empty: the view is unknown, not the registry missing
     with pytest.raises(FeatureReferenceError, match="nope"):
         store.get_historical_features(entity_df=entity_frame(), features=["nope:x"])
 

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api import deps
-from api.metrics import CONTENT_TYPE_LATEST
+from api.metrics import CONTENT_TYPE
+from api.openapi import HEALTH_RESPONSES, METRICS_RESPONSES
 from api.responses import OrjsonResponse
 from featurestore.errors import FeatureStoreError
 
@@ -22,7 +23,7 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-@router.get("/health", response_class=OrjsonResponse)
+@router.get("/health", response_class=OrjsonResponse, responses=HEALTH_RESPONSES)
 async def health(request: Request) -> Response:
     """200 when the registry and the online store answer; 503 naming what failed otherwise."""
     store = deps.store(request)
@@ -59,10 +60,10 @@ async def health(request: Request) -> Response:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
 def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text exposition of the service's metrics."""
-    return Response(deps.metrics(request).render(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text exposition (format 0.0.4) of the service's metrics."""
+    return Response(deps.metrics(request).render(), media_type=CONTENT_TYPE)
 
 
 def _describe(exc: Exception) -> str:

@@ -30,7 +30,11 @@ def lineage(
     direction: Literal["upstream", "downstream", "both"] = Query(
         "both", description="upstream: what it is built from; downstream: what is built from it"
     ),
-    kind: str | None = Query(None, description="Only nodes of this kind (e.g. feature_view)"),
+    kind: str | None = Query(
+        None,
+        description="Only nodes of this kind (e.g. feature_view)",
+        json_schema_extra={"enum": list(NODE_KINDS)},
+    ),
     runs: int = Query(
         5,
         ge=0,

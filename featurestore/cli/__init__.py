@@ -15,6 +15,7 @@ import click
 from featurestore.cli.access import register as _register_access
 from featurestore.cli.app import accept_repo_after_commands, cli
 from featurestore.cli.definitions import register as _register_definitions
+from featurestore.cli.exit_codes import ERROR
 from featurestore.cli.info import register as _register_info
 from featurestore.cli.lineage import register as _register_lineage
 from featurestore.cli.online import register as _register_online
@@ -43,14 +44,15 @@ __all__ = ["cli", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; turn every error into one readable line and exit code 1."""
+    """Run the CLI; turn every error into one readable line and exit code 1 (the codes are
+    listed in :mod:`featurestore.cli.exit_codes`)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("FEATURESTORE_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="featurestore", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(1)
+        sys.exit(ERROR)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         click.echo(f"Error: {_one_line(str(exc))}", err=True)
-        sys.exit(1)
+        sys.exit(ERROR)
     except Exception as exc:
         if debug:
             traceback.print_exc()
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             "(run with --debug for the traceback)",
             err=True,
         )
-        sys.exit(1)
+        sys.exit(ERROR)
 
 
 def _one_line(message: str) -> str:

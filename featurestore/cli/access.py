@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from featurestore.cli.app import CliContext
+from featurestore.cli.exit_codes import ERROR
 from featurestore.cli.online import parse_timestamp
 
 
@@ -99,7 +100,7 @@ def check(state: CliContext, principal: str, action: str, resource: str) -> None
         verdict = "ALLOW" if decision.allowed else "DENY "
         click.echo(f"{verdict} {action} {decision.target.label}: {decision.reason}")
     if not all(d.allowed for d in decisions):
-        raise SystemExit(1)
+        raise SystemExit(ERROR)
 
 
 @click.command()

@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from featurestore.cli.app import CliContext
-from featurestore.cli.quality import FINDING_EXIT
+from featurestore.cli.exit_codes import FINDING
 from featurestore.definitions.base import Definition
 from featurestore.errors import ObjectNotFoundError, did_you_mean
 from featurestore.registry import Plan
@@ -43,7 +43,7 @@ def apply(state: CliContext) -> None:
 @click.option(
     "--fail-on-breaking",
     is_flag=True,
-    help=f"Exit with code {FINDING_EXIT} when the plan has breaking changes (for CI).",
+    help=f"Exit with code {FINDING} when the plan has breaking changes (for CI).",
 )
 @click.pass_obj
 def plan(state: CliContext, fail_on_breaking: bool) -> None:
@@ -53,7 +53,7 @@ def plan(state: CliContext, fail_on_breaking: bool) -> None:
         state.console.print(f"{len(result.breaking)} breaking change(s).")
         if fail_on_breaking:
             # A finding about the definitions, not a failed run: the same code as validate/drift.
-            sys.exit(FINDING_EXIT)
+            sys.exit(FINDING)
 
 
 def _print_plan(state: CliContext, result: Plan) -> bool:

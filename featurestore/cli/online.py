@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from featurestore.cli.app import CliContext
+from featurestore.cli.exit_codes import ERROR
 from featurestore.cli.retrieval import feature_options, selected_references, split_features
 from featurestore.errors import EntityFrameError, ObjectNotFoundError, QualityError
 from featurestore.materialize import MaterializationReport
@@ -218,7 +219,7 @@ def consistency_check(
     click.echo(report.render())
     if not report.ok:
         click.echo(report.summary(), err=True)
-        sys.exit(1)
+        sys.exit(ERROR)
 
 
 @click.command()

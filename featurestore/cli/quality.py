@@ -1,7 +1,7 @@
 """Data quality commands: ``validate``, ``stats`` and ``drift``.
 
-Exit codes: 0 when the data passed, 1 on an error, and :data:`FINDING_EXIT` (3) when a
-validation failed or a feature drifted, so a pipeline can tell "bad data" from "broken run".
+Exit codes: 0 when the data passed, 1 on an error, and
+:data:`~featurestore.cli.exit_codes.FINDING` (3) when a validation failed or a feature drifted, so a pipeline can tell "bad data" from "broken run".
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from featurestore.cli.app import CliContext
+from featurestore.cli.exit_codes import FINDING
 from featurestore.cli.online import parse_timestamp
 from featurestore.errors import QualityError
 from featurestore.quality.history import StoredStatistics, window_label
 from featurestore.quality.plot import write_drift_plot
 from featurestore.quality.result import ValidationResult
 from featurestore.quality.windows import Window, parse_window
-
-#: The exit code of a failed validation or a detected drift.
-FINDING_EXIT = 3
 
 
 def register(cli: click.Group) -> None:
@@ -97,7 +95,7 @@ def validate(
     else:
         _print_validation(state, result)
     if not result.success:
-        sys.exit(FINDING_EXIT)
+        sys.exit(FINDING)
 
 
 def _print_validation(state: CliContext, result: ValidationResult) -> None:
@@ -297,4 +295,4 @@ def drift(
         state.console.print(f"drift check #{outcome.id}", markup=False)
         state.console.print(outcome.report.summary(), markup=False)
     if outcome.report.drifted:
-        sys.exit(FINDING_EXIT)
+        sys.exit(FINDING)

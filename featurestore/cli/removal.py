@@ -7,6 +7,7 @@ import sys
 import click
 
 from featurestore.cli.app import CliContext
+from featurestore.cli.exit_codes import ERROR
 
 
 def register(cli: click.Group) -> None:
@@ -75,4 +76,4 @@ def erase(state: CliContext, entity: dict[str, str], dry_run: bool) -> None:
     report = state.store.erase(entity, dry_run=dry_run)
     state.console.print(report.summary(), markup=False)
     if not dry_run and not report.verified:
-        sys.exit(1)
+        sys.exit(ERROR)

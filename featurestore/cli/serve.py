@@ -6,13 +6,19 @@ starts without loading it.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
 from featurestore.cli.app import CliContext
+from featurestore.cli.exit_codes import CANNOT_LISTEN
+
+_WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def register(cli: click.Group) -> None:
@@ -40,31 +46,93 @@ def register(cli: click.Group) -> None:
 @click.pass_obj
 def serve(state: CliContext, host: str, port: int, workers: int, log_level: str) -> None:
     """Serve online lookups (Feast's /get-online-features), /v1 registry browsing, /health and
-    /metrics over HTTP."""
+    /metrics over HTTP.
+
+    Prints the URL once it listens; exits with 4 when it cannot listen on HOST:PORT (the port is
+    in use, or the address is not available or not permitted)."""
     import uvicorn  # the web stack loads for this command only (see the module docstring)
+    from uvicorn.supervisors import Multiprocess
 
     from api.app import REPO_ENV, create_app
 
     repo = state.repo.resolve()
     # Open the config now, so a bad featurestore.yaml fails here with one clear line.
     store = state.store
-    store.config  # noqa: B018 - loading it is the check
+    project = store.project
+    # Listening before uvicorn starts turns "port in use" into our own message and exit code
+    # (uvicorn's would be 3, which means "the data failed a check" here), and gives the port
+    # really bound (--port 0) for the start-up line.
+    sock = listen(host, port)
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level}
     if workers == 1:
-        app = create_app(store)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
-        return
-    state.close()
-    # Several workers: uvicorn imports the factory in each process, which opens its own store.
-    os.environ[REPO_ENV] = str(repo)
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-    )
+        config = uvicorn.Config(create_app(store), access_log=False, **options)
+    else:
+        # Several workers: uvicorn imports the factory in each process, which opens its own store.
+        state.close()
+        os.environ[REPO_ENV] = str(repo)
+        config = uvicorn.Config(
+            "api.app:app_from_env",
+            factory=True,
+            workers=workers,
+            access_log=False,
+            # A worker still importing its store on a busy machine can miss uvicorn's 5 s
+            # liveness ping, and be killed and restarted over and over.
+            timeout_worker_healthcheck=_WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
+    url = base_url(host, int(sock.getsockname()[1]))
+    click.echo(f"Serving {project} on {url} (docs: {url}/docs)")
+    server = uvicorn.Server(config)
+    try:
+        if workers == 1:
+            server.run(sockets=[sock])
+            if not server.started:
+                raise click.ClickException("the server did not start; see the messages above")
+        else:
+            Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:  # as uvicorn.run: Ctrl-C is the normal way to stop
+        pass
+    finally:
+        sock.close()
+
+
+class CannotListenError(click.ClickException):
+    """``serve`` cannot listen on its address (exit code :data:`CANNOT_LISTEN`)."""
+
+    exit_code = CANNOT_LISTEN
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn to listen on (bound as uvicorn binds:
+    SO_REUSEADDR, inheritable by worker processes); :class:`CannotListenError` naming the
+    address and the reason when it cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Linux refuses the bind itself when another socket listens on the port.
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        address = base_url(host, port).removeprefix("http://")
+        if exc.errno == errno.EADDRINUSE:
+            raise CannotListenError(
+                f"cannot serve on {address}: the port is already in use (another "
+                "`featurestore serve`?); stop that process or pass another --port"
+            ) from None
+        reason = exc.strerror or str(exc)
+        raise CannotListenError(
+            f"cannot serve on {address}: {reason}; pass a --host of this machine "
+            "(127.0.0.1, 0.0.0.0) and a --port it may use (above 1023 without privileges)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port``, with brackets around an IPv6 host."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 @click.group()

@@ -48,6 +48,11 @@ class DatabaseDialect(ABC):
         """The URL without its password, for messages."""
         return self.url.render_as_string(hide_password=True)
 
+    @property
+    def database_file(self) -> Path | None:
+        """The file holding the database, for a file database (None: a server or memory)."""
+        return None
+
     @abstractmethod
     def create_engine(self) -> Engine:
         """An engine configured for this database."""
@@ -94,16 +99,22 @@ class SQLiteDialect(DatabaseDialect):
     def in_memory(self) -> bool:
         return self.url.database in (None, "", ":memory:")
 
+    @property
+    def database_file(self) -> Path | None:
+        database = self.url.database
+        # ``file:`` URIs carry their own options (mode=memory, ...): left to SQLite.
+        if self.in_memory or database is None or database.startswith("file:"):
+            return None
+        return Path(database).expanduser()
+
     def create_engine(self) -> Engine:
         if self.in_memory:
             engine = create_engine(
                 self.url, poolclass=StaticPool, connect_args={"check_same_thread": False}
             )
         else:
-            database = self.url.database
-            assert database is not None
-            if not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if self.database_file is not None:
+                self.database_file.parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)

@@ -30,6 +30,7 @@ from featurestore.errors import (
     FeatureStoreError,
     ObjectNotFoundError,
     RegistryError,
+    RegistryNotFoundError,
     did_you_mean,
 )
 from featurestore.registry import schema
@@ -41,6 +42,7 @@ from featurestore.registry.base import (
     Watermark,
 )
 from featurestore.registry.dialects import DatabaseDialect, dialect_for
+from featurestore.registry.file_watch import RegistryFileWatch, missing_registry_message
 from featurestore.registry.migrations import migrate
 from featurestore.registry.plan import KINDS, ObjectChange, Plan, StoredObject, build_plan, label
 from featurestore.registry.probe import ChangeProbe, TokenProbe
@@ -48,15 +50,21 @@ from featurestore.registry.probe import ChangeProbe, TokenProbe
 _NO_STATE = "empty"
 
 
-def open_registry(url: str) -> Registry:
+def open_registry(url: str, *, create: bool = True) -> Registry:
     """Open (creating or upgrading as needed) the registry at a SQLAlchemy URL.
 
         open_registry("sqlite:////srv/repo/data/registry.db")
         open_registry("postgresql+psycopg://featurestore@db:5432/registry")
 
-    Raises :class:`RegistryError` with a password-free message when the database is unusable.
+    With ``create=False`` a SQLite file that does not exist is a
+    :class:`RegistryNotFoundError` instead of a new, empty registry (the facade creates one
+    only to apply). Raises :class:`RegistryError` with a password-free message when the
+    database is unusable.
     """
     dialect = dialect_for(url)
+    path = dialect.database_file
+    if path is not None and not create and not path.exists():
+        raise RegistryNotFoundError(missing_registry_message(path))
     try:
         engine = dialect.create_engine()
     except OSError as exc:
@@ -71,15 +79,18 @@ def open_registry(url: str) -> Registry:
     except BaseException:
         engine.dispose()
         raise
-    return SqlRegistry(engine, dialect)
+    return SqlRegistry(engine, dialect, None if path is None else RegistryFileWatch(path))
 
 
 class SqlRegistry(Registry):
     """:class:`Registry` on SQLite or PostgreSQL; build it with :func:`open_registry`."""
 
-    def __init__(self, engine: Engine, dialect: DatabaseDialect) -> None:
+    def __init__(
+        self, engine: Engine, dialect: DatabaseDialect, file: RegistryFileWatch | None = None
+    ) -> None:
         self._engine = engine
         self._dialect = dialect
+        self._file = file
 
     def __repr__(self) -> str:
         return f"SqlRegistry({self._dialect.display_url!r})"
@@ -95,14 +106,24 @@ class SqlRegistry(Registry):
                 f"registry {self._dialect.display_url}: {self._dialect.describe(exc)}"
             ) from exc
 
+    def _check_file(self) -> None:
+        """Fail if the registry file was deleted; follow it if it was replaced."""
+        if self._file is not None and self._file.replaced():
+            # Pooled connections still read the old file: drop them, bring the new one up to date.
+            self._engine.dispose()
+            with self._database_errors():
+                migrate(self._engine, self._dialect)
+
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        self._check_file()
         # One transaction per read, so that a read of several rows sees one consistent state.
         with self._database_errors(), self._engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        self._check_file()
         with (
             self._database_errors(),
             self._engine.connect().execution_options(**self._dialect.write_options()) as conn,
