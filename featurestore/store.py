@@ -41,7 +41,7 @@ from featurestore.loader import load_repo
 from featurestore.materialize import MaterializationReport, Materializer
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
 from featurestore.offline.duckdb_engine import DuckDBEngine
-from featurestore.offline.source_schema import validate_view_source
+from featurestore.offline.source_schema import type_join_keys
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
@@ -155,7 +155,7 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         missing from them count as deleted (as ``featurestore plan`` does).
         """
         objects, delete_missing = self._desired(objects, delete_missing)
-        self._validate_sources(objects)
+        self._validate_sources(objects, delete_missing)
         self.guard.require(self.principal, "describe", [project_target(self.project)])
         return self.registry.plan(self.project, objects, delete_missing=delete_missing)
 
@@ -168,7 +168,7 @@ class FeatureStore(QualityOperations, GovernanceOperations):
         no longer in them (as ``featurestore apply`` does).
         """
         objects, delete_missing = self._desired(objects, delete_missing)
-        self._validate_sources(objects)
+        self._validate_sources(objects, delete_missing)
         who, guard = self.principal, self.guard
         planned = self.registry.plan(self.project, objects, delete_missing=delete_missing)
         changes = change_targets(self.project, planned, objects)
@@ -187,16 +187,18 @@ class FeatureStore(QualityOperations, GovernanceOperations):
             return load_repo(self.repo_path).objects, True
         return list(objects), delete_missing
 
-    def _validate_sources(self, objects: Sequence[Definition]) -> None:
+    def _validate_sources(self, objects: Sequence[Definition], delete_missing: bool) -> None:
         data = StoreData(self.config)
-        for obj in objects:
-            if isinstance(obj, FeatureView):
-                validate_view_source(obj, self.repo_path)
-                data.check_not_owned(obj)
-                if obj.validation is not None:
-                    # A suite file is read now: the registry keeps the suite itself.
-                    obj.validation = obj.validation.resolve(self.repo_path)
-                    obj.validation.check_columns(obj.label, obj.feature_names)
+        views = [obj for obj in objects if isinstance(obj, FeatureView)]
+        # Views that stay registered share entities with these: their key types must agree.
+        staying = [] if delete_missing else self.registry.list(self.project, "feature_view")
+        type_join_keys(views, self.repo_path, [v for v in staying if isinstance(v, FeatureView)])
+        for view in views:
+            data.check_not_owned(view)
+            if view.validation is not None:
+                # A suite file is read now: the registry keeps the suite itself.
+                view.validation = view.validation.resolve(self.repo_path)
+                view.validation.check_columns(view.label, view.feature_names)
 
     def get_entity(self, name: str, *, principal: PrincipalLike = None) -> Entity:
         entity = self.registry.get(self.project, "entity", name)
