@@ -270,7 +270,7 @@ def main(argv: list[str]) -> int:
                     continue
                 print(
                     f"{run.label}: materialized in {materialized.seconds:.1f} s, "
-                    f"{setup.target.count_keys(run.engine) or 'n/a'} keys"
+                    f"{setup.target.count_keys(run.engine) or 'n/a'} keys in its store"
                 )
                 results[run.key] = measure(run, refs, params)
             print_latency(results)

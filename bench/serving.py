@@ -402,6 +402,7 @@ def emit_measurements(
         payload = {
             "bench": "serving",
             "engine": versions.get(m.engine, m.engine),
+            "run": m.engine,  # ours, ours-untyped (entities without value_type) or feast
             "workers": m.workers,
             **asdict(m.load),
             "throughput": m.load.throughput,
