@@ -182,7 +182,9 @@ def test_a_registry_row_without_inferred_types_still_serves_and_is_completed_by_
 ) -> None:
     store = make_store(tmp_path / "old", backend)
     try:
-        # What an apply before key inference wrote: the views without inferred types.
+        # What an apply before key inference wrote: the views without inferred types (the
+        # entities go through the facade first, which creates the registry).
+        store.apply(definitions(typed=False)[:2])
         store.registry.apply(store.project, definitions(typed=False), delete_missing=False)
         assert store.get_feature_view("driver_stats").inferred_key_types == {}
         store.materialize(T - timedelta(days=1), T)
@@ -208,6 +210,7 @@ def test_a_registry_row_without_inferred_types_still_serves_and_is_completed_by_
 def _apply_error(root: Path, objects: list[Definition]) -> str:
     store = make_store(root, "sqlite")
     try:
+        store.apply([o for o in objects if isinstance(o, Entity)])  # creates the registry
         with pytest.raises(SourceSchemaError) as caught:
             store.apply(objects)
         assert store.registry.list(store.project, "feature_view") == []  # nothing written
