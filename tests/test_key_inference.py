@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 from conftest import require_redis
 
-from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource
+from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, Policy, Resource
 from featurestore.definitions import Definition
-from featurestore.errors import EntityFrameError, SourceSchemaError
+from featurestore.errors import AccessDeniedError, EntityFrameError, SourceSchemaError
+from featurestore.governance.access import Principal
 from featurestore.online.lookup import OnlineLookup
 from featurestore.types import Float64, Int64, String, ValueType
 
@@ -302,3 +303,36 @@ def test_a_key_column_with_no_inferable_type_stays_untyped(tmp_path: Path) -> No
         assert "inferred_key_types" not in view.meta()
     finally:
         store.close()
+
+
+def test_a_denied_principal_is_refused_on_the_fast_path_too(tmp_path: Path) -> None:
+    root = tmp_path / "acl"
+    write_sources(root)
+    (root / "featurestore.yaml").write_text(
+        f"project: keys_{uuid.uuid4().hex[:10]}\nonline_store: {{type: sqlite, path: data/online.db}}\n"
+    )
+    policies = [
+        Policy(name="admins", roles=["admin"], actions=["admin"]),
+        Policy(name="readers", principals=["bob"], actions=["describe", "read_online"]),
+        Policy(
+            name="no-weather",
+            effect="deny",
+            principals=["bob"],
+            actions=["read_online"],
+            resources=[Resource(kind="feature_view", name="city_weather")],
+        ),
+    ]
+    bob = Principal("bob", frozenset())
+    with FeatureStore(root, principal=Principal("root", frozenset({"admin"}))) as admin:
+        admin.apply([*definitions(typed=False), *policies])
+        admin.materialize(T - timedelta(days=1), T)
+    with FeatureStore(root) as store:  # opened after the policies, as a service would be
+        assert plan_reads(store)["city_weather"] == ((String,), True)
+        allowed = store.get_online_features(
+            REFS[:2], entity_rows=[{"driver_id": 1}], as_of=T, principal=bob
+        )
+        assert allowed.to_dict()["conv_rate"] == [0.5]
+        with pytest.raises(AccessDeniedError, match="city_weather"):
+            store.get_online_features(
+                REFS, entity_rows=[{"driver_id": 1, "city_id": "1"}], as_of=T, principal=bob
+            )
