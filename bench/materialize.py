@@ -53,11 +53,18 @@ from common import (
     work_dir,
     workload_window,
 )
-from repos import build_feast_repo, build_our_repo, child_apply_feast, child_apply_ours
+from repos import (
+    DEFINITION_STYLES,
+    build_feast_repo,
+    build_our_repo,
+    child_apply_feast,
+    child_apply_ours,
+)
 
 ME = str(Path(__file__).resolve())
 ENGINES = ("ours", "feast")
-LABELS = {"ours": "featurestore", "feast": "feast (duckdb)"}
+#: By run key (:attr:`EngineRun.key`): ours per definition style, and Feast.
+LABELS = {"ours": "featurestore", "ours-untyped": "fs untyped", "feast": "feast (duckdb)"}
 #: Entity keys looked up through both SDKs after the runs.
 SAMPLE_KEYS = 1_000
 #: Status our SDK gives a value older than its view's TTL (Feast serves it as present).
@@ -192,10 +199,17 @@ class EngineRun:
     repo: Path
     python: str
     runs: list[ChildResult] = field(default_factory=list)
+    #: Ours only: entities declared with value_type ("typed") or without ("untyped").
+    style: str = "typed"
+
+    @property
+    def key(self) -> str:
+        """``ours``, ``ours-untyped`` or ``feast``: what results and labels are keyed by."""
+        return self.engine if self.style == "typed" else f"{self.engine}-{self.style}"
 
     @property
     def label(self) -> str:
-        return LABELS[self.engine]
+        return LABELS[self.key]
 
     def best(self) -> ChildResult:
         """The fastest successful run, or the last failure."""
@@ -216,24 +230,28 @@ def prepare_engine(
     target: OnlineTarget,
     python: str,
     ttl: timedelta | None = None,
+    style: str = "typed",
 ) -> EngineRun | ChildResult:
     """Build and apply ``engine``'s repository over ``data_dir``; the failed apply otherwise.
 
-    ``ttl`` replaces the views' TTLs (see :func:`common.views_for`).
+    ``ttl`` replaces the views' TTLs (see :func:`common.views_for`); ``style`` is how our
+    entities are written (see :data:`repos.DEFINITION_STYLES`).
     """
     views = views_for(ttl=ttl)
+    label = LABELS[engine if style == "typed" else f"{engine}-{style}"]
     if engine == "ours":
-        repo = build_our_repo(work / "ours", data_dir, views, online_store=target.ours())
+        folder = work / ("ours" if style == "typed" else f"ours-{style}")
+        repo = build_our_repo(folder, data_dir, views, online_store=target.ours(), style=style)
         argv = [ME, "--child", "apply-ours", "--repo", str(repo)]
     else:
         repo = build_feast_repo(work / "feast", "duckdb", online_store=target.feast())
         argv = [ME, "--child", "apply-feast", "--repo", str(repo), "--data", str(data_dir)]
         if ttl is not None:
             argv += ["--ttl-seconds", str(ttl.total_seconds())]
-    applied = run_child(f"{LABELS[engine]} apply", argv, python=python)
+    applied = run_child(f"{label} apply", argv, python=python)
     if not applied.ok:
-        return ChildResult(LABELS[engine], ok=False, error=f"apply failed: {applied.error}")
-    return EngineRun(engine, repo, python)
+        return ChildResult(label, ok=False, error=f"apply failed: {applied.error}")
+    return EngineRun(engine, repo, python, style=style)
 
 
 def materialize_once(
@@ -243,9 +261,12 @@ def materialize_once(
     *,
     memory_cap_mb: float,
     timeout: float | None,
+    flush: bool = True,
 ) -> ChildResult:
-    """Empty the engine's online store, then time one materialization of ``window`` in a child."""
-    target.flush(run.engine)
+    """Empty the engine's online store (unless not ``flush``), then time one materialization
+    of ``window`` in a child."""
+    if flush:
+        target.flush(run.engine)
     start, end = window
     result = run_child(
         run.label,
@@ -445,6 +466,23 @@ def add_online_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run of ours")
 
 
+def add_definitions_argument(parser: argparse.ArgumentParser) -> None:
+    """``--definitions``: run ours with typed entities, untyped ones, or both (the default)."""
+    parser.add_argument(
+        "--definitions",
+        choices=[*DEFINITION_STYLES, "both"],
+        default="both",
+        help="our entities with value_type declared (typed), without it as Feast users write "
+        "them (untyped: apply infers the key types from the sources), or both (default)",
+    )
+
+
+def definition_styles(args: argparse.Namespace) -> tuple[str, ...]:
+    """The styles ``--definitions`` asks for (typed only when the script has no such option)."""
+    chosen = getattr(args, "definitions", "typed")
+    return DEFINITION_STYLES if chosen == "both" else (chosen,)
+
+
 @dataclass
 class Setup:
     """A prepared run: the workload, the window, the store location and both engines."""
@@ -488,7 +526,8 @@ def prepare(args: argparse.Namespace, work: Path, ttl: timedelta | None = None) 
         + f"); {machine_summary()}"
     )
     engines: list[EngineRun | ChildResult] = [
-        prepare_engine("ours", work, data_dir, target, sys.executable, ttl)
+        prepare_engine("ours", work, data_dir, target, sys.executable, ttl, style)
+        for style in definition_styles(args)
     ]
     if args.compare == "feast":
         python = args.feast_python or sys.executable
@@ -503,9 +542,21 @@ def materialize_all(setup: Setup, args: argparse.Namespace, repeats: dict[str, i
         if isinstance(run, ChildResult):
             continue
         timeout = args.feast_timeout if run.engine == "feast" else args.timeout
-        for _ in range(repeats[run.engine]):
+        # Our definition styles share one online store (under projects of their own): a
+        # style's first run must not empty what an earlier style materialized.
+        shared = any(
+            other is not run and other.runs
+            for other in setup.engines
+            if isinstance(other, EngineRun) and other.engine == run.engine
+        )
+        for attempt in range(repeats[run.engine]):
             result = materialize_once(
-                run, setup.target, setup.window, memory_cap_mb=cap_mb, timeout=timeout
+                run,
+                setup.target,
+                setup.window,
+                memory_cap_mb=cap_mb,
+                timeout=timeout,
+                flush=attempt > 0 or not shared,
             )
             if not result.ok:
                 break  # a run that dies once (out of memory, timeout) dies every time

@@ -6,6 +6,7 @@ featurestore and the other way round.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Sequence
 from datetime import timedelta
@@ -14,16 +15,24 @@ from typing import Any
 
 from common import REPO_DIR, ViewSpec, emit_result, peak_rss_mb, stopwatch, views_for
 
+#: The two ways users write entities: with ``value_type`` declared, or without (as most Feast
+#: users do; apply then infers the key types from the sources).
+DEFINITION_STYLES = ("typed", "untyped")
+_VALUE_TYPE = re.compile(r"\n\s*value_type=Int64,")
+
 
 def build_our_repo(
     target: Path,
     data_dir: Path,
     views: Sequence[ViewSpec],
     online_store: dict[str, Any] | None = None,
+    style: str = "typed",
 ) -> Path:
     """A featurestore repository in ``target`` whose ``data/`` links to the workload files.
 
     ``online_store`` replaces the example's ``online_store`` setting (an embedded SQLite file).
+    ``style="untyped"`` leaves out the entities' ``value_type`` and names the project
+    ``<project>_untyped``, so both styles can share one online store.
     """
     import yaml
 
@@ -31,21 +40,28 @@ def build_our_repo(
     (target / "data").mkdir()
     for view in views:
         (target / "data" / view.file).symlink_to(data_dir / view.file)
-    if online_store is None:
+    if online_store is None and style == "typed":
         shutil.copy(REPO_DIR / "featurestore.yaml", target / "featurestore.yaml")
     else:
         config = yaml.safe_load((REPO_DIR / "featurestore.yaml").read_text())
-        config["online_store"] = online_store
+        if online_store is not None:
+            config["online_store"] = online_store
+        if style != "typed":
+            config["project"] = f"{config['project']}_{style}"
         (target / "featurestore.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     if list(views) == views_for():
         # The standard case runs the example repository's own definitions.
-        shutil.copy(REPO_DIR / "features.py", target / "features.py")
+        source = (REPO_DIR / "features.py").read_text()
+        if style != "typed":
+            source, removed = _VALUE_TYPE.subn("", source)
+            assert removed == 2, "the example's entities no longer declare value_type=Int64"
+        (target / "features.py").write_text(source)
     else:
-        (target / "features.py").write_text(_our_definitions(views))
+        (target / "features.py").write_text(_our_definitions(views, typed=style == "typed"))
     return target
 
 
-def _our_definitions(views: Sequence[ViewSpec]) -> str:
+def _our_definitions(views: Sequence[ViewSpec], typed: bool = True) -> str:
     """Python source of featurestore definitions for ``views`` (no TTL, or TTLs widened)."""
     types = sorted({dtype for view in views for _, dtype in view.features} | {"Int64"})
     lines = [
@@ -59,8 +75,8 @@ def _our_definitions(views: Sequence[ViewSpec]) -> str:
         ttl = "None" if view.ttl is None else f"timedelta(seconds={view.ttl.total_seconds()})"
         fields = ", ".join(f'Field(name="{n}", dtype={t})' for n, t in view.features)
         lines += [
-            f'{view.entity} = Entity(name="{view.entity}", join_keys=["{view.join_key}"], '
-            "value_type=Int64)",
+            f'{view.entity} = Entity(name="{view.entity}", join_keys=["{view.join_key}"]'
+            + (", value_type=Int64)" if typed else ")"),
             f'{view.name} = FeatureView(name="{view.name}", entities=[{view.entity}], ttl={ttl},',
             f"    schema=[{fields}],",
             f'    source=FileSource(path="data/{view.file}", timestamp_field="event_timestamp",',

@@ -3,6 +3,7 @@
     python bench/serving.py                                 # featurestore alone, size S, Redis
     python bench/serving.py --compare feast --feast-python .venv-feast/bin/python
     python bench/serving.py --compare feast --feast-python .venv-feast/bin/python --workers 2
+    python bench/serving.py --definitions untyped           # entities without value_type only
 
 Each engine first materializes the workload (``--size``, default S; ``--days N``: the last N
 days) into its own online store, as ``materialize.py`` does: ours into Redis database 10, Feast
@@ -13,7 +14,9 @@ features of the two views, in Feast's JSON shape, keys drawn with ``--seed``. Cl
 1 and 8 connections (``--connections``), ``--seconds`` timed per level after ``--warmup``
 seconds of the same load; the levels alternate between the engines. Before any timing, the
 first ``--check`` requests go to both servers and every feature value is compared, so the
-numbers are those of real lookups.
+numbers are those of real lookups. Ours runs once per definition style (``--definitions
+typed|untyped|both``, default both): the example's entities with ``value_type=Int64`` and
+without it (key types inferred at apply), each a repository and server of its own.
 
 The client is ``loadgen.py`` (asyncio, every request timed; ``--client wrk`` for wrk, whose
 percentiles are coordinated-omission corrected, see ``http_load.py``). Its own cost is measured
@@ -63,7 +66,15 @@ from http_load import (
     run_loadgen,
     write_bodies,
 )
-from materialize import LABELS, EngineRun, add_online_arguments, cleanup, materialize_all, prepare
+from materialize import (
+    LABELS,
+    EngineRun,
+    add_definitions_argument,
+    add_online_arguments,
+    cleanup,
+    materialize_all,
+    prepare,
+)
 from online import key_batches
 
 PATH = "/get-online-features"
@@ -152,16 +163,20 @@ def check_values(
         for engine, rows in answers.items()
     }
     mismatches, examples = 0, list[str]()
-    if len(answers) == 2 and not failures:
-        for i, (ours, theirs) in enumerate(zip(answers["ours"], answers["feast"], strict=True)):
+    # Every server is held to one reference: Feast's when it runs, else the first of ours.
+    reference = "feast" if "feast" in answers else next(iter(answers), "")
+    others = [engine for engine in answers if engine != reference]
+    for engine in others if not failures else []:
+        pairs = zip(answers[engine], answers[reference], strict=True)
+        for i, (ours, theirs) in enumerate(pairs):
             for feature in features:
                 if not _same(ours[feature][0], theirs[feature][0]):
                     mismatches += 1
                     if len(examples) < 5:
                         keys = json.loads(bodies[i])["entities"]
                         examples.append(
-                            f"request {i} {keys}: {feature} ours {ours[feature]}, "
-                            f"Feast {theirs[feature]}"
+                            f"request {i} {keys}: {feature} {LABELS[engine]} {ours[feature]}, "
+                            f"{LABELS[reference]} {theirs[feature]}"
                         )
     return ValueCheck(
         len(bodies), len(bodies) * len(features), non_null, statuses, mismatches, examples, failures
@@ -179,8 +194,8 @@ def print_check(check: ValueCheck) -> None:
             f"  {LABELS[engine]:<14} non-null {count:,} ({count / max(check.cells, 1):.1%}); "
             f"statuses {check.statuses[engine]}"
         )
-    if len(check.non_null) == 2 and not check.failures:
-        print(f"  values differing between the two servers: {check.mismatches}")
+    if len(check.non_null) >= 2 and not check.failures:
+        print(f"  values differing between the servers: {check.mismatches}")
     for line in check.examples + check.failures:
         print(f"    {line}")
 
@@ -208,10 +223,10 @@ def engine_server(
             command += ["--max-requests", str(args.feast_max_requests)]
         env = {"FEAST_USAGE": "False"}
     return ServerProcess(
-        LABELS[run.engine],
+        run.label,
         command,
         port=port,
-        log_path=work / f"{run.engine}-server.log",
+        log_path=work / f"{run.key}-server.log",
         cwd=run.repo,
         env=env,
         cpus=cpus,
@@ -340,38 +355,41 @@ def print_measurements(measurements: Sequence[Measurement], setting: str) -> Non
         "over wall time (100% = one core) and per request; client CPU: over wall time"
     )
     by_key = {(m.engine, m.load.connections): m for m in measurements}
-    for connections in sorted({m.load.connections for m in measurements}):
-        ours, theirs = by_key.get(("ours", connections)), by_key.get(("feast", connections))
-        if ours and theirs:
-            print(
-                f"  featurestore / Feast, {connections} connection(s): throughput "
-                f"x{_ratio(ours.load.throughput, theirs.load.throughput):.2f}, "
-                f"p50 x{_ratio(ours.load.p50_ms, theirs.load.p50_ms):.2f}, "
-                f"p99 x{_ratio(ours.load.p99_ms, theirs.load.p99_ms):.2f}"
-            )
-    print_targets(by_key)
+    mine = [key for key in dict.fromkeys(m.engine for m in measurements) if key != "feast"]
+    for key in mine:
+        for connections in sorted({m.load.connections for m in measurements}):
+            ours, theirs = by_key.get((key, connections)), by_key.get(("feast", connections))
+            if ours and theirs:
+                print(
+                    f"  {LABELS[key]} / Feast, {connections} connection(s): throughput "
+                    f"x{_ratio(ours.load.throughput, theirs.load.throughput):.2f}, "
+                    f"p50 x{_ratio(ours.load.p50_ms, theirs.load.p50_ms):.2f}, "
+                    f"p99 x{_ratio(ours.load.p99_ms, theirs.load.p99_ms):.2f}"
+                )
+    for key in mine:
+        print_targets(by_key, key)
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
 
 
-def print_targets(by_key: dict[tuple[str, int], Measurement]) -> None:
-    """The issue's targets, met or missed, where this run measured them."""
-    ours8, feast8 = by_key.get(("ours", 8)), by_key.get(("feast", 8))
-    ours1 = by_key.get(("ours", 1))
+def print_targets(by_key: dict[tuple[str, int], Measurement], key: str = "ours") -> None:
+    """The issue's targets for our run ``key``, met or missed, where this run measured them."""
+    ours8, feast8 = by_key.get((key, 8)), by_key.get(("feast", 8))
+    ours1 = by_key.get((key, 1))
     if ours8 and feast8:
         ratio = _ratio(ours8.load.throughput, feast8.load.throughput)
         met = ratio >= TARGET_RATIO and ours8.load.p99_ms <= TARGET_P99_8_MS
         print(
-            f"  target, 8 connections: >= x{TARGET_RATIO:.0f} Feast's throughput with p99 <= "
+            f"  {LABELS[key]} target, 8 connections: >= x{TARGET_RATIO:.0f} Feast's throughput with p99 <= "
             f"{TARGET_P99_8_MS:.0f} ms: {'met' if met else 'MISSED'} "
             f"(x{ratio:.2f}, p99 {ours8.load.p99_ms:.2f} ms)"
         )
     if ours1:
         met = ours1.load.p99_ms <= TARGET_P99_1_MS
         print(
-            f"  target, 1 connection: p99 <= {TARGET_P99_1_MS:.0f} ms: "
+            f"  {LABELS[key]} target, 1 connection: p99 <= {TARGET_P99_1_MS:.0f} ms: "
             f"{'met' if met else 'MISSED'} (p99 {ours1.load.p99_ms:.2f} ms)"
         )
 
@@ -384,6 +402,7 @@ def emit_measurements(
         payload = {
             "bench": "serving",
             "engine": versions.get(m.engine, m.engine),
+            "run": m.engine,  # ours, ours-untyped (entities without value_type) or feast
             "workers": m.workers,
             **asdict(m.load),
             "throughput": m.load.throughput,
@@ -430,6 +449,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         what="serve the same lookups",
     )
     add_online_arguments(parser)
+    add_definitions_argument(parser)
     parser.add_argument("--workers", type=int, default=1, help="server worker processes, both")
     parser.add_argument(
         "--connections", type=_int_list, default=[1, 8], help="concurrency levels (default 1,8)"
@@ -555,11 +575,11 @@ def main(argv: list[str]) -> int:
                 else:
                     print(
                         f"{run.label}: materialized in {run.best().seconds:.1f} s, "
-                        f"{setup.target.count_keys(run.engine):,} keys"
+                        f"{setup.target.count_keys(run.engine):,} keys in its store"
                     )
-                    runs[run.engine] = run
-                    versions[run.engine] = server_version(run)
-            if "ours" in runs:
+                    runs[run.key] = run
+                    versions[run.key] = server_version(run)
+            if any(key != "feast" for key in runs):
                 if not args.no_calibrate:
                     print_calibration(calibrate(client, work, args.connections, server_cpus))
                 ok = run_servers(

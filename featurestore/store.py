@@ -44,7 +44,7 @@ from featurestore.materialize.arguments import window_bound
 from featurestore.materialize.pending import unmaterialized_warnings
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
 from featurestore.offline.duckdb_engine import DuckDBEngine
-from featurestore.offline.source_schema import validate_view_source
+from featurestore.offline.source_schema import type_join_keys
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, online_store_identity, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
@@ -165,7 +165,7 @@ class FeatureStore(
         missing from them count as deleted (as ``featurestore plan`` does).
         """
         objects, delete_missing = self._desired(objects, delete_missing)
-        self._validate_sources(objects)
+        self._validate_sources(objects, delete_missing)
         self.guard.require(self.principal, "describe", [project_target(self.project)])
         return self.registry.plan(self.project, objects, delete_missing=delete_missing)
 
@@ -180,7 +180,7 @@ class FeatureStore(
         # The one operation that may start a registry (every other one reports it missing).
         self._open_registry(create=True)
         objects, delete_missing = self._desired(objects, delete_missing)
-        self._validate_sources(objects)
+        self._validate_sources(objects, delete_missing)
         who, guard = self.principal, self.guard
         # Rights are checked on the plan the registry computes under its lock, in the same
         # transaction as the writes: a policy committed meanwhile is seen, never silently lost.
@@ -206,16 +206,18 @@ class FeatureStore(
             return load_repo(self.repo_path).objects, True
         return list(objects), delete_missing
 
-    def _validate_sources(self, objects: Sequence[Definition]) -> None:
+    def _validate_sources(self, objects: Sequence[Definition], delete_missing: bool) -> None:
         data = StoreData(self.config)
-        for obj in objects:
-            if isinstance(obj, FeatureView):
-                validate_view_source(obj, self.repo_path)
-                data.check_not_owned(obj)
-                if obj.validation is not None:
-                    # A suite file is read now: the registry keeps the suite itself.
-                    obj.validation = obj.validation.resolve(self.repo_path)
-                    obj.validation.check_columns(obj.label, obj.feature_names)
+        views = [obj for obj in objects if isinstance(obj, FeatureView)]
+        # Views that stay registered share entities with these: their key types must agree.
+        staying = [] if delete_missing else self.registry.list(self.project, "feature_view")
+        type_join_keys(views, self.repo_path, [v for v in staying if isinstance(v, FeatureView)])
+        for view in views:
+            data.check_not_owned(view)
+            if view.validation is not None:
+                # A suite file is read now: the registry keeps the suite itself.
+                view.validation = view.validation.resolve(self.repo_path)
+                view.validation.check_columns(view.label, view.feature_names)
 
     # -- retrieval -----------------------------------------------------------------------------
 

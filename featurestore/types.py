@@ -149,3 +149,23 @@ def arrow_compatible(declared: ValueType, actual: pa.DataType) -> bool:
         ),
     }
     return bool(checks[declared.name](actual))
+
+
+def inferred_key_type(actual: pa.DataType) -> PrimitiveType | None:
+    """The join-key type a source column of Arrow type ``actual`` gives an undeclared key.
+
+    Integers of every width are Int64 (entity keys of all integer widths encode alike), text is
+    String, binary is Bytes, booleans are Bool. Other columns (floats, timestamps, unsigned
+    64-bit integers, decimals) give None: such a key stays untyped, as if nothing was inferred.
+    """
+    if pa.types.is_dictionary(actual):
+        actual = actual.value_type
+    if pa.types.is_signed_integer(actual) or actual in (pa.uint8(), pa.uint16(), pa.uint32()):
+        return Int64
+    if pa.types.is_string(actual) or pa.types.is_large_string(actual):
+        return String
+    if pa.types.is_binary(actual) or pa.types.is_large_binary(actual):
+        return Bytes
+    if pa.types.is_boolean(actual):
+        return Bool
+    return None

@@ -12,7 +12,7 @@ from featurestore.definitions.field import Field
 from featurestore.definitions.sources import DataSource, FileSource, PushSource, source_from_dicts
 from featurestore.errors import DefinitionError, did_you_mean
 from featurestore.quality.validation import Validation
-from featurestore.types import ValueType
+from featurestore.types import ValueType, from_name
 
 
 class FeatureView(Definition):
@@ -70,6 +70,9 @@ class FeatureView(Definition):
         self._init_metadata(description, tags, owner)
         self.schema = list(schema)
         self.features, self.join_key_types = self._split_schema(label)
+        # What the definition declares: the spec (and so the content hash) is made of these.
+        self.declared_key_types: dict[str, ValueType | None] = dict(self.join_key_types)
+        self.inferred_key_types: dict[str, ValueType] = {}
         if validation is not None and not isinstance(validation, Validation):
             raise DefinitionError(
                 f"{label}: validation must be a Validation or None, got {type(validation).__name__}"
@@ -146,6 +149,25 @@ class FeatureView(Definition):
             raise DefinitionError(f"{label}: the schema declares no feature")
         return features, key_types
 
+    def record_inferred_key_types(self, types: Mapping[str, ValueType]) -> None:
+        """Type undeclared join keys with the types inferred from the source (at apply).
+
+        ``join_key_types`` then holds them as if declared, so lookups encode keys without
+        inspecting each request; they live in :meth:`meta`, so a repository that declares no
+        key type keeps its content hash and version.
+        """
+        for key, dtype in types.items():
+            if self.declared_key_types.get(key, dtype) is not None:
+                raise DefinitionError(
+                    f"{self.label}: cannot infer a type for {key!r}, which is not an "
+                    f"undeclared join key (join keys: {self.declared_key_types})"
+                )
+        self.inferred_key_types = dict(types)
+        self.join_key_types = {
+            key: declared if declared is not None else self.inferred_key_types.get(key)
+            for key, declared in self.declared_key_types.items()
+        }
+
     @property
     def join_keys(self) -> list[str]:
         """Join keys of all entities, in declaration order."""
@@ -178,7 +200,7 @@ class FeatureView(Definition):
             "entities": [{"name": e.name, **e.spec()} for e in self.entities],
             "join_keys": [
                 {"name": k, "dtype": None if t is None else t.name}
-                for k, t in self.join_key_types.items()
+                for k, t in self.declared_key_types.items()
             ],
             "features": [f.spec() for f in self.features],
             "source": self.source.spec(),
@@ -197,6 +219,8 @@ class FeatureView(Definition):
             meta["retention_seconds"] = self.retention.total_seconds()
         if self.validation is not None:
             meta["validation"] = self.validation.to_dict()
+        if self.inferred_key_types:
+            meta["inferred_key_types"] = {k: t.name for k, t in self.inferred_key_types.items()}
         return meta
 
     @classmethod
@@ -216,7 +240,7 @@ class FeatureView(Definition):
         ttl = spec.get("ttl_seconds")
         retention = meta.get("retention_seconds")
         validation = meta.get("validation")
-        return cls(
+        view = cls(
             name=data["name"],
             entities=entities,
             schema=key_fields
@@ -230,6 +254,10 @@ class FeatureView(Definition):
             tags=meta.get("tags"),
             owner=meta.get("owner", ""),
         )
+        inferred = meta.get("inferred_key_types")
+        if inferred:  # absent in rows applied before key types were inferred
+            view.record_inferred_key_types({k: from_name(t) for k, t in inferred.items()})
+        return view
 
 
 class FeatureViewProjection:
