@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
 import pytest
 from api_server import Server, make_repo
 from online_contract import NOW_US, OnlineStoreContract, batch, keys_table, view
@@ -200,15 +201,24 @@ def test_a_failover_loses_no_acknowledged_write_and_rest_answers_503_meanwhile(
             stop.set()
             for thread in threads:
                 thread.join(timeout=60)
-            after = httpx.post(
-                f"{server.url}/get-online-features",
-                json={"features": ["driver_stats:trips"], "entities": {"driver_id": [1, 2, 3, 4]}},
-                timeout=30,
-            )
+            # Lookups answer again once every node agrees on the new master (503 until then).
+            deadline = time.monotonic() + 60
+            while True:
+                after = httpx.post(
+                    f"{server.url}/get-online-features",
+                    json={
+                        "features": ["driver_stats:trips"],
+                        "entities": {"driver_id": [1, 2, 3, 4]},
+                    },
+                    timeout=30,
+                )
+                if after.status_code != 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
 
         assert all(isinstance(exc, OnlineStoreError) for exc in write_errors), write_errors
         assert acknowledged, "no write was acknowledged"
-        final = writer.read(namespace, keys_table(driver_id=ids), ["rate"])
+        final = _read_once_settled(writer, namespace, keys_table(driver_id=ids))
         writer.close()
         rates = final.column("rate").to_pylist()
         assert all(f for f in final.column(FOUND).to_pylist())
@@ -225,3 +235,18 @@ def test_a_failover_loses_no_acknowledged_write_and_rest_answers_503_meanwhile(
         store.close()
     finally:
         processes.stop()
+
+
+def _read_once_settled(
+    store: RedisClusterOnlineStore, namespace: Namespace, keys: pa.Table
+) -> pa.Table:
+    """Read ``keys``; other nodes may still call the cluster down for a moment after the
+    failover's new master answers, so retry for a while (each failure is an OnlineStoreError)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return store.read(namespace, keys, ["rate"])
+        except OnlineStoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

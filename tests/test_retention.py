@@ -341,8 +341,10 @@ def test_a_view_without_a_window_keeps_everything(store: FeatureStore) -> None:
 
 def test_a_future_instant_is_refused(tmp_path: Path) -> None:
     fs = make_store(tmp_path, "sqlite")
-    with fs, pytest.raises(RetentionError, match="is in the future"):
-        fs.enforce_retention(now=datetime.now(UTC) + timedelta(hours=1))
+    with fs:
+        fs.apply([DRIVER, driver_stats()])  # only apply creates a registry
+        with pytest.raises(RetentionError, match="is in the future"):
+            fs.enforce_retention(now=datetime.now(UTC) + timedelta(hours=1))
 
 
 # -- the command line -------------------------------------------------------------------------
