@@ -216,7 +216,8 @@ def load_config(repo_path: str | os.PathLike[str]) -> RepoConfig:
                 f"{repo} has Feast's {FEAST_CONFIG_FILE} but no {CONFIG_FILE}: featurestore "
                 f"reads its settings from {CONFIG_FILE} only; create it next to the Feast file "
                 "with at least 'project: NAME' (see docs/configuration.md: the registry is a "
-                "SQLAlchemy URL, not Feast's registry.db, and the online store is sqlite or redis)"
+                "SQLAlchemy URL, not Feast's registry.db, and the online store is "
+                f"{' or '.join(ONLINE_BACKENDS)})"
             )
         raise ConfigError(
             f"no {CONFIG_FILE} in {repo}: pass --repo PATH (or repo_path=) pointing at a feature "
