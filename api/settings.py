@@ -17,6 +17,9 @@ from featurestore.governance.token_file import TOKENS_FILE_ENV, tokens_file_path
 __all__ = ["TOKENS_FILE_ENV", "ApiSettings"]
 
 
+_DEFAULTS = ApiConfig()
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """What the service needs beyond the store: where tokens live, the batch limits and the
@@ -26,9 +29,9 @@ class ApiSettings:
     """
 
     tokens_file: Path | None = None
-    max_entities: int = ApiConfig.max_entities
-    max_push_rows: int = ApiConfig.max_push_rows
-    max_body_bytes: int = ApiConfig.max_body_bytes
+    max_entities: int = _DEFAULTS.max_entities
+    max_push_rows: int = _DEFAULTS.max_push_rows
+    max_body_bytes: int = _DEFAULTS.max_body_bytes
 
     @classmethod
     def from_config(cls, config: RepoConfig) -> ApiSettings:

@@ -39,6 +39,7 @@ from api.app import REPO_ENV
 from api.settings import TOKENS_FILE_ENV
 from featurestore import FeatureStore
 from featurestore.config import load_config
+from featurestore.online.redis_settings import RedisOnlineStoreConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -365,11 +366,9 @@ def test_deploy_config_gets_every_variable_it_needs(
         assert config.project == "demo"
         assert config.registry == env["FEATURESTORE_REGISTRY"]
         assert config.online_store.type == "redis"
-        assert config.online_store.options == {
-            "url": "redis://redis:6379/0",
-            "key_prefix": "fs:",
-        }
-        assert config.online_store.expiry_grace == timedelta(days=3650)
+        assert config.online_store == RedisOnlineStoreConfig(
+            url="redis://redis:6379/0", key_prefix="fs:", expiry_grace=timedelta(days=3650)
+        )
         assert config.offline_store.temp_directory == "data/duckdb_tmp"  # inside the volume
 
 

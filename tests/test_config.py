@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
-from featurestore.config import load_config
+from featurestore.config import load_config, parse_config, read_yaml
 from featurestore.errors import ConfigError
+from featurestore.online import online_store_identity, open_online_store
+from featurestore.online.backends import ONLINE_BACKENDS
+from featurestore.online.sqlite_settings import SQLiteOnlineStoreConfig
+from featurestore.online.sqlite_store import SQLiteOnlineStore
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -21,7 +31,7 @@ def test_defaults_are_embedded(tmp_path: Path) -> None:
     assert config.registry == f"sqlite:///{tmp_path.resolve()}/data/registry.db"
     assert config.offline_store.type == "duckdb"
     assert config.online_store.type == "sqlite"
-    assert config.online_store.options == {"path": "data/online.db"}
+    assert config.online_store == SQLiteOnlineStoreConfig(path="data/online.db")
 
 
 def test_env_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,7 +170,123 @@ def test_quality_section(tmp_path: Path) -> None:
         ("quality: {drift: {ks: 2}}\n", r"quality\.drift\.ks must be between 0 and 1"),
         ("quality: {drift: {null_rate: 2}}\n", r"drift\.null_rate must be between 0 and 1"),
         ("quality: {drift: {kl: 1}}\n", r"unknown setting\(s\) \['kl'\]"),
-        ("quality: {mod: warn}\n", r"unknown setting\(s\) \['mod'\]"),
+        ("quality: {mod: warn}\n", r"unknown quality setting\(s\) \['mod'\]"),
     ]:
         with pytest.raises(ConfigError, match=message):
             load_config(write(tmp_path, "project: demo\n" + text))
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def featurestore_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real ``featurestore`` command of this interpreter, in a subprocess."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    code = "from featurestore.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def test_config_schema_is_a_json_schema_of_the_shipped_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = featurestore_cli("config", "schema", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    schema = json.loads(out.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    # The deployment's file is all ${VAR}s: check it as the service reads it.
+    monkeypatch.setenv("FEATURESTORE_REGISTRY", "postgresql+psycopg://fs:pw@db/fs")
+    monkeypatch.setenv("FEATURESTORE_REDIS_URL", "redis://redis:6379/0")
+    for shipped in ("repo/featurestore.yaml", "deploy/featurestore.yaml"):
+        document = read_yaml(REPO_ROOT / shipped)
+        assert list(validator.iter_errors(document)) == [], shipped
+    # What the loader refuses, the schema refuses too (so editors flag it while typing).
+    for bad in [
+        {"project": "demo", "online_store": {"type": "dynamo"}},
+        {"project": "demo", "online_store": {"type": "sqlite", "url": "redis://x"}},
+        {"project": "demo", "audit": {"online_reads": "sample"}},
+        {"project": "demo", "online_store": {"type": "redis", "expiry_grace": "1 week"}},
+        {"project": "demo", "offline_store": {"memory_limit": "lots"}},
+        {"registry": "sqlite:///r.db"},
+    ]:
+        assert not validator.is_valid(bad), bad
+        with pytest.raises(ConfigError):
+            parse_config(bad, tmp_path)
+
+
+def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FS_TEST_REDIS_PASSWORD", "s3cret-redis")
+    write(
+        tmp_path,
+        "project: demo\n"
+        "registry: postgresql+psycopg://fs:s3cret-pg@db:5432/fs\n"
+        "online_store: {type: redis, url: 'redis://:${FS_TEST_REDIS_PASSWORD}@cache:6379/2',"
+        " expiry_grace: 2h}\n"
+        "lineage: {openlineage: {transport: http, url: 'http://marquez:5000',"
+        " api_key: s3cret-key}}\n",
+    )
+    out = featurestore_cli("--repo", str(tmp_path), "config", "show", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "s3cret" not in out.stdout
+    shown = yaml.safe_load(out.stdout)
+    assert shown["online_store"]["url"] == "redis://:***@cache:6379/2"
+    assert shown["registry"] == "postgresql+psycopg://fs:***@db:5432/fs"
+    assert shown["lineage"]["openlineage"]["api_key"] == "***"
+    # Everything else as in effect, defaults included, durations as the file writes them.
+    assert shown["online_store"]["expiry_grace"] == "2h"
+    assert shown["api"]["max_entities"] == 1000
+    assert shown["offline_store"]["data_path"] == "data/store"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            "online_store: {type: redis, url: 'redis://h:6379/0', hots: x}\n",
+            "unknown online_store setting(s) ['hots'] for type redis; known: "
+            "['cluster', 'expiry_grace', 'key_prefix', 'replica_acks', 'type', 'url']",
+        ),
+        (
+            "quality: {drift: {kl: 1}}\n",
+            "quality.drift: unknown setting(s) ['kl']; known: "
+            "['chi2_p_value', 'ks', 'null_rate', 'psi']",
+        ),
+        (
+            "audit: {online_reads: sample}\n",
+            "audit.online_reads must be 'aggregate' or 'off', got 'sample'",
+        ),
+        (
+            "offline_store: {type: spark}\n",
+            "offline_store type 'spark' is not supported; use duckdb",
+        ),
+        (
+            "online_store: {type: sqlite, expiry_grace: 1 week}\n",
+            "online_store.expiry_grace must be a non-negative duration such as 1d, 12h, 30m, "
+            "3600s or a number of seconds, got '1 week'",
+        ),
+        (
+            "offline_store: {memory_limit: lots}\n",
+            "offline_store.memory_limit must be a size such as 2GB, 512MB or 1.5GiB, got 'lots'",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_its_path(tmp_path: Path, text: str, line: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, "project: demo\n" + text))
+    assert str(raised.value) == f"{tmp_path.resolve() / 'featurestore.yaml'}: {line}"
+
+
+def test_online_stores_come_from_the_backend_table(tmp_path: Path) -> None:
+    schema = json.loads(featurestore_cli("config", "schema", cwd=tmp_path).stdout)
+    assert set(schema["properties"]["online_store"]["discriminator"]["mapping"]) == set(
+        ONLINE_BACKENDS
+    )
+    config = parse_config({"project": "demo", "online_store": {"path": "x/o.db"}}, tmp_path)
+    store = open_online_store(config)
+    try:
+        assert isinstance(store, SQLiteOnlineStore)
+        assert store.identity == online_store_identity(config) == f"sqlite:{tmp_path / 'x/o.db'}"
+    finally:
+        store.close()

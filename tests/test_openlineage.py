@@ -281,7 +281,7 @@ def test_without_a_lineage_section_nothing_is_emitted(tmp_path: Path) -> None:
 
 def test_a_missing_package_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "featurestore.yaml").write_text(f"project: demo\n{FILE_LINEAGE}")
-    monkeypatch.setattr("featurestore.config._module_available", lambda name: False)
+    monkeypatch.setattr("featurestore.config_sections._module_available", lambda name: False)
     with pytest.raises(ConfigError, match=r"pip install 'featurestore\[lineage\]'"):
         load_config(tmp_path)
     monkeypatch.undo()
@@ -299,7 +299,10 @@ def test_a_missing_package_names_the_extra(tmp_path: Path, monkeypatch: pytest.M
     [
         ("lineage: [openlineage]", "'lineage' must be a mapping"),
         ("lineage: {openlineage: {}, graph: true}", r"unknown lineage setting\(s\) \['graph'\]"),
-        ("lineage: {openlineage: {transport: kafka}}", "transport must be one of"),
+        (
+            "lineage: {openlineage: {transport: kafka}}",
+            "transport must be .file., .http. or .console., got .kafka.",
+        ),
         ("lineage: {openlineage: {transport: file}}", "transport file needs 'path'"),
         ("lineage: {openlineage: {transport: http, url: marquez}}", "needs 'url', an http"),
         (

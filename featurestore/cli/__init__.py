@@ -14,6 +14,7 @@ import click
 
 from featurestore.cli.access import register as _register_access
 from featurestore.cli.app import accept_repo_after_commands, cli
+from featurestore.cli.config import register as _register_config
 from featurestore.cli.definitions import register as _register_definitions
 from featurestore.cli.exit_codes import ERROR
 from featurestore.cli.info import register as _register_info
@@ -28,6 +29,7 @@ from featurestore.cli.serve import register as _register_serve
 from featurestore.errors import FeatureStoreError
 
 _register_access(cli)
+_register_config(cli)
 _register_definitions(cli)
 _register_info(cli)
 _register_lineage(cli)

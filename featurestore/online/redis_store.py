@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -58,6 +58,10 @@ from featurestore.online.codec import (
     hex_digits,
 )
 from featurestore.online.identity import DEFAULT_REDIS_PREFIX, redis_identity
+
+if TYPE_CHECKING:
+    from featurestore.config import RepoConfig
+    from featurestore.online.backends import OnlineStoreSettings
 
 # KEYS: row keys. ARGV: per key, the packed row then its PXAT (epoch ms; "0": no expiry).
 # Returns how many rows were written.
@@ -501,3 +505,23 @@ def _redis_keys(prefix: bytes, keys: pa.Array) -> list[bytes]:
     joined = out.tobytes()
     bounds = ends.tolist()
     return [joined[a:b] for a, b in zip([0, *bounds], bounds, strict=False)]
+
+
+def open_store(settings: OnlineStoreSettings, config: RepoConfig) -> RedisOnlineStore:
+    """The factory of the ``redis`` row of :data:`featurestore.online.backends.ONLINE_BACKENDS`:
+    a :class:`RedisClusterOnlineStore` when ``cluster: true``."""
+    from featurestore.online.redis_settings import RedisOnlineStoreConfig
+
+    assert isinstance(settings, RedisOnlineStoreConfig)
+    kind = RedisOnlineStore
+    if settings.cluster:
+        # Imported here: redis_cluster builds on this module.
+        from featurestore.online.redis_cluster import RedisClusterOnlineStore
+
+        kind = RedisClusterOnlineStore
+    return kind(
+        settings.url,
+        key_prefix=settings.key_prefix,
+        expiry_grace=settings.expiry_grace,
+        replica_acks=settings.replica_acks,
+    )

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from itertools import repeat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -35,6 +36,10 @@ from featurestore.errors import OnlineStoreError
 from featurestore.online.base import Namespace, OnlineStore, SupportsRowDeletion, WriteResult
 from featurestore.online.codec import CodecCache, encode_keys
 from featurestore.online.identity import sqlite_identity
+
+if TYPE_CHECKING:
+    from featurestore.config import RepoConfig
+    from featurestore.online.backends import OnlineStoreSettings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_rows (
@@ -294,3 +299,11 @@ def _namespace(namespace: Namespace) -> tuple[str, str, int]:
 def _affected(cursor: sqlite3.Cursor, counted: bool) -> int:
     """Rows a ``count(*)`` counted, or a ``DELETE`` removed."""
     return int(cursor.fetchone()[0]) if counted else cursor.rowcount
+
+
+def open_store(settings: OnlineStoreSettings, config: RepoConfig) -> SQLiteOnlineStore:
+    """The factory of the ``sqlite`` row of :data:`featurestore.online.backends.ONLINE_BACKENDS`."""
+    from featurestore.online.sqlite_settings import SQLiteOnlineStoreConfig
+
+    assert isinstance(settings, SQLiteOnlineStoreConfig)
+    return SQLiteOnlineStore(settings.file(config), expiry_grace=settings.expiry_grace)

@@ -17,92 +17,55 @@ percentage points somewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Annotated, Literal
 
-from featurestore.errors import ConfigError
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
-MODES = ("warn", "strict")
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    """Drift thresholds (see the module docstring); ``0`` disables a test."""
-
-    psi: float = 0.2
-    ks: float = 0.1
-    chi2_p_value: float = 0.01
-    null_rate: float = 0.1
+from featurestore.config_types import Section
 
 
-@dataclass(frozen=True)
-class QualityConfig:
-    """Project-wide quality defaults; a view's own ``Validation`` overrides mode and null rate."""
-
-    mode: str = "warn"
-    max_null_rate: float = 0.5
-    push_flush_seconds: float = 10.0
-    drift: DriftSettings = field(default_factory=DriftSettings)
-
-
-def parse_quality(value: object, source: str) -> QualityConfig:
-    """Validate the ``quality`` mapping of ``featurestore.yaml`` (``None``: the defaults)."""
-    if value is None:
-        return QualityConfig()
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: 'quality' must be a mapping like {{mode: warn}}")
-    _known(value, {"mode", "max_null_rate", "push_flush_seconds", "drift"}, f"{source}: quality")
-    mode = value.get("mode", QualityConfig.mode)
-    if mode not in MODES:
-        raise ConfigError(f"{source}: quality.mode must be 'warn' or 'strict', got {mode!r}")
-    max_null_rate = _fraction(
-        value.get("max_null_rate", QualityConfig.max_null_rate), f"{source}: quality.max_null_rate"
-    )
-    flush = _non_negative(
-        value.get("push_flush_seconds", QualityConfig.push_flush_seconds),
-        f"{source}: quality.push_flush_seconds",
-        "seconds; 0 records every push",
-    )
-    return QualityConfig(
-        mode=mode,
-        max_null_rate=max_null_rate,
-        push_flush_seconds=flush,
-        drift=_drift(value.get("drift"), source),
-    )
-
-
-def _drift(value: object, source: str) -> DriftSettings:
-    if value is None:
-        return DriftSettings()
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: quality.drift must be a mapping like {{psi: 0.2, ks: 0.1}}")
-    _known(value, {"psi", "ks", "chi2_p_value", "null_rate"}, f"{source}: quality.drift")
-    defaults = DriftSettings()
-    psi = _non_negative(value.get("psi", defaults.psi), f"{source}: quality.drift.psi")
-    ks = _fraction(value.get("ks", defaults.ks), f"{source}: quality.drift.ks")
-    p_value = _fraction(
-        value.get("chi2_p_value", defaults.chi2_p_value), f"{source}: quality.drift.chi2_p_value"
-    )
-    null_rate = _fraction(
-        value.get("null_rate", defaults.null_rate), f"{source}: quality.drift.null_rate"
-    )
-    return DriftSettings(psi=psi, ks=ks, chi2_p_value=p_value, null_rate=null_rate)
-
-
-def _known(value: dict[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
-
-
-def _non_negative(value: object, what: str, zero: str = "0 turns the test off") -> float:
+def _non_negative(value: object, zero: str = "0 turns the test off") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{what} must be a number >= 0 ({zero}), got {value!r}")
+        raise ValueError(f"must be a number >= 0 ({zero}), got {value!r}")
     return float(value)
 
 
-def _fraction(value: object, what: str) -> float:
-    number = _non_negative(value, what)
+def _fraction(value: object) -> float:
+    number = _non_negative(value)
     if number > 1:
-        raise ConfigError(f"{what} must be between 0 and 1, got {value!r}")
+        raise ValueError(f"must be between 0 and 1, got {value!r}")
     return number
+
+
+_FRACTION_SCHEMA = WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})
+#: A number in [0, 1]; ``0`` turns a drift test off.
+Fraction = Annotated[float, BeforeValidator(_fraction), _FRACTION_SCHEMA]
+#: A number >= 0; ``0`` turns a drift test off.
+Threshold = Annotated[
+    float, BeforeValidator(_non_negative), WithJsonSchema({"type": "number", "minimum": 0})
+]
+
+
+class DriftSettings(Section):
+    """Drift thresholds (see the module docstring); ``0`` disables a test."""
+
+    example = "{psi: 0.2, ks: 0.1}"
+    psi: Threshold = 0.2
+    ks: Fraction = 0.1
+    chi2_p_value: Fraction = 0.01
+    null_rate: Fraction = 0.1
+
+
+class QualityConfig(Section):
+    """Project-wide quality defaults; a view's own ``Validation`` overrides mode and null rate."""
+
+    example = "{mode: warn}"
+    mode: Literal["warn", "strict"] = "warn"
+    max_null_rate: Fraction = 0.5
+    push_flush_seconds: Annotated[
+        float,
+        BeforeValidator(partial(_non_negative, zero="seconds; 0 records every push")),
+        WithJsonSchema({"type": "number", "minimum": 0}),
+    ] = 10.0
+    drift: DriftSettings = Field(default_factory=DriftSettings)
