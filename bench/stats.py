@@ -77,7 +77,7 @@ def child_ours(repo: str, start: datetime, end: datetime) -> None:
     """Time the engine's ``view_statistics`` of the driver view over the window."""
     from featurestore.config import load_config
     from featurestore.loader import load_repo
-    from featurestore.offline.duckdb_engine import DuckDBEngine
+    from featurestore.offline.duckdb.duckdb_engine import DuckDBEngine
 
     [view] = [v for v in load_repo(repo).feature_views if v.name == VIEW]
     engine = DuckDBEngine(load_config(repo))

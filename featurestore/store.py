@@ -43,7 +43,7 @@ from featurestore.materialize import MaterializationReport, Materializer
 from featurestore.materialize.arguments import window_bound
 from featurestore.materialize.pending import unmaterialized_warnings
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
-from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.offline.duckdb.duckdb_engine import DuckDBEngine
 from featurestore.offline.source_schema import validate_view_source
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, online_store_identity, open_online_store

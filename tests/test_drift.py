@@ -23,7 +23,7 @@ from scipy import special, stats
 from featurestore import Entity, FeatureView, Field, FileSource
 from featurestore.config import RepoConfig
 from featurestore.errors import QualityError
-from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.offline.duckdb.duckdb_engine import DuckDBEngine
 from featurestore.quality.drift import (
     PSI_EPSILON,
     DriftReport,

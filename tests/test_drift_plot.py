@@ -18,7 +18,7 @@ import pytest
 from featurestore import Entity, FeatureView, Field, FileSource
 from featurestore.config import RepoConfig
 from featurestore.errors import ExtraNotInstalledError, QualityError
-from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.offline.duckdb.duckdb_engine import DuckDBEngine
 from featurestore.quality.drift import DriftReport, DriftThresholds, compare
 from featurestore.quality.plot import PNG_DPI, PNG_ROW_INCHES, PNG_WIDTH_INCHES, write_drift_plot
 from featurestore.types import Float64, Int64, String

@@ -15,7 +15,7 @@ from featurestore.config import OfflineStoreConfig, RepoConfig
 from featurestore.definitions import Entity, FeatureView, Field, FileSource
 from featurestore.errors import EntityFrameError, FeatureReferenceError
 from featurestore.offline.base import FeatureRequest
-from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.offline.duckdb.duckdb_engine import DuckDBEngine
 from featurestore.types import Float32, Int64
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)

@@ -24,7 +24,7 @@ from pit_oracle import OracleRequest, expected_frame, to_utc
 from featurestore.config import RepoConfig
 from featurestore.definitions import Entity, FeatureView, Field, FileSource
 from featurestore.offline.base import FeatureRequest
-from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.offline.duckdb.duckdb_engine import DuckDBEngine
 from featurestore.types import Float32, Float64, Int64, String
 
 BASE = datetime(2024, 3, 1, tzinfo=timezone.utc)

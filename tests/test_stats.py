@@ -24,8 +24,8 @@ import pytest
 from featurestore import Entity, FeatureView, Field, FileSource, PushSource
 from featurestore.config import RepoConfig
 from featurestore.errors import QualityError
-from featurestore.offline.duckdb_engine import DuckDBEngine
-from featurestore.offline.duckdb_stats import ProfileOptions
+from featurestore.offline.duckdb.duckdb_engine import DuckDBEngine
+from featurestore.offline.duckdb.duckdb_stats import ProfileOptions
 from featurestore.offline.store_data import StoreData
 from featurestore.quality.profile import QUANTILES, ColumnStats, TableProfile
 from featurestore.types import (

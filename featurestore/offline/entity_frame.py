@@ -22,10 +22,11 @@ import pyarrow.parquet as pq
 
 from featurestore.errors import EntityFrameError
 from featurestore.offline.base import EntityFrameInput, FeatureRequest
-from featurestore.offline.pit_sql import ROW_ID
 from featurestore.types import ValueType, arrow_compatible
 
 DEFAULT_TIMESTAMP_COLUMN = "event_timestamp"
+#: Column added to the entity frame: the input row position (0-based), used to keep order.
+ROW_ID = "__fs_row"
 _RESERVED_PREFIX = "__fs_"
 
 
