@@ -31,6 +31,9 @@ from featurestore.offline.base import (
     LatestRows,
     LatestWindow,
     OfflineEngine,
+    SupportsKeyCounts,
+    SupportsStatistics,
+    SupportsWindowReads,
 )
 from featurestore.offline.duckdb.duckdb_stats import ProfileOptions, profile_relation
 from featurestore.offline.duckdb.job import DuckDBRetrievalJob
@@ -66,8 +69,16 @@ from featurestore.quality.profile import ColumnStats, TableProfile
 from featurestore.types import ValueType
 
 
-class DuckDBEngine(OfflineEngine):
-    """Point-in-time correct retrieval with DuckDB over the views' Parquet sources."""
+class DuckDBEngine(
+    OfflineEngine,
+    SupportsStatistics,
+    SupportsWindowReads,
+    SupportsKeyCounts,
+):
+    """Point-in-time correct retrieval with DuckDB over the views' Parquet sources; it has
+    every capability of :mod:`featurestore.offline.base`."""
+
+    engine_type = "duckdb"
 
     def __init__(self, config: RepoConfig) -> None:
         self._config = config
