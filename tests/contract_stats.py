@@ -1,9 +1,9 @@
-"""Statistics computed by the DuckDB engine, checked against pandas on the same rows.
+"""Contract part: statistics computed by an engine, checked against pandas on the same rows.
 
 Random data (fixed seeds) with nulls, NaN, duplicates, integers, floats, strings, booleans, bytes
 and timestamps; source timestamps stored in New York time, window bounds given in Tokyo time.
-Both profiling paths run: tables smaller than the sample (exact grid, quantiles read off it) and
-tables profiled through a small sample (quantiles picked by rank, sampled top-value candidates).
+Tables here are smaller than DuckDB's sample (exact grid, quantiles read off it); its sampled
+path is tested in ``tests/test_offline_duckdb.py``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from contract_engine import EngineContractBase
 
 from featurestore import Entity, FeatureView, Field, FileSource, PushSource
 from featurestore.config import RepoConfig
 from featurestore.errors import QualityError
-from featurestore.offline.duckdb.duckdb_engine import DuckDBEngine
-from featurestore.offline.duckdb.duckdb_stats import ProfileOptions
+from featurestore.offline.base import SupportsStatistics, SupportsWindowReads
 from featurestore.offline.store_data import StoreData
 from featurestore.quality.profile import QUANTILES, ColumnStats, TableProfile
 from featurestore.types import (
@@ -107,17 +107,6 @@ def generate(seed: int, rows: int = ROWS, start: datetime = T0) -> pa.Table:
         }
     )
     return table
-
-
-def engine(repo: Path) -> DuckDBEngine:
-    return DuckDBEngine(RepoConfig(project="t", repo_path=repo, registry="sqlite://"))
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    (tmp_path / "data").mkdir()
-    pq.write_table(generate(7), tmp_path / "data" / "stats.parquet")
-    return tmp_path
 
 
 def us(moment: datetime) -> int:
@@ -224,236 +213,195 @@ def check_profile(profile: TableProfile, frame: pd.DataFrame, *, exact_grid: boo
 # -- view statistics ------------------------------------------------------------------------------
 
 
-def test_view_statistics_match_pandas_in_a_window_given_in_another_time_zone(repo: Path) -> None:
-    tokyo = ZoneInfo("Asia/Tokyo")
-    start = datetime(2026, 5, 3, 9, 30, tzinfo=tokyo)
-    end = datetime(2026, 5, 8, 21, 0, tzinfo=tokyo)
-    table = pq.read_table(repo / "data" / "stats.parquet")
-    frame = window_frame(table, start, end)
-    profile = engine(repo).view_statistics(view(), start_us=us(start), end_us=us(end))
-    check_profile(profile, frame)
-    assert 0 < profile.rows < table.num_rows
-    assert profile.seconds > 0
-
-
-def test_whole_table_with_unbounded_window(repo: Path) -> None:
-    table = pq.read_table(repo / "data" / "stats.parquet")
-    profile = engine(repo).view_statistics(view(), start_us=None, end_us=None)
-    frame = window_frame(table, None, None)
-    check_profile(profile, frame)
-    # Rows with a null key or timestamp are not the view's rows.
-    assert profile.rows < table.num_rows
-
-
-def test_window_bounds_are_inclusive(tmp_path: Path) -> None:
-    (tmp_path / "data").mkdir()
-    moments = [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0 + timedelta(hours=3)]
-    table = pa.table(
-        {
-            "driver_id": pa.array([1, 2, 3, 4], pa.int64()),
-            "event_timestamp": pa.array(moments, pa.timestamp("us", tz="UTC")),
-            "created": pa.array(moments, pa.timestamp("us", tz="UTC")),
-            "rate": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
-        }
-    )
-    pq.write_table(table, tmp_path / "data" / "stats.parquet")
-    small = FeatureView(
-        name="small",
-        entities=[DRIVER],
-        schema=[Field(name="rate", dtype=Float32)],
-        source=FileSource(path="data/stats.parquet", created_timestamp_column="created"),
-    )
-    profile = engine(tmp_path).view_statistics(
-        small, start_us=us(moments[1]), end_us=us(moments[2])
-    )
-    rate = profile.columns["rate"]
-    assert (profile.rows, rate.min, rate.max, rate.mean) == (2, 2.0, 3.0, 2.5)
-    one_microsecond = timedelta(microseconds=1)
-    narrower = engine(tmp_path).view_statistics(
-        small, start_us=us(moments[1] + one_microsecond), end_us=us(moments[2] - one_microsecond)
-    )
-    assert narrower.rows == 0
-
-
-def test_empty_window_gives_an_empty_profile(repo: Path) -> None:
-    start = T0 - timedelta(days=400)
-    profile = engine(repo).view_statistics(
-        view(), start_us=us(start), end_us=us(start + timedelta(days=1))
-    )
-    assert profile.rows == 0
-    assert set(profile.columns) == set(TYPES)
-    for stats in profile.columns.values():
-        assert (stats.rows, stats.nulls, stats.null_rate) == (0, 0, 0.0)
-        assert (stats.min, stats.max, stats.mean, stats.stddev) == (None, None, None, None)
-        assert stats.quantiles == {}
-        assert stats.top_values == []
-        assert stats.grid == []
-
-
-def test_retention_cutoff_drops_older_rows(repo: Path) -> None:
-    cutoff = T0 + timedelta(days=4, hours=6)
-    table = pq.read_table(repo / "data" / "stats.parquet")
-    profile = engine(repo).view_statistics(
-        view(), start_us=None, end_us=None, not_before_us=us(cutoff)
-    )
-    check_profile(profile, window_frame(table, None, None, not_before=cutoff))
-
-
-def test_pushed_offline_rows_are_included(repo: Path) -> None:
-    batch = FileSource(path="data/stats.parquet", created_timestamp_column="created")
-    pushed_view = view(PushSource(name="stats_push", batch_source=batch))
-    config = RepoConfig(project="t", repo_path=repo, registry="sqlite://")
-    pushed = generate(11, rows=500, start=T0 + timedelta(days=10))
-    StoreData(config).stage("stats_push", pushed).commit()
-    profile = DuckDBEngine(config).view_statistics(pushed_view, start_us=None, end_us=None)
-    original = pq.read_table(repo / "data" / "stats.parquet")
-    frame = window_frame(pa.concat_tables([original, pushed]), None, None)
-    check_profile(profile, frame)
-
-
-def test_a_subset_of_features_in_the_order_asked(repo: Path) -> None:
-    profile = engine(repo).view_statistics(
-        view(), start_us=None, end_us=None, features=["label", "rate"]
-    )
-    assert list(profile.columns) == ["label", "rate"]
-    with pytest.raises(QualityError, match=r"driver_stats.*no feature 'nope'"):
-        engine(repo).view_statistics(view(), start_us=None, end_us=None, features=["nope"])
-
-
-def test_probe_counts_on_a_reference(repo: Path) -> None:
-    table = pq.read_table(repo / "data" / "stats.parquet")
-    first, second = T0 + timedelta(days=5), T0 + timedelta(days=5, microseconds=1)
-    store = engine(repo)
-    reference = store.view_statistics(view(), start_us=None, end_us=us(first))
-    current = store.view_statistics(
-        view(), start_us=us(second), end_us=None, reference=reference.columns
-    )
-    frame = window_frame(table, second, None)
-    for name in NUMERIC:
-        values = np.sort(profiled(frame[name], TYPES[name]).dropna().to_numpy())
-        expected = [
-            int(np.searchsorted(values, g, side="right")) for g in reference.columns[name].grid
-        ]
-        assert current.columns[name].probe_cumulative == expected
-        assert current.columns[name].probe_categories is None
-    for name in CATEGORICAL:
-        counts = profiled(frame[name], TYPES[name]).value_counts()
-        expected = [int(counts.get(v, 0)) for v, _ in reference.columns[name].categories]
-        assert current.columns[name].probe_categories == expected
-    # Without a reference nothing is probed.
-    assert reference.columns["rate"].probe_cumulative is None
-
-
 # -- the sampled path -----------------------------------------------------------------------------
-
-
-def skewed(seed: int, rows: int) -> pa.Table:
-    """Columns whose ten most frequent values stand out (a sample finds them) next to a
-    column of distinct floats."""
-    rng = np.random.default_rng(seed)
-    common = rng.choice(20, rows, p=np.r_[np.full(10, 0.08), np.full(10, 0.02)])
-    rare = rng.integers(100, 100_000, rows)
-    mixed = np.where(rng.random(rows) < 0.6, common, rare)
-    events = [T0 + timedelta(seconds=int(s)) for s in rng.integers(0, 86_400, rows)]
-    return pa.table(
-        {
-            "driver_id": pa.array(rng.integers(1, 50, rows), pa.int64()),
-            "event_timestamp": pa.array(events, pa.timestamp("us", tz="UTC")),
-            "trips": pa.array(mixed, pa.int64()),
-            "distance": pa.array(rng.normal(10, 3, rows), pa.float64()),
-            "label": pa.array([f"v{v}" for v in mixed], pa.string()),
-        }
-    )
-
-
-def test_sampled_profile_is_still_exact(tmp_path: Path) -> None:
-    (tmp_path / "data").mkdir()
-    table = skewed(3, 30_000)
-    pq.write_table(table, tmp_path / "data" / "skewed.parquet")
-    types = {"trips": Int64, "distance": Float64, "label": String}
-    skewed_view = FeatureView(
-        name="skewed",
-        entities=[DRIVER],
-        schema=[Field(name=n, dtype=t) for n, t in types.items()],
-        source=FileSource(path="data/skewed.parquet"),
-    )
-    sampled = ProfileOptions(sample_rows=1_000, exact_top_distinct=10)
-    profile = profile_view(tmp_path, skewed_view, sampled)
-    frame = table.to_pandas()
-    for name in ("trips", "distance"):
-        check_numeric(profile.columns[name], frame[name], types[name])
-    # The sample found the ten frequent values, counted exactly.
-    assert profile.columns["trips"].top_values == ranked(frame["trips"].astype("float64"))[:10]
-    label = profile.columns["label"]
-    assert label.categories[:10] == ranked(frame["label"])[:10]
-    counts = frame["label"].value_counts()
-    assert all(counts[v] == n for v, n in label.categories)
-    # The grid comes from the sample: sorted, about 1% of the values per step.
-    grid = profile.columns["distance"].grid
-    assert len(grid) == 101
-    assert grid == sorted(grid)
-    steps = np.diff(profile.columns["distance"].cumulative[1:-1])
-    assert steps.max() < 0.03 * len(frame)
-
-
-def profile_view(repo: Path, feature_view: FeatureView, options: ProfileOptions) -> TableProfile:
-    """The engine's profile of the whole view, with non-default sampling options."""
-    store = engine(repo)
-    store.profile_options = options
-    return store.view_statistics(feature_view, start_us=None, end_us=None)
 
 
 # -- files and windows of rows --------------------------------------------------------------------
 
 
-def test_file_statistics_of_a_saved_dataset(repo: Path) -> None:
-    frame = window_frame(pq.read_table(repo / "data" / "stats.parquet"), None, None)
-    renamed = {name: f"driver_stats__{name}" for name in TYPES}
-    saved = pa.Table.from_pandas(frame[list(TYPES)].rename(columns=renamed), preserve_index=False)
-    path = repo / "dataset.parquet"
-    pq.write_table(saved, path)
-    columns = {renamed[name]: dtype for name, dtype in TYPES.items()}
-    profile = engine(repo).file_statistics(str(path), columns)
-    assert list(profile.columns) == list(columns)
-    check_profile(
-        TableProfile(
-            rows=profile.rows,
-            columns={name: profile.columns[renamed[name]] for name in TYPES},
-        ),
-        frame,
-    )
-    with pytest.raises(QualityError, match="no column 'driver_stats__missing'"):
-        engine(repo).file_statistics(str(path), {"driver_stats__missing": Float64})
-
-
-def test_profile_survives_json(repo: Path) -> None:
-    profile = engine(repo).view_statistics(view(), start_us=None, end_us=None)
-    text = json.dumps(profile.to_dict(), allow_nan=False)
-    assert TableProfile.from_dict(json.loads(text)) == profile
-
-
-def test_read_window_streams_every_row_in_declared_types(repo: Path) -> None:
-    start, end = T0 + timedelta(days=2), T0 + timedelta(days=6)
-    rows = engine(repo).read_window(view(), start_us=us(start), end_us=us(end), batch_rows=300)
-    try:
-        batches = list(rows.batches())
-    finally:
-        rows.close()
-    frame = window_frame(pq.read_table(repo / "data" / "stats.parquet"), start, end)
-    assert (rows.keys, rows.rows_read) == (len(frame), len(frame))
-    assert rows.max_created_us == us(frame["created"].max().to_pydatetime())
-    assert max(b.num_rows for b in batches) <= 300
-    table = pa.Table.from_batches(batches)
-    assert table.column_names == ["driver_id", "event_timestamp", *TYPES]
-    assert table.schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
-    for name, dtype in TYPES.items():
-        assert table.schema.field(name).type == dtype.to_arrow()
-    got = table.to_pandas().sort_values(["event_timestamp", "driver_id"]).reset_index(drop=True)
-    want = frame.sort_values(["event_timestamp", "driver_id"]).reset_index(drop=True)
-    assert got["driver_id"].tolist() == want["driver_id"].tolist()
-    assert got["event_timestamp"].tolist() == want["event_timestamp"].dt.tz_convert(UTC).tolist()
-    assert counts_of(got, "label") == counts_of(want, "label")
-
-
 def counts_of(frame: pd.DataFrame, column: str) -> Mapping[Any, int]:
     return dict(frame[column].value_counts(dropna=False))
+
+
+class StatisticsContract(EngineContractBase):
+    """Statistics of a view or a saved training set, checked against pandas on the same rows."""
+
+    @pytest.fixture
+    def repo(self, tmp_path: Path) -> Path:
+        (tmp_path / "data").mkdir()
+        pq.write_table(generate(7), tmp_path / "data" / "stats.parquet")
+        return tmp_path
+
+    def engine(self, repo: Path) -> SupportsStatistics:
+        """The engine under test over ``repo`` (skipped if it has no statistics)."""
+        engine = self.open_engine(RepoConfig(project="t", repo_path=repo, registry="sqlite://"))
+        return self.capable(engine, SupportsStatistics)
+
+    def test_view_statistics_match_pandas_in_a_window_given_in_another_time_zone(
+        self, repo: Path
+    ) -> None:
+        tokyo = ZoneInfo("Asia/Tokyo")
+        start = datetime(2026, 5, 3, 9, 30, tzinfo=tokyo)
+        end = datetime(2026, 5, 8, 21, 0, tzinfo=tokyo)
+        table = pq.read_table(repo / "data" / "stats.parquet")
+        frame = window_frame(table, start, end)
+        profile = self.engine(repo).view_statistics(view(), start_us=us(start), end_us=us(end))
+        check_profile(profile, frame)
+        assert 0 < profile.rows < table.num_rows
+        assert profile.seconds > 0
+
+    def test_whole_table_with_unbounded_window(self, repo: Path) -> None:
+        table = pq.read_table(repo / "data" / "stats.parquet")
+        profile = self.engine(repo).view_statistics(view(), start_us=None, end_us=None)
+        frame = window_frame(table, None, None)
+        check_profile(profile, frame)
+        # Rows with a null key or timestamp are not the view's rows.
+        assert profile.rows < table.num_rows
+
+    def test_window_bounds_are_inclusive(self, tmp_path: Path) -> None:
+        (tmp_path / "data").mkdir()
+        moments = [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0 + timedelta(hours=3)]
+        table = pa.table(
+            {
+                "driver_id": pa.array([1, 2, 3, 4], pa.int64()),
+                "event_timestamp": pa.array(moments, pa.timestamp("us", tz="UTC")),
+                "created": pa.array(moments, pa.timestamp("us", tz="UTC")),
+                "rate": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
+            }
+        )
+        pq.write_table(table, tmp_path / "data" / "stats.parquet")
+        small = FeatureView(
+            name="small",
+            entities=[DRIVER],
+            schema=[Field(name="rate", dtype=Float32)],
+            source=FileSource(path="data/stats.parquet", created_timestamp_column="created"),
+        )
+        profile = self.engine(tmp_path).view_statistics(
+            small, start_us=us(moments[1]), end_us=us(moments[2])
+        )
+        rate = profile.columns["rate"]
+        assert (profile.rows, rate.min, rate.max, rate.mean) == (2, 2.0, 3.0, 2.5)
+        one_microsecond = timedelta(microseconds=1)
+        narrower = self.engine(tmp_path).view_statistics(
+            small,
+            start_us=us(moments[1] + one_microsecond),
+            end_us=us(moments[2] - one_microsecond),
+        )
+        assert narrower.rows == 0
+
+    def test_empty_window_gives_an_empty_profile(self, repo: Path) -> None:
+        start = T0 - timedelta(days=400)
+        profile = self.engine(repo).view_statistics(
+            view(), start_us=us(start), end_us=us(start + timedelta(days=1))
+        )
+        assert profile.rows == 0
+        assert set(profile.columns) == set(TYPES)
+        for stats in profile.columns.values():
+            assert (stats.rows, stats.nulls, stats.null_rate) == (0, 0, 0.0)
+            assert (stats.min, stats.max, stats.mean, stats.stddev) == (None, None, None, None)
+            assert stats.quantiles == {}
+            assert stats.top_values == []
+            assert stats.grid == []
+
+    def test_retention_cutoff_drops_older_rows(self, repo: Path) -> None:
+        cutoff = T0 + timedelta(days=4, hours=6)
+        table = pq.read_table(repo / "data" / "stats.parquet")
+        profile = self.engine(repo).view_statistics(
+            view(), start_us=None, end_us=None, not_before_us=us(cutoff)
+        )
+        check_profile(profile, window_frame(table, None, None, not_before=cutoff))
+
+    def test_pushed_offline_rows_are_included(self, repo: Path) -> None:
+        batch = FileSource(path="data/stats.parquet", created_timestamp_column="created")
+        pushed_view = view(PushSource(name="stats_push", batch_source=batch))
+        config = RepoConfig(project="t", repo_path=repo, registry="sqlite://")
+        pushed = generate(11, rows=500, start=T0 + timedelta(days=10))
+        StoreData(config).stage("stats_push", pushed).commit()
+        engine = self.capable(self.open_engine(config), SupportsStatistics)
+        profile = engine.view_statistics(pushed_view, start_us=None, end_us=None)
+        original = pq.read_table(repo / "data" / "stats.parquet")
+        frame = window_frame(pa.concat_tables([original, pushed]), None, None)
+        check_profile(profile, frame)
+
+    def test_a_subset_of_features_in_the_order_asked(self, repo: Path) -> None:
+        profile = self.engine(repo).view_statistics(
+            view(), start_us=None, end_us=None, features=["label", "rate"]
+        )
+        assert list(profile.columns) == ["label", "rate"]
+        with pytest.raises(QualityError, match=r"driver_stats.*no feature 'nope'"):
+            self.engine(repo).view_statistics(view(), start_us=None, end_us=None, features=["nope"])
+
+    def test_probe_counts_on_a_reference(self, repo: Path) -> None:
+        table = pq.read_table(repo / "data" / "stats.parquet")
+        first, second = T0 + timedelta(days=5), T0 + timedelta(days=5, microseconds=1)
+        store = self.engine(repo)
+        reference = store.view_statistics(view(), start_us=None, end_us=us(first))
+        current = store.view_statistics(
+            view(), start_us=us(second), end_us=None, reference=reference.columns
+        )
+        frame = window_frame(table, second, None)
+        for name in NUMERIC:
+            values = np.sort(profiled(frame[name], TYPES[name]).dropna().to_numpy())
+            expected = [
+                int(np.searchsorted(values, g, side="right")) for g in reference.columns[name].grid
+            ]
+            assert current.columns[name].probe_cumulative == expected
+            assert current.columns[name].probe_categories is None
+        for name in CATEGORICAL:
+            counts = profiled(frame[name], TYPES[name]).value_counts()
+            expected = [int(counts.get(v, 0)) for v, _ in reference.columns[name].categories]
+            assert current.columns[name].probe_categories == expected
+        # Without a reference nothing is probed.
+        assert reference.columns["rate"].probe_cumulative is None
+
+    def test_file_statistics_of_a_saved_dataset(self, repo: Path) -> None:
+        frame = window_frame(pq.read_table(repo / "data" / "stats.parquet"), None, None)
+        renamed = {name: f"driver_stats__{name}" for name in TYPES}
+        saved = pa.Table.from_pandas(
+            frame[list(TYPES)].rename(columns=renamed), preserve_index=False
+        )
+        path = repo / "dataset.parquet"
+        pq.write_table(saved, path)
+        columns = {renamed[name]: dtype for name, dtype in TYPES.items()}
+        profile = self.engine(repo).file_statistics(str(path), columns)
+        assert list(profile.columns) == list(columns)
+        check_profile(
+            TableProfile(
+                rows=profile.rows,
+                columns={name: profile.columns[renamed[name]] for name in TYPES},
+            ),
+            frame,
+        )
+        with pytest.raises(QualityError, match="no column 'driver_stats__missing'"):
+            self.engine(repo).file_statistics(str(path), {"driver_stats__missing": Float64})
+
+    def test_profile_survives_json(self, repo: Path) -> None:
+        profile = self.engine(repo).view_statistics(view(), start_us=None, end_us=None)
+        text = json.dumps(profile.to_dict(), allow_nan=False)
+        assert TableProfile.from_dict(json.loads(text)) == profile
+
+    def test_read_window_streams_every_row_in_declared_types(self, repo: Path) -> None:
+        start, end = T0 + timedelta(days=2), T0 + timedelta(days=6)
+        config = RepoConfig(project="t", repo_path=repo, registry="sqlite://")
+        engine = self.capable(self.open_engine(config), SupportsWindowReads)
+        rows = engine.read_window(view(), start_us=us(start), end_us=us(end), batch_rows=300)
+        try:
+            batches = list(rows.batches())
+        finally:
+            rows.close()
+        frame = window_frame(pq.read_table(repo / "data" / "stats.parquet"), start, end)
+        assert (rows.keys, rows.rows_read) == (len(frame), len(frame))
+        assert rows.max_created_us == us(frame["created"].max().to_pydatetime())
+        assert max(b.num_rows for b in batches) <= 300
+        table = pa.Table.from_batches(batches)
+        assert table.column_names == ["driver_id", "event_timestamp", *TYPES]
+        assert table.schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
+        for name, dtype in TYPES.items():
+            assert table.schema.field(name).type == dtype.to_arrow()
+        got = table.to_pandas().sort_values(["event_timestamp", "driver_id"]).reset_index(drop=True)
+        want = frame.sort_values(["event_timestamp", "driver_id"]).reset_index(drop=True)
+        assert got["driver_id"].tolist() == want["driver_id"].tolist()
+        assert (
+            got["event_timestamp"].tolist() == want["event_timestamp"].dt.tz_convert(UTC).tolist()
+        )
+        assert counts_of(got, "label") == counts_of(want, "label")
