@@ -22,9 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource
+from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, Policy
 from featurestore.config import OfflineStoreConfig, RepoConfig
-from featurestore.errors import ConfigError, EngineCapabilityError
+from featurestore.errors import AccessDeniedError, ConfigError, EngineCapabilityError
+from featurestore.governance.access import Principal
 from featurestore.offline.backends import (
     OFFLINE_ENGINES,
     OfflineBackend,
@@ -89,8 +90,7 @@ class MinimalEngine(OfflineEngine):
         self._inner.close()
 
 
-@pytest.fixture
-def minimal_store(tmp_path: Path) -> Iterator[FeatureStore]:
+def minimal_config(tmp_path: Path) -> RepoConfig:
     pq.write_table(
         pa.table(
             {
@@ -107,9 +107,16 @@ def minimal_store(tmp_path: Path) -> Iterator[FeatureStore]:
         registry=f"sqlite:///{tmp_path / 'registry.db'}",
         offline_store=OfflineStoreConfig(type="minimal"),
     )
-    backend = OfflineBackend("minimal", f"{__name__}:MinimalEngine", config_model="")
-    with registered_offline_engine(backend):
-        store = FeatureStore(config=config)
+    return config
+
+
+MINIMAL = OfflineBackend("minimal", f"{__name__}:MinimalEngine", config_model="")
+
+
+@pytest.fixture
+def minimal_store(tmp_path: Path) -> Iterator[FeatureStore]:
+    with registered_offline_engine(MINIMAL):
+        store = FeatureStore(config=minimal_config(tmp_path))
         store.apply([DRIVER, RATES])
         yield store
         store.close()
@@ -164,6 +171,23 @@ def test_statistics_name_the_engine_that_cannot_compute_them(
     ):
         minimal_store.statistics("rates")
     assert minimal_store.statistics_history("rates") == []
+
+
+def test_a_denied_principal_is_refused_before_the_engine_is_asked(tmp_path: Path) -> None:
+    config = minimal_config(tmp_path)
+    policies = [
+        Policy(name="admins", roles=["admin"], actions=["admin"]),
+        Policy(name="auditors", roles=["auditor"], actions=["describe"]),
+    ]
+    with registered_offline_engine(MINIMAL):
+        admin = FeatureStore(config=config, principal=Principal("root", frozenset({"admin"})))
+        with admin:
+            admin.apply([DRIVER, RATES, *policies])
+            with pytest.raises(EngineCapabilityError, match="'minimal' cannot compute"):
+                admin.statistics("rates")
+        auditor = FeatureStore(config=config, principal=Principal("carol", frozenset({"auditor"})))
+        with auditor, pytest.raises(AccessDeniedError, match="carol"):
+            auditor.statistics("rates")
 
 
 def test_validation_names_the_engine_that_cannot_read_a_window(
