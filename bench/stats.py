@@ -77,10 +77,12 @@ def child_ours(repo: str, start: datetime, end: datetime) -> None:
     """Time the engine's ``view_statistics`` of the driver view over the window."""
     from featurestore.config import load_config
     from featurestore.loader import load_repo
-    from featurestore.offline.duckdb_engine import DuckDBEngine
+    from featurestore.offline.backends import open_offline_engine
+    from featurestore.offline.base import SupportsStatistics
 
     [view] = [v for v in load_repo(repo).feature_views if v.name == VIEW]
-    engine = DuckDBEngine(load_config(repo))
+    engine = open_offline_engine(load_config(repo))
+    assert isinstance(engine, SupportsStatistics)
     with stopwatch() as elapsed:
         profile = engine.view_statistics(view, start_us=_micros(start), end_us=_micros(end))
     peak = peak_rss_mb()

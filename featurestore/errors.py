@@ -15,6 +15,7 @@ anything the library reports about bad input or a failed operation::
     ├── FeatureReferenceError    a feature reference is malformed or names nothing
     ├── EntityFrameError         the entity frame lacks a column or has a wrong type
     ├── RetrievalError           the offline engine failed to build a training frame
+    ├── EngineCapabilityError    the offline engine cannot do an operation (e.g. statistics)
     ├── OnlineStoreError         the online store is unreachable or failed a read or write
     ├── MaterializationError     a materialization run failed (its watermark did not move)
     ├── PushError                pushed rows do not fit their source, or the push failed
@@ -134,6 +135,11 @@ class EntityFrameError(FeatureStoreError):
 
 class RetrievalError(FeatureStoreError):
     """The offline engine failed to build a training frame."""
+
+
+class EngineCapabilityError(FeatureStoreError):
+    """The configured offline engine lacks a capability an operation needs (statistics, key
+    counts, ...); the message names the engine and the operation."""
 
 
 class OnlineStoreError(FeatureStoreError):

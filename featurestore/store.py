@@ -42,8 +42,8 @@ from featurestore.loader import load_repo
 from featurestore.materialize import MaterializationReport, Materializer
 from featurestore.materialize.arguments import window_bound
 from featurestore.materialize.pending import unmaterialized_warnings
+from featurestore.offline.backends import open_offline_engine
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
-from featurestore.offline.duckdb_engine import DuckDBEngine
 from featurestore.offline.source_schema import type_join_keys
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, online_store_identity, open_online_store
@@ -126,9 +126,10 @@ class FeatureStore(
 
     @property
     def offline(self) -> OfflineEngine:
-        """The offline engine, opened on first use."""
+        """The offline engine ``offline_store.type`` names (see
+        :mod:`featurestore.offline.backends`), opened on first use."""
         if self._offline is None:
-            self._offline = DuckDBEngine(self.config)
+            self._offline = open_offline_engine(self.config)
         return self._offline
 
     @property

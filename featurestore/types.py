@@ -33,11 +33,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PrimitiveType:
-    """A scalar value type: its canonical name, Arrow type and DuckDB SQL type."""
+    """A scalar value type: its canonical name and Arrow type (each offline engine maps it to
+    its own SQL type)."""
 
     name: str
     arrow: pa.DataType
-    sql: str
 
     def __repr__(self) -> str:
         return self.name
@@ -64,10 +64,6 @@ class Array:
     def name(self) -> str:
         return f"Array({self.element.name})"
 
-    @property
-    def sql(self) -> str:
-        return f"{self.element.sql}[]"
-
     def to_arrow(self) -> pa.DataType:
         return pa.list_(self.element.arrow)
 
@@ -77,14 +73,14 @@ class Array:
 
 ValueType = PrimitiveType | Array
 
-Int32 = PrimitiveType("Int32", pa.int32(), "INTEGER")
-Int64 = PrimitiveType("Int64", pa.int64(), "BIGINT")
-Float32 = PrimitiveType("Float32", pa.float32(), "FLOAT")
-Float64 = PrimitiveType("Float64", pa.float64(), "DOUBLE")
-String = PrimitiveType("String", pa.string(), "VARCHAR")
-Bool = PrimitiveType("Bool", pa.bool_(), "BOOLEAN")
-Bytes = PrimitiveType("Bytes", pa.binary(), "BLOB")
-UnixTimestamp = PrimitiveType("UnixTimestamp", pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ")
+Int32 = PrimitiveType("Int32", pa.int32())
+Int64 = PrimitiveType("Int64", pa.int64())
+Float32 = PrimitiveType("Float32", pa.float32())
+Float64 = PrimitiveType("Float64", pa.float64())
+String = PrimitiveType("String", pa.string())
+Bool = PrimitiveType("Bool", pa.bool_())
+Bytes = PrimitiveType("Bytes", pa.binary())
+UnixTimestamp = PrimitiveType("UnixTimestamp", pa.timestamp("us", tz="UTC"))
 
 _SCALARS: dict[str, PrimitiveType] = {
     t.name: t for t in (Int32, Int64, Float32, Float64, String, Bool, Bytes, UnixTimestamp)

@@ -23,7 +23,8 @@ from scipy import special, stats
 from featurestore import Entity, FeatureView, Field, FileSource
 from featurestore.config import RepoConfig
 from featurestore.errors import QualityError
-from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.offline.backends import open_offline_engine
+from featurestore.offline.base import SupportsStatistics
 from featurestore.quality.drift import (
     PSI_EPSILON,
     DriftReport,
@@ -83,8 +84,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(repo: Path) -> DuckDBEngine:
-    return DuckDBEngine(RepoConfig(project="t", repo_path=repo, registry="sqlite://"))
+def engine(repo: Path) -> SupportsStatistics:
+    """The configured engine (the table's default, DuckDB), opened as the facade opens it."""
+    engine = open_offline_engine(RepoConfig(project="t", repo_path=repo, registry="sqlite://"))
+    assert isinstance(engine, SupportsStatistics)
+    return engine
 
 
 def window(name: str) -> tuple[int, int]:
@@ -93,7 +97,7 @@ def window(name: str) -> tuple[int, int]:
     return int(start.timestamp() * 1e6), int(end.timestamp() * 1e6)
 
 
-def profiles(engine: DuckDBEngine, current: str) -> tuple[TableProfile, TableProfile]:
+def profiles(engine: SupportsStatistics, current: str) -> tuple[TableProfile, TableProfile]:
     start, end = window("base")
     reference = engine.view_statistics(PAYMENTS, start_us=start, end_us=end)
     start, end = window(current)
@@ -104,7 +108,7 @@ def profiles(engine: DuckDBEngine, current: str) -> tuple[TableProfile, TablePro
 
 
 def drift(
-    engine: DuckDBEngine, current: str, thresholds: DriftThresholds | None = None
+    engine: SupportsStatistics, current: str, thresholds: DriftThresholds | None = None
 ) -> DriftReport:
     reference, probed = profiles(engine, current)
     return compare(
@@ -118,7 +122,7 @@ def drift(
     )
 
 
-def test_identically_distributed_sample_does_not_drift(engine: DuckDBEngine) -> None:
+def test_identically_distributed_sample_does_not_drift(engine: SupportsStatistics) -> None:
     report = drift(engine, "same")
     assert not report.drifted
     assert report.drifted_features == []
@@ -131,7 +135,7 @@ def test_identically_distributed_sample_does_not_drift(engine: DuckDBEngine) -> 
     assert channel.chi2_p_value > 0.01
 
 
-def test_mean_shift_of_half_a_standard_deviation_drifts(engine: DuckDBEngine) -> None:
+def test_mean_shift_of_half_a_standard_deviation_drifts(engine: SupportsStatistics) -> None:
     report = drift(engine, "shifted")
     assert report.drifted_features == ["amount"]
     amount = report.features[0]
@@ -142,7 +146,7 @@ def test_mean_shift_of_half_a_standard_deviation_drifts(engine: DuckDBEngine) ->
     assert amount.psi > 0.2
 
 
-def test_category_mix_shift_drifts(engine: DuckDBEngine) -> None:
+def test_category_mix_shift_drifts(engine: SupportsStatistics) -> None:
     report = drift(engine, "remixed")
     assert report.drifted_features == ["channel"]
     channel = report.features[1]
@@ -152,14 +156,14 @@ def test_category_mix_shift_drifts(engine: DuckDBEngine) -> None:
     assert [b["label"] for b in channel.bins] == ["card", "transfer", "wallet"]
 
 
-def test_ks_agrees_with_scipy(engine: DuckDBEngine) -> None:
+def test_ks_agrees_with_scipy(engine: SupportsStatistics) -> None:
     for current in ("same", "shifted"):
         report = drift(engine, current)
         expected = stats.ks_2samp(week_rows("base")["amount"], week_rows(current)["amount"])
         assert report.features[0].ks == pytest.approx(expected.statistic, abs=0.02)
 
 
-def test_chi_square_agrees_with_scipy(engine: DuckDBEngine) -> None:
+def test_chi_square_agrees_with_scipy(engine: SupportsStatistics) -> None:
     for current in ("same", "remixed"):
         channel = drift(engine, current).features[1]
         table = [
@@ -172,7 +176,7 @@ def test_chi_square_agrees_with_scipy(engine: DuckDBEngine) -> None:
         assert channel.chi2_p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
 
 
-def test_psi_agrees_with_numpy(engine: DuckDBEngine) -> None:
+def test_psi_agrees_with_numpy(engine: SupportsStatistics) -> None:
     base = week_rows("base")
     for current in ("same", "shifted", "remixed"):
         report = drift(engine, current)
@@ -197,7 +201,7 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def test_a_saved_dataset_as_reference(engine: DuckDBEngine, repo: Path) -> None:
+def test_a_saved_dataset_as_reference(engine: SupportsStatistics, repo: Path) -> None:
     saved = week_rows("base")[["amount", "channel"]].rename(columns=lambda c: f"payments__{c}")
     path = repo / "dataset.parquet"
     pq.write_table(pa.Table.from_pandas(saved, preserve_index=False), path)
@@ -225,7 +229,7 @@ def test_a_saved_dataset_as_reference(engine: DuckDBEngine, repo: Path) -> None:
     assert report.features[0].psi == drift(engine, "shifted").features[0].psi
 
 
-def test_turned_off_tests_flag_nothing(engine: DuckDBEngine) -> None:
+def test_turned_off_tests_flag_nothing(engine: SupportsStatistics) -> None:
     report = drift(engine, "shifted", DriftThresholds(psi=0, ks=None, chi2_p_value=0))
     assert not report.drifted
     assert report.features[0].ks is not None  # still computed and reported
@@ -245,7 +249,7 @@ def test_invalid_thresholds_are_refused(arguments: dict[str, float], message: st
         DriftThresholds(**arguments)
 
 
-def test_current_profile_must_be_probed_on_the_reference(engine: DuckDBEngine) -> None:
+def test_current_profile_must_be_probed_on_the_reference(engine: SupportsStatistics) -> None:
     reference, _ = profiles(engine, "same")
     start, end = window("same")
     unprobed = engine.view_statistics(PAYMENTS, start_us=start, end_us=end)
@@ -271,7 +275,7 @@ def test_current_profile_must_be_probed_on_the_reference(engine: DuckDBEngine) -
         )
 
 
-def test_a_feature_with_no_current_value_drifts(engine: DuckDBEngine, repo: Path) -> None:
+def test_a_feature_with_no_current_value_drifts(engine: SupportsStatistics, repo: Path) -> None:
     start, end = window("base")
     reference = engine.view_statistics(PAYMENTS, start_us=start, end_us=end)
     empty = pd.DataFrame(
@@ -300,7 +304,7 @@ def test_a_feature_with_no_current_value_drifts(engine: DuckDBEngine, repo: Path
     assert channel.drifted
 
 
-def test_report_serializes_and_reads(engine: DuckDBEngine) -> None:
+def test_report_serializes_and_reads(engine: SupportsStatistics) -> None:
     report = drift(engine, "shifted")
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert data["drifted_features"] == ["amount"]

@@ -18,7 +18,8 @@ import pytest
 from featurestore import Entity, FeatureView, Field, FileSource
 from featurestore.config import RepoConfig
 from featurestore.errors import ExtraNotInstalledError, QualityError
-from featurestore.offline.duckdb_engine import DuckDBEngine
+from featurestore.offline.backends import open_offline_engine
+from featurestore.offline.base import SupportsStatistics
 from featurestore.quality.drift import DriftReport, DriftThresholds, compare
 from featurestore.quality.plot import PNG_DPI, PNG_ROW_INCHES, PNG_WIDTH_INCHES, write_drift_plot
 from featurestore.types import Float64, Int64, String
@@ -60,7 +61,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> DriftReport:
     pq.write_table(
         pa.Table.from_pandas(frame, preserve_index=False), repo / "data" / "sales.parquet"
     )
-    engine = DuckDBEngine(RepoConfig(project="t", repo_path=repo, registry="sqlite://"))
+    engine = open_offline_engine(RepoConfig(project="t", repo_path=repo, registry="sqlite://"))
+    assert isinstance(engine, SupportsStatistics)
     micros = [int((T0 + d * DAY).timestamp() * 1e6) for d in range(3)]
     reference = engine.view_statistics(SALES, start_us=micros[0], end_us=micros[1] - 1)
     current = engine.view_statistics(

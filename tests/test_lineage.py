@@ -42,7 +42,7 @@ from featurestore.errors import (
 from featurestore.governance.audit import AuditLog
 from featurestore.governance.datasets import entity_fingerprint
 from featurestore.governance.lineage import LineageEdge, LineageNode
-from featurestore.offline.job import DuckDBRetrievalJob
+from featurestore.offline.duckdb.job import DuckDBRetrievalJob
 from featurestore.types import Int64
 
 SQLITE_ONLINE = "{type: sqlite, path: data/online.db, expiry_grace: 36500d}"

@@ -91,7 +91,7 @@ def test_no_join_keys_give_one_empty_key_per_row() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(INT64, st.none() | INT64), min_size=2, max_size=2))
 def test_header_bytes_sort_like_event_then_created(stamps: list[tuple[int, int | None]]) -> None:
-    codec = RowCodec([Field(name="x", dtype=PrimitiveType("Int64", pa.int64(), "BIGINT"))])
+    codec = RowCodec([Field(name="x", dtype=PrimitiveType("Int64", pa.int64()))])
     table = pa.table(
         {
             EVENT_TS: pa.array([e for e, _ in stamps], pa.int64()),
@@ -167,7 +167,7 @@ def test_random_rows_round_trip(data: st.DataObject, n: int) -> None:
 
 
 def test_encoding_casts_to_declared_types_or_says_why() -> None:
-    codec = RowCodec([Field(name="x", dtype=Array(PrimitiveType("Int64", pa.int64(), "BIGINT")))])
+    codec = RowCodec([Field(name="x", dtype=Array(PrimitiveType("Int64", pa.int64())))])
     table = pa.table(
         {
             EVENT_TS: [1],

@@ -14,7 +14,7 @@ import pytest
 
 from featurestore.definitions import Entity, FeatureView, Field, FileSource
 from featurestore.offline.base import FeatureRequest
-from featurestore.offline.pit_sql import EntityRelation, ViewSource, build_retrieval_sql
+from featurestore.offline.duckdb.pit_sql import EntityRelation, ViewSource, build_retrieval_sql
 from featurestore.types import Float32, Int64, String, UnixTimestamp
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"

@@ -39,8 +39,8 @@ from featurestore import FeatureStore, FeatureView
 from featurestore.config import parse_config
 from featurestore.errors import ConfigError, DefinitionError, RetentionError
 from featurestore.offline.base import FeatureRequest, LatestWindow
-from featurestore.offline.latest_sql import build_latest_sql
-from featurestore.offline.pit_sql import ViewSource, source_scan
+from featurestore.offline.duckdb.latest_sql import build_latest_sql
+from featurestore.offline.duckdb.pit_sql import ViewSource, source_scan
 from featurestore.online.codec import encode_keys
 from featurestore.online.response import FieldStatus
 

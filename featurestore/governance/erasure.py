@@ -71,7 +71,7 @@ from featurestore.governance.parquet_rows import (
     remove_rows,
 )
 from featurestore.governance.quality_scrub import QUALITY_PLACE, scrub_quality
-from featurestore.offline.base import OfflineEngine
+from featurestore.offline.base import OfflineEngine, SupportsKeyCounts, missing_capability
 from featurestore.offline.source_schema import source_arrow_types
 from featurestore.online.base import OnlineStore, SupportsRowDeletion
 from featurestore.online.codec import encode_keys, split_entity_key
@@ -340,6 +340,9 @@ def erase(
             f"erase: the online store {online!r} cannot delete rows one by one; use the "
             "sqlite or redis online store"
         )
+    # Asked before anything is removed, so an engine that cannot search sources erases nothing.
+    if not isinstance(offline, SupportsKeyCounts):
+        raise missing_capability(offline, SupportsKeyCounts, "count an entity's rows in sources")
     report.removed = _sweep(request, online, dry_run=dry_run)
     if not dry_run:
         report.residue = _sweep(request, online, dry_run=True)
@@ -459,7 +462,9 @@ def _remove(path: Path, row_filter: RowFilter, *, dry_run: bool, keep_empty: boo
         ) from exc
 
 
-def _user_sources(request: ErasureRequest, offline: OfflineEngine, report: ErasureReport) -> None:
+def _user_sources(
+    request: ErasureRequest, offline: SupportsKeyCounts, report: ErasureReport
+) -> None:
     """The views' own source files, and datasets saved outside the store, holding the entity."""
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for target in reversed(request.targets):  # newest versions first

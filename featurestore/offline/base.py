@@ -2,8 +2,11 @@
 
 The facade resolves feature references into :class:`FeatureRequest` objects (which view
 definition, which features, under which output names); an engine turns an entity frame and those
-requests into a :class:`RetrievalJob`. Engines other than DuckDB (Spark, later) implement the same
-interface and pass the same oracle tests.
+requests into a :class:`RetrievalJob`. Every engine does retrieval and the latest rows per key
+(:class:`OfflineEngine`); what only some engines can do is a capability mixin
+(:class:`SupportsStatistics`, :class:`SupportsWindowReads`, :class:`SupportsKeyCounts`) that callers check with ``isinstance``, raising :func:`missing_capability`
+(which names the engine and the operation) when it is missing. Engines are listed in
+:mod:`featurestore.offline.backends` and pass the contract tests of ``tests/offline_contract.py``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import RetrievalError
+from featurestore.errors import EngineCapabilityError, RetrievalError
 from featurestore.quality.profile import ColumnStats, TableProfile
 from featurestore.types import ValueType
 
@@ -155,7 +158,13 @@ class LatestRows(ABC):
 
 
 class OfflineEngine(ABC):
-    """Builds point-in-time correct training frames and the latest rows to materialize."""
+    """Builds point-in-time correct training frames and the latest rows to materialize.
+
+    ``engine_type`` is the engine's name in :mod:`featurestore.offline.backends` (the
+    ``offline_store.type`` that selects it), used in messages.
+    """
+
+    engine_type: ClassVar[str] = "unnamed"
 
     @abstractmethod
     def get_historical_features(
@@ -184,7 +193,15 @@ class OfflineEngine(ABC):
     @abstractmethod
     def sample_entity_keys(self, view: FeatureView, sample: int, seed: int) -> pa.Table:
         """Up to ``sample`` distinct non-null join-key tuples of the view's source, chosen
-        reproducibly from ``seed`` (the consistency check's sample)."""
+        reproducibly from ``seed``: the sample of the online consistency check, which every
+        deployment can run, so every engine provides it."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, engines without resources keep the default
+        """Release connections and temporary files."""
+
+
+class SupportsKeyCounts(ABC):
+    """Capability: counting one entity's rows in a view's own source files (erasure)."""
 
     @abstractmethod
     def count_entity_rows(self, view: FeatureView, key_values: Mapping[str, Any]) -> dict[str, int]:
@@ -192,6 +209,11 @@ class OfflineEngine(ABC):
         pushed data) whose join keys equal ``key_values`` (some or all of the view's join keys,
         typed values), by file; files without such rows are left out. Erasure lists them for
         their owners."""
+
+
+class SupportsStatistics(ABC):
+    """Capability: profiles of a view's rows in a window or of a saved training set (the
+    quality layer's statistics, references and drift; see :mod:`featurestore.quality.profile`)."""
 
     @abstractmethod
     def view_statistics(
@@ -222,6 +244,10 @@ class OfflineEngine(ABC):
         """Profile ``columns`` (name -> declared type) of every row of one Parquet file (a saved
         training set), like :meth:`view_statistics`."""
 
+
+class SupportsWindowReads(ABC):
+    """Capability: streaming every row of a view's window (on-demand validation)."""
+
     @abstractmethod
     def read_window(
         self,
@@ -232,11 +258,23 @@ class OfflineEngine(ABC):
         not_before_us: int | None = None,
         batch_rows: int,
     ) -> LatestRows:
-        """Every source row of the view in the window of :meth:`view_statistics` (not only the
-        latest per key), streamed in batches of at most ``batch_rows``: the join keys, then the
-        event time (``timestamp[us, tz=UTC]``, named as the source's ``timestamp_field``), then
-        every feature, in their declared types. ``keys`` and ``rows_read`` are both the row
-        count."""
+        """Every source row of the view in the window of
+        :meth:`SupportsStatistics.view_statistics` (not only the latest per key), streamed in
+        batches of at most ``batch_rows``: the join keys, then the event time
+        (``timestamp[us, tz=UTC]``, named as the source's ``timestamp_field``), then every
+        feature, in their declared types. ``keys`` and ``rows_read`` are both the row count."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, engines without resources keep the default
-        """Release connections and temporary files."""
+
+def missing_capability(
+    engine: OfflineEngine, capability: type, operation: str
+) -> EngineCapabilityError:
+    """The error to raise when ``engine`` is not an instance of the mixin ``capability``;
+    ``operation`` is a phrase after "cannot", e.g. ``"compute statistics"``::
+
+        if not isinstance(engine, SupportsStatistics):
+            raise missing_capability(engine, SupportsStatistics, "compute statistics")
+    """
+    return EngineCapabilityError(
+        f"offline engine {engine.engine_type!r} cannot {operation}: it lacks "
+        f"{capability.__name__}; use an offline_store type that supports it (e.g. duckdb)"
+    )

@@ -1,8 +1,8 @@
-"""Normalizing the ``entity_df`` of a retrieval into something DuckDB can scan.
+"""Normalizing the ``entity_df`` of a retrieval into something an offline engine can scan.
 
 pandas, polars and pyarrow inputs become one Arrow table (polars and Arrow without copying the
 data) with a row-position column appended; a Parquet path (file, folder or glob) is left on disk
-for DuckDB to read. The timestamp column is ``event_timestamp`` if present, else the only
+for the engine to read. The timestamp column is ``event_timestamp`` if present, else the only
 timestamp-typed column. Naive timestamps are UTC; aware ones are converted to UTC.
 """
 
@@ -22,10 +22,11 @@ import pyarrow.parquet as pq
 
 from featurestore.errors import EntityFrameError
 from featurestore.offline.base import EntityFrameInput, FeatureRequest
-from featurestore.offline.pit_sql import ROW_ID
 from featurestore.types import ValueType, arrow_compatible
 
 DEFAULT_TIMESTAMP_COLUMN = "event_timestamp"
+#: Column added to the entity frame: the input row position (0-based), used to keep order.
+ROW_ID = "__fs_row"
 _RESERVED_PREFIX = "__fs_"
 
 

@@ -1,7 +1,8 @@
 """Per-column statistics of a table (a view's rows in a window, or a saved training set).
 
-A profile is plain data: the offline engine computes it (in DuckDB, see
-:mod:`featurestore.offline.duckdb_stats`), the registry stores it as JSON, and drift detection
+A profile is plain data: an offline engine with the statistics capability computes it (see
+:class:`featurestore.offline.base.SupportsStatistics`; the definitions below follow the DuckDB
+engine's), the registry stores it as JSON, and drift detection
 (:mod:`featurestore.quality.drift`) compares two of them without touching the data again.
 
 What the numbers mean, exactly:

@@ -18,7 +18,14 @@ from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import ObjectNotFoundError, QualityError
 from featurestore.materialize.materializer import epoch_us, from_epoch_us
-from featurestore.offline.base import LatestWindow, OfflineEngine, SavedDataset
+from featurestore.offline.base import (
+    LatestWindow,
+    OfflineEngine,
+    SavedDataset,
+    SupportsStatistics,
+    SupportsWindowReads,
+    missing_capability,
+)
 from featurestore.quality.drift import DriftReport, DriftThresholds, compare
 from featurestore.quality.history import (
     DATASET_SUBJECT,
@@ -108,6 +115,18 @@ class QualityService:
             chi2_p_value=settings.drift.chi2_p_value,
             null_rate=settings.drift.null_rate,
         )
+
+    def _statistics(self) -> SupportsStatistics:
+        engine = self._offline()
+        if not isinstance(engine, SupportsStatistics):
+            raise missing_capability(engine, SupportsStatistics, "compute statistics")
+        return engine
+
+    def _window_reader(self) -> SupportsWindowReads:
+        engine = self._offline()
+        if not isinstance(engine, SupportsWindowReads):
+            raise missing_capability(engine, SupportsWindowReads, "read the rows of a window")
+        return engine
 
     def thresholds_with(
         self,
@@ -217,7 +236,7 @@ class QualityService:
         validator = self.validator(view, version, "on_demand", window)
         start_us, end_us = _window_us(window)
         with closing(
-            self._offline().read_window(
+            self._window_reader().read_window(
                 view,
                 start_us=start_us,
                 end_us=end_us,
@@ -250,7 +269,7 @@ class QualityService:
         chosen = list(features) if features is not None else None
         if probe is not None and chosen is None:
             chosen = [f for f in view.feature_names if f in probe]
-        profile = self._offline().view_statistics(
+        profile = self._statistics().view_statistics(
             view,
             start_us=start_us,
             end_us=end_us,
@@ -278,7 +297,7 @@ class QualityService:
     ) -> StoredStatistics:
         """Profile a saved training set's feature columns and record them as the reference
         for drift checks; ``columns`` maps each column to (view, feature, declared type)."""
-        profile = self._offline().file_statistics(
+        profile = self._statistics().file_statistics(
             saved.location, {c: dtype for c, (_, _, dtype) in columns.items()}
         )
         stats = StoredStatistics(

@@ -1,4 +1,4 @@
-"""The DuckDB engine against the brute-force oracle, on seeded random data.
+"""Contract part: an engine against the brute-force oracle, on seeded random data.
 
 Each seed builds four views (a one-key view with a field mapping, a two-key view with colliding
 keys, a string-keyed view read from two files, a global view) with random TTLs, duplicate event
@@ -19,12 +19,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from contract_engine import EngineContractBase
 from pit_oracle import OracleRequest, expected_frame, to_utc
 
 from featurestore.config import RepoConfig
 from featurestore.definitions import Entity, FeatureView, Field, FileSource
 from featurestore.offline.base import FeatureRequest
-from featurestore.offline.duckdb_engine import DuckDBEngine
 from featurestore.types import Float32, Float64, Int64, String
 
 BASE = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -243,94 +243,111 @@ def _normalize(row: dict[str, Any]) -> dict[str, Any]:
     return {k: to_utc(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_engine_matches_oracle(tmp_path: Path, seed: int) -> None:
-    entity_rows, oracle_requests = _scenario(seed, tmp_path)
-    engine = DuckDBEngine(RepoConfig(project="oracle", repo_path=tmp_path, registry="sqlite://"))
-    requests = [
-        FeatureRequest(r.view, tuple(r.outputs), tuple(r.outputs.values())) for r in oracle_requests
-    ]
-    result = (
-        engine.get_historical_features(_entity_frame(entity_rows), requests).to_arrow().to_pylist()
-    )
-    expected = expected_frame(entity_rows, "event_timestamp", oracle_requests)
-    assert [_normalize(r) for r in result] == [_normalize(r) for r in expected]
-    engine.close()
-
-
-@pytest.mark.parametrize("seed", range(30))
-def test_engine_matches_oracle_filtering_by_created_timestamp(tmp_path: Path, seed: int) -> None:
-    """``filter_by_created_timestamp=True`` on the same scenarios; odd seeds create rows up to
-    4.5 hours after their event, so late corrections would leak past later events."""
-    entity_rows, oracle_requests = _scenario(seed, tmp_path, late=seed % 2 == 1)
-    engine = DuckDBEngine(RepoConfig(project="oracle", repo_path=tmp_path, registry="sqlite://"))
-    requests = [
-        FeatureRequest(r.view, tuple(r.outputs), tuple(r.outputs.values())) for r in oracle_requests
-    ]
-    job = engine.get_historical_features(
-        _entity_frame(entity_rows), requests, filter_by_created_timestamp=True
-    )
-    expected = expected_frame(
-        entity_rows, "event_timestamp", oracle_requests, filter_by_created_timestamp=True
-    )
-    assert [_normalize(r) for r in job.to_arrow().to_pylist()] == [_normalize(r) for r in expected]
-    engine.close()
-
-
-def test_filter_scenarios_exercise_the_filter(tmp_path: Path) -> None:
-    """The scenarios above are not vacuous: on each of the first seeds, the filter changes the
-    oracle's answer for some entity rows, for views with and without TTL."""
-    changed_ttl = changed_no_ttl = 0
-    for seed in range(30):
-        entity_rows, oracle_requests = _scenario(seed, tmp_path / str(seed), late=seed % 2 == 1)
-        for request in oracle_requests:
-            plain = expected_frame(entity_rows, "event_timestamp", [request])
-            filtered = expected_frame(
-                entity_rows, "event_timestamp", [request], filter_by_created_timestamp=True
-            )
-            differing = sum(a != b for a, b in zip(plain, filtered, strict=True))
-            if request.view.ttl is None:
-                changed_no_ttl += differing
-            else:
-                changed_ttl += differing
-    assert changed_ttl > 100
-    assert changed_no_ttl > 100
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_engine_matches_oracle_with_retention_cutoffs(tmp_path: Path, seed: int) -> None:
-    """The same scenarios with a retention cut-off per view: none, before all data, at an
-    event time (the bound is inclusive), a microsecond after one, or after all data."""
-    entity_rows, oracle_requests = _scenario(seed, tmp_path)
-    rng = random.Random(10_000 + seed)
-    times = sorted({to_utc(r["ts"]) for q in oracle_requests for r in q.source_rows if r["ts"]})
-    cut = [
-        None,
-        BASE - timedelta(days=1),
-        rng.choice(times),
-        rng.choice(times) + timedelta(microseconds=1),
-        BASE + timedelta(days=2),
-    ]
-    with_cutoffs = [
-        OracleRequest(q.view, q.source_rows, q.outputs, rng.choice(cut)) for q in oracle_requests
-    ]
-    engine = DuckDBEngine(RepoConfig(project="oracle", repo_path=tmp_path, registry="sqlite://"))
-    requests = [
-        FeatureRequest(
-            r.view,
-            tuple(r.outputs),
-            tuple(r.outputs.values()),
-            not_before_us=None if r.not_before is None else _epoch_us(r.not_before),
-        )
-        for r in with_cutoffs
-    ]
-    result = (
-        engine.get_historical_features(_entity_frame(entity_rows), requests).to_arrow().to_pylist()
-    )
-    expected = expected_frame(entity_rows, "event_timestamp", with_cutoffs)
-    assert [_normalize(r) for r in result] == [_normalize(r) for r in expected]
-    engine.close()
-
-
 def _epoch_us(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+
+
+class PitOracleContract(EngineContractBase):
+    """The engine against the brute-force oracle (plain, filtered by created time, retention)."""
+
+    @pytest.mark.parametrize("seed", range(40))
+    def test_engine_matches_oracle(self, tmp_path: Path, seed: int) -> None:
+        entity_rows, oracle_requests = _scenario(seed, tmp_path)
+        engine = self.open_engine(
+            RepoConfig(project="oracle", repo_path=tmp_path, registry="sqlite://")
+        )
+        requests = [
+            FeatureRequest(r.view, tuple(r.outputs), tuple(r.outputs.values()))
+            for r in oracle_requests
+        ]
+        result = (
+            engine.get_historical_features(_entity_frame(entity_rows), requests)
+            .to_arrow()
+            .to_pylist()
+        )
+        expected = expected_frame(entity_rows, "event_timestamp", oracle_requests)
+        assert [_normalize(r) for r in result] == [_normalize(r) for r in expected]
+        engine.close()
+
+    @pytest.mark.parametrize("seed", range(30))
+    def test_engine_matches_oracle_filtering_by_created_timestamp(
+        self, tmp_path: Path, seed: int
+    ) -> None:
+        """``filter_by_created_timestamp=True`` on the same scenarios; odd seeds create rows up to
+        4.5 hours after their event, so late corrections would leak past later events."""
+        entity_rows, oracle_requests = _scenario(seed, tmp_path, late=seed % 2 == 1)
+        engine = self.open_engine(
+            RepoConfig(project="oracle", repo_path=tmp_path, registry="sqlite://")
+        )
+        requests = [
+            FeatureRequest(r.view, tuple(r.outputs), tuple(r.outputs.values()))
+            for r in oracle_requests
+        ]
+        job = engine.get_historical_features(
+            _entity_frame(entity_rows), requests, filter_by_created_timestamp=True
+        )
+        expected = expected_frame(
+            entity_rows, "event_timestamp", oracle_requests, filter_by_created_timestamp=True
+        )
+        assert [_normalize(r) for r in job.to_arrow().to_pylist()] == [
+            _normalize(r) for r in expected
+        ]
+        engine.close()
+
+    def test_filter_scenarios_exercise_the_filter(self, tmp_path: Path) -> None:
+        """The scenarios above are not vacuous: on each of the first seeds, the filter changes the
+        oracle's answer for some entity rows, for views with and without TTL."""
+        changed_ttl = changed_no_ttl = 0
+        for seed in range(30):
+            entity_rows, oracle_requests = _scenario(seed, tmp_path / str(seed), late=seed % 2 == 1)
+            for request in oracle_requests:
+                plain = expected_frame(entity_rows, "event_timestamp", [request])
+                filtered = expected_frame(
+                    entity_rows, "event_timestamp", [request], filter_by_created_timestamp=True
+                )
+                differing = sum(a != b for a, b in zip(plain, filtered, strict=True))
+                if request.view.ttl is None:
+                    changed_no_ttl += differing
+                else:
+                    changed_ttl += differing
+        assert changed_ttl > 100
+        assert changed_no_ttl > 100
+
+    @pytest.mark.parametrize("seed", range(20))
+    def test_engine_matches_oracle_with_retention_cutoffs(self, tmp_path: Path, seed: int) -> None:
+        """The same scenarios with a retention cut-off per view: none, before all data, at an
+        event time (the bound is inclusive), a microsecond after one, or after all data."""
+        entity_rows, oracle_requests = _scenario(seed, tmp_path)
+        rng = random.Random(10_000 + seed)
+        times = sorted({to_utc(r["ts"]) for q in oracle_requests for r in q.source_rows if r["ts"]})
+        cut = [
+            None,
+            BASE - timedelta(days=1),
+            rng.choice(times),
+            rng.choice(times) + timedelta(microseconds=1),
+            BASE + timedelta(days=2),
+        ]
+        with_cutoffs = [
+            OracleRequest(q.view, q.source_rows, q.outputs, rng.choice(cut))
+            for q in oracle_requests
+        ]
+        engine = self.open_engine(
+            RepoConfig(project="oracle", repo_path=tmp_path, registry="sqlite://")
+        )
+        requests = [
+            FeatureRequest(
+                r.view,
+                tuple(r.outputs),
+                tuple(r.outputs.values()),
+                not_before_us=None if r.not_before is None else _epoch_us(r.not_before),
+            )
+            for r in with_cutoffs
+        ]
+        result = (
+            engine.get_historical_features(_entity_frame(entity_rows), requests)
+            .to_arrow()
+            .to_pylist()
+        )
+        expected = expected_frame(entity_rows, "event_timestamp", with_cutoffs)
+        assert [_normalize(r) for r in result] == [_normalize(r) for r in expected]
+        engine.close()

@@ -31,17 +31,19 @@ from featurestore.offline.base import (
     LatestRows,
     LatestWindow,
     OfflineEngine,
+    SupportsKeyCounts,
+    SupportsStatistics,
+    SupportsWindowReads,
 )
-from featurestore.offline.duckdb_stats import ProfileOptions, profile_relation
-from featurestore.offline.entity_frame import EntityFrame, check_join_keys, load_entity_frame
-from featurestore.offline.job import DuckDBRetrievalJob
-from featurestore.offline.latest_sql import (
+from featurestore.offline.duckdb.duckdb_stats import ProfileOptions, profile_relation
+from featurestore.offline.duckdb.job import DuckDBRetrievalJob
+from featurestore.offline.duckdb.latest_sql import (
     CANDIDATES_COLUMN,
     MAX_CREATED_COLUMN,
     build_key_sample_sql,
     build_latest_sql,
 )
-from featurestore.offline.pit_sql import (
+from featurestore.offline.duckdb.pit_sql import (
     ENTITY_TS,
     ROW_ID,
     EntityRelation,
@@ -51,8 +53,7 @@ from featurestore.offline.pit_sql import (
     quote,
     string_literal,
 )
-from featurestore.offline.source_schema import source_arrow_types, validate_view_source
-from featurestore.offline.stats_sql import (
+from featurestore.offline.duckdb.stats_sql import (
     StatsColumn,
     file_relation_sql,
     file_value_sql,
@@ -61,13 +62,23 @@ from featurestore.offline.stats_sql import (
     window_count_sql,
     window_rows_sql,
 )
+from featurestore.offline.entity_frame import EntityFrame, check_join_keys, load_entity_frame
+from featurestore.offline.source_schema import source_arrow_types, validate_view_source
 from featurestore.offline.store_data import StoreData
 from featurestore.quality.profile import ColumnStats, TableProfile
 from featurestore.types import ValueType
 
 
-class DuckDBEngine(OfflineEngine):
-    """Point-in-time correct retrieval with DuckDB over the views' Parquet sources."""
+class DuckDBEngine(
+    OfflineEngine,
+    SupportsStatistics,
+    SupportsWindowReads,
+    SupportsKeyCounts,
+):
+    """Point-in-time correct retrieval with DuckDB over the views' Parquet sources; it has
+    every capability of :mod:`featurestore.offline.base`."""
+
+    engine_type = "duckdb"
 
     def __init__(self, config: RepoConfig) -> None:
         self._config = config
@@ -113,7 +124,7 @@ class DuckDBEngine(OfflineEngine):
         *,
         filter_by_created_timestamp: bool = False,
     ) -> DuckDBRetrievalJob:
-        """Join ``requests`` onto ``entity_df``; see :mod:`featurestore.offline.pit_sql`."""
+        """Join ``requests`` onto ``entity_df``; see :mod:`featurestore.offline.duckdb.pit_sql`."""
         frame = load_entity_frame(entity_df)
         _check_output_names(frame, requests)
         repo = self._config.repo_path
@@ -179,7 +190,7 @@ class DuckDBEngine(OfflineEngine):
     def latest_per_entity(
         self, view: FeatureView, window: LatestWindow, *, batch_rows: int
     ) -> DuckDBLatestRows:
-        """The latest row per key in ``window``; see :mod:`featurestore.offline.latest_sql`.
+        """The latest row per key in ``window``; see :mod:`featurestore.offline.duckdb.latest_sql`.
 
         The result is computed once into a temporary table (DuckDB spills it to disk past its
         memory limit), counted, then streamed from there in batches of ``batch_rows``.
@@ -255,7 +266,7 @@ class DuckDBEngine(OfflineEngine):
         features: Sequence[str] | None = None,
         reference: Mapping[str, ColumnStats] | None = None,
     ) -> TableProfile:
-        """Profile the view's rows in the window; see :mod:`featurestore.offline.duckdb_stats`."""
+        """Profile the view's rows in the window; see :mod:`featurestore.offline.duckdb.duckdb_stats`."""
         started = time.perf_counter()
         chosen = tuple(view.feature_names if features is None else features)
         unknown = [f for f in chosen if f not in view.feature_names]
@@ -292,7 +303,7 @@ class DuckDBEngine(OfflineEngine):
         *,
         reference: Mapping[str, ColumnStats] | None = None,
     ) -> TableProfile:
-        """Profile columns of one Parquet file; see :mod:`featurestore.offline.duckdb_stats`."""
+        """Profile columns of one Parquet file; see :mod:`featurestore.offline.duckdb.duckdb_stats`."""
         started = time.perf_counter()
         connection = self.connection()
         try:

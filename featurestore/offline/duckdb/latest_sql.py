@@ -1,7 +1,7 @@
 """The "latest row per entity" query that materialization runs, as DuckDB SQL text.
 
 It is built on the same source scan and the same winner ordering as the point-in-time join
-(:mod:`featurestore.offline.pit_sql`): latest event time, then latest created time (a null created
+(:mod:`featurestore.offline.duckdb.pit_sql`): latest event time, then latest created time (a null created
 time loses every tie), then last in file order. So the row materialized for a key is exactly the
 row a historical retrieval at the window's end picks among the same candidates; the window's
 retention cut-off (``LatestWindow.not_before_us``) drops old rows in that shared scan too.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.offline.base import LatestWindow
-from featurestore.offline.pit_sql import (
+from featurestore.offline.duckdb.pit_sql import (
     NULL_CREATED,
     ViewSource,
     convert_value,
@@ -28,6 +28,7 @@ from featurestore.offline.pit_sql import (
     string_literal,
     values_struct,
 )
+from featurestore.offline.duckdb.sql_types import sql_type
 from featurestore.types import ValueType
 
 #: Per-key statistics the engine reads before streaming, then drops: how many source rows
@@ -106,7 +107,7 @@ def build_latest_sql(source: ViewSource, window: LatestWindow) -> str:
 
 
 def _declared(column: str, dtype: ValueType | None) -> str:
-    return column if dtype is None else f"CAST({column} AS {dtype.sql})"
+    return column if dtype is None else f"CAST({column} AS {sql_type(dtype)})"
 
 
 def build_key_sample_sql(view: FeatureView, files: Sequence[str], sample: int, seed: int) -> str:

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from featurestore.errors import RetrievalError
 from featurestore.offline.base import RetrievalJob
-from featurestore.offline.pit_sql import string_literal
+from featurestore.offline.duckdb.pit_sql import string_literal
 
 _NULLABLE_DTYPES: dict[pa.DataType, Any] = {
     pa.int32(): pd.Int32Dtype(),

@@ -37,10 +37,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from featurestore.offline.base import FeatureRequest
+from featurestore.offline.duckdb.sql_types import sql_type
+from featurestore.offline.entity_frame import ROW_ID as ROW_ID  # the builders read it here
 from featurestore.types import UnixTimestamp, ValueType
 
-#: Column added to the entity relation: the input row position (0-based), used to keep order.
-ROW_ID = "__fs_row"
 #: Column added to the entity relation: the entity timestamp in epoch microseconds (UTC).
 ENTITY_TS = "__fs_ts"
 
@@ -169,7 +169,7 @@ def key_sql_type(dtype: ValueType | None) -> str | None:
     if dtype is None:
         return None
     # Widen integer keys so an int32 column on one side still matches an int64 on the other.
-    return "BIGINT" if dtype.name in _INTEGER_KEYS else dtype.sql
+    return "BIGINT" if dtype.name in _INTEGER_KEYS else sql_type(dtype)
 
 
 def _cast(expression: str, sql_type: str | None) -> str:
@@ -392,7 +392,7 @@ def convert_value(value: str, dtype: ValueType, source_type: str) -> str:
     if dtype == UnixTimestamp and _is_integer_sql(source_type):
         # Integer sources of a timestamp feature hold epoch seconds.
         return f"to_timestamp({value})"
-    return f"CAST({value} AS {dtype.sql})"
+    return f"CAST({value} AS {sql_type(dtype)})"
 
 
 _INTEGER_SQL = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}

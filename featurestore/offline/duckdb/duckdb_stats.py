@@ -1,4 +1,4 @@
-"""Profiles computed in DuckDB: the queries of :mod:`featurestore.offline.stats_sql`, run and
+"""Profiles computed in DuckDB: the queries of :mod:`featurestore.offline.duckdb.stats_sql`, run and
 assembled into a :class:`~featurestore.quality.profile.TableProfile`.
 
     profile = profile_relation(connection, relation_sql, columns, label="feature view 'x'")
@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from featurestore.offline.stats_sql import (
+from featurestore.offline.duckdb.stats_sql import (
     Interval,
     StatsColumn,
     candidate_counts_sql,

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from featurestore.offline.pit_sql import (
+from featurestore.offline.duckdb.pit_sql import (
     NULL_CREATED,
     ViewSource,
     convert_value,
@@ -36,6 +36,7 @@ from featurestore.offline.pit_sql import (
     source_scan,
     string_literal,
 )
+from featurestore.offline.duckdb.sql_types import sql_type
 from featurestore.quality.profile import CATEGORICAL, GRID_POINTS, NUMERIC
 from featurestore.types import Float32, Float64, UnixTimestamp, ValueType
 
@@ -256,7 +257,7 @@ def window_rows_sql(source: ViewSource, start_us: int | None, end_us: int | None
     view = source.request.view
     scan = source_scan(source, low_us=start_us, high_us=end_us)
     outputs = [
-        (f"CAST(__fs_k{i} AS {dtype.sql})" if dtype is not None else f"__fs_k{i}")
+        (f"CAST(__fs_k{i} AS {sql_type(dtype)})" if dtype is not None else f"__fs_k{i}")
         + f" AS {quote(key)}"
         for i, (key, dtype) in enumerate(view.join_key_types.items())
     ]
