@@ -27,7 +27,7 @@ class EngineContractBase:
 
     def open_engine(self, config: RepoConfig) -> OfflineEngine:
         """The engine of this contract over ``config`` (its other offline settings kept)."""
-        offline = replace(config.offline_store, type=self.engine_type)
+        offline = config.offline_store.model_copy(update={"type": self.engine_type})
         return open_offline_engine(replace(config, offline_store=offline))
 
     def capable(self, engine: OfflineEngine, capability: type[C]) -> C:

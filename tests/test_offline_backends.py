@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, Policy
-from featurestore.config import OfflineStoreConfig, RepoConfig
+from featurestore.config import OfflineStoreConfig, RepoConfig, load_config
 from featurestore.errors import AccessDeniedError, ConfigError, EngineCapabilityError
 from featurestore.governance.access import Principal
 from featurestore.offline.backends import (
@@ -64,7 +64,8 @@ class MinimalEngine(OfflineEngine):
     engine_type = "minimal"
 
     def __init__(self, config: RepoConfig) -> None:
-        duckdb_config = replace(config, offline_store=replace(config.offline_store, type="duckdb"))
+        duckdb_settings = config.offline_store.model_copy(update={"type": "duckdb"})
+        duckdb_config = replace(config, offline_store=duckdb_settings)
         self._inner = open_offline_engine(duckdb_config)
 
     def get_historical_features(
@@ -105,7 +106,7 @@ def minimal_config(tmp_path: Path) -> RepoConfig:
         project="seam",
         repo_path=tmp_path,
         registry=f"sqlite:///{tmp_path / 'registry.db'}",
-        offline_store=OfflineStoreConfig(type="minimal"),
+        offline_store=OfflineStoreConfig.model_construct(type="minimal"),
     )
     return config
 
@@ -141,11 +142,16 @@ def test_every_row_names_a_loadable_engine_and_its_config_model(tmp_path: Path) 
 
 
 def test_an_unknown_engine_type_is_a_clear_error(tmp_path: Path) -> None:
+    # featurestore.yaml's model rejects the type first (one line naming the setting); the table
+    # still guards a settings object built without validation.
+    (tmp_path / "featurestore.yaml").write_text("project: seam\noffline_store: {type: duckbd}\n")
+    with pytest.raises(ConfigError, match=r"offline_store.*duckbd"):
+        load_config(tmp_path)
     config = RepoConfig(
         project="seam",
         repo_path=tmp_path,
         registry="sqlite://",
-        offline_store=OfflineStoreConfig(type="duckbd"),
+        offline_store=OfflineStoreConfig.model_construct(type="duckbd"),
     )
     with pytest.raises(ConfigError, match=r"'duckbd' is not a known offline engine.*'duckdb'"):
         open_offline_engine(config)
