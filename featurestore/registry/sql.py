@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -20,14 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from featurestore.definitions import (
     Definition,
-    Entity,
-    FeatureService,
-    FeatureView,
-    Policy,
     canonical_json,
 )
 from featurestore.errors import (
-    FeatureStoreError,
     ObjectNotFoundError,
     RegistryError,
     RegistryNotFoundError,
@@ -46,6 +41,7 @@ from featurestore.registry.file_watch import RegistryFileWatch, missing_registry
 from featurestore.registry.migrations import migrate
 from featurestore.registry.plan import KINDS, ObjectChange, Plan, StoredObject, build_plan, label
 from featurestore.registry.probe import ChangeProbe, TokenProbe
+from featurestore.registry.rebuild import as_data, live_objects, rebuild, views_of
 
 _NO_STATE = "empty"
 
@@ -188,7 +184,7 @@ class SqlRegistry(Registry):
             stored = self._state(conn, project)
             plan = build_plan(stored, objects, delete_missing=delete_missing)
             if check is not None:
-                check(plan, _live_objects(stored))
+                check(plan, live_objects(stored))
             if plan.has_changes:
                 incoming = {(o.kind, o.name): o for o in objects}
                 records = {(s.kind, s.name): s for s in stored}
@@ -355,16 +351,16 @@ class SqlRegistry(Registry):
             "spec": json.loads(stored.spec_json),
             "meta": json.loads(meta),
         }
-        views = _views_of(self._state(conn, project)) if kind == "feature_service" else {}
-        return _rebuild(data, views, version)
+        views = views_of(self._state(conn, project)) if kind == "feature_service" else {}
+        return rebuild(data, views, version)
 
     def list(self, project: str, kind: str) -> list[Definition]:
         _check_kind(kind)
         with self._read() as conn:
             state = self._state(conn, project)
-        views = _views_of(state) if kind == "feature_service" else {}
+        views = views_of(state) if kind == "feature_service" else {}
         live = sorted((s for s in state if s.kind == kind and not s.deleted), key=lambda s: s.name)
-        return [_rebuild(_as_data(s), views, s.version) for s in live]
+        return [rebuild(as_data(s), views, s.version) for s in live]
 
     def kinds_named(self, project: str, name: str) -> builtins.list[str]:
         o = schema.objects
@@ -541,47 +537,6 @@ def _watermark(row: Row[Any]) -> Watermark:
     return Watermark(
         end=row.end_ts, created=row.created_watermark, rows=int(row.rows), updated_at=row.updated_at
     )
-
-
-def _as_data(record: StoredObject) -> dict[str, Any]:
-    """A stored object in the shape of ``Definition.to_dict()``."""
-    return {"kind": record.kind, "name": record.name, "spec": record.spec, "meta": record.meta}
-
-
-def _live_objects(state: Sequence[StoredObject]) -> Mapping[tuple[str, str], Definition]:
-    """The live (not deleted) stored objects, rebuilt, by ``(kind, name)``."""
-    views = _views_of(state)
-    return {
-        (s.kind, s.name): _rebuild(_as_data(s), views, s.version) for s in state if not s.deleted
-    }
-
-
-def _views_of(state: Sequence[StoredObject]) -> dict[str, FeatureView]:
-    """Every view at its current version, for resolving feature services.
-
-    Deleted views come back at their last version, so that old service versions still load.
-    """
-    return {
-        s.name: cast(FeatureView, _rebuild(_as_data(s), {}, s.version))
-        for s in state
-        if s.kind == "feature_view"
-    }
-
-
-def _rebuild(data: dict[str, Any], views: dict[str, FeatureView], version: int) -> Definition:
-    """A definition from its stored dictionaries."""
-    try:
-        if data["kind"] == "entity":
-            return Entity.from_dict(data)
-        if data["kind"] == "feature_view":
-            return FeatureView.from_dict(data)
-        if data["kind"] == "policy":
-            return Policy.from_dict(data)
-        return FeatureService.from_dict(data, views)
-    except (FeatureStoreError, KeyError, TypeError, ValueError) as exc:
-        raise RegistryError(
-            f"the stored {label(data['kind'], data['name'])} v{version} cannot be rebuilt: {exc}"
-        ) from exc
 
 
 def _utcnow() -> datetime:
