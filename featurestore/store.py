@@ -44,6 +44,7 @@ from featurestore.materialize.arguments import window_bound
 from featurestore.materialize.pending import unmaterialized_warnings
 from featurestore.offline.backends import open_offline_engine
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
+from featurestore.offline.compact_operations import CompactionOperations
 from featurestore.offline.source_schema import type_join_keys
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, online_store_identity, open_online_store
@@ -60,7 +61,11 @@ TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
 class FeatureStore(
-    CatalogOperations, QualityOperations, GovernanceOperations, OnlineWriteOperations
+    CatalogOperations,
+    QualityOperations,
+    GovernanceOperations,
+    OnlineWriteOperations,
+    CompactionOperations,
 ):
     """Entry point to a feature repository.
 
