@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_summary, peak_rss_mb, work_dir  # noqa: E402
+from common import machine_summary, peak_rss_mb, work_dir
 
 from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, PushSource
 from featurestore.offline.store_data import StoreData
@@ -62,7 +62,8 @@ def main(argv: list[str]) -> int:
     entities = pd.DataFrame(
         {
             "driver_id": rng.integers(0, args.drivers, args.entity_rows),
-            "event_timestamp": END - pd.to_timedelta(rng.integers(0, 86_400, args.entity_rows), "s"),
+            "event_timestamp": END
+            - pd.to_timedelta(rng.integers(0, 86_400, args.entity_rows), "s"),
         }
     )
     print(machine_summary())
@@ -78,7 +79,9 @@ def main(argv: list[str]) -> int:
         for start in range(0, len(pushed), args.rows_per_push):
             many.push("stats_push", pushed.iloc[start : start + args.rows_per_push], to="offline")
         push_seconds = time.perf_counter() - started
-        print(f"pushes: {args.pushes:,} in {push_seconds:.1f} s ({args.pushes / push_seconds:,.0f}/s)")
+        print(
+            f"pushes: {args.pushes:,} in {push_seconds:.1f} s ({args.pushes / push_seconds:,.0f}/s)"
+        )
 
         base_s, base_df = _retrieve(baseline, entities, args.repeat)
         many_s, many_df = _retrieve(many, entities, args.repeat)

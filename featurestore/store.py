@@ -44,7 +44,6 @@ from featurestore.materialize.arguments import window_bound
 from featurestore.materialize.pending import unmaterialized_warnings
 from featurestore.offline.backends import open_offline_engine
 from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
-from featurestore.offline.compact_operations import CompactionOperations
 from featurestore.offline.source_schema import type_join_keys
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, online_store_identity, open_online_store
@@ -55,6 +54,7 @@ from featurestore.push.operations import OnlineWriteOperations
 from featurestore.quality.operations import QualityOperations
 from featurestore.references import resolve_requests
 from featurestore.registry import Plan, Registry, open_registry
+from featurestore.stream.operations import StreamOperations
 
 #: The environment variable the SDK and CLI read a token from.
 TOKEN_ENV = "FEATURESTORE_TOKEN"
@@ -65,7 +65,7 @@ class FeatureStore(
     QualityOperations,
     GovernanceOperations,
     OnlineWriteOperations,
-    CompactionOperations,
+    StreamOperations,
 ):
     """Entry point to a feature repository.
 

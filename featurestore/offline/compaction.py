@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featurestore.errors import FeatureStoreError
+from featurestore.offline.file_positions import merge_positions, positions_metadata, positions_of
 
 #: The Parquet metadata key listing the file names a compacted file covers (a JSON list).
 COVERS_KEY = b"featurestore.covers"
@@ -179,8 +180,14 @@ def _write_compacted(folder: Path, run: Sequence[str], listed: Sequence[str]) ->
         covered.update(covers(path))
     listed_names = {Path(p).name for p in listed}
     covered &= listed_names
+    # A stream consumer's positions survive the merge (the largest per consumer).
+    positions = merge_positions(positions_of(pq.read_schema(p).metadata) for p in run)
     schema = schema.with_metadata(
-        {**(schema.metadata or {}), COVERS_KEY: json.dumps(sorted(covered))}
+        {
+            **(schema.metadata or {}),
+            **positions_metadata(positions),
+            COVERS_KEY: json.dumps(sorted(covered)).encode(),
+        }
     )
     final = folder / _compacted_name(Path(run[-1]).name)
     staged = folder / f".{final.name}.tmp"

@@ -130,8 +130,15 @@ class StoreData:
                 "at your own files, or move data_path out of its way"
             )
 
-    def stage(self, source_name: str, table: pa.Table) -> StagedFile:
-        """Write ``table`` under a name no reader lists; :meth:`StagedFile.commit` publishes it."""
+    def stage(
+        self, source_name: str, table: pa.Table, metadata: dict[bytes, bytes] | None = None
+    ) -> StagedFile:
+        """Write ``table`` under a name no reader lists; :meth:`StagedFile.commit` publishes it.
+
+        ``metadata`` goes into the file's schema metadata (a stream consumer's positions, see
+        :mod:`featurestore.offline.file_positions`)."""
+        if metadata:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
         folder = self.push_folder(source_name)
         folder.mkdir(parents=True, exist_ok=True)
         self.discard_stale(folder)  # what interrupted pushes to this source left
