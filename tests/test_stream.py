@@ -131,16 +131,18 @@ def test_consumer_stores_every_event_once_and_dead_letters_the_bad(
     store, topic = repo
     produce(topic, range(1, 3001))
     connection = client()
+    for trip_id in range(3001, 3011):  # full ties (same event and created time): stream order wins
+        connection.xadd(topic, {**event(3001), "trip_id": str(trip_id), "fare": str(trip_id)})
     connection.xadd(topic, {**event(5000), "fare": "not-a-number"})
     connection.xadd(topic, {**event(5001), "event_timestamp": ""})
-    consumer = store.stream_consumer(batch_size=500, block_ms=50)
+    consumer = store.stream_consumer(batch_size=601, block_ms=50)  # a batch ends mid-ties
     try:
         report = consumer.run(idle_seconds=1.0)
     finally:
         consumer.close()
-    assert report.events == 3000
+    assert report.events == 3010
     assert report.dead_letters == 2
-    assert sorted(offline_trip_ids(store)) == list(range(1, 3001))
+    assert sorted(offline_trip_ids(store)) == list(range(1, 3011))
     dead = connection.xrange(f"{topic}.dead")
     assert [fields["trip_id"] for _, fields in dead] == ["5000", "5001"]
     assert "not a double" in dead[0][1]["_reason"] or "fare" in dead[0][1]["_reason"]
