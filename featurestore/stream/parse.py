@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featurestore.push.frame import PushColumns
 
@@ -33,10 +34,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 @dataclass(frozen=True)
 class Message:
-    """One message read from a stream: its position and its fields."""
+    """One message read from a stream: its position and its fields, as the broker gives them
+    (``[name, value, name, value, ...]``, Redis Streams' own layout) or as a mapping."""
 
     position: str
-    fields: Mapping[str, str]
+    flat: Sequence[str] | Mapping[str, str]
+
+    @property
+    def fields(self) -> dict[str, str]:
+        if isinstance(self.flat, Mapping):
+            return dict(self.flat)
+        return dict(zip(self.flat[::2], self.flat[1::2], strict=False))
+
+    def names(self) -> Sequence[str]:
+        return list(self.flat) if isinstance(self.flat, Mapping) else self.flat[::2]
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,41 @@ class MessageParser:
         self.not_null = (self.timestamp, *columns.key_columns)
 
     def parse(self, messages: Sequence[Message]) -> ParsedBatch:
+        """Every message as a row, or a dead letter. Messages whose fields come in one order
+        (the usual case: one producer) are parsed column by column in Arrow; a batch with a bad
+        value, a missing field or mixed layouts goes row by row, which finds the bad ones."""
+        fast = self._columnar(messages)
+        return fast if fast is not None else self._by_row(messages)
+
+    def _columnar(self, messages: Sequence[Message]) -> ParsedBatch | None:
+        if not messages or isinstance(messages[0].flat, Mapping):
+            return None
+        layout = messages[0].flat[::2]
+        if any(m.flat[::2] != layout for m in messages):  # type: ignore[index]
+            return None
+        where = {name: 2 * i + 1 for i, name in enumerate(layout)}
+        if any(name not in where for name in self.not_null):
+            return None
+        arrays: dict[str, pa.Array] = {}
+        for name, dtype in self.types.items():
+            index = where.get(name)
+            if index is None:
+                arrays[name] = pa.nulls(len(messages), dtype)
+                continue
+            text = pa.array([m.flat[index] for m in messages], pa.string())  # type: ignore[index]
+            column = _cast_text(text, dtype, required=name in self.not_null)
+            if column is None:
+                return None
+            arrays[name] = column
+        events = pc.cast(arrays[self.timestamp], pa.int64()).to_pylist()
+        if pa.types.is_timestamp(self.types[self.timestamp]):
+            unit = self.types[self.timestamp].unit
+            scale = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0}[unit]
+            events = [e * scale if scale else e // 1_000 for e in events]
+        positions = [m.position for m in messages]
+        return ParsedBatch(pa.table(arrays), positions, [], events)
+
+    def _by_row(self, messages: Sequence[Message]) -> ParsedBatch:
         values: dict[str, list[Any]] = {name: [] for name in self.types}
         positions: list[str] = []
         dead: list[DeadLetter] = []
@@ -154,3 +200,41 @@ def _array(values: list[Any], dtype: pa.DataType) -> pa.Array:
             return micros.cast(pa.timestamp("us")).cast(dtype)
         return micros.cast(dtype)
     return pa.array(values, dtype)
+
+
+def _cast_text(text: pa.Array, dtype: pa.DataType, *, required: bool) -> pa.Array | None:
+    """A column of message text as ``dtype`` (empty text is null), or None when a value does
+    not parse (the row-by-row path then finds which)."""
+    empty = pc.equal(text, "")
+    if pc.any(empty).as_py():
+        if required:
+            return None
+        text = pc.if_else(empty, pa.scalar(None, pa.string()), text)
+    try:
+        if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+            return text.cast(dtype)
+        if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
+            return _cast_instants(text, dtype)
+        if pa.types.is_floating(dtype):
+            column = pc.cast(text, dtype)
+            return None if pc.any(pc.is_inf(column)).as_py() else column
+        return pc.cast(text, dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _cast_instants(text: pa.Array, dtype: pa.DataType) -> pa.Array:
+    """ISO 8601 with zone offsets, naive ISO 8601 (UTC), or epoch seconds; one form per batch."""
+    try:
+        seconds = pc.cast(text, pa.float64())
+        micros = pc.round(pc.multiply(seconds, 1_000_000.0))
+        utc = pc.cast(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:
+        try:
+            utc = pc.cast(text, pa.timestamp("us", tz="UTC"))
+        except pa.ArrowInvalid:
+            naive = pc.cast(text, pa.timestamp("us"))
+            utc = naive.cast(pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    if pa.types.is_timestamp(dtype) and dtype.tz is None:
+        return utc.cast(pa.int64()).cast(pa.timestamp("us")).cast(dtype)
+    return utc.cast(dtype)

@@ -44,6 +44,7 @@ class RedisStreamBroker(Broker):
         self.client = redis.Redis.from_url(
             source.broker, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
         )
+        self.client.set_response_callback("XREADGROUP", _raw)
         self._backlog = True  # first read what was delivered before and never acknowledged
         self._lock_key = f"featurestore:stream-lock:{group}:{self.topic}"
         self._lock_value = f"{socket.gethostname()}:{os.getpid()}"
@@ -67,15 +68,20 @@ class RedisStreamBroker(Broker):
             return self._read(">", count, block_ms)
 
     def _read(self, start: str, count: int, block_ms: int | None) -> list[Message]:
-        reply: Any = self.client.xreadgroup(
-            self.group, self.consumer, {self.topic: start}, count=count, block=block_ms
-        )
+        # The raw reply (fields as Redis' flat [name, value, ...] lists): turning each entry into
+        # a dict would cost more than parsing it.
+        blocking = [] if block_ms is None else ["BLOCK", block_ms]
+        reply: Any = self.client.execute_command(  # type: ignore[no-untyped-call]
+            "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *blocking,
+            "STREAMS", self.topic, start,
+        )  # fmt: skip
         messages: list[Message] = []
-        for _stream, entries in reply or []:
-            for position, fields in entries:
-                if fields is None:  # deleted from the stream (XDEL) after delivery
+        streams = reply.items() if isinstance(reply, dict) else (reply or [])
+        for _stream, entries in streams:
+            for position, flat in entries:
+                if flat is None:  # deleted from the stream (XDEL) after delivery
                     continue
-                messages.append(Message(position, fields))
+                messages.append(Message(position, flat))
         return messages
 
     def acknowledge(self, positions: Sequence[str]) -> None:
@@ -137,6 +143,10 @@ class RedisStreamBroker(Broker):
         if time.monotonic() - self._renewed >= _RENEW_EVERY:
             self.client.set(self._lock_key, self._lock_value, ex=LOCK_SECONDS)
             self._renewed = time.monotonic()
+
+
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
 
 
 def _alive(pid: int) -> bool:
