@@ -18,6 +18,7 @@ from featurestore.offline.base import OfflineEngine
 from featurestore.online import OnlineStore
 from featurestore.push import Pusher
 from featurestore.push.online_write import WriteValidation
+from featurestore.push.pusher import PushValidation
 from featurestore.registry import Registry
 
 
@@ -68,4 +69,7 @@ class FacadeBase:
         raise NotImplementedError
 
     def _write_validation(self, principal: PrincipalLike) -> WriteValidation:
+        raise NotImplementedError
+
+    def _push_validation(self, principal: PrincipalLike) -> PushValidation:
         raise NotImplementedError

@@ -54,13 +54,18 @@ from featurestore.push.operations import OnlineWriteOperations
 from featurestore.quality.operations import QualityOperations
 from featurestore.references import resolve_requests
 from featurestore.registry import Plan, Registry, open_registry
+from featurestore.stream.operations import StreamOperations
 
 #: The environment variable the SDK and CLI read a token from.
 TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
 class FeatureStore(
-    CatalogOperations, QualityOperations, GovernanceOperations, OnlineWriteOperations
+    CatalogOperations,
+    QualityOperations,
+    GovernanceOperations,
+    OnlineWriteOperations,
+    StreamOperations,
 ):
     """Entry point to a feature repository.
 

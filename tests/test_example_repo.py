@@ -183,7 +183,18 @@ def test_key_sorted_layout_orders_by_key_then_time(
     with the very same entity frame; the default layout stays in time order."""
     end = generated.end.isoformat()
     gen.main(
-        ["--size", "XS", "--out", str(tmp_path), "--seed", "7", "--layout", "key-sorted", "--end", end]
+        [
+            "--size",
+            "XS",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "7",
+            "--layout",
+            "key-sorted",
+            "--end",
+            end,
+        ]
     )
     assert gen.workload_for("XS", layout="key-sorted") != gen.workload_for("XS")
     for name, key in ((gen.DRIVER_FILE, "driver_id"), (gen.CUSTOMER_FILE, "customer_id")):

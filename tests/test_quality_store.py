@@ -144,7 +144,12 @@ def test_a_strict_suite_rejects_a_bad_materialization_and_writes_nothing(repo: P
         assert "zz" in message
         assert online_values(store, 1, 2, 3)["rate"] == [None, None, None]
         version = store.registry.current_version(store.project, "feature_view", "driver_stats")
-        assert store.registry.get_watermark(store.project, "driver_stats", version, online_store=store.online.identity) is None
+        assert (
+            store.registry.get_watermark(
+                store.project, "driver_stats", version, online_store=store.online.identity
+            )
+            is None
+        )
         [result] = store.validation_history("driver_stats")
         assert (result.trigger, result.mode, result.success, result.rows) == (
             "materialize",

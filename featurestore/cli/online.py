@@ -14,6 +14,7 @@ from rich.table import Table
 from featurestore.cli.app import CliContext
 from featurestore.cli.exit_codes import ERROR
 from featurestore.cli.retrieval import feature_options, selected_references, split_features
+from featurestore.cli.watch import run_watch
 from featurestore.errors import EntityFrameError, ObjectNotFoundError, QualityError
 from featurestore.materialize import MaterializationReport
 from featurestore.materialize.progress import shows_progress
@@ -61,16 +62,46 @@ views_option = click.option(
 
 
 @click.command()
-@click.argument("start", callback=parse_timestamp)
-@click.argument("end", callback=parse_timestamp)
+@click.argument("start", callback=parse_timestamp, required=False)
+@click.argument("end", callback=parse_timestamp, required=False)
 @views_option
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep running: materialize a view as soon as new files land in its source.",
+)
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="With --watch: seconds to gather a burst of changes into one run.",
+)
 @click.pass_obj
-def materialize(state: CliContext, start: datetime, end: datetime, views: tuple[str, ...]) -> None:
+def materialize(
+    state: CliContext,
+    start: datetime | None,
+    end: datetime | None,
+    views: tuple[str, ...],
+    watch: bool,
+    debounce: float,
+) -> None:
     """Write each view's latest values with event time in [START, END] to the online store.
 
     START and END are ISO-8601 datetimes (naive ones are UTC), 'now', 'today', or relative
-    instants such as now-7d or today-1w.
+    instants such as now-7d or today-1w. With --watch (and no START/END), first catch up from
+    each view's watermark to now, then materialize each view whose source gets new files, as
+    they land, until interrupted.
     """
+    if watch:
+        if start is not None or end is not None:
+            raise click.UsageError(
+                "--watch runs from each view's watermark to now: give no START/END"
+            )
+        run_watch(state, _views_option(views), debounce)
+        return
+    if start is None or end is None:
+        raise click.UsageError("give START and END (or --watch)")
     report = state.store.materialize(start, end, _views_option(views))
     _print_summary(state, report)
 

@@ -7,6 +7,7 @@ from featurestore.definitions.feature_view import FeatureView, FeatureViewProjec
 from featurestore.definitions.field import Field
 from featurestore.definitions.policy import Policy, Resource
 from featurestore.definitions.sources import FileSource, PushSource
+from featurestore.definitions.stream_source import StreamSource
 
 __all__ = [
     "Definition",
@@ -19,6 +20,7 @@ __all__ = [
     "Policy",
     "PushSource",
     "Resource",
+    "StreamSource",
     "canonical_json",
     "content_hash",
 ]

@@ -223,6 +223,10 @@ DataSource = FileSource | PushSource
 
 def source_from_dicts(spec: Mapping[str, Any], meta: Mapping[str, Any] | None) -> DataSource:
     """Rebuild a view's source from its registry spec and meta."""
+    if spec.get("type") == "stream":
+        from featurestore.definitions.stream_source import StreamSource  # it extends PushSource
+
+        return StreamSource.from_dicts(spec, meta)
     if spec.get("type") == PushSource.type_name:
         return PushSource.from_dicts(spec, meta)
     return FileSource.from_dicts(spec, meta)

@@ -374,10 +374,12 @@ def _sweep(request: ErasureRequest, online: OnlineStore, *, dry_run: bool) -> li
         staged_filters[holdings.data.push_folder(pushed.source)] = (pushed.source, row_filter)
         if row_filter is None:
             continue
-        for path in pushed.files:
-            rows = _remove(path, row_filter, dry_run=dry_run, keep_empty=False)
-            if rows:
-                found.append(Removal("pushed", str(path), rows, pushed.source, str(path)))
+        # Under the folder's lock, listed again: a compaction never copies rows erased here.
+        with holdings.data.push_lock(pushed.source) as files:
+            for path in files:
+                rows = _remove(path, row_filter, dry_run=dry_run, keep_empty=False)
+                if rows:
+                    found.append(Removal("pushed", str(path), rows, pushed.source, str(path)))
     for path in holdings.data.staged_files():
         # Outside a push folder (a dataset being saved or rewritten): by the entity's keys.
         owner, row_filter = staged_filters.get(

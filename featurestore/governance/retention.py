@@ -237,16 +237,19 @@ def _pushed(holdings: Holdings, cutoffs: dict[str, int | None], report: Retentio
             continue
         # Every view reading a push source shares its definition, timestamp column included.
         row_filter = older_than(pushed.readers[-1].view.source.timestamp_field, cutoff)
-        for path in pushed.files:
-            try:
-                rows = remove_rows(path, row_filter, dry_run=report.dry_run)
-            except RowFilterError as exc:
-                raise RetentionError(
-                    f"retention of push source {pushed.source!r}: cannot filter {exc}; "
-                    "rows removed before this stay removed"
-                ) from exc
-            if rows:
-                report.removed.append(Removal("pushed", str(path), rows, pushed.source, str(path)))
+        with holdings.data.push_lock(pushed.source) as files:  # one rewriter at a time
+            for path in files:
+                try:
+                    rows = remove_rows(path, row_filter, dry_run=report.dry_run)
+                except RowFilterError as exc:
+                    raise RetentionError(
+                        f"retention of push source {pushed.source!r}: cannot filter {exc}; "
+                        "rows removed before this stay removed"
+                    ) from exc
+                if rows:
+                    report.removed.append(
+                        Removal("pushed", str(path), rows, pushed.source, str(path))
+                    )
 
 
 def _datasets(

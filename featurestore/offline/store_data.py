@@ -19,9 +19,12 @@ one and removes the entity's rows from the others.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,6 +34,7 @@ from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.sources import PushSource
 from featurestore.errors import DefinitionError
+from featurestore.offline.compaction import live_files
 
 #: Seconds after which a staged file counts as left behind by an interrupted write (no push or
 #: save stays between staging and publishing that long).
@@ -49,11 +53,36 @@ class StoreData:
         return self.root / self.project / "push" / source_name
 
     def pushed_files(self, source_name: str) -> list[str]:
-        """The committed pushed files of a push source, oldest first."""
+        """Every committed file of a push source, oldest first: the files compaction covered
+        (until they are deleted) included, as erasure and retention must rewrite them too."""
         folder = self.push_folder(source_name)
         if not folder.is_dir():
             return []
         return sorted(str(p) for p in folder.glob("part-*.parquet"))
+
+    def readable_pushed_files(self, source_name: str) -> list[str]:
+        """The files a reader reads for a push source: without those a compacted file covers
+        (:mod:`featurestore.offline.compaction`)."""
+        return live_files(self.pushed_files(source_name))
+
+    @contextmanager
+    def push_lock(self, source_name: str) -> Iterator[list[Path]]:
+        """Hold the push folder's lock while rewriting its files (compaction, erasure,
+        retention rewrite them one writer at a time); yields its files as listed under the lock.
+
+        Pushes take no lock: they only add files, which compaction leaves alone until they are
+        published and older than every push still being staged.
+        """
+        folder = self.push_folder(source_name)
+        if not folder.is_dir():
+            yield []
+            return
+        with open(folder / ".lock", "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield [Path(p) for p in self.pushed_files(source_name)]
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def pushed_sources(self) -> list[str]:
         """Names of the push sources that have a folder of pushed files, sorted."""
@@ -80,7 +109,7 @@ class StoreData:
         push source) what was pushed to the offline store."""
         files = view.source.files(self.repo_path)
         if isinstance(view.source, PushSource):
-            files = files + self.pushed_files(view.source.name)
+            files = files + self.readable_pushed_files(view.source.name)
         return files
 
     def check_not_owned(self, view: FeatureView) -> None:
@@ -101,8 +130,15 @@ class StoreData:
                 "at your own files, or move data_path out of its way"
             )
 
-    def stage(self, source_name: str, table: pa.Table) -> StagedFile:
-        """Write ``table`` under a name no reader lists; :meth:`StagedFile.commit` publishes it."""
+    def stage(
+        self, source_name: str, table: pa.Table, metadata: dict[bytes, bytes] | None = None
+    ) -> StagedFile:
+        """Write ``table`` under a name no reader lists; :meth:`StagedFile.commit` publishes it.
+
+        ``metadata`` goes into the file's schema metadata (a stream consumer's positions, see
+        :mod:`featurestore.offline.file_positions`)."""
+        if metadata:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
         folder = self.push_folder(source_name)
         folder.mkdir(parents=True, exist_ok=True)
         self.discard_stale(folder)  # what interrupted pushes to this source left

@@ -167,8 +167,10 @@ class Pusher:
         to: PushMode | str = PushMode.ONLINE,
         *,
         validate: PushValidation | None = None,
+        offline_metadata: dict[bytes, bytes] | None = None,
     ) -> PushReport:
-        """Check, then write ``data`` to the views reading push source ``source``."""
+        """Check, then write ``data`` to the views reading push source ``source``
+        (``offline_metadata``: kept in the offline file's metadata, as a stream's positions)."""
         began = time.perf_counter()
         mode = PushMode.parse(to)
         target = self.target(source)
@@ -180,7 +182,9 @@ class Pusher:
         )
         if frame.rows:
             batches = self._online_batches(target, frame) if mode.online else []
-            staged = self.data.stage(source, frame.table) if mode.offline else None
+            staged = (
+                self.data.stage(source, frame.table, offline_metadata) if mode.offline else None
+            )
             self._write_online(target, batches, staged, report)
             if staged is not None:
                 report.offline_file = str(staged.commit())

@@ -1,0 +1,1 @@
+"""Stream ingestion: ``featurestore stream`` consumes the repository's stream sources."""

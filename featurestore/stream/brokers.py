@@ -1,0 +1,77 @@
+"""The brokers a stream source can name, and the interface the consumer reads them through.
+
+Chosen by the ``broker`` URL's scheme from :data:`BROKERS`; each row names its class as
+``module:Class``, imported only when a consumer opens it (so ``redis`` is loaded only for a
+``redis://`` stream)::
+
+    broker = open_broker(source, group="featurestore.prod", consumer="featurestore")
+
+Only Redis Streams is shipped: a Kafka broker needs a test against a real Kafka, which these
+machines cannot install from their package registries (see ``docs/streams.md``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from featurestore.definitions.stream_source import StreamSource
+from featurestore.errors import ConfigError, ExtraNotInstalledError
+from featurestore.stream.parse import DeadLetter, Message
+
+#: Broker URL scheme -> (``module:Class``, the package extra its client library comes with).
+BROKERS: dict[str, tuple[str, str]] = {
+    "redis": ("featurestore.stream.redis_streams:RedisStreamBroker", "redis"),
+}
+
+
+class BrokerUnavailableError(ConnectionError):
+    """The broker cannot be reached now (the consumer retries with backoff)."""
+
+
+class Broker(ABC):
+    """One stream source's topic, read by one consumer of a consumer group."""
+
+    @abstractmethod
+    def read(self, count: int, block_ms: int) -> list[Message]:
+        """Up to ``count`` messages in stream order: first those delivered to this consumer
+        before and never acknowledged (after a crash), then new ones, waiting up to
+        ``block_ms`` for some."""
+
+    @abstractmethod
+    def acknowledge(self, positions: Sequence[str]) -> None:
+        """The messages at ``positions`` are durable: never deliver them again."""
+
+    @abstractmethod
+    def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep ``letters`` (message and reason) where an operator can read them."""
+
+    @abstractmethod
+    def lag(self) -> int | None:
+        """Messages in the topic not yet delivered to the group (None: unknown)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_broker(source: StreamSource, *, group: str, consumer: str) -> Broker:
+    """The broker of ``source``, read as ``consumer`` of ``group``."""
+    row = BROKERS.get(source.scheme)
+    if row is None:
+        raise ConfigError(
+            f"stream source {source.name!r}: broker {source.broker!r}: unknown scheme "
+            f"{source.scheme!r}; supported: {sorted(BROKERS)}"
+        )
+    path, extra = row
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ExtraNotInstalledError(
+            f"stream source {source.name!r} needs the {extra!r} extra: "
+            f"pip install 'featurestore[{extra}]' ({exc})"
+        ) from None
+    broker_class = getattr(module, class_name)
+    broker: Broker = broker_class(source, group=group, consumer=consumer)
+    return broker

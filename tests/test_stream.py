@@ -1,0 +1,253 @@
+"""Stream ingestion from real Redis Streams: parsing, dead letters, exactly-once storage across
+crashes (kill -9 of a real consumer process), the one-consumer lock, access control.
+
+After every run, online lookups must equal offline retrieval at the same instant for every key,
+and the offline store must hold every good event exactly once.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from access_repo import COMMAND, ROOT
+from conftest import require_redis
+from stream_repo import (
+    DRIVER,
+    FEATURES,
+    STREAM_REDIS_URL,
+    T0,
+    cleanup,
+    client,
+    event,
+    make_repo,
+    stream_view,
+)
+
+from featurestore import FeatureStore, Policy
+from featurestore.errors import AccessDeniedError, ConfigError, ObjectNotFoundError
+from featurestore.governance.access import Principal
+from featurestore.offline.store_data import StoreData
+from featurestore.stream.parse import Message, MessageParser
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[FeatureStore, str]]:
+    require_redis(STREAM_REDIS_URL)
+    store, topic = make_repo(tmp_path, online=request.param)
+    try:
+        yield store, topic
+    finally:
+        store.teardown()
+        store.close()
+        cleanup(topic)
+
+
+def produce(topic: str, trip_ids: range | list[int], *, pipe_size: int = 1000) -> None:
+    connection = client()
+    pipe = connection.pipeline(transaction=False)
+    for n, trip_id in enumerate(trip_ids, 1):
+        pipe.xadd(topic, event(trip_id))
+        if n % pipe_size == 0:
+            pipe.execute()
+    pipe.execute()
+    connection.close()
+
+
+def offline_trip_ids(store: FeatureStore) -> list[int]:
+    files = StoreData(store.config).readable_pushed_files("trip_events")
+    return [t for f in files for t in pq.read_table(f, columns=["trip_id"])[0].to_pylist()]
+
+
+def assert_online_equals_offline(store: FeatureStore, drivers: range) -> None:
+    """For every key, the online value equals a point-in-time retrieval at a late instant."""
+    instant = T0 + pd.Timedelta(days=30)
+    entities = pd.DataFrame(
+        {"driver_id": list(drivers), "event_timestamp": [instant] * len(drivers)}
+    )
+    offline = store.get_historical_features(entities, FEATURES).to_pandas()
+    online = store.get_online_features(
+        FEATURES, entity_rows=[{"driver_id": d} for d in drivers], as_of=instant
+    ).to_dict()
+    for feature in ("fare", "trip_id", "city"):
+        want = [None if pd.isna(v) else v for v in offline[feature]]
+        got = [
+            None if v is None or (isinstance(v, float) and pd.isna(v)) else v
+            for v in online[feature]
+        ]
+        assert got == want, feature
+
+
+def test_stream_source_versions_on_what_is_read_not_where() -> None:
+    view = stream_view("trips")
+    moved = stream_view("trips", broker="redis://other-host:6379/0")
+    renamed = stream_view("trips-v2")
+    assert view.content_hash == moved.content_hash  # deployment, not definition
+    assert view.content_hash != renamed.content_hash
+    rebuilt = type(view).from_dict(view.to_dict())
+    assert rebuilt.source == view.source
+    assert rebuilt.source.broker == view.source.broker  # type: ignore[union-attr]
+    assert rebuilt.content_hash == view.content_hash
+
+
+def test_parsing_types_timestamps_and_bad_messages(repo: tuple[FeatureStore, str]) -> None:
+    store, _ = repo
+    parser = MessageParser(store.pusher.target("trip_events").columns)
+    good = event(3)
+    batch = parser.parse(
+        [
+            Message("1-0", good),
+            Message("2-0", {**good, "event_timestamp": "2026-03-01T00:00:05Z"}),
+            Message("3-0", {**good, "event_timestamp": ""}),
+            Message("4-0", {**good, "fare": "cheap"}),
+            Message("5-0", {k: v for k, v in good.items() if k != "driver_id"}),
+            Message("6-0", {**good, "fare": ""}),
+        ]
+    )
+    assert batch.positions == ["1-0", "2-0", "6-0"]
+    assert [d.message.position for d in batch.dead] == ["3-0", "4-0", "5-0"]
+    reasons = [d.reason for d in batch.dead]
+    assert "missing timestamp field 'event_timestamp'" in reasons[0]
+    assert "'fare'" in reasons[1]
+    assert "'cheap'" in reasons[1]
+    assert "missing join key field 'driver_id'" in reasons[2]
+    rows = batch.table.to_pylist()
+    assert rows[1]["event_timestamp"] == T0 + pd.Timedelta(seconds=5)
+    assert rows[2]["fare"] is None
+
+
+def test_consumer_stores_every_event_once_and_dead_letters_the_bad(
+    repo: tuple[FeatureStore, str],
+) -> None:
+    store, topic = repo
+    produce(topic, range(1, 3001))
+    connection = client()
+    for trip_id in range(3001, 3011):  # full ties (same event and created time): stream order wins
+        connection.xadd(topic, {**event(3001), "trip_id": str(trip_id), "fare": str(trip_id)})
+    connection.xadd(topic, {**event(5000), "fare": "not-a-number"})
+    connection.xadd(topic, {**event(5001), "event_timestamp": ""})
+    consumer = store.stream_consumer(batch_size=601, block_ms=50)  # a batch ends mid-ties
+    try:
+        report = consumer.run(idle_seconds=1.0)
+    finally:
+        consumer.close()
+    assert report.events == 3010
+    assert report.dead_letters == 2
+    assert sorted(offline_trip_ids(store)) == list(range(1, 3011))
+    dead = connection.xrange(f"{topic}.dead")
+    assert [fields["trip_id"] for _, fields in dead] == ["5000", "5001"]
+    assert "not a double" in dead[0][1]["_reason"] or "fare" in dead[0][1]["_reason"]
+    assert connection.xpending(topic, f"featurestore.{store.project}")["pending"] == 0
+    connection.close()
+    assert_online_equals_offline(store, range(50))
+
+
+def test_a_crash_between_offline_and_acknowledgement_stores_nothing_twice(
+    repo: tuple[FeatureStore, str],
+) -> None:
+    store, topic = repo
+    produce(topic, range(1, 1001))
+    consumer = store.stream_consumer(batch_size=400, block_ms=50)
+    broker = consumer.states[0].broker
+
+    def crash(_positions: Any) -> None:
+        raise SystemExit("killed before acknowledging")
+
+    broker.acknowledge = crash  # type: ignore[method-assign]  # the fault: a death at this point
+    with pytest.raises(SystemExit):
+        consumer.run(idle_seconds=1.0)
+    consumer.close()
+    assert len(offline_trip_ids(store)) == 400  # stored, never acknowledged
+    again = store.stream_consumer(batch_size=400, block_ms=50)
+    try:
+        again.run(idle_seconds=1.0)
+    finally:
+        again.close()
+    assert sorted(offline_trip_ids(store)) == list(range(1, 1001))
+    assert_online_equals_offline(store, range(50))
+
+
+def test_kill_9_twice_while_producing_loses_nothing_and_counts_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    require_redis(STREAM_REDIS_URL)
+    store, topic = make_repo(tmp_path, online="sqlite")
+    rng = random.Random(5)
+    total = 100_000
+    try:
+        producer = threading.Thread(target=produce, args=(topic, range(1, total + 1)))
+        producer.start()
+        command = [COMMAND, "--repo", str(tmp_path), "stream", "--batch-size", "2000"]
+        for _ in range(2):
+            process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            time.sleep(rng.uniform(3.0, 6.0))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        producer.join()
+        finished = subprocess.run(
+            [*command, "--idle-exit", "3"], capture_output=True, text=True, timeout=300
+        )
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+        trip_ids = offline_trip_ids(store)
+        assert len(trip_ids) == total
+        assert sorted(trip_ids) == list(range(1, total + 1))
+        assert_online_equals_offline(store, range(50))
+    finally:
+        store.teardown()
+        store.close()
+        cleanup(topic)
+
+
+def test_one_consumer_per_source(repo: tuple[FeatureStore, str]) -> None:
+    store, _topic = repo
+    first = store.stream_consumer()
+    try:
+        with (
+            FeatureStore(store.repo_path) as other,
+            pytest.raises(ConfigError, match="being consumed by"),
+        ):
+            other.stream_consumer()
+    finally:
+        first.close()
+    second = store.stream_consumer()  # free again once the first is closed
+    second.close()
+
+
+def test_stream_needs_write_rights_and_names_unknown_views(tmp_path: Path) -> None:
+    require_redis(STREAM_REDIS_URL)
+    store, topic = make_repo(tmp_path)
+    store.close()
+    try:
+        with FeatureStore(tmp_path, principal=ROOT) as admin:
+            with pytest.raises(ObjectNotFoundError, match=r"trip_stat'.*did you mean"):
+                admin.stream_consumer(["trip_stat"])
+            admin.apply(
+                [
+                    DRIVER,
+                    stream_view(topic),
+                    Policy(name="admins", roles=["admin"], actions=["admin"]),
+                    Policy(
+                        name="readers", principals=["reader"], actions=["describe", "read_online"]
+                    ),
+                ]
+            )
+        reader = Principal("reader", frozenset())
+        with FeatureStore(tmp_path, principal=reader) as denied, pytest.raises(AccessDeniedError):
+            denied.stream_consumer()
+        with FeatureStore(tmp_path, principal=ROOT) as admin:
+            records = [(r.principal, r.action, r.outcome) for r in admin.audit_log(limit=20)]
+            assert ("reader", "write_online", "denied") in records
+            admin.teardown()
+    finally:
+        cleanup(topic)
