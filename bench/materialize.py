@@ -448,14 +448,17 @@ def compare_lookups(ours_path: Path, feast_path: Path, features: Sequence[str]) 
 # -- the benchmark -------------------------------------------------------------------------------
 
 
-def add_online_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared with ``online.py``: the online store, the window, Feast's time limit."""
+def add_online_arguments(
+    parser: argparse.ArgumentParser, modes: Sequence[tuple[str, str]] = ()
+) -> None:
+    """Options shared with ``online.py``: the online store, the window, Feast's time limit.
+    ``modes``: more ``--online`` choices of the calling script, as (name, help) pairs."""
     parser.add_argument(
         "--online",
-        choices=["redis", "redis-cluster", "sqlite"],
+        choices=["redis", "redis-cluster", "sqlite", *(name for name, _ in modes)],
         default="redis",
         help="where the online data goes (redis-cluster: a 6-node cluster of the run's own, "
-        "ours only)",
+        "ours only" + "".join(f"; {name}: {text}" for name, text in modes) + ")",
     )
     parser.add_argument(
         "--days", type=int, help="materialize only the last N days of the window (both engines)"

@@ -222,36 +222,14 @@ def print_latency(results: dict[str, ChildResult]) -> None:
                 )
 
 
-def main(argv: list[str]) -> int:
-    """Command line entry point (``argv`` without the program name)."""
-    parser = bench_parser(
-        "SDK online lookup latency (featurestore, optionally vs Feast).",
-        what="measure the same lookups",
-    )
-    add_online_arguments(parser)
-    add_definitions_argument(parser)
-    parser.add_argument(
-        "--iterations",
-        type=int,
-        help=f"timed lookups per shape and round (default {SHAPES[1]:,} for 1 entity, "
-        f"{SHAPES[100]} for 100)",
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="repeat the timed lookups (default 3)"
-    )
-    args = parser.parse_args(argv)
+#: ``--online`` mode of this script: the same lookups on one Redis, then on a Redis Cluster.
+BOTH_REDIS = "redis-and-cluster"
 
-    refs = [ref for view in views_for() for ref in view.refs]
-    workload = load_generator().workload_for(args.size)
-    params = {
-        "n1": args.iterations or SHAPES[1],
-        "n100": args.iterations or SHAPES[100],
-        "rounds": args.rounds,
-        "drivers": workload.drivers,
-        "customers": workload.customers,
-        "seed": args.seed,
-        "as_of": int(workload_window(workload)[1].timestamp()),
-    }
+
+def run_on(
+    args: argparse.Namespace, refs: Sequence[str], params: dict[str, int]
+) -> dict[str, ChildResult]:
+    """Materialize into ``args.online`` and time the lookups of every engine there."""
     results: dict[str, ChildResult] = {}
     with work_dir(args.keep) as work:
         setup = prepare(args, work)
@@ -276,6 +254,70 @@ def main(argv: list[str]) -> int:
             print_latency(results)
         finally:
             cleanup(setup.target, setup.engines)
+    return results
+
+
+def print_cluster_ratio(single: dict[str, ChildResult], cluster: dict[str, ChildResult]) -> None:
+    """Cluster / single Redis, p50 and p99 of the best round, per definition style and shape."""
+    print("\nRedis Cluster (3 masters, 3 replicas) / one Redis, same lookups, same run")
+    for key, one in single.items():
+        other = cluster.get(key)
+        if not (one.ok and other is not None and other.ok):
+            print(f"  {LABELS[key]}: no ratio (a run failed)")
+            continue
+        for shape in ("1", "100"):
+            a = min(one.detail["shapes"][shape], key=lambda r: r["p50"])
+            b = min(other.detail["shapes"][shape], key=lambda r: r["p50"])
+            print(
+                f"  {LABELS[key]:<14} {shape:>3} entities: p50 {b['p50']:.3f} / "
+                f"{a['p50']:.3f} ms = x{b['p50'] / a['p50']:.2f}; p99 {b['p99']:.3f} / "
+                f"{a['p99']:.3f} ms = x{b['p99'] / a['p99']:.2f}"
+            )
+
+
+def main(argv: list[str]) -> int:
+    """Command line entry point (``argv`` without the program name)."""
+    parser = bench_parser(
+        "SDK online lookup latency (featurestore, optionally vs Feast).",
+        what="measure the same lookups",
+    )
+    add_online_arguments(
+        parser, [(BOTH_REDIS, "one Redis, then a cluster, back to back, and their ratio")]
+    )
+    add_definitions_argument(parser)
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        help=f"timed lookups per shape and round (default {SHAPES[1]:,} for 1 entity, "
+        f"{SHAPES[100]} for 100)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="repeat the timed lookups (default 3)"
+    )
+    args = parser.parse_args(argv)
+
+    refs = [ref for view in views_for() for ref in view.refs]
+    workload = load_generator().workload_for(args.size)
+    params = {
+        "n1": args.iterations or SHAPES[1],
+        "n100": args.iterations or SHAPES[100],
+        "rounds": args.rounds,
+        "drivers": workload.drivers,
+        "customers": workload.customers,
+        "seed": args.seed,
+        "as_of": int(workload_window(workload)[1].timestamp()),
+    }
+    if args.online != BOTH_REDIS:
+        results = run_on(args, refs, params)
+    else:
+        if args.compare:
+            raise SystemExit(f"--online {BOTH_REDIS} measures featurestore alone (no --compare)")
+        single = run_on(argparse.Namespace(**{**vars(args), "online": "redis"}), refs, params)
+        cluster = run_on(
+            argparse.Namespace(**{**vars(args), "online": "redis-cluster"}), refs, params
+        )
+        print_cluster_ratio(single, cluster)
+        results = {**{f"{k} redis": r for k, r in single.items()}, **cluster}
     ours = [result for key, result in results.items() if key != "feast"]
     return 0 if ours and all(result.ok for result in ours) else 1
 
