@@ -14,10 +14,10 @@ FEAST_STAMP := $(FEAST_VENV)/.installed-feast
 
 # pip is quiet (its log would bury the quickstart's output), so each step says what it does.
 $(STAMP): pyproject.toml
-	@echo "==> Creating $(VENV) and installing featurestore with its dev, postgres and redis extras (about 2 minutes)..."
+	@echo "==> Creating $(VENV) and installing featurestore with its dev, postgres, redis and spark extras (about 3 minutes)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,postgres,redis]'
+	$(BIN)/pip install --quiet -e '.[dev,postgres,redis,spark]'
 	touch $(STAMP)
 	@echo "==> Installed into $(VENV)."
 

@@ -40,7 +40,8 @@ from common import (
 )
 from http_load import LoadResult, ServerProcess, free_port, run_loadgen, write_bodies
 from repos import build_our_repo
-from serving import cpu_plan, request_bodies, serving_ttl
+from serving import cpu_plan, serving_ttl
+from serving_check import request_bodies
 
 REDIS_URL = "redis://127.0.0.1:6379/10"
 POLICIES = """

@@ -4,6 +4,7 @@
     python bench/online.py --compare feast --feast-python .venv-feast/bin/python
     python bench/online.py --size XS --iterations 200 --online sqlite
     python bench/online.py --definitions untyped            # entities without value_type only
+    python bench/online.py --online redis-and-cluster       # one Redis vs a Redis Cluster
 
 Each engine first materializes the workload (``--size``, default S; ``--days N``: only the last
 N days, identically for both) into its own online store, as ``materialize.py`` does: ours into
@@ -16,6 +17,10 @@ repeated ``--rounds`` times; the table shows the round with the best p50 and the
 Ours runs once per definition style (``--definitions typed|untyped|both``, default both): the
 example's entities with ``value_type=Int64`` and without it (key types inferred at apply),
 each repository under a project of its own in the same online store.
+
+``--online redis-and-cluster`` compares one Redis with a Redis Cluster of the run's own (3
+masters, 3 replicas): both are materialized, then the timed rounds alternate between them (a
+fresh child per round and store), and the cluster / single ratios of p50 and p99 are printed.
 """
 
 from __future__ import annotations
@@ -43,9 +48,10 @@ from common import (
     work_dir,
     workload_window,
 )
-from materialize import (
+from engine_runs import (
     LABELS,
     EngineRun,
+    Setup,
     add_definitions_argument,
     add_online_arguments,
     cleanup,
@@ -222,13 +228,119 @@ def print_latency(results: dict[str, ChildResult]) -> None:
                 )
 
 
+#: ``--online`` mode of this script: the same lookups on one Redis, then on a Redis Cluster.
+BOTH_REDIS = "redis-and-cluster"
+
+
+def run_on(
+    args: argparse.Namespace, refs: Sequence[str], params: dict[str, int]
+) -> dict[str, ChildResult]:
+    """Materialize into ``args.online`` and time the lookups of every engine there."""
+    with work_dir(args.keep) as work:
+        setup = prepare(args, work)
+        try:
+            materialize_all(setup, args, {"ours": 1, "feast": 1})
+            runs, results = materialized_runs(setup)
+            for run in runs:
+                results[run.key] = measure(run, refs, params)
+            print_latency(results)
+        finally:
+            cleanup(setup.target, setup.engines)
+    return results
+
+
+def materialized_runs(setup: Setup) -> tuple[list[EngineRun], dict[str, ChildResult]]:
+    """The engines ready to be timed, and the failures (apply or materialization) by key."""
+    ready: list[EngineRun] = []
+    failed: dict[str, ChildResult] = {}
+    for run in setup.engines:
+        if isinstance(run, ChildResult):
+            failed[next(k for k, label in LABELS.items() if label == run.label)] = run
+            continue
+        materialized = run.best()
+        if not materialized.ok:
+            error = f"materialization failed: {materialized.error}"
+            failed[run.key] = ChildResult(run.label, ok=False, error=error)
+            continue
+        print(
+            f"{run.label}: materialized in {materialized.seconds:.1f} s, "
+            f"{setup.target.count_keys(run.engine) or 'n/a'} keys in its store"
+        )
+        ready.append(run)
+    return ready, failed
+
+
+def run_on_both(
+    args: argparse.Namespace, refs: Sequence[str], params: dict[str, int]
+) -> dict[str, dict[str, ChildResult]]:
+    """One Redis and a Redis Cluster, both materialized first; then the timed rounds alternate
+    between them (a child per round and store), so a change in the machine's load hits both."""
+    setups: dict[str, Setup] = {}
+    with work_dir(args.keep) as work:
+        try:
+            for kind in ("redis", "redis-cluster"):
+                (work / kind).mkdir()
+                setups[kind] = prepare(
+                    argparse.Namespace(**{**vars(args), "online": kind}), work / kind
+                )
+                materialize_all(setups[kind], args, {"ours": 1, "feast": 1})
+            ready = {kind: materialized_runs(setup) for kind, setup in setups.items()}
+            results = {kind: dict(failed) for kind, (_, failed) in ready.items()}
+            for _ in range(params["rounds"]):
+                for kind, (runs, _) in ready.items():
+                    for run in runs:
+                        one = measure(run, refs, {**params, "rounds": 1})
+                        merge_round(results[kind], run.key, one)
+        finally:
+            for setup in setups.values():
+                cleanup(setup.target, setup.engines)
+    for kind, by_key in results.items():
+        print(f"\n-- {kind}")
+        print_latency(by_key)
+    return results
+
+
+def merge_round(results: dict[str, ChildResult], key: str, one: ChildResult) -> None:
+    """Add a one-round measurement to ``results[key]`` (a failed round fails the key)."""
+    held = results.get(key)
+    if held is None or not one.ok:
+        results[key] = one
+    elif held.ok:
+        for shape, rounds in one.detail["shapes"].items():
+            held.detail["shapes"][shape].extend(rounds)
+
+
+def print_cluster_ratio(single: dict[str, ChildResult], cluster: dict[str, ChildResult]) -> None:
+    """Cluster / single Redis per definition style and shape: p50 and p99 of the best round
+    (by p50), and the ratio of the rounds' median p50s (steadier when the load changes)."""
+    print("\nRedis Cluster (3 masters, 3 replicas) / one Redis, same lookups, same run")
+    for key, one in single.items():
+        other = cluster.get(key)
+        if not (one.ok and other is not None and other.ok):
+            print(f"  {LABELS[key]}: no ratio (a run failed)")
+            continue
+        for shape in ("1", "100"):
+            a = min(one.detail["shapes"][shape], key=lambda r: r["p50"])
+            b = min(other.detail["shapes"][shape], key=lambda r: r["p50"])
+            median_a = statistics.median(r["p50"] for r in one.detail["shapes"][shape])
+            median_b = statistics.median(r["p50"] for r in other.detail["shapes"][shape])
+            print(
+                f"  {LABELS[key]:<14} {shape:>3} entities: p50 {b['p50']:.3f} / "
+                f"{a['p50']:.3f} ms = x{b['p50'] / a['p50']:.2f}; p99 {b['p99']:.3f} / "
+                f"{a['p99']:.3f} ms = x{b['p99'] / a['p99']:.2f}; median p50 "
+                f"{median_b:.3f} / {median_a:.3f} ms = x{median_b / median_a:.2f}"
+            )
+
+
 def main(argv: list[str]) -> int:
     """Command line entry point (``argv`` without the program name)."""
     parser = bench_parser(
         "SDK online lookup latency (featurestore, optionally vs Feast).",
         what="measure the same lookups",
     )
-    add_online_arguments(parser)
+    add_online_arguments(
+        parser, [(BOTH_REDIS, "one Redis, then a cluster, back to back, and their ratio")]
+    )
     add_definitions_argument(parser)
     parser.add_argument(
         "--iterations",
@@ -252,30 +364,15 @@ def main(argv: list[str]) -> int:
         "seed": args.seed,
         "as_of": int(workload_window(workload)[1].timestamp()),
     }
-    results: dict[str, ChildResult] = {}
-    with work_dir(args.keep) as work:
-        setup = prepare(args, work)
-        try:
-            materialize_all(setup, args, {"ours": 1, "feast": 1})
-            for run in setup.engines:
-                if isinstance(run, ChildResult):
-                    key = next(k for k, label in LABELS.items() if label == run.label)
-                    results[key] = run
-                    continue
-                materialized = run.best()
-                if not materialized.ok:
-                    results[run.key] = ChildResult(
-                        run.label, ok=False, error=f"materialization failed: {materialized.error}"
-                    )
-                    continue
-                print(
-                    f"{run.label}: materialized in {materialized.seconds:.1f} s, "
-                    f"{setup.target.count_keys(run.engine) or 'n/a'} keys in its store"
-                )
-                results[run.key] = measure(run, refs, params)
-            print_latency(results)
-        finally:
-            cleanup(setup.target, setup.engines)
+    if args.online != BOTH_REDIS:
+        results = run_on(args, refs, params)
+    else:
+        if args.compare:
+            raise SystemExit(f"--online {BOTH_REDIS} measures featurestore alone (no --compare)")
+        both = run_on_both(args, refs, params)
+        single, cluster = both["redis"], both["redis-cluster"]
+        print_cluster_ratio(single, cluster)
+        results = {**{f"{k} redis": r for k, r in single.items()}, **cluster}
     ours = [result for key, result in results.items() if key != "feast"]
     return 0 if ours and all(result.ok for result in ours) else 1
 

@@ -33,21 +33,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import math
 import os
 import signal
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 from common import (
-    RESULT_PREFIX,
     ChildResult,
     bench_parser,
     load_generator,
@@ -55,18 +49,7 @@ from common import (
     work_dir,
     workload_window,
 )
-from http_load import (
-    LOADGEN,
-    WRK_HINT,
-    LoadResult,
-    ServerProcess,
-    Wrk,
-    free_port,
-    json_client,
-    run_loadgen,
-    write_bodies,
-)
-from materialize import (
+from engine_runs import (
     LABELS,
     EngineRun,
     add_definitions_argument,
@@ -75,130 +58,23 @@ from materialize import (
     materialize_all,
     prepare,
 )
-from online import key_batches
-
-PATH = "/get-online-features"
-#: Targets of the issue: at 8 connections at least 3x Feast's throughput with p99 <= 10 ms;
-#: at 1 connection p99 <= 1 ms.
-TARGET_RATIO, TARGET_P99_8_MS, TARGET_P99_1_MS = 3.0, 10.0, 1.0
-
-
-# -- requests and the value check ----------------------------------------------------------------
-
-
-def request_bodies(
-    refs: Sequence[str], count: int, drivers: int, customers: int, seed: int
-) -> list[bytes]:
-    """``count`` single-entity lookup bodies in Feast's shape, keys drawn with ``seed``
-    (the same draw as ``online.py``'s one-entity lookups)."""
-    bodies = []
-    for (row,) in key_batches(1, count, drivers, customers, seed):
-        entities = {"driver_id": [row["driver_id"]], "customer_id": [row["customer_id"]]}
-        body = {"features": list(refs), "entities": entities}
-        bodies.append(json.dumps(body, separators=(",", ":")).encode())
-    return bodies
-
-
-def _columns(answer: dict[str, Any]) -> dict[str, tuple[Any, str]]:
-    """Feature name -> (value, status) of a one-entity response in Feast's shape."""
-    names = answer["metadata"]["feature_names"]
-    return {
-        name: (result["values"][0], result["statuses"][0])
-        for name, result in zip(names, answer["results"], strict=True)
-    }
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float):
-        # Float32 features: each side may print the float32 value with a different precision.
-        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
-    return bool(a == b)
-
-
-@dataclass
-class ValueCheck:
-    """What the first requests of the set returned on each server."""
-
-    requests: int
-    cells: int
-    non_null: dict[str, int]
-    statuses: dict[str, dict[str, int]]
-    mismatches: int
-    examples: list[str]
-    failures: list[str]
-
-    @property
-    def ok(self) -> bool:
-        """Every server answered, values came back, and (two servers) they agree."""
-        return (
-            not self.failures
-            and self.mismatches == 0
-            and all(count > 0 for count in self.non_null.values())
-        )
-
-
-def check_values(
-    servers: dict[str, ServerProcess], bodies: Sequence[bytes], features: Sequence[str]
-) -> ValueCheck:
-    """Send ``bodies`` to every server; count non-null values, statuses and disagreements."""
-    answers: dict[str, list[dict[str, tuple[Any, str]]]] = {}
-    failures: list[str] = []
-    for engine, server in servers.items():
-        answers[engine] = []
-        with json_client(server.port) as post:
-            for body in bodies:
-                status, answer = post(PATH, body)
-                if status != 200:
-                    failures.append(f"{LABELS[engine]} answered {status}: {answer}")
-                    break
-                answers[engine].append(_columns(answer))
-    non_null = {
-        engine: sum(row[f][0] is not None for row in rows for f in features)
-        for engine, rows in answers.items()
-    }
-    statuses = {
-        engine: dict(Counter(row[f][1] for row in rows for f in features))
-        for engine, rows in answers.items()
-    }
-    mismatches, examples = 0, list[str]()
-    # Every server is held to one reference: Feast's when it runs, else the first of ours.
-    reference = "feast" if "feast" in answers else next(iter(answers), "")
-    others = [engine for engine in answers if engine != reference]
-    for engine in others if not failures else []:
-        pairs = zip(answers[engine], answers[reference], strict=True)
-        for i, (ours, theirs) in enumerate(pairs):
-            for feature in features:
-                if not _same(ours[feature][0], theirs[feature][0]):
-                    mismatches += 1
-                    if len(examples) < 5:
-                        keys = json.loads(bodies[i])["entities"]
-                        examples.append(
-                            f"request {i} {keys}: {feature} {LABELS[engine]} {ours[feature]}, "
-                            f"{LABELS[reference]} {theirs[feature]}"
-                        )
-    return ValueCheck(
-        len(bodies), len(bodies) * len(features), non_null, statuses, mismatches, examples, failures
-    )
-
-
-def print_check(check: ValueCheck) -> None:
-    """The value check, one line per engine and the agreement."""
-    print(
-        f"\nvalue check: the first {check.requests} requests of the set on each server, "
-        f"{check.cells:,} feature values each"
-    )
-    for engine, count in check.non_null.items():
-        print(
-            f"  {LABELS[engine]:<14} non-null {count:,} ({count / max(check.cells, 1):.1%}); "
-            f"statuses {check.statuses[engine]}"
-        )
-    if len(check.non_null) >= 2 and not check.failures:
-        print(f"  values differing between the servers: {check.mismatches}")
-    for line in check.examples + check.failures:
-        print(f"    {line}")
-
+from http_load import (
+    LOADGEN,
+    WRK_HINT,
+    LoadResult,
+    ServerProcess,
+    Wrk,
+    free_port,
+    run_loadgen,
+    write_bodies,
+)
+from serving_check import PATH, check_values, print_check, request_bodies
+from serving_report import (
+    Measurement,
+    emit_measurements,
+    print_calibration,
+    print_measurements,
+)
 
 # -- servers -------------------------------------------------------------------------------------
 
@@ -246,25 +122,6 @@ def server_version(run: EngineRun) -> str:
 
 
 # -- measuring -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One engine at one concurrency: the client's figures and the server's CPU and memory."""
-
-    engine: str
-    workers: int
-    load: LoadResult
-    server_peak_mb: float
-
-    @property
-    def server_cpu_share(self) -> float:
-        """The server's CPU time over the window's wall time (1.0 = one core busy)."""
-        return (self.load.server_cpu_seconds or math.nan) / self.load.seconds
-
-    @property
-    def server_cpu_ms_per_request(self) -> float:
-        return 1000 * (self.load.server_cpu_seconds or math.nan) / max(self.load.requests, 1)
 
 
 class LoadClient:
@@ -320,97 +177,6 @@ def calibrate(
         for connections in levels:
             results.append(client.run(server.base_url + "/", connections, 1.0, 3.0))
     return results
-
-
-def print_calibration(results: Sequence[LoadResult]) -> None:
-    """What the client reaches, and costs, against the trivial server."""
-    print("\nload client alone, against a trivial server (1 KB JSON answer, 3 s per level):")
-    for r in results:
-        print(
-            f"  {r.connections} connection(s): {r.throughput:,.0f} req/s, p50 {r.p50_ms:.3f} ms, "
-            f"p99 {r.p99_ms:.3f} ms; client CPU {1e6 * r.client_cpu_seconds / r.requests:.0f} "
-            "us per request"
-        )
-
-
-def print_measurements(measurements: Sequence[Measurement], setting: str) -> None:
-    """Per engine and concurrency: throughput, latency, errors, server memory and CPU."""
-    print(f"\nPOST {PATH}, 1 entity, 2 views, 7 features; {setting}")
-    print(
-        f"  {'engine':<14} {'conns':>5} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
-        f"{'p99 ms':>7} {'max ms':>7} {'errors':>6} {'peak MB':>8} {'server CPU':>14} "
-        f"{'client CPU':>10}"
-    )
-    for m in measurements:
-        load = m.load
-        print(
-            f"  {LABELS[m.engine]:<14} {load.connections:>5} {load.requests:>9,} "
-            f"{load.throughput:>8,.0f} {load.p50_ms:>7.2f} {load.p90_ms:>7.2f} "
-            f"{load.p99_ms:>7.2f} {load.max_ms:>7.1f} {load.errors:>6} {m.server_peak_mb:>8.0f} "
-            f"{m.server_cpu_share:>5.0%} {m.server_cpu_ms_per_request:>5.2f} ms "
-            f"{load.client_cpu_seconds / load.seconds:>10.0%}"
-        )
-    print(
-        "  peak MB: the server's processes' peak RSS (VmHWM, summed); server CPU: its CPU time "
-        "over wall time (100% = one core) and per request; client CPU: over wall time"
-    )
-    by_key = {(m.engine, m.load.connections): m for m in measurements}
-    mine = [key for key in dict.fromkeys(m.engine for m in measurements) if key != "feast"]
-    for key in mine:
-        for connections in sorted({m.load.connections for m in measurements}):
-            ours, theirs = by_key.get((key, connections)), by_key.get(("feast", connections))
-            if ours and theirs:
-                print(
-                    f"  {LABELS[key]} / Feast, {connections} connection(s): throughput "
-                    f"x{_ratio(ours.load.throughput, theirs.load.throughput):.2f}, "
-                    f"p50 x{_ratio(ours.load.p50_ms, theirs.load.p50_ms):.2f}, "
-                    f"p99 x{_ratio(ours.load.p99_ms, theirs.load.p99_ms):.2f}"
-                )
-    for key in mine:
-        print_targets(by_key, key)
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else math.nan
-
-
-def print_targets(by_key: dict[tuple[str, int], Measurement], key: str = "ours") -> None:
-    """The issue's targets for our run ``key``, met or missed, where this run measured them."""
-    ours8, feast8 = by_key.get((key, 8)), by_key.get(("feast", 8))
-    ours1 = by_key.get((key, 1))
-    if ours8 and feast8:
-        ratio = _ratio(ours8.load.throughput, feast8.load.throughput)
-        met = ratio >= TARGET_RATIO and ours8.load.p99_ms <= TARGET_P99_8_MS
-        print(
-            f"  {LABELS[key]} target, 8 connections: >= x{TARGET_RATIO:.0f} Feast's throughput with p99 <= "
-            f"{TARGET_P99_8_MS:.0f} ms: {'met' if met else 'MISSED'} "
-            f"(x{ratio:.2f}, p99 {ours8.load.p99_ms:.2f} ms)"
-        )
-    if ours1:
-        met = ours1.load.p99_ms <= TARGET_P99_1_MS
-        print(
-            f"  {LABELS[key]} target, 1 connection: p99 <= {TARGET_P99_1_MS:.0f} ms: "
-            f"{'met' if met else 'MISSED'} (p99 {ours1.load.p99_ms:.2f} ms)"
-        )
-
-
-def emit_measurements(
-    measurements: Sequence[Measurement], versions: dict[str, str], pinning: str
-) -> None:
-    """One machine-readable ``BENCH-RESULT`` line per engine and concurrency."""
-    for m in measurements:
-        payload = {
-            "bench": "serving",
-            "engine": versions.get(m.engine, m.engine),
-            "run": m.engine,  # ours, ours-untyped (entities without value_type) or feast
-            "workers": m.workers,
-            **asdict(m.load),
-            "throughput": m.load.throughput,
-            "errors": m.load.errors,
-            "server_peak_mb": m.server_peak_mb,
-            "pinning": pinning,
-        }
-        print(RESULT_PREFIX + json.dumps(payload))
 
 
 # -- the benchmark -------------------------------------------------------------------------------

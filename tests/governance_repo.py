@@ -144,13 +144,16 @@ def online_yaml(backend: str, repo: Path) -> str:
     return f"online_store: {{type: redis, url: '{REDIS_URL}', expiry_grace: 3650d}}\n"
 
 
-def make_store(repo: Path, backend: str, *, extra_yaml: str = "") -> FeatureStore:
-    """A new repository in ``repo`` with its own project; the caller tears it down."""
+def make_store(
+    repo: Path, backend: str, *, extra_yaml: str = "", online: str | None = None
+) -> FeatureStore:
+    """A new repository in ``repo`` with its own project; the caller tears it down. ``online``
+    (an ``online_store:`` line) replaces the backend's own, e.g. for a Redis Cluster."""
     write_sources(repo)
     project = f"gov_{uuid.uuid4().hex[:10]}"
     (repo / "featurestore.yaml").write_text(
         f"project: {project}\nregistry: sqlite:///{repo / 'registry.db'}\n"
-        + online_yaml(backend, repo)
+        + (online if online is not None else online_yaml(backend, repo))
         + extra_yaml
     )
     return FeatureStore(repo)

@@ -133,13 +133,14 @@ def test_a_lookup_is_split_by_slot_not_by_key(
     # One MGET per slot (2,000 keys fall in fewer slots than keys only rarely; what matters is
     # that the count follows the slots, not the keys, and every master answered).
     assert calls == len(slots)
-    assert len({cluster_slot_owner(cluster, s) for s in slots}) == 3
+    assert len(slot_owners(cluster, slots)) == 3
 
 
-def cluster_slot_owner(cluster: RedisClusterProcesses, slot: int) -> int:
+def slot_owners(cluster: RedisClusterProcesses, slots: set[int]) -> set[int]:
+    """Ports of the masters serving ``slots`` (one client: the slot map is asked once)."""
     client = RedisCluster.from_url(cluster.url)
     try:
-        return int(client.nodes_manager.get_node_from_slot(slot).port)
+        return {int(client.nodes_manager.get_node_from_slot(slot).port) for slot in slots}
     finally:
         client.close()
 
