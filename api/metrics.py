@@ -5,7 +5,11 @@
 * ``featurestore_online_lookup_seconds`` - time in the facade's online lookup (online-store
   round trips plus decoding), so store latency shows apart from HTTP overhead;
 * ``featurestore_online_store_ping_seconds`` - the health check's round trip;
-* ``featurestore_lookup_statuses_total{status}`` - values served, by status.
+* ``featurestore_lookup_statuses_total{status}`` - values served, by status;
+* ``featurestore_view_online_age_seconds{view}`` - age of the view's newest online value,
+  ``featurestore_view_stream_lag{view}`` - its stream source's undelivered messages, and
+  ``featurestore_view_freshness_breached{view}`` - 1 when its freshness objective is breached
+  (read from the registry at scrape time).
 
 With ``--workers > 1`` each worker counts its own requests (no multiprocess aggregation yet).
 """
@@ -16,9 +20,17 @@ import time
 from collections import Counter as TallyCounter
 from collections.abc import Iterable
 
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client import generate_latest as _generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from featurestore.online.freshness_operations import ViewStatus
 
 __all__ = ["CONTENT_TYPE", "Metrics", "MetricsMiddleware"]
 
@@ -67,6 +79,34 @@ class Metrics:
             ("status",),
             registry=self.registry,
         )
+
+        self.online_age = Gauge(
+            "featurestore_view_online_age_seconds",
+            "Age of the view's newest online value.",
+            ("view",),
+            registry=self.registry,
+        )
+        self.stream_lag = Gauge(
+            "featurestore_view_stream_lag",
+            "Messages of the view's stream source not yet delivered to its consumer.",
+            ("view",),
+            registry=self.registry,
+        )
+        self.breached = Gauge(
+            "featurestore_view_freshness_breached",
+            "1 when the view's newest online value is older than its freshness objective.",
+            ("view",),
+            registry=self.registry,
+        )
+
+    def freshness(self, rows: Iterable[ViewStatus]) -> None:
+        """Set the per-view freshness gauges from ``store.status()``."""
+        for row in rows:
+            if row.online_age is not None:
+                self.online_age.labels(row.view).set(row.online_age.total_seconds())
+            if row.stream_lag is not None:
+                self.stream_lag.labels(row.view).set(row.stream_lag)
+            self.breached.labels(row.view).set(1 if row.breached else 0)
 
     def count_statuses(self, per_feature: Iterable[list[str]]) -> None:
         """Count the statuses of a lookup's feature columns."""

@@ -60,23 +60,29 @@ ERROR_STATUSES: dict[int, str] = {
 
 
 class HealthCheck(BaseModel):
-    """One dependency's state."""
+    """One dependency's state (``freshness``: views whose freshness objective is breached)."""
 
     ok: bool
     error: str | None = None
+    breached: list[str] | None = None
 
 
 class Health(BaseModel):
-    """``/health``: ``ok`` with the project, or ``unavailable`` with an error naming what failed."""
+    """``/health``: ``ok`` with the project, ``degraded`` (still 200) when a view's freshness
+    objective is breached, or ``unavailable`` with an error naming what failed."""
 
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"]
     project: str | None = None
     error: ErrorDetail | None = None
     checks: dict[str, HealthCheck]
 
 
 HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": Health, "description": "The registry and the online store answer"},
+    200: {
+        "model": Health,
+        "description": "The registry and the online store answer (`degraded`: a view's "
+        "freshness objective is breached)",
+    },
     503: {
         "model": Health,
         "description": "The registry or the online store fails; `error` says why",

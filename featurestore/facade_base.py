@@ -16,6 +16,7 @@ from featurestore.governance.lineage_hooks import LineageHooks
 from featurestore.governance.retention import RetentionRules
 from featurestore.offline.base import OfflineEngine
 from featurestore.online import OnlineStore
+from featurestore.online.freshness import FreshnessLog
 from featurestore.push import Pusher
 from featurestore.push.online_write import WriteValidation
 from featurestore.push.pusher import PushValidation
@@ -66,6 +67,10 @@ class FacadeBase:
 
     @property
     def pusher(self) -> Pusher:
+        raise NotImplementedError
+
+    @property
+    def freshness_log(self) -> FreshnessLog:
         raise NotImplementedError
 
     def _write_validation(self, principal: PrincipalLike) -> WriteValidation:

@@ -48,6 +48,8 @@ from featurestore.offline.source_schema import type_join_keys
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, online_store_identity, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
+from featurestore.online.freshness import forget_freshness
+from featurestore.online.freshness_operations import FreshnessOperations
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.push.operations import OnlineWriteOperations
@@ -66,6 +68,7 @@ class FeatureStore(
     GovernanceOperations,
     OnlineWriteOperations,
     StreamOperations,
+    FreshnessOperations,
 ):
     """Entry point to a feature repository.
 
@@ -408,6 +411,7 @@ class FeatureStore(
             listener=self.lineage.materialization_listener(),
             retention=self.retention.of,
             validation=self._materialization_validation(who),
+            freshness=self.freshness_log,
             spool_dir=self.config.resolve(self.config.offline_store.temp_directory),
         )
 
@@ -548,6 +552,7 @@ class FeatureStore(
         self.guard.require(who, "delete", [project_target(self.project)])
         removed = self.online.delete_project(self.project)
         self.registry.delete_watermarks(self.project, online_store=self.online.identity)
+        forget_freshness(self.registry, self.project, self.online.identity)
         self.guard.record(who, "delete", f"project:{self.project}", "ok", {"online_keys": removed})
         return removed
 
@@ -561,6 +566,9 @@ class FeatureStore(
 
     def close(self) -> None:
         """Close the registry, the offline engine and the online store."""
+        if self._freshness_log is not None:
+            self._freshness_log.flush()
+            self._freshness_log = None
         if self._guard is not None:
             self._guard.close()
             self._guard = None

@@ -1,10 +1,12 @@
-"""``GET /health`` (registry and online store reachable?) and ``GET /metrics`` (Prometheus).
+"""``GET /health`` (registry and online store reachable? views fresh enough?) and ``GET /metrics``
+(Prometheus, with each view's online age and stream lag read at scrape time).
 
 Neither needs a token: load balancers and scrapers call them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -43,12 +45,21 @@ async def health(request: Request) -> Response:
             checks["online_store"] = {"ok": True}
         except Exception as exc:  # as above
             checks["online_store"] = {"ok": False, "error": _describe(exc)}
+        if checks["registry"]["ok"]:
+            try:
+                breached = [row.view for row in store.status() if row.breached]
+                checks["freshness"] = {"ok": not breached, "breached": breached}
+            except Exception as exc:  # as above
+                checks["freshness"] = {"ok": False, "error": _describe(exc)}
         return checks
 
     checks = await run_in_threadpool(check)
-    failed = [name for name, result in checks.items() if not result["ok"]]
+    failed = [name for name, result in checks.items() if not result["ok"] and name != "freshness"]
     if not failed:
-        return OrjsonResponse({"status": "ok", "project": store.project, "checks": checks})
+        fresh = checks.get("freshness", {"ok": True})["ok"]
+        return OrjsonResponse(
+            {"status": "ok" if fresh else "degraded", "project": store.project, "checks": checks}
+        )
     message = "; ".join(f"{name}: {checks[name]['error']}" for name in failed)
     return OrjsonResponse(
         {
@@ -63,7 +74,11 @@ async def health(request: Request) -> Response:
 @router.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
 def metrics_endpoint(request: Request) -> Response:
     """Prometheus text exposition (format 0.0.4) of the service's metrics."""
-    return Response(deps.metrics(request).render(), media_type=CONTENT_TYPE)
+    metrics = deps.metrics(request)
+    # The registry down: /health says so, and the other metrics still count.
+    with contextlib.suppress(FeatureStoreError):
+        metrics.freshness(deps.store(request).status())
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 
 def _describe(exc: Exception) -> str:

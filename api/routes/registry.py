@@ -30,7 +30,12 @@ def get_feature_view(name: str, request: Request, principal: deps.Caller) -> dic
     store = deps.store(request)
     view = store.get_feature_view(name, principal=principal)
     history = store.history(name, "feature_view", principal=principal)
-    return {"feature_view": view.to_dict(), "versions": [_entry(e) for e in history]}
+    status = store.status([view.name], principal=principal) if view.online else []
+    return {
+        "feature_view": view.to_dict(),
+        "versions": [_entry(e) for e in history],
+        "freshness": status[0].to_dict() if status else None,
+    }
 
 
 @router.get("/feature-services", response_class=OrjsonResponse)

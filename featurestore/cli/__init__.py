@@ -26,6 +26,7 @@ from featurestore.cli.removal import register as _register_removal
 from featurestore.cli.retrieval import register as _register_retrieval
 from featurestore.cli.scaffold import register as _register_scaffold
 from featurestore.cli.serve import register as _register_serve
+from featurestore.cli.status import register as _register_status
 from featurestore.cli.stream import register as _register_stream
 from featurestore.errors import FeatureStoreError
 
@@ -41,6 +42,7 @@ _register_removal(cli)
 _register_retrieval(cli)
 _register_scaffold(cli)
 _register_serve(cli)
+_register_status(cli)
 _register_stream(cli)
 accept_repo_after_commands(cli)
 

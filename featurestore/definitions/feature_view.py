@@ -31,7 +31,8 @@ class FeatureView(Definition):
     ``validation`` (a :class:`~featurestore.quality.validation.Validation`) sets how the view's
     rows are checked at materialization and push: an optional Great Expectations suite over its
     features and a ``strict`` or ``warn`` mode. It is governance metadata too, kept in
-    :meth:`meta` like ``retention``::
+    :meth:`meta` like ``retention``. So is ``freshness``, an objective for how old the view's
+    newest online value may get (``featurestore status`` and ``/health`` report a breach)::
 
         FeatureView(name="driver_stats", entities=[driver], ttl=timedelta(hours=2),
                     schema=[Field(name="conv_rate", dtype=Float32)],
@@ -52,6 +53,7 @@ class FeatureView(Definition):
         online: bool = True,
         retention: timedelta | None = None,
         validation: Validation | None = None,
+        freshness: timedelta | None = None,
         description: str = "",
         tags: Mapping[str, str] | None = None,
         owner: str = "",
@@ -67,6 +69,14 @@ class FeatureView(Definition):
         self.ttl = self._check_ttl(label, ttl)
         self.online = bool(online)
         self.retention = self._check_retention(label, retention)
+        if freshness is not None and (
+            not isinstance(freshness, timedelta) or freshness <= timedelta(0)
+        ):
+            raise DefinitionError(
+                f"{label}: freshness must be a positive datetime.timedelta or None, "
+                f"got {freshness!r}"
+            )
+        self.freshness = freshness
         self._init_metadata(description, tags, owner)
         self.schema = list(schema)
         self.features, self.join_key_types = self._split_schema(label)
@@ -219,6 +229,8 @@ class FeatureView(Definition):
             meta["retention_seconds"] = self.retention.total_seconds()
         if self.validation is not None:
             meta["validation"] = self.validation.to_dict()
+        if self.freshness is not None:
+            meta["freshness_seconds"] = self.freshness.total_seconds()
         if self.inferred_key_types:
             meta["inferred_key_types"] = {k: t.name for k, t in self.inferred_key_types.items()}
         return meta
@@ -240,6 +252,7 @@ class FeatureView(Definition):
         ttl = spec.get("ttl_seconds")
         retention = meta.get("retention_seconds")
         validation = meta.get("validation")
+        freshness = meta.get("freshness_seconds")
         view = cls(
             name=data["name"],
             entities=entities,
@@ -250,6 +263,7 @@ class FeatureView(Definition):
             online=meta.get("online", True),
             retention=None if retention is None else timedelta(seconds=retention),
             validation=None if validation is None else Validation.from_dict(validation),
+            freshness=None if freshness is None else timedelta(seconds=freshness),
             description=meta.get("description", ""),
             tags=meta.get("tags"),
             owner=meta.get("owner", ""),

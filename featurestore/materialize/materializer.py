@@ -64,6 +64,7 @@ from featurestore.materialize.spool import BatchSpool
 from featurestore.offline.base import LatestWindow, OfflineEngine
 from featurestore.online.base import Namespace, OnlineStore
 from featurestore.online.batches import conform, online_schema
+from featurestore.online.freshness import FreshnessLog
 from featurestore.registry.base import Registry, Watermark
 
 #: Rows per batch sent to the online store: bounds memory whatever the number of keys.
@@ -166,6 +167,7 @@ class Materializer:
         listener: MaterializationListener | None = None,
         validation: ValidationFor | None = None,
         spool_dir: Path | None = None,
+        freshness: FreshnessLog | None = None,
     ) -> None:
         if batch_rows < 1:
             raise MaterializationError(f"batch_rows must be at least 1, got {batch_rows}")
@@ -179,6 +181,7 @@ class Materializer:
         self.listener = listener
         self.validation = validation
         self.spool_dir = spool_dir
+        self.freshness = freshness
 
     def materialize(
         self, start: datetime, end: datetime, feature_views: Sequence[str] | None = None
@@ -368,6 +371,8 @@ class Materializer:
             if validation is not None:
                 validation.add(batch)
             result = self.online.write_batch(namespace, batch)
+            if self.freshness is not None:
+                self.freshness.note(namespace, batch)
             report.written += result.written
             report.skipped_older += result.skipped_older
             report.expired += result.expired

@@ -37,6 +37,7 @@ from featurestore.errors import ObjectNotFoundError, OnlineStoreError, PushError
 from featurestore.offline.store_data import StagedFile, StoreData
 from featurestore.online.base import CREATED_TS, EVENT_TS, Namespace, OnlineStore, WriteResult
 from featurestore.online.batches import conform, epoch_micros, latest_per_key, online_schema
+from featurestore.online.freshness import FreshnessLog
 from featurestore.push.frame import PushColumns, PushFrame, PushInput, push_columns, push_frame
 from featurestore.push.online_write import (
     OnlineWriteReport,
@@ -159,6 +160,8 @@ class Pusher:
         self._gate = FreshnessGate(registry, self.project, interval=freshness_interval)
         self._targets: dict[str, PushTarget] = {}
         self._lock = threading.Lock()
+        #: Told the newest event time of every online write (see featurestore.online.freshness).
+        self.freshness: FreshnessLog | None = None
 
     def push(
         self,
@@ -272,6 +275,8 @@ class Pusher:
         if write.batch.num_rows:
             namespace = Namespace(self.project, view, version)
             report.result = self.online.write_batch(namespace, write.batch)
+            if self.freshness is not None:
+                self.freshness.note(namespace, write.batch)
         return report
 
     # -- writing -------------------------------------------------------------------------------
@@ -311,6 +316,8 @@ class Pusher:
                     f"failed, so nothing was written offline{already} (pushing again is safe): "
                     f"{exc}"
                 ) from exc
+            if self.freshness is not None:
+                self.freshness.note(namespace, batch)
             done.append(namespace.view.name)
             report.online.append(
                 ViewPush(namespace.view.name, namespace.version, batch.num_rows, result)

@@ -282,6 +282,19 @@ def _key_watermarks_by_online_store(conn: Connection) -> None:
         conn.execute(new.insert(), [{**row, "online_store": UNKNOWN_ONLINE_STORE} for row in kept])
 
 
+def _create_online_freshness(conn: Connection) -> None:
+    Table(
+        "online_freshness",
+        MetaData(),
+        Column("project", String(NAME), primary_key=True),
+        Column("online_store", String(schema.ONLINE_STORE_IDENTITY), primary_key=True),
+        Column("view", String(NAME), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("newest_event", UTCDateTime, nullable=False),
+        Column("written_at", UTCDateTime, nullable=False),
+    ).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "projects, objects, versions and history", _create_v1_tables),
     Migration(2, "index history by project and name", _index_history_by_name),
@@ -293,6 +306,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         5, "quality: validation results, feature statistics, drift reports", _create_quality_tables
     ),
     Migration(6, "watermarks per online store", _key_watermarks_by_online_store),
+    Migration(7, "online freshness per view version and online store", _create_online_freshness),
 )
 LATEST = MIGRATIONS[-1].version
 

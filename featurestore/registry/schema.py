@@ -12,6 +12,8 @@
 ``validation_results`` every validation of a view's rows: trigger, mode, outcome, checks (migration 5)
 ``feature_statistics`` column statistics per view and window, or per saved dataset (migration 5)
 ``drift_reports``     every drift comparison of a view: reference, current window, outcome (migration 5)
+``online_freshness``  per online store and view version: the newest event time written online,
+                      and when (migration 7)
 ``schema_version``    which migrations have run (see ``migrations.py``)
 
 JSON is stored as canonical text (sorted keys) rather than a JSON column, so the stored bytes
@@ -153,6 +155,17 @@ watermarks = Table(
 
 
 # Added by migration 4: the governance layer's tables (see featurestore.governance).
+online_freshness = Table(
+    "online_freshness",
+    metadata,
+    Column("project", String(NAME), primary_key=True),
+    Column("online_store", String(ONLINE_STORE_IDENTITY), primary_key=True),
+    Column("view", String(NAME), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("newest_event", UTCDateTime, nullable=False),
+    Column("written_at", UTCDateTime, nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

@@ -34,6 +34,9 @@ class Broker(ABC):
     """One stream source's topic, read by one consumer of a consumer group."""
 
     @abstractmethod
+    def __init__(self, source: StreamSource, *, group: str, consumer: str) -> None: ...
+
+    @abstractmethod
     def read(self, count: int, block_ms: int) -> list[Message]:
         """Up to ``count`` messages in stream order: first those delivered to this consumer
         before and never acknowledged (after a crash), then new ones, waiting up to
@@ -54,9 +57,29 @@ class Broker(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @classmethod
+    @abstractmethod
+    def lag_of(cls, source: StreamSource, group: str) -> int | None:
+        """:meth:`lag` of ``group`` without being one of its consumers."""
+
 
 def open_broker(source: StreamSource, *, group: str, consumer: str) -> Broker:
     """The broker of ``source``, read as ``consumer`` of ``group``."""
+    broker: Broker = _broker_class(source)(source, group=group, consumer=consumer)
+    return broker
+
+
+def stream_lag(source: StreamSource, group: str) -> int | None:
+    """Messages of ``source``'s topic not yet delivered to ``group`` (None: unknown, or the
+    broker is unreachable), asked without joining the group."""
+    try:
+        lag: int | None = _broker_class(source).lag_of(source, group)
+    except BrokerUnavailableError:
+        return None
+    return lag
+
+
+def _broker_class(source: StreamSource) -> type[Broker]:
     row = BROKERS.get(source.scheme)
     if row is None:
         raise ConfigError(
@@ -72,6 +95,5 @@ def open_broker(source: StreamSource, *, group: str, consumer: str) -> Broker:
             f"stream source {source.name!r} needs the {extra!r} extra: "
             f"pip install 'featurestore[{extra}]' ({exc})"
         ) from None
-    broker_class = getattr(module, class_name)
-    broker: Broker = broker_class(source, group=group, consumer=consumer)
-    return broker
+    broker_class: type[Broker] = getattr(module, class_name)
+    return broker_class

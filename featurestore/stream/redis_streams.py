@@ -106,12 +106,16 @@ class RedisStreamBroker(Broker):
 
     def lag(self) -> int | None:
         with _unavailable(self.source):
-            groups: Any = self.client.xinfo_groups(self.topic)
-        for info in groups:
-            if info.get("name") == self.group:
-                lag = info.get("lag")
-                return None if lag is None else int(lag)
-        return None
+            return _group_lag(self.client, self.topic, self.group)
+
+    @classmethod
+    def lag_of(cls, source: StreamSource, group: str) -> int | None:
+        client = redis.Redis.from_url(source.broker, decode_responses=True, socket_timeout=2)
+        try:
+            with _unavailable(source):
+                return _group_lag(client, source.topic, group)
+        finally:
+            client.close()
 
     def close(self) -> None:
         try:
@@ -143,6 +147,18 @@ class RedisStreamBroker(Broker):
         if time.monotonic() - self._renewed >= _RENEW_EVERY:
             self.client.set(self._lock_key, self._lock_value, ex=LOCK_SECONDS)
             self._renewed = time.monotonic()
+
+
+def _group_lag(client: Any, topic: str, group: str) -> int | None:
+    try:
+        groups: Any = client.xinfo_groups(topic)
+    except redis.ResponseError:  # no such stream yet
+        return None
+    for info in groups:
+        if info.get("name") == group:
+            lag = info.get("lag")
+            return None if lag is None else int(lag)
+    return None
 
 
 def _raw(response: Any, **_options: Any) -> Any:
