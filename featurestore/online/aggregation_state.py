@@ -450,7 +450,7 @@ def generation(blob: bytes | None) -> bytes:
 
 def header_newest_us(blob: bytes) -> int:
     """The newest event time a stored state's header holds."""
-    (raw,) = struct.unpack_from(">Q", blob, 1)
+    raw: int = struct.unpack_from(">Q", blob, 1)[0]
     value = raw ^ _FLIP
     return value - _WRAP if value >= _FLIP else value
 
