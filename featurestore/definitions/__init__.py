@@ -1,5 +1,6 @@
 """Feature definitions: versioned Python objects applied to the registry."""
 
+from featurestore.definitions.aggregation import Aggregation
 from featurestore.definitions.base import Definition, canonical_json, content_hash
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
@@ -9,6 +10,7 @@ from featurestore.definitions.policy import Policy, Resource
 from featurestore.definitions.sources import FileSource, PushSource
 
 __all__ = [
+    "Aggregation",
     "Definition",
     "Entity",
     "FeatureService",
