@@ -265,6 +265,28 @@ class SupportsWindowReads(ABC):
         feature, in their declared types. ``keys`` and ``rows_read`` are both the row count."""
 
 
+class SupportsEventReads(ABC):
+    """Capability: streaming an aggregated view's events grouped by entity key (materializing
+    its online aggregation state)."""
+
+    @abstractmethod
+    def read_events(
+        self,
+        view: FeatureView,
+        *,
+        after_us: int | None,
+        end_us: int,
+        not_before_us: int | None = None,
+        batch_rows: int,
+    ) -> LatestRows:
+        """Every source row of ``view`` with ``after_us < event_ts <= end_us`` (None: no lower
+        bound; rows before the retention cut-off ``not_before_us`` never), in batches of at
+        most ``batch_rows``: the join keys, ``EVENT_TS``, ``CREATED_TS`` (int64 epoch µs; a
+        null created time is the smallest value), ``__fs_seq`` (file order) and the view's
+        columns, in their declared types; ordered by key, then event time, created time and
+        file order. ``rows_read`` counts the rows, ``keys`` the distinct keys."""
+
+
 def missing_capability(
     engine: OfflineEngine, capability: type, operation: str
 ) -> EngineCapabilityError:

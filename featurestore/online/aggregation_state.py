@@ -36,7 +36,7 @@ import math
 import os
 import struct
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -363,23 +363,29 @@ def rebuild(
 # -- evaluation ------------------------------------------------------------------------------
 
 
-def evaluate(state: KeyState | None, layout: StateLayout, at_us: int) -> list[Any]:
-    """Every aggregation's value at instant ``at_us`` (``t - window < ts <= t``)."""
+def evaluate(
+    state: KeyState | None, layout: StateLayout, at_us: int, kept_from_us: int = _I64_MIN
+) -> list[Any]:
+    """Every aggregation's value at instant ``at_us`` (``t - window < ts <= t``), over the
+    events at or after ``kept_from_us`` (the retention cut-off; folded lifetime partials count
+    unless every event they hold is older than it)."""
     if state is None:
         return [0 if s.function in COUNTING else None for s in layout.specs]
     stamps = state.ts
     end = bisect_right(stamps, at_us)
+    kept = bisect_left(stamps, kept_from_us, 0, end) if kept_from_us > _I64_MIN else 0
+    use_folded = bool(state.folded) and kept_from_us <= state.cut
     out: list[Any] = []
     slot = 0
     for spec in layout.specs:
         column = layout.column_index(spec.column)
         if spec.window_us is None:
-            partial = _partial(spec, state, column, 0, end)
-            if state.folded:
+            partial = _partial(spec, state, column, kept, end)
+            if use_folded:
                 partial = _merge(spec, state.folded[slot], partial)
             slot += 1
         else:
-            start = bisect_right(stamps, at_us - spec.window_us, 0, end)
+            start = max(kept, bisect_right(stamps, at_us - spec.window_us, 0, end))
             partial = _partial(spec, state, column, start, end)
         out.append(_final(spec, partial))
     return out

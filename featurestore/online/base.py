@@ -22,6 +22,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pyarrow as pa
 
@@ -147,11 +148,18 @@ class SupportsRowDeletion(ABC):
 class StoredState:
     """A whole per-key value to store (an aggregation state, see
     :mod:`featurestore.online.aggregation_state`): its bytes, its newest event time (what
-    retention compares) and when it may expire (epoch µs; None: never)."""
+    retention compares) and how long after that it is still needed (µs; None: forever). A store
+    keeps it that long plus its ``expiry_grace``."""
 
     value: bytes
     newest_us: int
-    expires_at_us: int | None
+    needed_for_us: int | None
+
+    def expires_at_us(self, grace: timedelta) -> int | None:
+        """When the stored value may go (epoch µs; None: never)."""
+        if self.needed_for_us is None:
+            return None
+        return self.newest_us + self.needed_for_us + grace // timedelta(microseconds=1)
 
 
 #: Given an entity key and its stored value (None: nothing stored), the value to store instead

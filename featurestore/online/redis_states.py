@@ -72,7 +72,7 @@ def update_states(
                             continue
                         old = stored[i]
                         call_keys.append(keys[i])
-                        at = new.expires_at_us
+                        at = new.expires_at_us(store.expiry_grace)
                         args += [
                             b"" if old is None else old[HEADER_END:GENERATION_END],
                             new.value,

@@ -37,6 +37,7 @@ from featurestore.online.base import (
     Namespace,
     OnlineStore,
     StateUpdate,
+    StoredState,
     SupportsRowDeletion,
     SupportsStateUpdates,
     WriteResult,
@@ -298,6 +299,10 @@ class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion, SupportsStateUpdates):
         as absent)."""
         wanted = list(dict.fromkeys(entity_keys))
         head = _namespace(namespace)
+
+        def expires(new: StoredState) -> int | None:
+            return new.expires_at_us(self.expiry_grace)
+
         with self._connection(f"updating {namespace.view.label}") as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -306,7 +311,7 @@ class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion, SupportsStateUpdates):
                 for key in wanted:
                     new = update(key, stored.get(key))
                     if new is not None:
-                        rows.append((*head, key, new.newest_us, new.expires_at_us, new.value))
+                        rows.append((*head, key, new.newest_us, expires(new), new.value))
                 conn.executemany(_REPLACE, rows)
                 conn.execute("COMMIT")
             except BaseException:
