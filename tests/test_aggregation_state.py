@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from aggregation_oracle import HOUR, SECOND, close, oracle, random_events
 
 from featurestore.online.aggregation_state import (
     AggregateSpec,
@@ -20,7 +21,6 @@ from featurestore.online.aggregation_state import (
     evaluate,
     rebuild,
 )
-from tests.aggregation_oracle import HOUR, SECOND, close, oracle, random_events
 
 COLUMNS = ("fare", "rider", "n")
 
