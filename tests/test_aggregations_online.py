@@ -49,7 +49,9 @@ FUNCTIONS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def _view(event_id: str | None = "trip_id", name: str = "trip_stats") -> FeatureView:
+def _view(
+    event_id: str | None = "trip_id", name: str = "trip_stats", retention: timedelta | None = None
+) -> FeatureView:
     source = PushSource(
         name=f"{name}_push",
         batch_source=FileSource(
@@ -74,6 +76,7 @@ def _view(event_id: str | None = "trip_id", name: str = "trip_stats") -> Feature
             for window in WINDOWS
         ],
         event_id=event_id,
+        retention=retention,
     )
 
 
