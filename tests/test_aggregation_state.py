@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from aggregation_oracle import HOUR, SECOND, close, oracle, random_events
+from online_state_oracle import HOUR, SECOND, close, oracle, random_events
 
 from featurestore.online.aggregation_state import (
     AggregateSpec,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from aggregation_oracle import SECOND, close, oracle
+from online_state_oracle import SECOND, close, oracle
 from conftest import require_redis, start_redis_cluster
 from redis_cluster import RedisClusterProcesses
 

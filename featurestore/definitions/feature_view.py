@@ -276,6 +276,16 @@ class FeatureView(Definition):
             f"{did_you_mean(name, self.feature_names)}"
         )
 
+    def column(self, name: str) -> Field:
+        """The declared source column ``name`` (an aggregated view's input; a plain view's
+        columns are its features)."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise DefinitionError(
+            f"{self.label} declares no column {name!r}; it has {[c.name for c in self.columns]}"
+        )
+
     def __getitem__(self, features: Sequence[str]) -> FeatureViewProjection:
         """A projection of some features, for a FeatureService: ``view[["f1", "f2"]]``."""
         if isinstance(features, str):

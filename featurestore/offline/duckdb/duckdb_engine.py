@@ -31,11 +31,16 @@ from featurestore.offline.base import (
     LatestRows,
     LatestWindow,
     OfflineEngine,
+<<<<<<< HEAD
     SupportsEventReads,
+=======
+    SupportsAggregations,
+>>>>>>> aggs
     SupportsKeyCounts,
     SupportsStatistics,
     SupportsWindowReads,
 )
+from featurestore.offline.duckdb.agg_sql import retrieval_ctes
 from featurestore.offline.duckdb.duckdb_stats import ProfileOptions, profile_relation
 from featurestore.offline.duckdb.events_sql import events_count_sql, events_sql
 from featurestore.offline.duckdb.job import DuckDBRetrievalJob
@@ -73,6 +78,7 @@ from featurestore.types import ValueType
 
 class DuckDBEngine(
     OfflineEngine,
+    SupportsAggregations,
     SupportsStatistics,
     SupportsWindowReads,
     SupportsEventReads,
@@ -146,7 +152,10 @@ class DuckDBEngine(
         return DuckDBRetrievalJob(
             connection,
             build_retrieval_sql(
-                entity, sources, filter_by_created_timestamp=filter_by_created_timestamp
+                entity,
+                sources,
+                filter_by_created_timestamp=filter_by_created_timestamp,
+                ctes_for=retrieval_ctes,
             ),
             keep_alive=frame,
             feature_columns=tuple(name for r in requests for name in r.output_names),
