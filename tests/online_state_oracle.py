@@ -1,4 +1,4 @@
-"""A brute-force oracle of the online aggregation state (events as the state holds them), and
+"""A brute-force oracle of the online aggregation state (events as the state holds them).
 
 The oracle is the definition itself, written the slow, obvious way: for instant ``t`` it takes
 every event of the key with ``t - window < ts <= t`` (``ts <= t`` for a lifetime window), drops

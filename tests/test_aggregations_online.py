@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from online_state_oracle import SECOND, close, oracle
 from conftest import require_redis, start_redis_cluster
+from online_state_oracle import SECOND, close, oracle
 from redis_cluster import RedisClusterProcesses
 
 from featurestore import Aggregation, Entity, FeatureStore, FeatureView, Field, FileSource

@@ -31,11 +31,8 @@ from featurestore.offline.base import (
     LatestRows,
     LatestWindow,
     OfflineEngine,
-<<<<<<< HEAD
-    SupportsEventReads,
-=======
     SupportsAggregations,
->>>>>>> aggs
+    SupportsEventReads,
     SupportsKeyCounts,
     SupportsStatistics,
     SupportsWindowReads,
