@@ -189,12 +189,41 @@ def test_online_windows_match_the_oracle_after_materialize_and_pushes(
                       first_id=1000 * (round_ + 1))  # fmt: skip
         recent = [b for b in pushed if _us(b["event_timestamp"].min()) > newest - 3600 * SECOND]
         replay = pd.concat(recent[-1:]) if recent else batch.iloc[:0]
-        store.push("trip_stats_push", pd.concat([batch, replay], ignore_index=True))
+        # Offline too, so the offline retrieval at the same instants sees the same events.
+        store.push(
+            "trip_stats_push",
+            pd.concat([batch, replay], ignore_index=True),
+            to="online_and_offline",
+        )
         pushed.append(batch)
         for key, events in _events(batch, seq_from=seq).items():
             known.setdefault(key, []).extend(events)
         seq += len(batch)
         _check_lookups(store, view, known, rng)
+    newest = max(e.ts for events in known.values() for e in events)
+    for at in (_dt(newest), _dt(newest) + timedelta(minutes=30)):
+        _check_offline_agrees(store, view, at)
+
+
+def _check_offline_agrees(store: FeatureStore, view: FeatureView, at: datetime) -> None:
+    """Online == offline at one instant, for every exact function (the approx ones are held
+    to the oracle's bound on each side)."""
+    drivers = [1, 2, 3, 4, 99]
+    exact = [agg.name for agg in view.aggregations if agg.spec_of_function.exact]
+    online = store.get_online_features(
+        [f"{view.name}:{name}" for name in exact],
+        entity_rows=[{"driver_id": d} for d in drivers],
+        as_of=at,
+    ).to_dict()
+    entity_df = pd.DataFrame({"driver_id": drivers, "event_timestamp": [at] * len(drivers)})
+    offline = (
+        store.get_historical_features(entity_df, [f"{view.name}:{name}" for name in exact])
+        .to_arrow()
+        .to_pydict()
+    )
+    for name in exact:
+        for d, got, want in zip(drivers, online[name], offline[name], strict=True):
+            assert close(got, want), (name, d, got, want)
 
 
 def _dt(micros: int) -> datetime:
