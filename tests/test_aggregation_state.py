@@ -126,3 +126,24 @@ def test_window_bounds_are_open_below_closed_above() -> None:
 def test_stored_state_rejects_other_bytes() -> None:
     with pytest.raises(ValueError, match="not an aggregation state"):
         decode_state(b"\x01" + bytes(40), LAYOUT)
+
+
+def test_lifetime_approx_count_distinct_folds_into_a_bounded_sketch() -> None:
+    spec = AggregateSpec("d", "rider", "approx_count_distinct", None)
+    exact = AggregateSpec("e", "rider", "count_distinct", None)
+    layout = StateLayout(("rider",), (spec, exact))
+    state = KeyState()
+    rng = random.Random(1)
+    values = [f"rider-{rng.randrange(12_000)}" for _ in range(10_000)]
+    day = 86_400 * SECOND
+    # Old events (folded beyond the one-day horizon), then a few recent raw ones.
+    add_events(state, layout, [Event(i, 0, i, (v,)) for i, v in enumerate(values)])
+    add_events(state, layout, [Event(3 * day + i, 0, i, (f"new-{i}",)) for i in range(50)])
+    approx, truth = evaluate(state, layout, 4 * day)
+    assert truth == len(set(values)) + 50
+    assert abs(approx - truth) <= 0.05 * truth  # APPROX_COUNT_DISTINCT_RELATIVE_ERROR
+    blob = encode_state(state, layout)
+    sketch = decode_state(blob, layout).folded[0]
+    assert sketch[0] is None  # registers, not thousands of values
+    assert len(sketch) <= 4097
+    assert evaluate(decode_state(blob, layout), layout, 4 * day) == [approx, truth]
