@@ -134,3 +134,17 @@ def test_retention_drops_old_events_from_every_window(repo: Path) -> None:
         # The 30-hour-old trip is past retention: it no longer counts, even for lifetime.
         assert out["fare_count_lifetime"] == [2]
         assert out["fare_sum_lifetime"] == [10.0]
+
+
+def test_materialization_is_idempotent_and_incremental_runs_agree(repo: Path) -> None:
+    refs = [*REFS, "trip_stats:rider_last_k_lifetime", "trip_stats:fare_stddev_1d"]
+    rows = [{"driver_id": 1}, {"driver_id": 2}]
+    with FeatureStore(repo_path=repo, principal=ADMIN) as store:
+        first = store.get_online_features(refs, entity_rows=rows).to_dict()
+        store.materialize(NOW - timedelta(hours=1), NOW)  # the start does not matter
+        assert store.get_online_features(refs, entity_rows=rows).to_dict() == first
+        store.materialize_incremental(NOW)
+        store.materialize_incremental(NOW)
+        assert store.get_online_features(refs, entity_rows=rows).to_dict() == first
+    assert first["fare_count_lifetime"] == [3, 1]
+    assert first["rider_last_k_lifetime"] == [["a", "a", "a"], ["a"]]
