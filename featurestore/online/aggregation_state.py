@@ -24,15 +24,17 @@ Stored form (format version :data:`STATE_VERSION`)::
     offset 1   newest event_ts            8 bytes, big-endian, sign bit flipped (as a row header:
     offset 9   zero                       8 bytes      retention compares these bytes)
     offset 17  generation                 8 bytes (random; Redis compares it to update safely)
-    then       cut (i64), events (u32), the event columns, then the folded partials,
-               each as a tagged value (see ``_encode``)
+    offset 25  cut                        8 bytes, big-endian
+    offset 33  events                     4 bytes, big-endian (n)
+    then       event times, created times, order numbers (n int64 each, native order), then
+               the value columns, the event ids and the folded partials as one nested value
+               of :mod:`featurestore.online.state_codec`
 
 Nothing here is pickled: a stored state can never run code when read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import struct
@@ -42,7 +44,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from featurestore.aggregations.functions import FUNCTIONS
 from featurestore.online.codec import HEADER_END
+from featurestore.online.hll import estimate, is_sketch, sketch_union
+from featurestore.online.state_codec import decode_value, encode_value
 
 STATE_VERSION = 0x41
 GENERATION_END = HEADER_END + 8
@@ -55,13 +60,7 @@ _I64_MIN = -(2**63)
 MIN_HORIZON_US = 86_400 * 1_000_000
 
 #: Functions whose empty window is 0 instead of null.
-COUNTING = frozenset({"count", "count_distinct", "approx_count_distinct"})
-FUNCTIONS = frozenset(
-    {
-        "count", "sum", "mean", "min", "max", "stddev", "var", "first", "last",
-        "count_distinct", "approx_count_distinct", "approx_percentile", "last_k",
-    }
-)  # fmt: skip
+COUNTING = frozenset(name for name, function in FUNCTIONS.items() if function.empty == 0)
 
 
 @dataclass(frozen=True)
@@ -242,78 +241,13 @@ def _merge(spec: AggregateSpec, a: Any, b: Any) -> Any:
     if function == "last_k":
         assert spec.k is not None
         return sorted([*a, *b], key=lambda item: tuple(item[:3]))[-spec.k :]
-    if function == "approx_count_distinct" and (_is_sketch(a) or _is_sketch(b)):
-        return _sketch_union(a, b)
+    if function == "approx_count_distinct" and (is_sketch(a) or is_sketch(b)):
+        return sketch_union(a, b)
     if function in ("count_distinct", "approx_count_distinct"):
         return sorted(set(a) | set(b))
     if function == "approx_percentile":
         return sorted([*a, *b])
     raise ValueError(f"unknown aggregation function {function!r}")
-
-
-# -- HyperLogLog for lifetime approx_count_distinct --------------------------------------------
-# A folded lifetime approx_count_distinct keeps HyperLogLog registers instead of the distinct
-# values, so its state stays bounded (at most 2**HLL_BITS registers): ``[None, idx << 8 | rank,
-# ...]`` (a leading None: a distinct-values partial never holds a null). Relative standard error
-# 1.04 / sqrt(2**HLL_BITS) = 1.6%; below 2.5 * 2**HLL_BITS it uses linear counting, exact in
-# practice for small counts.
-
-HLL_BITS = 12
-_HLL_M = 1 << HLL_BITS
-_MASK64 = (1 << 64) - 1
-
-
-def _is_sketch(partial: Any) -> bool:
-    return isinstance(partial, list) and bool(partial) and partial[0] is None
-
-
-def _hash64(value: Any) -> int:
-    if isinstance(value, bool):
-        data = b"b1" if value else b"b0"
-    elif isinstance(value, int):
-        data = b"i" + str(value).encode()
-    elif isinstance(value, float):
-        data = b"f" + repr(value).encode()
-    elif isinstance(value, str):
-        data = b"s" + value.encode("utf-8")
-    elif isinstance(value, bytes):
-        data = b"y" + value
-    else:
-        data = b"r" + repr(value).encode()
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
-
-
-def _registers(partial: Any) -> dict[int, int]:
-    if partial is None:
-        return {}
-    if _is_sketch(partial):
-        return {item >> 8: item & 255 for item in partial[1:]}
-    registers: dict[int, int] = {}
-    for value in partial:
-        h = _hash64(value)
-        index, rest = h >> (64 - HLL_BITS), (h << HLL_BITS) & _MASK64
-        rank = min(64 - rest.bit_length() + 1, 64 - HLL_BITS + 1)
-        if rank > registers.get(index, 0):
-            registers[index] = rank
-    return registers
-
-
-def _sketch_union(a: Any, b: Any) -> list[Any]:
-    merged = _registers(a)
-    for index, rank in _registers(b).items():
-        if rank > merged.get(index, 0):
-            merged[index] = rank
-    return [None, *sorted(index << 8 | rank for index, rank in merged.items())]
-
-
-def _estimate(partial: list[Any]) -> int:
-    registers = _registers(partial)
-    zeros = _HLL_M - len(registers)
-    total = zeros + sum(2.0**-rank for rank in registers.values())
-    estimate = 0.7213 / (1 + 1.079 / _HLL_M) * _HLL_M * _HLL_M / total
-    if estimate <= 2.5 * _HLL_M and zeros:
-        estimate = _HLL_M * math.log(_HLL_M / zeros)
-    return round(estimate)
 
 
 def _final(spec: AggregateSpec, partial: Any) -> Any:
@@ -338,8 +272,8 @@ def _final(spec: AggregateSpec, partial: Any) -> Any:
         return partial[3]
     if function == "last_k":
         return [item[3] for item in reversed(partial)]
-    if function == "approx_count_distinct" and _is_sketch(partial):
-        return _estimate(partial)
+    if function == "approx_count_distinct" and is_sketch(partial):
+        return estimate(partial)
     if function in ("count_distinct", "approx_count_distinct"):
         return len(partial)
     if function == "approx_percentile":
@@ -409,7 +343,7 @@ def _fold(state: KeyState, layout: StateLayout, events: Sequence[Event]) -> None
         partial = _partial(spec, part, layout.column_index(spec.column), 0, len(events))
         merged = _merge(spec, state.folded[slot], partial)
         if spec.function == "approx_count_distinct" and merged is not None:
-            merged = _sketch_union(merged, None)  # folded: registers, not values
+            merged = sketch_union(merged, None)  # folded: registers, not values
         state.folded[slot] = merged
 
 
@@ -497,7 +431,7 @@ def encode_state(state: KeyState, layout: StateLayout) -> bytes:
     if layout.event_id is not None:
         body.append(state.ids)
     body.append(state.folded)
-    _encode(body, out)
+    encode_value(body, out)
     return bytes(out)
 
 
@@ -513,129 +447,9 @@ def decode_state(blob: bytes, layout: StateLayout) -> KeyState:
         part.frombytes(blob[position : position + 8 * n])
         times.append(part.tolist())
         position += 8 * n
-    body, _ = _decode(blob, position)
+    body, _ = decode_value(blob, position)
     width = len(layout.columns)
     if len(body) != width + (layout.event_id is not None) + 1:
         raise ValueError("an aggregation state does not fit the view (re-materialize it)")
     ids = body[width] if layout.event_id is not None else []
     return KeyState(cut, times[0], times[1], times[2], body[:width], ids, body[-1])
-
-
-def generation(blob: bytes | None) -> bytes:
-    """The generation bytes of a stored state (empty for no state): what a compare-and-set
-    compares."""
-    return b"" if blob is None else blob[HEADER_END:GENERATION_END]
-
-
-def header_newest_us(blob: bytes) -> int:
-    """The newest event time a stored state's header holds."""
-    raw: int = struct.unpack_from(">Q", blob, 1)[0]
-    value = raw ^ _FLIP
-    return value - _WRAP if value >= _FLIP else value
-
-
-# A small self-describing encoding for nested plain values (no code, no classes).
-_NONE, _FALSE, _TRUE, _INT, _BIGINT, _FLOAT, _STR, _BYTES, _LIST, _FLOATS, _INTS = range(11)
-#: Lists of only floats (or only int64 integers), nulls allowed, are stored as one typed array
-#: and a null mask: a lookup decodes a column in one call instead of value by value.
-_ARRAY_CODES = {_FLOATS: "d", _INTS: "q"}
-_I64 = struct.Struct("<q")
-_F64 = struct.Struct("<d")
-_U32 = struct.Struct("<I")
-
-
-def _encode(value: Any, out: bytearray) -> None:
-    if value is None:
-        out.append(_NONE)
-    elif value is True:
-        out.append(_TRUE)
-    elif value is False:
-        out.append(_FALSE)
-    elif isinstance(value, int):
-        if -(2**63) <= value < 2**63:
-            out.append(_INT)
-            out += _I64.pack(value)
-        else:
-            text = str(value).encode()
-            out.append(_BIGINT)
-            out += _U32.pack(len(text)) + text
-    elif isinstance(value, float):
-        out.append(_FLOAT)
-        out += _F64.pack(value)
-    elif isinstance(value, str):
-        data = value.encode("utf-8")
-        out.append(_STR)
-        out += _U32.pack(len(data)) + data
-    elif isinstance(value, bytes):
-        out.append(_BYTES)
-        out += _U32.pack(len(value)) + value
-    elif isinstance(value, list | tuple) and (kind := _array_kind(value)) is not None:
-        nulls = bytes(item is None for item in value)
-        out.append(kind)
-        out += _U32.pack(len(value))
-        out.append(1 if any(nulls) else 0)
-        if any(nulls):
-            out += nulls
-        fill = 0.0 if kind == _FLOATS else 0
-        out += array(_ARRAY_CODES[kind], [fill if v is None else v for v in value]).tobytes()
-    elif isinstance(value, list | tuple):
-        out.append(_LIST)
-        out += _U32.pack(len(value))
-        for item in value:
-            _encode(item, out)
-    else:
-        raise TypeError(f"cannot store a {type(value).__name__} in an aggregation state")
-
-
-def _array_kind(values: Sequence[Any]) -> int | None:
-    """``_FLOATS`` or ``_INTS`` when every non-null item is a float (an int64 integer), else
-    None (mixed, other types, or nothing but nulls)."""
-    kinds = {type(v) for v in values if v is not None}
-    if kinds == {float}:
-        return _FLOATS
-    if kinds == {int} and all(v is None or -(2**63) <= v < 2**63 for v in values):
-        return _INTS
-    return None
-
-
-def _decode(blob: bytes, position: int) -> tuple[Any, int]:
-    tag = blob[position]
-    position += 1
-    if tag in _ARRAY_CODES:
-        (length,) = _U32.unpack_from(blob, position)
-        has_nulls = blob[position + 4]
-        position += 5
-        nulls = blob[position : position + length] if has_nulls else b""
-        position += length if has_nulls else 0
-        values = array(_ARRAY_CODES[tag])
-        values.frombytes(blob[position : position + 8 * length])
-        items: list[Any] = values.tolist()
-        if has_nulls:
-            items = [None if null else v for v, null in zip(items, nulls, strict=True)]
-        return items, position + 8 * length
-    if tag == _NONE:
-        return None, position
-    if tag == _TRUE:
-        return True, position
-    if tag == _FALSE:
-        return False, position
-    if tag == _INT:
-        return _I64.unpack_from(blob, position)[0], position + 8
-    if tag == _FLOAT:
-        return _F64.unpack_from(blob, position)[0], position + 8
-    if tag in (_STR, _BYTES, _BIGINT):
-        (length,) = _U32.unpack_from(blob, position)
-        data = blob[position + 4 : position + 4 + length]
-        position += 4 + length
-        if tag == _STR:
-            return data.decode("utf-8"), position
-        return (data if tag == _BYTES else int(data)), position
-    if tag == _LIST:
-        (length,) = _U32.unpack_from(blob, position)
-        position += 4
-        items = []
-        for _ in range(length):
-            item, position = _decode(blob, position)
-            items.append(item)
-        return items, position
-    raise ValueError(f"aggregation state: unknown value tag {tag}")
