@@ -26,7 +26,7 @@ Stored form (format version :data:`STATE_VERSION`)::
     offset 17  generation                 8 bytes (random; Redis compares it to update safely)
     offset 25  cut                        8 bytes, big-endian
     offset 33  events                     4 bytes, big-endian (n)
-    then       event times, created times, order numbers (n int64 each, native order), then
+    then       event times, created times, order numbers (n int64 each, little-endian), then
                the value columns, the event ids and the folded partials as one nested value
                of :mod:`featurestore.online.state_codec`
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
@@ -53,6 +54,7 @@ STATE_VERSION = 0x41
 GENERATION_END = HEADER_END + 8
 _HEAD = struct.Struct(">BQQ8sqI")
 _FLIP = 1 << 63
+_BIG_ENDIAN = sys.byteorder == "big"  # stored arrays are little-endian everywhere
 _WRAP = 1 << 64
 _I64_MIN = -(2**63)
 #: Raw events are kept at least this long (one day, in µs), so replays of a view with only
@@ -426,7 +428,10 @@ def encode_state(state: KeyState, layout: StateLayout) -> bytes:
         _HEAD.pack(STATE_VERSION, header_ts, 0, os.urandom(8), state.cut, len(state.ts))
     )
     for times in (state.ts, state.created, state.seq):
-        out += array("q", times).tobytes()
+        part = array("q", times)
+        if _BIG_ENDIAN:
+            part.byteswap()
+        out += part.tobytes()
     body: list[Any] = list(state.columns)
     if layout.event_id is not None:
         body.append(state.ids)
@@ -445,6 +450,8 @@ def decode_state(blob: bytes, layout: StateLayout) -> KeyState:
     for _ in range(3):
         part = array("q")
         part.frombytes(blob[position : position + 8 * n])
+        if _BIG_ENDIAN:
+            part.byteswap()
         times.append(part.tolist())
         position += 8 * n
     body, _ = decode_value(blob, position)

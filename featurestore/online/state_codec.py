@@ -7,6 +7,7 @@ allowed) are one typed array and a null mask, so a lookup decodes a column in on
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 _NONE, _FALSE, _TRUE, _INT, _BIGINT, _FLOAT, _STR, _BYTES, _LIST, _FLOATS, _INTS = range(11)
 #: Lists of only floats (or only int64 integers), nulls allowed, are stored as one typed array
 #: and a null mask: a lookup decodes a column in one call instead of value by value.
+_BIG_ENDIAN = sys.byteorder == "big"  # typed arrays are stored little-endian everywhere
 _ARRAY_CODES = {_FLOATS: "d", _INTS: "q"}
 _I64 = struct.Struct("<q")
 _F64 = struct.Struct("<d")
@@ -54,7 +56,10 @@ def encode_value(value: Any, out: bytearray) -> None:
         if any(nulls):
             out += nulls
         fill = 0.0 if kind == _FLOATS else 0
-        out += array(_ARRAY_CODES[kind], [fill if v is None else v for v in value]).tobytes()
+        items = array(_ARRAY_CODES[kind], [fill if v is None else v for v in value])
+        if _BIG_ENDIAN:
+            items.byteswap()
+        out += items.tobytes()
     elif isinstance(value, list | tuple):
         out.append(_LIST)
         out += _U32.pack(len(value))
@@ -87,6 +92,8 @@ def decode_value(blob: bytes, position: int) -> tuple[Any, int]:
         position += length if has_nulls else 0
         values = array(_ARRAY_CODES[tag])
         values.frombytes(blob[position : position + 8 * length])
+        if _BIG_ENDIAN:
+            values.byteswap()
         items: list[Any] = values.tolist()
         if has_nulls:
             items = [None if null else v for v, null in zip(items, nulls, strict=True)]
