@@ -93,10 +93,12 @@ def aggregation_ctes(
     columns = sorted({agg.column for agg in wanted} | ({view.event_id} if view.event_id else set()))
     column_index = {name: i for i, name in enumerate(columns)}
     ctes = [f"{prefix}_src AS (\n{_scan(source, columns, entity, wanted, by_created)}\n)"]
-    ctes.append(f"{prefix}_ev AS (\n{_events(prefix, source, columns, column_index)}\n)")
+    tiled, raw = _groups(wanted, by_created)
+    widths = sorted({tile_us(group.window_us) for group in tiled})
+    events = _events(prefix, source, columns, column_index, widths)
+    ctes.append(f"{prefix}_ev AS (\n{events}\n)")
     keys = [f"__fs_k{i}" for i in range(len(view.join_keys))]
     ctes.append(f"{prefix}_ent AS (\n{entity_keys(entity, source, None)}\n)")
-    tiled, raw = _groups(wanted, by_created)
     outputs: list[str] = []
     for g, group in enumerate(tiled):
         name = f"{prefix}_w{g}"
@@ -163,9 +165,15 @@ def _scan(
     )
 
 
-def _events(prefix: str, source: ViewSource, columns: Sequence[str], index: dict[str, int]) -> str:
-    """Events with their values cast to the declared types and an order struct; deduplicated
-    by event id when the view declares one."""
+def _events(
+    prefix: str,
+    source: ViewSource,
+    columns: Sequence[str],
+    index: dict[str, int],
+    widths: Sequence[int],
+) -> str:
+    """Events with their values cast to the declared types, an order struct and their tile of
+    each width; deduplicated by event id when the view declares one."""
     view = source.request.view
     keys = [f"__fs_k{i}" for i in range(len(view.join_keys))]
     values = []
@@ -173,6 +181,7 @@ def _events(prefix: str, source: ViewSource, columns: Sequence[str], index: dict
         dtype = view.column(name).dtype
         column_type = source.column_types.get(view.source.source_column(name), "")
         values.append(f"{convert_value(f's.__fs_f{i}', dtype, column_type)} AS __fs_c{i}")
+    values.extend(f"{floor_div('s.__fs_ets', w)} AS {tile_column(w)}" for w in widths)
     select = (
         f"  SELECT {', '.join(f's.{k}' for k in [*keys, '__fs_ets'])}, "
         f"{order_struct(source, 's', with_event_ts=True)} AS __fs_ord, {', '.join(values)}\n"
@@ -190,8 +199,17 @@ def _events(prefix: str, source: ViewSource, columns: Sequence[str], index: dict
 
 
 def floor_div(expression: str, divisor: int) -> str:
-    """Floor division of an integer expression (``//`` truncates toward zero)."""
-    return f"CAST(floor(({expression}) / {divisor}) AS BIGINT)"
+    """Integer floor division (``//`` truncates toward zero, which would make tile 0 twice as
+    wide for instants before 1970)."""
+    return (
+        f"(CASE WHEN ({expression}) >= 0 THEN ({expression}) // {divisor} "
+        f"ELSE (({expression}) + 1) // {divisor} - 1 END)"
+    )
+
+
+def tile_column(width: int) -> str:
+    """The column of :func:`_events` holding each event's tile of ``width`` µs."""
+    return f"__fs_t{width}"
 
 
 def _piece_columns(group: _Group, index: dict[str, int], *, tile: bool) -> list[str]:
@@ -249,13 +267,7 @@ def _tiled_ctes(
 ) -> list[str]:
     width = tile_us(group.window_us)
     window = group.window_us
-    key_list = ", ".join(keys)
-    tile_of = floor_div("__fs_ets", width)
-    tiles = (
-        f"{name}_tiles AS (\n  SELECT {key_list}{', ' if keys else ''}{tile_of} AS __fs_tile, "
-        + ", ".join(_piece_columns(group, index, tile=True))
-        + f"\n  FROM {prefix}_ev\n  GROUP BY ALL\n)"
-    )
+    tile = tile_column(width)
     t = f"e.{ENTITY_TS}"
     last_tile = floor_div(t, width)
     first_tile = None if window is None else floor_div(f"{t} - {window}", width)
@@ -272,8 +284,17 @@ def _tiled_ctes(
         .replace("__fs_ord", "v.__fs_ord")
         + f"\n  FROM (SELECT *, unnest({edge_list}) AS __fs_tile FROM {prefix}_ent AS e) AS e\n"
         f"  JOIN {prefix}_ev AS v ON "
-        + " AND ".join([*key_eq, f"{floor_div('v.__fs_ets', width)} = e.__fs_tile"])
+        + " AND ".join([*key_eq, f"v.{tile} = e.__fs_tile"])
         + f"\n  WHERE v.__fs_ets <= {t}{lower}\n)"
+    )
+    if window is not None and window <= width:
+        # A window no wider than its tiles has no interior tile: its two edges are all of it.
+        return [edges, *_merge(name, f"{name}_edges", group, index)]
+    key_list = "".join(f"{k}, " for k in keys)
+    tiles = (
+        f"{name}_tiles AS (\n  SELECT {key_list}{tile} AS __fs_tile, "
+        + ", ".join(_piece_columns(group, index, tile=True))
+        + f"\n  FROM {prefix}_ev\n  GROUP BY ALL\n)"
     )
     tile_eq = [f"x.{k} = e.{k}" for k in keys]
     piece_names = [c.split(" AS ")[-1] for c in _piece_columns(group, index, tile=True)]
@@ -297,13 +318,11 @@ def _tiled_ctes(
         f"{name}_pieces AS (\n  SELECT * FROM {name}_edges\n  UNION ALL BY NAME\n"
         f"  SELECT * FROM {name}_inner\n)"
     )
-    ctes = [tiles, edges, interior, pieces]
-    ctes.extend(_merge(name, group, index))
-    return ctes
+    return [tiles, edges, interior, pieces, *_merge(name, f"{name}_pieces", group, index)]
 
 
-def _merge(name: str, group: _Group, index: dict[str, int]) -> list[str]:
-    """Merge the pieces per entity row into the group's values ``__fs_a{i}``."""
+def _merge(name: str, pieces: str, group: _Group, index: dict[str, int]) -> list[str]:
+    """Merge the ``pieces`` per entity row into the group's values ``__fs_a{i}``."""
     columns_needing_mean = sorted(
         {index[a.column] for _, a in group.aggregations if a.function in ("var", "stddev")}
     )
@@ -326,7 +345,7 @@ def _merge(name: str, group: _Group, index: dict[str, int]) -> list[str]:
         )
     if not columns_needing_mean:
         return [
-            f"{name} AS (\n  SELECT {ROW_ID}, {', '.join(values)}\n  FROM {name}_pieces\n"
+            f"{name} AS (\n  SELECT {ROW_ID}, {', '.join(values)}\n  FROM {pieces}\n"
             f"  GROUP BY {ROW_ID}\n)"
         ]
     # Two passes for the variance: the window's mean first, then each piece's deviation from it.
@@ -335,8 +354,8 @@ def _merge(name: str, group: _Group, index: dict[str, int]) -> list[str]:
         for c in columns_needing_mean
     )
     return [
-        f"{name}_mean AS (\n  SELECT {ROW_ID}, {means}\n  FROM {name}_pieces\n  GROUP BY {ROW_ID}\n)",
-        f"{name} AS (\n  SELECT p.{ROW_ID}, {', '.join(values)}\n  FROM {name}_pieces AS p\n"
+        f"{name}_mean AS (\n  SELECT {ROW_ID}, {means}\n  FROM {pieces}\n  GROUP BY {ROW_ID}\n)",
+        f"{name} AS (\n  SELECT p.{ROW_ID}, {', '.join(values)}\n  FROM {pieces} AS p\n"
         f"  JOIN {name}_mean AS m ON m.{ROW_ID} = p.{ROW_ID}\n  GROUP BY p.{ROW_ID}\n)",
     ]
 

@@ -204,6 +204,12 @@ class DuckDBEngine(
         The result is computed once into a temporary table (DuckDB spills it to disk past its
         memory limit), counted, then streamed from there in batches of ``batch_rows``.
         """
+        if view.is_aggregated:
+            # Its values are windows over events, not source rows: there is no latest row.
+            raise RetrievalError(
+                f"{view.label} is aggregated: its latest rows are not its values, so it cannot "
+                "be materialized row by row; retrieve it with get_historical_features"
+            )
         validate_view_source(view, self._config.repo_path)
         features = tuple(view.feature_names)
         request = FeatureRequest(view, features, features, not_before_us=window.not_before_us)
