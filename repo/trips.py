@@ -40,6 +40,8 @@ driver_trip_stats = FeatureView(
     ],
     # A replayed push of the same trip counts once.
     event_id="trip_id",
+    # Offline only for now: online aggregation state comes with the online side of issue 14.
+    online=False,
     description="Trips and fares per driver over sliding windows.",
     owner="mobility-data@example.com",
     tags={"team": "mobility"},
