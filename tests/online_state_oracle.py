@@ -54,8 +54,10 @@ def oracle(spec: AggregateSpec, events: Sequence[Event], column: int, at_us: int
         assert spec.k is not None
         return list(reversed(values))[: spec.k]
     if f == "approx_percentile":
+        # Nearest rank: the smallest value with at least p of the values at or below it.
         ordered = sorted(values)
-        return ordered[math.floor((spec.percentile or 0.5) * (len(ordered) - 1))]
+        p = spec.percentile or 0.5
+        return next(v for v in ordered if sum(x <= v for x in ordered) >= p * len(ordered) - 1e-9)
     raise AssertionError(f)
 
 

@@ -148,3 +148,10 @@ def test_materialization_is_idempotent_and_incremental_runs_agree(repo: Path) ->
         assert store.get_online_features(refs, entity_rows=rows).to_dict() == first
     assert first["fare_count_lifetime"] == [3, 1]
     assert first["rider_last_k_lifetime"] == [["a", "a", "a"], ["a"]]
+
+
+def test_consistency_check_passes_on_an_aggregated_view(repo: Path) -> None:
+    with FeatureStore(repo_path=repo, principal=ADMIN) as store:
+        report = store.consistency_check(as_of=NOW, sample=10, seed=3)
+    assert report.ok, report.render()
+    assert {f.feature for f in report.features} >= {"fare_sum_1h", "rider_last_k_lifetime"}

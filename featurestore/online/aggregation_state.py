@@ -284,9 +284,11 @@ def _final(spec: AggregateSpec, partial: Any) -> Any:
 
 
 def percentile_of_sorted(values: Sequence[Any], percentile: float) -> Any:
-    """The discrete percentile of sorted ``values``: the element at rank ``floor(p * (n - 1))``
-    (DuckDB's ``quantile_disc``)."""
-    return values[math.floor(percentile * (len(values) - 1))]
+    """The nearest-rank percentile of sorted ``values``: the smallest value with at least a
+    ``percentile`` share of the values at or below it (rank ``ceil(p * n)``, 1-based), so it
+    meets the rank bound of ``featurestore.aggregations`` exactly."""
+    rank = math.ceil(percentile * len(values) - 1e-9)
+    return values[min(max(rank, 1), len(values)) - 1]
 
 
 # -- updates ---------------------------------------------------------------------------------
