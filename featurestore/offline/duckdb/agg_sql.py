@@ -27,6 +27,14 @@ Functions whose partial results do not merge (``count_distinct``, ``approx_count
 the window, and so does every aggregation under ``filter_by_created_timestamp`` (which keeps an
 event only once created, a condition the tiles do not know). Rows sharing the keys and a
 non-null ``event_id`` count once: the first by created time, then file order.
+
+Cost, and what would lower it (``bench/aggregations.py``): the plan reads the events once per
+tile width for the edges and once more per window wider than a day for the tile partials, and
+pays about two tiles of events per entity row at the edges. Three changes would cut that: one
+edge join per tile width shared by all its windows (today one per window); per-key running
+aggregates within each tile (a prefix up to ``t``, a suffix after ``t - W``, found with ASOF
+joins) so that an edge costs one row instead of a tile of events; and tile partials kept between
+retrievals, since they depend only on the source files.
 """
 
 from __future__ import annotations
