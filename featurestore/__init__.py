@@ -6,6 +6,7 @@ from featurestore.types import Float32, Int64
 
 from featurestore.config import RepoConfig, load_config
 from featurestore.definitions import (
+    Aggregation,
     Entity,
     FeatureService,
     FeatureView,
@@ -27,6 +28,7 @@ from featurestore.store import FeatureStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregation",
     "DriftThresholds",
     "Entity",
     "FeatureService",

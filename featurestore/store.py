@@ -43,7 +43,13 @@ from featurestore.materialize import MaterializationReport, Materializer
 from featurestore.materialize.arguments import window_bound
 from featurestore.materialize.pending import unmaterialized_warnings
 from featurestore.offline.backends import open_offline_engine
-from featurestore.offline.base import EntityFrameInput, OfflineEngine, RetrievalJob, SavedDataset
+from featurestore.offline.base import (
+    EntityFrameInput,
+    OfflineEngine,
+    RetrievalJob,
+    SavedDataset,
+    require_aggregations,
+)
 from featurestore.offline.source_schema import type_join_keys
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, online_store_identity, open_online_store
@@ -264,6 +270,7 @@ class FeatureStore(
         self.guard.require(self.principal, "read_offline", targets)
         # Rows older than a view's retention window are never served, from any source.
         requests = self.retention.apply(requests, epoch_us(datetime.now(timezone.utc)))
+        require_aggregations(self.offline, requests)
         job = self.offline.get_historical_features(
             entity_df, requests, filter_by_created_timestamp=filter_by_created_timestamp
         )

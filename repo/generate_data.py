@@ -9,6 +9,12 @@ Writes three Parquet files into the output folder (default: ``repo/data``):
 - ``customer_profile.parquet``: one row per customer per day, also with 10% gaps; columns
   ``customer_id``, ``event_timestamp``, ``created``, ``current_balance`` and
   ``avg_passenger_count`` (float32), ``lifetime_trip_count`` (int64).
+- ``trips.parquet``: one row per trip (an event), :data:`TRIPS_PER_DRIVER_DAY` per driver and day
+  on average at uniform random instants; columns ``trip_id`` (int64, unique), ``driver_id``,
+  ``rider_id`` (int64), ``event_timestamp`` and ``created`` (timestamp[us, UTC], ``created =
+  event_timestamp + uniform(0, 10 min)``), ``fare`` and ``distance_km`` (float64, about 8% of the
+  fares null: not billed yet). Chunks cover consecutive driver ranges, so the file is not sorted
+  by time: the aggregations must not rely on it.
 - ``entity_df.parquet``: ``driver_id``, ``customer_id``, ``event_timestamp``, in random order,
   timestamps uniform over the whole period. About 1% of the ids are unknown (one past the last
   id), and the gaps, the first hours of the period and the TTLs make other rows miss, so a
@@ -17,13 +23,13 @@ Writes three Parquet files into the output folder (default: ``repo/data``):
 Sizes (``--size``): the number of customers equals the number of drivers, so a point-in-time join
 of both views does the same work per key on each side.
 
-====  ========  ==========  ====  ==================  ================  ===========
-size  drivers   customers   days  driver rows         customer rows     entity rows
-====  ========  ==========  ====  ==================  ================  ===========
-XS    100       100         7     ~15k                ~630              1,000
-S     10,000    10,000      30    ~6.48M              ~270k             1,000,000
-L     100,000   100,000     30    ~64.8M              ~2.7M             1,000,000
-====  ========  ==========  ====  ==================  ================  ===========
+====  ========  ==========  ====  ==================  ================  ===========  ========
+size  drivers   customers   days  driver rows         customer rows     entity rows  trips
+====  ========  ==========  ====  ==================  ================  ===========  ========
+XS    100       100         7     ~15k                ~630              1,000        ~11.7k
+S     10,000    10,000      30    ~6.48M              ~270k             1,000,000    ~5M
+L     100,000   100,000     30    ~64.8M              ~2.7M             1,000,000    ~50M
+====  ========  ==========  ====  ==================  ================  ===========  ========
 
 The period ends when the data is generated: its last hourly rows are those of the current hour
 (UTC), so the example's online lookups find fresh values for the next hour or more (the driver
@@ -77,6 +83,11 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 DRIVER_FILE = "driver_stats.parquet"
 CUSTOMER_FILE = "customer_profile.parquet"
 ENTITY_FILE = "entity_df.parquet"
+TRIPS_FILE = "trips.parquet"
+#: Mean trips per driver and day: 500 per driver over 30 days (50M trips for 100,000 drivers).
+TRIPS_PER_DRIVER_DAY = 500 / 30
+#: Fraction of trips whose fare is not known yet (null).
+NULL_FARE_FRACTION = 0.08
 
 DRIVER_SCHEMA = pa.schema(
     [
@@ -99,6 +110,17 @@ CUSTOMER_SCHEMA = pa.schema(
         ("lifetime_trip_count", pa.int64()),
     ]
 )
+TRIP_SCHEMA = pa.schema(
+    [
+        ("trip_id", pa.int64()),
+        ("driver_id", pa.int64()),
+        ("rider_id", pa.int64()),
+        ("event_timestamp", TIMESTAMP),
+        ("created", TIMESTAMP),
+        ("fare", pa.float64()),
+        ("distance_km", pa.float64()),
+    ]
+)
 ENTITY_SCHEMA = pa.schema(
     [("driver_id", pa.int64()), ("customer_id", pa.int64()), ("event_timestamp", TIMESTAMP)]
 )
@@ -107,7 +129,7 @@ ENTITY_SCHEMA = pa.schema(
 LAYOUTS = ("time-sorted", "key-sorted")
 
 # Distinct stream ids per table, so the tables do not share random numbers.
-_DRIVER_STREAM, _CUSTOMER_STREAM, _ENTITY_STREAM = 1, 2, 3
+_DRIVER_STREAM, _CUSTOMER_STREAM, _ENTITY_STREAM, _TRIP_STREAM = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,7 @@ class GenerationResult:
     customer_rows: int
     entity_rows: int
     end: datetime
+    trip_rows: int = 0
 
     @property
     def driver_path(self) -> Path:
@@ -314,6 +337,38 @@ def _entity_batches(workload: Workload, start_us: int, seed: int) -> Iterator[pa
         )
 
 
+def trip_batches(
+    drivers: int, days: int, start_us: int, seed: int, per_driver_day: float = TRIPS_PER_DRIVER_DAY
+) -> Iterator[pa.RecordBatch]:
+    """Trips of drivers 1..``drivers`` over ``days`` days from ``start_us``, in chunks of about
+    :data:`CHUNK_ROWS` trips (whole drivers each); trip ids are unique across chunks."""
+    per_driver = per_driver_day * days
+    drivers_per_chunk = max(1, int(CHUNK_ROWS // max(per_driver, 1.0)))
+    next_id = 1
+    for chunk, first in enumerate(range(1, drivers + 1, drivers_per_chunk)):
+        rng = _rng(seed, _TRIP_STREAM, chunk)
+        ids = np.arange(first, min(first + drivers_per_chunk, drivers + 1), dtype=np.int64)
+        driver = np.repeat(ids, rng.poisson(per_driver, size=ids.size))
+        n = driver.size
+        event_us = start_us + rng.integers(0, days * DAY_US, size=n, dtype=np.int64)
+        created_us = event_us + rng.integers(0, MAX_CREATED_DELAY_US, size=n, endpoint=True)
+        fare = np.round(2.5 + rng.gamma(2.0, 7.0, size=n), 2)
+        fare_nulls = rng.random(n) < NULL_FARE_FRACTION
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.arange(next_id, next_id + n, dtype=np.int64)),
+                pa.array(driver),
+                pa.array(rng.integers(1, 50_000, size=n, endpoint=True, dtype=np.int64)),
+                _timestamps(event_us),
+                _timestamps(created_us),
+                pa.array(fare, mask=fare_nulls),
+                pa.array(np.round(rng.exponential(6.0, size=n), 2)),
+            ],
+            schema=TRIP_SCHEMA,
+        )
+        next_id += n
+
+
 def _write(
     path: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch], log: Callable[[str], None]
 ) -> int:
@@ -339,7 +394,7 @@ def generate(
     log: Callable[[str], None] | None = None,
     end: datetime | None = None,
 ) -> GenerationResult:
-    """Write the driver, customer and entity files for ``workload`` into ``out_dir``.
+    """Write the driver, customer, entity and trip files for ``workload`` into ``out_dir``.
 
     The period ends at ``end`` (exclusive; a whole hour), by default the end of the current
     hour, so the newest rows are fresh; pass :data:`END` for the benchmarks' fixed period.
@@ -360,7 +415,9 @@ def generate(
     customer_rows = _write(out / CUSTOMER_FILE, CUSTOMER_SCHEMA, customers, emit)
     entities = _entity_batches(workload, start_us, seed)
     entity_rows = _write(out / ENTITY_FILE, ENTITY_SCHEMA, entities, emit)
-    return GenerationResult(out, driver_rows, customer_rows, entity_rows, period_end)
+    trips = trip_batches(workload.drivers, workload.days, start_us, seed)
+    trip_rows = _write(out / TRIPS_FILE, TRIP_SCHEMA, trips, emit)
+    return GenerationResult(out, driver_rows, customer_rows, entity_rows, period_end, trip_rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"wrote {result.driver_rows:,} driver rows, {result.customer_rows:,} customer rows, "
-        f"{result.entity_rows:,} entity rows to {result.out_dir}; the data ends "
+        f"{result.entity_rows:,} entity rows, {result.trip_rows:,} trips to {result.out_dir}; "
+        "the data ends "
         f"{result.end.isoformat()}"
     )
     return 0

@@ -17,6 +17,9 @@ from featurestore import FeatureStore
 
 REPO = Path(__file__).resolve().parent
 ONLINE_FEATURES = ["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips"]
+#: Sliding-window aggregations of the trips source (repo/trips.py, docs/aggregations.md).
+TRIP_NAMES = ["trips_1h", "trips_1d", "fare_sum_1d", "fare_mean_7d", "rider_id_count_distinct_7d"]
+TRIP_FEATURES = [f"driver_trip_stats:{name}" for name in TRIP_NAMES]
 #: Two known drivers and one the data has never seen.
 LOOKUP_ROWS = [{"driver_id": 1}, {"driver_id": 2}, {"driver_id": 9999}]
 
@@ -58,6 +61,10 @@ def main() -> None:
         f"\nTraining frame: {len(training):,} rows, {training.shape[1]} columns "
         f"({filled:,} rows with every feature present; the rest fall outside a TTL or a gap)"
     )
+
+    trips = store.get_historical_features(entity_df=entity_df, features=TRIP_FEATURES).to_pandas()
+    print("\nTrip aggregates over sliding windows, at each entity row's instant:")
+    print(trips[["driver_id", "event_timestamp", *TRIP_NAMES]].head(5).to_string(index=False))
 
     now = datetime.now(timezone.utc)
     report = store.materialize_incremental(end=now, feature_views=["driver_hourly_stats"])

@@ -8,6 +8,7 @@ reached the tests fail if ``CI`` is set (never a silent skip in CI) and are skip
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from redis_cluster import RedisClusterProcesses, free_cluster_ports
 from sqlalchemy.engine import make_url
 
 from featurestore.definitions import (
@@ -52,6 +54,22 @@ def require_redis(url: str) -> None:
         pytest.skip(f"REDIS TESTS SKIPPED: {reason}")
     finally:
         client.close()
+
+
+def start_redis_cluster(folder: Path) -> RedisClusterProcesses:
+    """A fresh 3-master, 3-replica cluster; fail in CI (skip loudly elsewhere) without redis-server."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        reason = "redis-server / redis-cli are not installed (apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so Redis Cluster tests must run: {reason}")
+        pytest.skip(f"REDIS CLUSTER TESTS SKIPPED: {reason}")
+    cluster = RedisClusterProcesses(folder, free_cluster_ports(6))
+    try:
+        cluster.create()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@
 A subclass sets ``engine_type`` to its row of :mod:`featurestore.offline.backends` and
 ``__test__ = True``. The contract gathers the parts every engine must pass: the brute-force
 oracle (plain, filtered by created time, with retention cut-offs), the classic point-in-time
-cases, the latest row per key for materialization (window, tie-break, retention cut-off) and
-statistics (skipped for an engine without :class:`SupportsStatistics`).
+cases, the latest row per key for materialization (window, tie-break, retention cut-off),
+windowed aggregations (``contract_aggregations.py``) and statistics (skipped for an engine without :class:`SupportsStatistics`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from contract_aggregations import AggregationsContract
 from contract_pit_cases import PitCasesContract
 from contract_pit_oracle import PitOracleContract
 from contract_stats import StatisticsContract
@@ -49,7 +50,9 @@ def us(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-class OfflineEngineContract(PitCasesContract, PitOracleContract, StatisticsContract):
+class OfflineEngineContract(
+    PitCasesContract, PitOracleContract, StatisticsContract, AggregationsContract
+):
     """Everything an offline engine must do, run against the engine ``engine_type`` names."""
 
     __test__ = False

@@ -158,7 +158,7 @@ def test_apply_and_retrieve(example_repo: Path) -> None:
     with FeatureStore(repo_path=example_repo) as store:
         store.apply()
         names = {view.name for view in store.list_feature_views()}
-        assert names == {"driver_hourly_stats", "customer_daily_profile"}
+        assert names == {"driver_hourly_stats", "customer_daily_profile", "driver_trip_stats"}
         result = store.get_historical_features(
             entity_df=entity_df, features=store.get_feature_service("driver_activity")
         ).to_pandas()
@@ -258,3 +258,46 @@ def test_readme_commands_find_fresh_values(example_repo: Path, generated: Any) -
         # Within the hour the data was generated in, every driver with a row in the newest
         # hour (~90%; the rest are gaps) is served: that row is less than an hour old.
         assert statuses.count("PRESENT") >= 0.75 * len(statuses), statuses
+
+
+def test_trips_are_events_of_known_drivers(example_repo: Path, generated: Any) -> None:
+    workload = gen.workload_for("XS")
+    trips = _read(example_repo, gen.TRIPS_FILE)
+    expected = workload.drivers * workload.days * gen.TRIPS_PER_DRIVER_DAY
+    assert trips.num_rows == pytest.approx(expected, rel=0.05)
+    assert trips.num_rows == generated.trip_rows
+    assert len(set(trips["trip_id"].to_pylist())) == trips.num_rows
+    drivers = trips["driver_id"].to_numpy()
+    assert drivers.min() >= 1
+    assert drivers.max() <= workload.drivers
+    assert trips["fare"].null_count / trips.num_rows == pytest.approx(
+        gen.NULL_FARE_FRACTION, abs=0.02
+    )
+    start = gen.end_us(generated.end) - workload.days * gen.DAY_US
+    times = trips["event_timestamp"].cast(pa.int64()).to_numpy()
+    assert times.min() >= start
+    assert times.max() < gen.end_us(generated.end)
+
+
+def test_the_quickstart_trip_aggregates_count_the_window(example_repo: Path) -> None:
+    """The example's aggregated view, retrieved as the quickstart does, against pandas."""
+    entity = _read(example_repo, gen.ENTITY_FILE).to_pandas().head(50)
+    trips = _read(example_repo, gen.TRIPS_FILE).to_pandas()
+    with FeatureStore(repo_path=example_repo) as store:
+        store.apply()
+        got = store.get_historical_features(
+            entity, features=["driver_trip_stats:trips_1d", "driver_trip_stats:fare_sum_1d"]
+        ).to_pandas()
+    for row, (_, entity_row) in zip(got.itertuples(), entity.iterrows(), strict=True):
+        t = entity_row["event_timestamp"]
+        window = trips[
+            (trips["driver_id"] == entity_row["driver_id"])
+            & (trips["event_timestamp"] > t - timedelta(days=1))
+            & (trips["event_timestamp"] <= t)
+        ]
+        assert row.trips_1d == len(window)
+        fares = window["fare"].dropna()
+        if fares.empty:
+            assert np.isnan(row.fare_sum_1d)
+        else:
+            assert row.fare_sum_1d == pytest.approx(fares.sum(), rel=1e-9)

@@ -8,8 +8,6 @@ between are :class:`OnlineStoreError`, which REST answers with 503).
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 import uuid
@@ -20,10 +18,11 @@ import httpx
 import pyarrow as pa
 import pytest
 from api_server import Server, make_repo
+from conftest import start_redis_cluster
 from online_contract import NOW_US, OnlineStoreContract, batch, keys_table, view
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis_cluster import RedisClusterProcesses, free_cluster_ports
+from redis_cluster import RedisClusterProcesses
 
 from featurestore.config import parse_config
 from featurestore.errors import OnlineStoreError
@@ -31,22 +30,6 @@ from featurestore.online import FOUND, Namespace, OnlineStore, open_online_store
 from featurestore.online.redis_cluster import RedisClusterOnlineStore
 
 pytestmark = pytest.mark.redis
-
-
-def start_redis_cluster(folder: Path) -> RedisClusterProcesses:
-    """A fresh 3-master, 3-replica cluster; fail in CI (skip loudly elsewhere) without redis-server."""
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        reason = "redis-server / redis-cli are not installed (apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so Redis Cluster tests must run: {reason}")
-        pytest.skip(f"REDIS CLUSTER TESTS SKIPPED: {reason}")
-    cluster = RedisClusterProcesses(folder, free_cluster_ports(6))
-    try:
-        cluster.create()
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
 
 
 @pytest.fixture(scope="module")

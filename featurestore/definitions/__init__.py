@@ -1,5 +1,6 @@
 """Feature definitions: versioned Python objects applied to the registry."""
 
+from featurestore.definitions.aggregation import Aggregation
 from featurestore.definitions.base import Definition, canonical_json, content_hash
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
@@ -10,6 +11,7 @@ from featurestore.definitions.sources import FileSource, PushSource
 from featurestore.definitions.stream_source import StreamSource
 
 __all__ = [
+    "Aggregation",
     "Definition",
     "Entity",
     "FeatureService",

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from featurestore.definitions.aggregation import Aggregation
 from featurestore.definitions.base import Definition, check_name
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.field import Field
@@ -38,6 +39,19 @@ class FeatureView(Definition):
                     schema=[Field(name="conv_rate", dtype=Float32)],
                     source=FileSource(path="data/driver_stats.parquet"),
                     validation=Validation("expectations/driver_stats.json", mode="strict"))
+
+    With ``aggregations`` the view is *aggregated*: its source holds one row per event, its
+    ``schema`` declares the source columns it aggregates (:attr:`columns`), and its features are
+    the aggregations, each evaluated over a sliding window ending at the entity row's instant
+    (see :class:`~featurestore.Aggregation`). ``event_id`` names a column that identifies an
+    event: rows sharing a key and an event id count once (the first one seen), so a replayed
+    push does not double-count::
+
+        FeatureView(name="driver_trip_stats", entities=[driver], source=trips,
+                    schema=[Field(name="fare", dtype=Float64), Field(name="trip_id", dtype=Int64)],
+                    aggregations=[Aggregation(column="fare", function="sum",
+                                              window=timedelta(hours=1))],
+                    event_id="trip_id")
     """
 
     kind: ClassVar[str] = "feature_view"
@@ -57,6 +71,8 @@ class FeatureView(Definition):
         description: str = "",
         tags: Mapping[str, str] | None = None,
         owner: str = "",
+        aggregations: Sequence[Aggregation] | None = None,
+        event_id: str | None = None,
     ) -> None:
         self.name = check_name("feature view", name)
         label = f"feature view {name!r}"
@@ -79,7 +95,15 @@ class FeatureView(Definition):
         self.freshness = freshness
         self._init_metadata(description, tags, owner)
         self.schema = list(schema)
-        self.features, self.join_key_types = self._split_schema(label)
+        self.columns, self.join_key_types = self._split_schema(label)
+        self.aggregations = self._check_aggregations(label, aggregations)
+        self.event_id = self._check_event_id(label, event_id)
+        if self.aggregations and self.ttl is not None:
+            raise DefinitionError(
+                f"{label}: an aggregated view takes no ttl (each aggregation's window bounds "
+                "the events it reads); remove ttl"
+            )
+        self.features = self._aggregated_features(label) if self.aggregations else self.columns
         # What the definition declares: the spec (and so the content hash) is made of these.
         self.declared_key_types: dict[str, ValueType | None] = dict(self.join_key_types)
         self.inferred_key_types: dict[str, ValueType] = {}
@@ -125,6 +149,61 @@ class FeatureView(Definition):
                 f"default), got {retention!r}"
             )
         return retention
+
+    def _check_aggregations(
+        self, label: str, aggregations: Sequence[Aggregation] | None
+    ) -> list[Aggregation]:
+        checked = list(aggregations or [])
+        for agg in checked:
+            if not isinstance(agg, Aggregation):
+                raise DefinitionError(
+                    f"{label}: aggregations must be Aggregation objects, got {agg!r}"
+                )
+        names = [agg.name for agg in checked]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DefinitionError(
+                f"{label}: aggregation name {twice[0]!r} is used twice; give one of them "
+                "another name=..."
+            )
+        return checked
+
+    def _check_event_id(self, label: str, event_id: str | None) -> str | None:
+        if event_id is None:
+            return None
+        if not self.aggregations:
+            raise DefinitionError(
+                f"{label}: event_id is for aggregated views (it deduplicates events); this view "
+                "has no aggregations"
+            )
+        if event_id not in {c.name for c in self.columns}:
+            raise DefinitionError(
+                f"{label}: event_id {event_id!r} is not a column of the schema "
+                f"({[c.name for c in self.columns]}); declare it with a Field"
+            )
+        return event_id
+
+    def _aggregated_features(self, label: str) -> list[Field]:
+        columns = {c.name: c for c in self.columns}
+        features = []
+        for agg in self.aggregations:
+            if agg.column not in columns:
+                raise DefinitionError(
+                    f"{label}, aggregation {agg.name!r}: column {agg.column!r} is not in the "
+                    f"schema ({list(columns)}){did_you_mean(agg.column, columns)}; declare it "
+                    "with a Field"
+                )
+            dtype = agg.check_column_type(label, columns[agg.column].dtype)
+            features.append(Field(name=agg.name, dtype=dtype))
+        used = {agg.column for agg in self.aggregations} | {self.event_id}
+        plain = [name for name in columns if name not in used]
+        if plain:
+            raise DefinitionError(
+                f"{label}: a view is either plain or aggregated, and this one mixes both: "
+                f"{plain} would be plain features beside its aggregations; aggregate them, "
+                "or serve them from a separate plain view"
+            )
+        return features
 
     def _split_schema(self, label: str) -> tuple[list[Field], dict[str, ValueType | None]]:
         key_types: dict[str, ValueType | None] = {}
@@ -184,6 +263,16 @@ class FeatureView(Definition):
         return list(self.join_key_types)
 
     @property
+    def is_aggregated(self) -> bool:
+        """Whether the view's features are windowed aggregations of its source's events."""
+        return bool(self.aggregations)
+
+    @property
+    def aggregation_of(self) -> dict[str, Aggregation]:
+        """The view's aggregations by feature name (empty for a plain view)."""
+        return {agg.name: agg for agg in self.aggregations}
+
+    @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
@@ -197,6 +286,16 @@ class FeatureView(Definition):
             f"{did_you_mean(name, self.feature_names)}"
         )
 
+    def column(self, name: str) -> Field:
+        """The declared source column ``name`` (an aggregated view's input; a plain view's
+        columns are its features)."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise DefinitionError(
+            f"{self.label} declares no column {name!r}; it has {[c.name for c in self.columns]}"
+        )
+
     def __getitem__(self, features: Sequence[str]) -> FeatureViewProjection:
         """A projection of some features, for a FeatureService: ``view[["f1", "f2"]]``."""
         if isinstance(features, str):
@@ -206,7 +305,7 @@ class FeatureView(Definition):
         return FeatureViewProjection(self, list(features))
 
     def spec(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "entities": [{"name": e.name, **e.spec()} for e in self.entities],
             "join_keys": [
                 {"name": k, "dtype": None if t is None else t.name}
@@ -216,6 +315,12 @@ class FeatureView(Definition):
             "source": self.source.spec(),
             "ttl_seconds": None if self.ttl is None else self.ttl.total_seconds(),
         }
+        # Only for aggregated views, so plain views keep their content hash.
+        if self.aggregations:
+            spec["columns"] = [c.spec() for c in self.columns]
+            spec["aggregations"] = [agg.spec() for agg in self.aggregations]
+            spec["event_id"] = self.event_id
+        return spec
 
     def meta(self) -> dict[str, Any]:
         meta = {
@@ -250,14 +355,14 @@ class FeatureView(Definition):
             if k["dtype"] is not None and k["name"] in field_meta
         ]
         ttl = spec.get("ttl_seconds")
+        columns = spec["columns"] if "aggregations" in spec else spec["features"]
         retention = meta.get("retention_seconds")
         validation = meta.get("validation")
         freshness = meta.get("freshness_seconds")
         view = cls(
             name=data["name"],
             entities=entities,
-            schema=key_fields
-            + [Field.from_dicts(f, field_meta.get(f["name"])) for f in spec["features"]],
+            schema=key_fields + [Field.from_dicts(f, field_meta.get(f["name"])) for f in columns],
             source=source_from_dicts(spec["source"], meta.get("source")),
             ttl=None if ttl is None else timedelta(seconds=ttl),
             online=meta.get("online", True),
@@ -267,6 +372,8 @@ class FeatureView(Definition):
             description=meta.get("description", ""),
             tags=meta.get("tags"),
             owner=meta.get("owner", ""),
+            aggregations=[Aggregation.from_spec(a) for a in spec.get("aggregations", [])],
+            event_id=spec.get("event_id"),
         )
         inferred = meta.get("inferred_key_types")
         if inferred:  # absent in rows applied before key types were inferred

@@ -61,7 +61,13 @@ from featurestore.materialize.progress import (
     progress_for,
 )
 from featurestore.materialize.spool import BatchSpool
-from featurestore.offline.base import LatestWindow, OfflineEngine
+from featurestore.offline.base import (
+    LatestWindow,
+    OfflineEngine,
+    SupportsEventReads,
+    missing_capability,
+)
+from featurestore.online.aggregation_views import materialize_stream, read_from
 from featurestore.online.base import Namespace, OnlineStore
 from featurestore.online.batches import conform, online_schema
 from featurestore.online.freshness import FreshnessLog
@@ -313,6 +319,8 @@ class Materializer:
     def _materialize_view(
         self, view: FeatureView, version: int, plan: _Plan, display: ProgressDisplay
     ) -> ViewReport:
+        if view.is_aggregated:
+            return self._materialize_aggregated(view, version, plan, display)
         report = ViewReport(view=view.name, version=version)
         namespace = Namespace(self.project, view, version)
         validation = (
@@ -341,6 +349,18 @@ class Materializer:
                         report.validation = validation.finish()
         except (OnlineStoreError, RetrievalError) as exc:
             raise MaterializationError(self._failed(view, version, plan.previous, exc)) from exc
+        return self._finish(view, version, plan, report, max_created, began)
+
+    def _finish(
+        self,
+        view: FeatureView,
+        version: int,
+        plan: _Plan,
+        report: ViewReport,
+        max_created: int | None,
+        began: float,
+    ) -> ViewReport:
+        """Record the run's watermark (when the plan moves it) and close the report."""
         watermark = plan.previous
         if plan.record_end is not None:
             with self._registry_errors(view):
@@ -356,6 +376,46 @@ class Materializer:
         report.watermark_end = None if watermark is None else watermark.end
         report.seconds = time.perf_counter() - began
         return report
+
+    def _materialize_aggregated(
+        self, view: FeatureView, version: int, plan: _Plan, display: ProgressDisplay
+    ) -> ViewReport:
+        """Rebuild each key's aggregation state as of the run's end from the offline events
+        its windows need (see :mod:`featurestore.online.aggregation_views`): the run's start
+        does not matter, only its end, so any run leaves the states equal to the offline
+        data at that end."""
+        report = ViewReport(view=view.name, version=version)
+        namespace = Namespace(self.project, view, version)
+        if not isinstance(self.offline, SupportsEventReads):
+            raise missing_capability(
+                self.offline, SupportsEventReads, "materializing " + view.label
+            )
+        through = plan.window.end_us
+        began = time.perf_counter()
+        try:
+            with closing(
+                self.offline.read_events(
+                    view,
+                    after_us=read_from(view, through),
+                    end_us=through,
+                    not_before_us=plan.window.not_before_us,
+                    batch_rows=self.batch_rows,
+                )
+            ) as rows:
+                report.rows_read, report.keys = rows.rows_read, rows.keys
+                display.start_view(f"{view.name} v{version}", report.rows_read)
+                for read, written in materialize_stream(
+                    self.online,
+                    namespace,
+                    rows.batches(),
+                    through_us=through,
+                    read_from_us=read_from(view, through),
+                ):
+                    report.written += written
+                    display.advance(read)
+        except (OnlineStoreError, RetrievalError) as exc:
+            raise MaterializationError(self._failed(view, version, plan.previous, exc)) from exc
+        return self._finish(view, version, plan, report, None, began)
 
     def _write(
         self,

@@ -4,7 +4,8 @@ The facade resolves feature references into :class:`FeatureRequest` objects (whi
 definition, which features, under which output names); an engine turns an entity frame and those
 requests into a :class:`RetrievalJob`. Every engine does retrieval and the latest rows per key
 (:class:`OfflineEngine`); what only some engines can do is a capability mixin
-(:class:`SupportsStatistics`, :class:`SupportsWindowReads`, :class:`SupportsKeyCounts`) that callers check with ``isinstance``, raising :func:`missing_capability`
+(:class:`SupportsStatistics`, :class:`SupportsWindowReads`, :class:`SupportsKeyCounts`,
+:class:`SupportsAggregations`) that callers check with ``isinstance``, raising :func:`missing_capability`
 (which names the engine and the operation) when it is missing. Engines are listed in
 :mod:`featurestore.offline.backends` and pass the contract tests of ``tests/offline_contract.py``.
 """
@@ -200,6 +201,19 @@ class OfflineEngine(ABC):
         """Release connections and temporary files."""
 
 
+class SupportsAggregations(ABC):  # noqa: B024 - a capability marker: the work is in retrieval
+    """Capability: aggregated views (windowed :class:`~featurestore.Aggregation` features) in
+    :meth:`OfflineEngine.get_historical_features`.
+
+    An engine with it computes each aggregation at each entity row's instant exactly as
+    :mod:`featurestore.aggregations.functions` defines it (window ``(t - W, t]``, nulls skipped,
+    the empty-window values, the first/last order, event-id deduplication, the retention cut-off
+    of the request), without joining every event of a key to every entity row; the contract
+    tests of ``tests/contract_aggregations.py`` check it against a brute-force oracle. The
+    facade refuses aggregated views on an engine without it.
+    """
+
+
 class SupportsKeyCounts(ABC):
     """Capability: counting one entity's rows in a view's own source files (erasure)."""
 
@@ -265,6 +279,28 @@ class SupportsWindowReads(ABC):
         feature, in their declared types. ``keys`` and ``rows_read`` are both the row count."""
 
 
+class SupportsEventReads(ABC):
+    """Capability: streaming an aggregated view's events grouped by entity key (materializing
+    its online aggregation state)."""
+
+    @abstractmethod
+    def read_events(
+        self,
+        view: FeatureView,
+        *,
+        after_us: int | None,
+        end_us: int,
+        not_before_us: int | None = None,
+        batch_rows: int,
+    ) -> LatestRows:
+        """Every source row of ``view`` with ``after_us < event_ts <= end_us`` (None: no lower
+        bound; rows before the retention cut-off ``not_before_us`` never), in batches of at
+        most ``batch_rows``: the join keys, ``EVENT_TS``, ``CREATED_TS`` (int64 epoch µs; a
+        null created time is the smallest value), ``__fs_seq`` (file order) and the view's
+        columns, in their declared types; ordered by key, then event time, created time and
+        file order. ``rows_read`` counts the rows, ``keys`` the distinct keys."""
+
+
 def missing_capability(
     engine: OfflineEngine, capability: type, operation: str
 ) -> EngineCapabilityError:
@@ -278,3 +314,11 @@ def missing_capability(
         f"offline engine {engine.engine_type!r} cannot {operation}: it lacks "
         f"{capability.__name__}; use an offline_store type that supports it (e.g. duckdb)"
     )
+
+
+def require_aggregations(engine: OfflineEngine, requests: Sequence[FeatureRequest]) -> None:
+    """Raise :func:`missing_capability` when a request reads an aggregated view and ``engine``
+    lacks :class:`SupportsAggregations`."""
+    aggregated = [r.view for r in requests if r.view.is_aggregated]
+    if aggregated and not isinstance(engine, SupportsAggregations):
+        raise missing_capability(engine, SupportsAggregations, f"aggregate {aggregated[0].label}")

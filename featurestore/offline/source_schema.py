@@ -134,9 +134,10 @@ def _requirements(view: FeatureView) -> list[_Requirement]:
         _Requirement(f"join key {key!r}", source.source_column(key), dtype)
         for key, dtype in view.join_key_types.items()
     ]
+    role = "aggregated column" if view.is_aggregated else "feature"
     needed.extend(
-        _Requirement(f"feature {f.name!r}", source.source_column(f.name), f.dtype)
-        for f in view.features
+        _Requirement(f"{role} {f.name!r}", source.source_column(f.name), f.dtype)
+        for f in view.columns
     )
     needed.append(_Requirement("timestamp field", source.timestamp_field, None, timestamp=True))
     if source.created_timestamp_column is not None:

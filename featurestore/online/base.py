@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pyarrow as pa
 
@@ -141,3 +142,42 @@ class SupportsRowDeletion(ABC):
         namespace. Decided per row at the moment it is removed, so a row a concurrent write has
         just made newer stays. Stores go over their data once for all namespaces where they can
         (Redis: one ``SCAN`` per project)."""
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """A whole per-key value to store (an aggregation state, see
+    :mod:`featurestore.online.aggregation_state`): its bytes, its newest event time (what
+    retention compares) and how long after that it is still needed (µs; None: forever). A store
+    keeps it that long plus its ``expiry_grace``."""
+
+    value: bytes
+    newest_us: int
+    needed_for_us: int | None
+
+    def expires_at_us(self, grace: timedelta) -> int | None:
+        """When the stored value may go (epoch µs; None: never)."""
+        if self.needed_for_us is None:
+            return None
+        return self.newest_us + self.needed_for_us + grace // timedelta(microseconds=1)
+
+
+#: Given an entity key and its stored value (None: nothing stored), the value to store instead
+#: (None: leave it). Must be a pure function of its inputs: a store may call it again for a key
+#: a concurrent writer changed in between.
+StateUpdate = Callable[[bytes, bytes | None], StoredState | None]
+
+
+class SupportsStateUpdates(ABC):
+    """Capability of online stores that update a key's whole stored value from the current one,
+    atomically per key: what aggregated views need (a push merges its events into the state a
+    key already has). Both built-in stores have it. The values live under the same keys as
+    plain rows, so reads (:meth:`OnlineStore.read_packed`), erasure and retention work on them
+    unchanged."""
+
+    @abstractmethod
+    def update_states(
+        self, namespace: Namespace, entity_keys: Sequence[bytes], update: StateUpdate
+    ) -> int:
+        """Apply ``update`` to every distinct key of ``entity_keys``; returns how many keys were
+        written. Durable on return."""

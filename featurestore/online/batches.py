@@ -30,6 +30,18 @@ def online_schema(view: FeatureView) -> pa.Schema:
     return pa.schema(fields)
 
 
+def aggregated_schema(view: FeatureView) -> pa.Schema:
+    """The schema of an aggregated view's events (the source columns it aggregates, in
+    place of the features of :func:`online_schema`)."""
+    fields = [
+        pa.field(key, dtype.to_arrow()) for key, dtype in view.join_key_types.items() if dtype
+    ]
+    fields.append(pa.field(EVENT_TS, pa.int64()))
+    fields.append(pa.field(CREATED_TS, pa.int64()))
+    fields.extend(pa.field(c.name, c.dtype.to_arrow()) for c in view.columns)
+    return pa.schema(fields)
+
+
 def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """Cast columns whose Arrow type differs from the declared one (DuckDB's string views, a
     source's int32 for an Int64 feature); raises ``pa.ArrowInvalid`` when a value does not fit."""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from featurestore.aggregations import APPROX_COUNT_DISTINCT_RELATIVE_ERROR
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
 from featurestore.online.lookup import LookupPlan, OnlineLookup
@@ -210,6 +211,7 @@ def _compare_view(
     offline = store.get_historical_features(entity_df, references).to_arrow()
     for result in results:
         dtype = view.feature(result.feature).dtype.to_arrow()
+        tolerance = _tolerance(view, result.feature)
         online_values = online.column(result.feature).cast(dtype).to_pylist()
         offline_values = offline.column(result.feature).cast(dtype).to_pylist()
         for row, (a, b) in enumerate(zip(online_values, offline_values, strict=True)):
@@ -218,7 +220,7 @@ def _compare_view(
                 result.matches += 1
                 result.both_null += 1
                 continue
-            if a is not None and b is not None and _same(a, b):
+            if a is not None and b is not None and _same(a, b, tolerance):
                 result.matches += 1
                 continue
             if a is None:
@@ -233,9 +235,23 @@ def _compare_view(
     return results
 
 
-def _same(a: Any, b: Any) -> bool:
+def _tolerance(view: FeatureView, feature: str) -> float:
+    """How far apart (relative) two numbers of ``feature`` may be and still match: 0 for stored
+    values; an aggregation is computed on each side, floating sums in another order (1e-9), an
+    ``approx_count_distinct`` within its documented bound."""
+    aggregation = view.aggregation_of.get(feature)
+    if aggregation is None:
+        return 0.0
+    if aggregation.function == "approx_count_distinct":
+        return APPROX_COUNT_DISTINCT_RELATIVE_ERROR
+    return 1e-9
+
+
+def _same(a: Any, b: Any, tolerance: float = 0.0) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
+    if tolerance and isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
     return bool(a == b)
 
 

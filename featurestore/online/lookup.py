@@ -40,8 +40,9 @@ import pyarrow as pa
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import FeatureReferenceError, ObjectNotFoundError, OnlineStoreError
+from featurestore.online.aggregation_lookup import AggregatedRead
 from featurestore.online.base import EVENT_TS, FOUND, Namespace, OnlineStore
-from featurestore.online.codec import RowCodec
+from featurestore.online.codec import RowCodec, encode_keys
 from featurestore.online.entity_keys import EntityRowsInput, entity_columns, key_array
 from featurestore.online.response import FieldStatus, OnlineResponse
 from featurestore.online.small import SMALL_LOOKUP, ScalarRowDecoder, key_encoder
@@ -80,6 +81,7 @@ class ViewRead:
     decoder: ScalarRowDecoder | None = None
     retention_us: int | None = None
     governing: FeatureView | None = None
+    aggregated: AggregatedRead | None = None  # an aggregated view's read (evaluated windows)
 
     def kept_from(self, now_us: int) -> int:
         """The oldest event time still kept at ``now_us``: older rows are gone (retention)."""
@@ -87,7 +89,9 @@ class ViewRead:
 
     @property
     def small(self) -> bool:
-        return self.encode_key is not None and self.decoder is not None
+        return self.encode_key is not None and (
+            self.decoder is not None or self.aggregated is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -217,9 +221,12 @@ class OnlineLookup:
                     outputs=request.output_names,
                     ttl_us=None if view.ttl is None else _micros(view.ttl.total_seconds()),
                     encode_key=key_encoder(list(view.join_key_types.values())),
-                    decoder=_scalar_decoder(view, request.features),
+                    decoder=None if view.is_aggregated else _scalar_decoder(view, request.features),
                     retention_us=self._retention_us(view),
                     governing=governing.get(view.name) if group[1] is not None else None,
+                    aggregated=AggregatedRead.of(view, request.features)
+                    if view.is_aggregated
+                    else None,
                 )
             )
         outputs = [
@@ -336,8 +343,19 @@ class OnlineLookup:
                 key_arrays.append(array)
             # A null key never matches (the stores never store or find one), as offline.
             keys = _keys_table(read.join_keys, key_arrays, rows)
-            result = self.online.read(read.namespace, keys, read.features)
             kept_from = read.kept_from(request.now_us)
+            if read.aggregated is not None:
+                encoded = encode_keys(keys, read.join_keys).to_pylist()
+                [stored] = self.online.read_packed(
+                    [(read.namespace, [k for k in encoded if k is not None])]
+                )
+                found = iter(stored)
+                packed = [None if k is None else next(found) for k in encoded]
+                read.aggregated.answer(
+                    read.outputs, packed, request.as_of_us, kept_from, values, statuses, stamps
+                )
+                continue
+            result = self.online.read(read.namespace, keys, read.features)
             _statuses(read, result, request.as_of_us, kept_from, values, statuses, stamps)
         return OnlineResponse(
             join_keys={k: keys_out[k] for k in plan.join_keys},
@@ -416,6 +434,11 @@ def _small_response(request: _Request, stored_per_read: list[list[bytes | None]]
         found = iter(stored)
         packed = [None if key is None else next(found) for key in encoded]
         kept_from = read.kept_from(request.now_us)
+        if read.aggregated is not None:
+            read.aggregated.answer(
+                read.outputs, packed, request.as_of_us, kept_from, values, statuses, stamps
+            )
+            continue
         _small_statuses(read, packed, request.as_of_us, kept_from, values, statuses, stamps)
     join_keys = {key: [_plain(v) for v in request.columns[key]] for key in plan.join_keys}
     return OnlineResponse(

@@ -46,7 +46,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from featurestore.online.redis_store import RedisOnlineStore
+from featurestore.online.redis_store import RedisOnlineStore, _Call, _Script
 
 # Errors after which the slot map may be stale: refresh it and retry the calls that failed.
 _TOPOLOGY_ERRORS = (
@@ -162,34 +162,40 @@ class RedisClusterOnlineStore(RedisOnlineStore):
         nodes = manager.slots_cache.get(slot)
         return nodes[0] if nodes else manager.get_node_from_slot(slot)
 
-    def _run_writes(self, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
-        """Each node's calls in one pipeline (all keys of a call share a slot, so one node)."""
-        written = 0
-        pending = list(calls)
+    def _run_script(self, script: _Script, calls: Sequence[_Call]) -> list[Any]:
+        """Each node's calls in one pipeline (all keys of a call share a slot, so one node);
+        the results in call order."""
+        results: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
         for attempt in range(_WRITE_ATTEMPTS):
-            by_node: dict[str, tuple[Any, list[tuple[list[bytes], list[Any]]]]] = {}
-            for call in pending:
-                node = self._primary_of(key_slot(call[0][0]))
-                by_node.setdefault(node.name, (node, []))[1].append(call)
-            failed: list[tuple[list[bytes], list[Any]]] = []
+            by_node: dict[str, tuple[Any, list[int]]] = {}
+            for i in pending:
+                node = self._primary_of(key_slot(calls[i][0][0]))
+                by_node.setdefault(node.name, (node, []))[1].append(i)
+            failed: list[int] = []
             last_error: RedisError | None = None
-            for node, node_calls in by_node.values():
+            for node, positions in by_node.values():
                 try:
-                    written += self._run_writes_on(
-                        self._client.get_redis_connection(node), node_calls
+                    answers = self._run_script_on(
+                        self._client.get_redis_connection(node),
+                        script,
+                        [calls[i] for i in positions],
                     )
                 except _TOPOLOGY_ERRORS as exc:
-                    failed.extend(node_calls)
+                    failed.extend(positions)
                     last_error = exc
+                    continue
+                for i, answer in zip(positions, answers, strict=True):
+                    results[i] = answer
             if not failed:
-                return written
+                return results
             pending = failed
             if attempt + 1 == _WRITE_ATTEMPTS:
                 assert last_error is not None
                 raise last_error
             time.sleep(min(0.05 * 2**attempt, 1.0))
             self._refresh_slots()
-        return written
+        return results
 
 
 def _packed_mgets(keys: Sequence[bytes], groups: Sequence[Sequence[int]]) -> bytes:

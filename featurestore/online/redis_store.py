@@ -33,6 +33,7 @@ import hashlib
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -48,7 +49,14 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from featurestore.errors import OnlineStoreError
-from featurestore.online.base import Namespace, OnlineStore, SupportsRowDeletion, WriteResult
+from featurestore.online.base import (
+    Namespace,
+    OnlineStore,
+    StateUpdate,
+    SupportsRowDeletion,
+    SupportsStateUpdates,
+    WriteResult,
+)
 from featurestore.online.codec import (
     HEADER_END,
     CodecCache,
@@ -58,6 +66,7 @@ from featurestore.online.codec import (
     hex_digits,
 )
 from featurestore.online.identity import DEFAULT_REDIS_PREFIX, redis_identity
+from featurestore.online.redis_states import COMPARE_AND_SET, update_states
 
 if TYPE_CHECKING:
     from featurestore.config import RepoConfig
@@ -93,7 +102,23 @@ for i = 1, #KEYS do
 end
 return written
 """
-_WRITE_SHA = hashlib.sha1(_WRITE_SCRIPT.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Script:
+    """A Lua script run by ``EVALSHA`` (loaded on ``NOSCRIPT``)."""
+
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+#: One script call: its keys and its arguments.
+_Call = tuple[list[bytes], list[Any]]
+_WRITE = _Script(_WRITE_SCRIPT)
+_COMPARE_AND_SET = _Script(COMPARE_AND_SET)
 
 # KEYS: row keys. ARGV[1]: "1" to remove the rows older than their cut-off, "0" to count them;
 # ARGV[i + 1]: the cut-off of KEYS[i] as a row header stores event times (8 bytes, see codec).
@@ -123,7 +148,7 @@ return older
 """
 
 
-class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
+class RedisOnlineStore(OnlineStore, SupportsRowDeletion, SupportsStateUpdates):
     """Online rows in Redis (``url`` like ``redis://host:6379/0``; ``rediss://`` for TLS).
 
     ``chunk_size`` keys go to one script call (it blocks the server while it runs, so keep it in
@@ -264,17 +289,22 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
         return WriteResult(written=written, skipped_older=n - written, expired=prepared.expired)
 
     def _run_writes(self, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
-        """Run script calls in one pipeline round trip (how many rows they wrote)."""
-        return self._run_writes_on(self._client, calls)
+        """Run write script calls in one pipeline round trip (how many rows they wrote)."""
+        return sum(int(result) for result in self._run_script(_WRITE, calls))
 
-    def _run_writes_on(self, client: Any, calls: Sequence[tuple[list[bytes], list[Any]]]) -> int:
+    def _run_script(self, script: _Script, calls: Sequence[_Call]) -> list[Any]:
+        """Run ``script`` once per call (keys, args), in one pipeline round trip; the results in
+        call order."""
+        return self._run_script_on(self._client, script, calls)
+
+    def _run_script_on(self, client: Any, script: _Script, calls: Sequence[_Call]) -> list[Any]:
         """Run script calls in one pipeline on one server's ``client``; load the script and rerun
         the calls that hit ``NOSCRIPT`` (a fresh or flushed server, a promoted replica). With
         ``replica_acks``, a ``WAIT`` on the same connection makes the write acknowledged only once
         that many replicas hold it."""
         with client.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.execute_command("EVALSHA", _WRITE_SHA, len(keys), *keys, *args)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             if self.replica_acks:
                 pipe.execute_command("WAIT", self.replica_acks, int(self._timeout * 1000))
             results = pipe.execute(raise_on_error=False)
@@ -287,19 +317,18 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
                     f"Redis at {self.shown_url}: a write reached {acks} replica(s), "
                     f"replica_acks asks for {self.replica_acks}; it may be lost on a failover"
                 )
-        written = 0
         missing = []
-        for call, result in zip(calls, results, strict=True):
+        for i, result in enumerate(results):
             if isinstance(result, NoScriptError):
-                missing.append(call)
+                missing.append(i)
             elif isinstance(result, Exception):
                 raise result
-            else:
-                written += int(result)
         if missing:
-            client.script_load(_WRITE_SCRIPT)
-            written += self._run_writes_on(client, missing)
-        return written
+            client.script_load(script.source)
+            rerun = self._run_script_on(client, script, [calls[i] for i in missing])
+            for i, result in zip(missing, rerun, strict=True):
+                results[i] = result
+        return list(results)
 
     def read(self, namespace: Namespace, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         """One ``MGET`` for all keys; a key with a null join key is not found."""
@@ -445,6 +474,14 @@ class RedisOnlineStore(OnlineStore, SupportsRowDeletion):
                         for (_, (namespace, _)), flag in zip(part, older, strict=True):
                             counts[namespace] += int(flag)
         return counts
+
+    # -- SupportsStateUpdates ------------------------------------------------------------------
+
+    def update_states(
+        self, namespace: Namespace, entity_keys: Sequence[bytes], update: StateUpdate
+    ) -> int:
+        """Read, merge and compare-and-set each key's state (see :mod:`.redis_states`)."""
+        return update_states(self, namespace, entity_keys, update, _COMPARE_AND_SET)
 
     def ping(self) -> None:
         """Round-trip a ``PING``."""

@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from featurestore.errors import OnlineStoreError
-from featurestore.online.base import Namespace, OnlineStore, SupportsRowDeletion, WriteResult
+from featurestore.online.base import (
+    Namespace,
+    OnlineStore,
+    StateUpdate,
+    StoredState,
+    SupportsRowDeletion,
+    SupportsStateUpdates,
+    WriteResult,
+)
 from featurestore.online.codec import CodecCache, encode_keys
 from featurestore.online.identity import sqlite_identity
 
@@ -80,8 +88,15 @@ _READ_CHUNK = 512
 
 _NAMESPACE = "project = ? AND view = ? AND version = ?"
 
+# A state replaces whatever is stored (the update saw it, under the write lock).
+_REPLACE = """
+INSERT OR REPLACE INTO online_rows
+    (project, view, version, entity_key, event_ts, created_ts, expires_at, value)
+VALUES (?, ?, ?, ?, ?, 0, ?, ?)
+"""
 
-class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion):
+
+class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion, SupportsStateUpdates):
     """Online rows in one SQLite file (``":memory:"`` for a private in-memory database).
 
     Safe to share between threads: one connection, used under a lock.
@@ -274,6 +289,35 @@ class SQLiteOnlineStore(OnlineStore, SupportsRowDeletion):
                 conn.execute("ROLLBACK")
                 raise
         return counts
+
+    # -- SupportsStateUpdates ------------------------------------------------------------------
+
+    def update_states(
+        self, namespace: Namespace, entity_keys: Sequence[bytes], update: StateUpdate
+    ) -> int:
+        """Read, update and replace the keys' states in one transaction (expired states read
+        as absent)."""
+        wanted = list(dict.fromkeys(entity_keys))
+        head = _namespace(namespace)
+
+        def expires(new: StoredState) -> int | None:
+            return new.expires_at_us(self.expiry_grace)
+
+        with self._connection(f"updating {namespace.view.label}") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                stored = self._fetch(conn, namespace, wanted)
+                rows = []
+                for key in wanted:
+                    new = update(key, stored.get(key))
+                    if new is not None:
+                        rows.append((*head, key, new.newest_us, expires(new), new.value))
+                conn.executemany(_REPLACE, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return len(rows)
 
     def ping(self) -> None:
         """Open the database (creating it if needed) and run a trivial query."""

@@ -77,9 +77,10 @@ def push_columns(source: PushSource, views: Sequence[FeatureView], repo_path: An
             column = source.source_column(key)
             required[column] = typed(column, f"join key of {view.label}")
             keys[column] = None
-        for feature in view.feature_names:
-            column = source.source_column(feature)
-            required.setdefault(column, typed(column, f"feature of {view.label}"))
+        # An aggregated view's source columns are what it aggregates, not its features.
+        for name in (c.name for c in view.columns):
+            column = source.source_column(name)
+            required.setdefault(column, typed(column, f"column of {view.label}"))
     created = source.created_timestamp_column
     return PushColumns(
         source=source,

@@ -35,8 +35,15 @@ from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.sources import PushSource
 from featurestore.errors import ObjectNotFoundError, OnlineStoreError, PushError, did_you_mean
 from featurestore.offline.store_data import StagedFile, StoreData
+from featurestore.online.aggregation_views import events_by_key, next_push_seq, push_events
 from featurestore.online.base import CREATED_TS, EVENT_TS, Namespace, OnlineStore, WriteResult
-from featurestore.online.batches import conform, epoch_micros, latest_per_key, online_schema
+from featurestore.online.batches import (
+    aggregated_schema,
+    conform,
+    epoch_micros,
+    latest_per_key,
+    online_schema,
+)
 from featurestore.online.freshness import FreshnessLog
 from featurestore.push.frame import PushColumns, PushFrame, PushInput, push_columns, push_frame
 from featurestore.push.online_write import (
@@ -125,14 +132,14 @@ PushValidation = Callable[[PushTarget, PushFrame], None]
 
 
 def view_features(view: FeatureView, frame: PushFrame) -> pa.Table:
-    """Every pushed row's features of ``view``, named as the view names them, in their
-    declared types (validation sees what would be written)."""
+    """Every pushed row's features of ``view`` (an aggregated view's source columns), named as
+    the view names them, in their declared types (validation sees what would be written)."""
     source = frame.columns.source
     try:
         return pa.table(
             {
                 f.name: frame.table.column(source.source_column(f.name)).cast(f.dtype.to_arrow())
-                for f in view.features
+                for f in view.columns
             }
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -262,6 +269,11 @@ class Pusher:
         """Write rows named as ``view`` names them to its namespace at ``version`` (see
         :mod:`featurestore.push.online_write`); a row never replaces a newer one. ``validate``
         (the quality layer) sees the rows first, as a push's, and may stop the write."""
+        if view.is_aggregated:
+            raise PushError(
+                f"{view.label} is aggregated: its online state is built from events; push "
+                "them to its push source (store.push) instead of writing rows to the view"
+            )
         write = online_write_batch(view, data)
         if validate is not None and write.rows:
             validate(view, version, write.features)
@@ -306,7 +318,7 @@ class Pusher:
         done: list[str] = []
         for namespace, batch in batches:
             try:
-                result = self.online.write_batch(namespace, batch)
+                result = self._write_view(namespace, batch)
             except OnlineStoreError as exc:
                 if staged is not None:
                     staged.discard()
@@ -323,6 +335,14 @@ class Pusher:
                 ViewPush(namespace.view.name, namespace.version, batch.num_rows, result)
             )
 
+    def _write_view(self, namespace: Namespace, batch: pa.RecordBatch) -> WriteResult:
+        """A plain view takes the latest row per key; an aggregated one merges every event
+        into its keys' states."""
+        if not namespace.view.is_aggregated:
+            return self.online.write_batch(namespace, batch)
+        events = events_by_key(namespace.view, batch, seq_start=next_push_seq(batch.num_rows))
+        return WriteResult(written=push_events(self.online, namespace, events))
+
 
 def _online_batch(view: FeatureView, frame: PushFrame) -> pa.RecordBatch:
     """The view's write batch from pushed rows: declared types, one (latest) row per key."""
@@ -338,12 +358,17 @@ def _online_batch(view: FeatureView, frame: PushFrame) -> pa.RecordBatch:
         if created is not None
         else pa.nulls(table.num_rows, pa.int64())
     )
-    for feature in view.feature_names:
-        columns[feature] = table.column(source.source_column(feature))
-    latest = latest_per_key(pa.table(columns), view.join_keys).combine_chunks()
-    [batch] = latest.to_batches()  # callers never push zero rows
+    for name in (c.name for c in view.columns):
+        columns[name] = table.column(source.source_column(name))
+    if view.is_aggregated:  # every event counts, not only the latest per key
+        [batch] = pa.table(columns).combine_chunks().to_batches()
+        schema = aggregated_schema(view)
+    else:
+        latest = latest_per_key(pa.table(columns), view.join_keys).combine_chunks()
+        [batch] = latest.to_batches()  # callers never push zero rows
+        schema = online_schema(view)
     try:
-        return conform(batch, online_schema(view))
+        return conform(batch, schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise PushError(
             f"push to {source.name!r}: a value does not fit the type {view.label} declares: {exc}"

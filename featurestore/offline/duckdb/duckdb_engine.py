@@ -31,11 +31,15 @@ from featurestore.offline.base import (
     LatestRows,
     LatestWindow,
     OfflineEngine,
+    SupportsAggregations,
+    SupportsEventReads,
     SupportsKeyCounts,
     SupportsStatistics,
     SupportsWindowReads,
 )
+from featurestore.offline.duckdb.agg_sql import retrieval_ctes
 from featurestore.offline.duckdb.duckdb_stats import ProfileOptions, profile_relation
+from featurestore.offline.duckdb.events_sql import events_count_sql, events_sql
 from featurestore.offline.duckdb.job import DuckDBRetrievalJob
 from featurestore.offline.duckdb.latest_sql import (
     CANDIDATES_COLUMN,
@@ -71,8 +75,10 @@ from featurestore.types import ValueType
 
 class DuckDBEngine(
     OfflineEngine,
+    SupportsAggregations,
     SupportsStatistics,
     SupportsWindowReads,
+    SupportsEventReads,
     SupportsKeyCounts,
 ):
     """Point-in-time correct retrieval with DuckDB over the views' Parquet sources; it has
@@ -143,7 +149,10 @@ class DuckDBEngine(
         return DuckDBRetrievalJob(
             connection,
             build_retrieval_sql(
-                entity, sources, filter_by_created_timestamp=filter_by_created_timestamp
+                entity,
+                sources,
+                filter_by_created_timestamp=filter_by_created_timestamp,
+                ctes_for=retrieval_ctes,
             ),
             keep_alive=frame,
             feature_columns=tuple(name for r in requests for name in r.output_names),
@@ -195,6 +204,12 @@ class DuckDBEngine(
         The result is computed once into a temporary table (DuckDB spills it to disk past its
         memory limit), counted, then streamed from there in batches of ``batch_rows``.
         """
+        if view.is_aggregated:
+            # Its values are windows over events, not source rows: there is no latest row.
+            raise RetrievalError(
+                f"{view.label} is aggregated: its latest rows are not its values, so it cannot "
+                "be materialized row by row; retrieve it with get_historical_features"
+            )
         validate_view_source(view, self._config.repo_path)
         features = tuple(view.feature_names)
         request = FeatureRequest(view, features, features, not_before_us=window.not_before_us)
@@ -364,6 +379,32 @@ class DuckDBEngine(
             connection.close()
             raise RetrievalError(f"reading the rows of {view.label} failed: {exc}") from exc
         return DuckDBLatestRows(connection, reader, (rows, rows, max_created))
+
+    def read_events(
+        self,
+        view: FeatureView,
+        *,
+        after_us: int | None,
+        end_us: int,
+        not_before_us: int | None = None,
+        batch_rows: int,
+    ) -> DuckDBLatestRows:
+        """An aggregated view's events by key (see :mod:`.events_sql`), counted, then streamed
+        (DuckDB sorts them, spilling to disk past its memory limit)."""
+        validate_view_source(view, self._config.repo_path)
+        columns = tuple(c.name for c in view.columns)
+        request = FeatureRequest(view, columns, columns, not_before_us=not_before_us)
+        connection = self.connection()
+        try:
+            source = self._view_source(connection, request)
+            [counted] = connection.execute(events_count_sql(source, after_us, end_us)).fetchall()
+            reader = connection.sql(events_sql(source, after_us, end_us)).to_arrow_reader(
+                batch_rows
+            )
+        except duckdb.Error as exc:
+            connection.close()
+            raise RetrievalError(f"reading the events of {view.label} failed: {exc}") from exc
+        return DuckDBLatestRows(connection, reader, (counted[1], counted[0], None))
 
     def close(self) -> None:
         """Close the engine's database; jobs still open keep it alive until they close."""

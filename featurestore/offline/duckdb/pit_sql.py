@@ -33,7 +33,7 @@ no created column are unaffected, as in Feast.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from featurestore.offline.base import FeatureRequest
@@ -51,6 +51,10 @@ _INTEGER_KEYS = {"Int32", "Int64"}
 #: too (a smaller hash table to probe) but more candidates per match; 4 measured best on the
 #: benchmark (hourly rows, TTL 2h), about 20% less CPU than buckets one TTL wide.
 BUCKET_SPAN = 4
+
+
+#: Builds one view's CTEs (ending in ``prefix`` with ``(ROW_ID, __fs_val)``), like :func:`view_ctes`.
+ViewCtes = Callable[..., list[str]]
 
 
 @dataclass(frozen=True)
@@ -96,19 +100,22 @@ def build_retrieval_sql(
     sources: Sequence[ViewSource],
     *,
     filter_by_created_timestamp: bool = False,
+    ctes_for: ViewCtes | None = None,
 ) -> str:
     """The full retrieval query: every entity row, in input order, with all requested features.
 
     ``filter_by_created_timestamp``: only rows created by the entity row's time are candidates
-    (see the module's docstring).
+    (see the module's docstring). ``ctes_for`` builds each view's CTEs (default
+    :func:`view_ctes`; the engine passes one that also knows aggregated views).
     """
+    build_view = view_ctes if ctes_for is None else ctes_for
     ctes: list[str] = []
     joins: list[str] = []
     outputs = [f"e.{quote(c)}" for c in entity.columns]
     for index, source in enumerate(sources):
         prefix = f"__fs_v{index}"
         ctes.extend(
-            view_ctes(
+            build_view(
                 prefix, entity, source, filter_by_created_timestamp=filter_by_created_timestamp
             )
         )
@@ -152,7 +159,7 @@ def view_ctes(
     low_us = None if ttl_us is None or entity.min_ts_us is None else entity.min_ts_us - ttl_us
     scan = source_scan(source, low_us=low_us, high_us=entity.max_ts_us, require_created=by_created)
     ctes = [f"{prefix}_src AS (\n{scan}\n)"]
-    ctes.append(f"{prefix}_ent AS (\n{_entity_keys(entity, source, ttl_us)}\n)")
+    ctes.append(f"{prefix}_ent AS (\n{entity_keys(entity, source, ttl_us)}\n)")
     if ttl_us is None:
         ctes.extend(_asof_ctes(prefix, source, by_created=by_created))
     else:
@@ -261,7 +268,8 @@ def _timestamp_literal(epoch_us: int, ts_type: str) -> str:
     return f"CAST(make_timestamp({epoch_us}::BIGINT) AS {ts_type})"
 
 
-def _entity_keys(entity: EntityRelation, source: ViewSource, ttl_us: int | None) -> str:
+def entity_keys(entity: EntityRelation, source: ViewSource, ttl_us: int | None) -> str:
+    """The entity rows with a timestamp and every join key, keys cast as the source's are."""
     view = source.request.view
     columns = [f"e.{ROW_ID}", f"e.{ENTITY_TS}"]
     columns.extend(

@@ -1,0 +1,63 @@
+"""Every event of an aggregated view in a time range, grouped by entity key: what
+materialization folds into each key's online aggregation state."""
+
+from __future__ import annotations
+
+from featurestore.offline.duckdb.latest_sql import CREATED_TS_COLUMN as CREATED_TS
+from featurestore.offline.duckdb.latest_sql import EVENT_TS_COLUMN as EVENT_TS
+from featurestore.offline.duckdb.pit_sql import (
+    NULL_CREATED,
+    ViewSource,
+    convert_value,
+    quote,
+    source_scan,
+)
+from featurestore.offline.duckdb.sql_types import sql_type
+
+#: The events' order among equal times (file order), as the online state keeps it.
+SEQ = "__fs_seq"
+
+
+def events_sql(source: ViewSource, after_us: int | None, end_us: int) -> str:
+    """Events with ``after_us < event_ts <= end_us`` (no lower bound for None): the join keys
+    (declared types), :data:`EVENT_TS`, :data:`CREATED_TS` (epoch µs; a null created time is
+    the smallest), :data:`SEQ` (file order) and the view's columns (declared types), ordered by
+    key then (event time, created time, file order), so one key's events are contiguous."""
+    view = source.request.view
+    scan = source_scan(source, low_us=after_us, high_us=end_us)
+    keys = [
+        (f"CAST(__fs_k{i} AS {sql_type(dtype)})" if dtype is not None else f"__fs_k{i}")
+        + f" AS {quote(key)}"
+        for i, (key, dtype) in enumerate(view.join_key_types.items())
+    ]
+    created = "__fs_cts" if view.source.created_timestamp_column is not None else NULL_CREATED
+    file_order = "__fs_file, __fs_pos" if len(source.files) > 1 else "__fs_pos"
+    outputs = [
+        *keys,
+        f"__fs_ets AS {EVENT_TS}",
+        f"{created}::BIGINT AS {CREATED_TS}",
+        f"row_number() OVER (ORDER BY {file_order}) AS {SEQ}",
+    ]
+    for index, column in enumerate(view.columns):
+        source_type = source.column_types.get(view.source.source_column(column.name), "")
+        value = convert_value(f"__fs_f{index}", column.dtype, source_type)
+        outputs.append(f"{value} AS {quote(column.name)}")
+    condition = f"__fs_ets <= {int(end_us)}"
+    if after_us is not None:
+        condition += f" AND __fs_ets > {int(after_us)}"
+    order = [f"{quote(key)}" for key in view.join_keys] + [EVENT_TS, CREATED_TS, SEQ]
+    return (
+        "SELECT " + ", ".join(outputs) + f"\nFROM (\n{scan}\n) AS s\nWHERE {condition}\n"
+        f"ORDER BY {', '.join(order)}"
+    )
+
+
+def events_count_sql(source: ViewSource, after_us: int | None, end_us: int) -> str:
+    """How many events :func:`events_sql` returns, and over how many keys."""
+    keys = ", ".join(f"__fs_k{i}" for i in range(len(source.request.view.join_keys)))
+    distinct = f"count(DISTINCT ({keys}))" if keys else "least(count(*), 1)"
+    condition = f"__fs_ets <= {int(end_us)}"
+    if after_us is not None:
+        condition += f" AND __fs_ets > {int(after_us)}"
+    scan = source_scan(source, low_us=after_us, high_us=end_us)
+    return f"SELECT count(*), {distinct}, NULL\nFROM (\n{scan}\n) AS s\nWHERE {condition}"

@@ -1,0 +1,464 @@
+"""Online state of an aggregated view, per entity key: exact windows at any later instant.
+
+A key's state holds the key's raw events of the last ``horizon`` (the view's longest bounded
+window, at least :data:`MIN_HORIZON_US`) counted back from the newest event seen for the key,
+plus, for lifetime aggregations, one mergeable partial aggregate per aggregation folding every
+older event. A window ``(t - w, t]`` is evaluated from the raw events by binary search on the
+event times, so the value is exact (not a tile approximation) at every instant
+``t >= cut + w``, where ``cut = newest - horizon`` is where the raw events begin; in particular
+at every ``t`` at or after the newest event seen (a lookup "now"). Lifetime windows are the
+folded partial merged with the raw events up to ``t``.
+
+Events are kept in ``(event_ts, created_ts, seq)`` order: the order ``first``, ``last`` and
+``last_k`` use, as offline (event time, created time, file order). ``seq`` is the position in the
+offline engine's read for materialized events, and a larger number for pushed ones (they sort
+after materialized ones of the same times, in arrival order).
+
+With ``event_id``, an event whose id is among the raw events is a replay and is ignored, so the
+dedupe horizon is the raw-event horizon; a replay older than that is counted again in lifetime
+aggregations (documented: at-least-once beyond the horizon).
+
+Stored form (format version :data:`STATE_VERSION`)::
+
+    offset 0   version                    1 byte (= 0x41, so a plain row is never read as state)
+    offset 1   newest event_ts            8 bytes, big-endian, sign bit flipped (as a row header:
+    offset 9   zero                       8 bytes      retention compares these bytes)
+    offset 17  generation                 8 bytes (random; Redis compares it to update safely)
+    offset 25  cut                        8 bytes, big-endian
+    offset 33  events                     4 bytes, big-endian (n)
+    then       event times, created times, order numbers (n int64 each, little-endian), then
+               the value columns, the event ids and the folded partials as one nested value
+               of :mod:`featurestore.online.state_codec`
+
+Nothing here is pickled: a stored state can never run code when read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from featurestore.aggregations.functions import FUNCTIONS
+from featurestore.online.codec import HEADER_END
+from featurestore.online.hll import estimate, is_sketch, sketch_union
+from featurestore.online.state_codec import decode_value, encode_value
+
+STATE_VERSION = 0x41
+GENERATION_END = HEADER_END + 8
+_HEAD = struct.Struct(">BQQ8sqI")
+_FLIP = 1 << 63
+_BIG_ENDIAN = sys.byteorder == "big"  # stored arrays are little-endian everywhere
+_WRAP = 1 << 64
+_I64_MIN = -(2**63)
+#: Raw events are kept at least this long (one day, in µs), so replays of a view with only
+#: lifetime windows are still recognized for a day.
+MIN_HORIZON_US = 86_400 * 1_000_000
+
+#: Functions whose empty window is 0 instead of null.
+COUNTING = frozenset(name for name, function in FUNCTIONS.items() if function.empty == 0)
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """One aggregation as the online state needs it: output ``name``, input ``column``,
+    ``function``, ``window_us`` (None: lifetime) and the function's parameters."""
+
+    name: str
+    column: str
+    function: str
+    window_us: int | None
+    percentile: float | None = None
+    k: int | None = None
+    integer_sum: bool = False  # sum of an integer column stays an integer
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """What a view's state holds: the aggregated columns (in order), the aggregations, and the
+    event id column (None: no dedupe)."""
+
+    columns: tuple[str, ...]
+    specs: tuple[AggregateSpec, ...]
+    event_id: str | None = None
+
+    @property
+    def lifetime(self) -> tuple[int, ...]:
+        """Positions (in ``specs``) of the lifetime aggregations: they have a folded partial."""
+        return tuple(i for i, s in enumerate(self.specs) if s.window_us is None)
+
+    @property
+    def horizon_us(self) -> int:
+        windows = [s.window_us for s in self.specs if s.window_us is not None]
+        return max([MIN_HORIZON_US, *windows])
+
+    @property
+    def expires(self) -> bool:
+        """Whether a state may expire once its newest event is older than the horizon (not when
+        a lifetime aggregation must keep its folded partial forever)."""
+        return not self.lifetime
+
+    def column_index(self, column: str) -> int:
+        return self.columns.index(column)
+
+
+@dataclass
+class Event:
+    """One event: times (epoch µs; a null created time is the oldest), order, values of the
+    layout's columns, and its id (None without an event id column)."""
+
+    ts: int
+    created: int
+    seq: int
+    values: tuple[Any, ...]
+    event_id: Any = None
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        return (self.ts, self.created, self.seq)
+
+
+@dataclass
+class KeyState:
+    """One key's state (see the module docstring), column by column: event times, created
+    times, order numbers, one list per layout column and the event ids, all in event order."""
+
+    cut: int = _I64_MIN
+    ts: list[int] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    columns: list[list[Any]] = field(default_factory=list)
+    ids: list[Any] = field(default_factory=list)
+    folded: list[Any] = field(default_factory=list)
+
+    @property
+    def newest(self) -> int | None:
+        return self.ts[-1] if self.ts else None
+
+    def events(self) -> list[Event]:
+        values = list(zip(*self.columns, strict=True)) if self.columns else [()] * len(self.ts)
+        ids = self.ids or [None] * len(self.ts)
+        return [
+            Event(t, c, q, tuple(v), i)
+            for t, c, q, v, i in zip(self.ts, self.created, self.seq, values, ids, strict=True)
+        ]
+
+    def set_events(self, events: Sequence[Event], layout: StateLayout) -> None:
+        self.ts = [e.ts for e in events]
+        self.created = [e.created for e in events]
+        self.seq = [e.seq for e in events]
+        self.columns = [[e.values[c] for e in events] for c in range(len(layout.columns))]
+        self.ids = [e.event_id for e in events] if layout.event_id is not None else []
+
+
+# -- partial aggregates ----------------------------------------------------------------------
+# A partial is a plain value (tuples, lists, numbers, strings), so it can be stored as is.
+# None is the empty partial of every function.
+
+
+def _ordered_partial(
+    spec: AggregateSpec, state: KeyState, column: int, start: int, end: int
+) -> Any:
+    """The partial of ``first``/``last``/``last_k`` over events ``start:end`` of ``state``."""
+    values = state.columns[column]
+    present = [i for i in range(start, end) if values[i] is not None]
+    if not present:
+        return None
+    if spec.function == "first":
+        chosen = present[:1]
+    elif spec.function == "last":
+        chosen = present[-1:]
+    else:
+        assert spec.k is not None
+        chosen = present[-spec.k :]
+    items = [[state.ts[i], state.created[i], state.seq[i], values[i]] for i in chosen]
+    return items if spec.function == "last_k" else items[0]
+
+
+def _partial(spec: AggregateSpec, state: KeyState, column: int, start: int, end: int) -> Any:
+    """The partial aggregate of ``spec`` over events ``start:end`` of ``state``."""
+    if spec.function in _ORDERED:
+        return _ordered_partial(spec, state, column, start, end)
+    values = state.columns[column][start:end]
+    return _partial_of_values(spec, [v for v in values if v is not None])
+
+
+_ORDERED = frozenset({"first", "last", "last_k"})
+
+
+def _partial_of_values(spec: AggregateSpec, values: list[Any]) -> Any:
+    if not values:
+        return None
+    function = spec.function
+    if function == "count":
+        return len(values)
+    if function in ("sum", "mean"):
+        total = sum(values) if spec.integer_sum else math.fsum(values)
+        return [len(values), total]
+    if function in ("var", "stddev"):
+        n = len(values)
+        mean = math.fsum(values) / n
+        return [n, mean, math.fsum((v - mean) * (v - mean) for v in values)]
+    if function == "min":
+        return min(values)
+    if function == "max":
+        return max(values)
+    if function in ("count_distinct", "approx_count_distinct"):
+        return sorted(set(values))
+    if function == "approx_percentile":
+        return sorted(values)
+    raise ValueError(f"unknown aggregation function {function!r}")
+
+
+def _merge(spec: AggregateSpec, a: Any, b: Any) -> Any:
+    """The partial of the union of two disjoint event sets (``a`` holds the older events)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    function = spec.function
+    if function == "count":
+        return a + b
+    if function in ("sum", "mean"):
+        return [a[0] + b[0], a[1] + b[1] if spec.integer_sum else math.fsum((a[1], b[1]))]
+    if function in ("var", "stddev"):  # Chan et al.'s pairwise update
+        n = a[0] + b[0]
+        delta = b[1] - a[1]
+        mean = a[1] + delta * b[0] / n
+        return [n, mean, a[2] + b[2] + delta * delta * a[0] * b[0] / n]
+    if function == "min":
+        return min(a, b)
+    if function == "max":
+        return max(a, b)
+    if function == "first":
+        return min(a, b, key=lambda item: tuple(item[:3]))
+    if function == "last":
+        return max(a, b, key=lambda item: tuple(item[:3]))
+    if function == "last_k":
+        assert spec.k is not None
+        return sorted([*a, *b], key=lambda item: tuple(item[:3]))[-spec.k :]
+    if function == "approx_count_distinct" and (is_sketch(a) or is_sketch(b)):
+        return sketch_union(a, b)
+    if function in ("count_distinct", "approx_count_distinct"):
+        return sorted(set(a) | set(b))
+    if function == "approx_percentile":
+        return sorted([*a, *b])
+    raise ValueError(f"unknown aggregation function {function!r}")
+
+
+def _final(spec: AggregateSpec, partial: Any) -> Any:
+    """The aggregation's value from its partial (empty: 0 for counts, else None)."""
+    function = spec.function
+    if partial is None:
+        return 0 if function in COUNTING else None
+    if function == "count":
+        return partial
+    if function == "sum":
+        return partial[1]
+    if function == "mean":
+        return partial[1] / partial[0]
+    if function in ("var", "stddev"):
+        if partial[0] < 2:
+            return None
+        var = max(partial[2], 0.0) / (partial[0] - 1)
+        return var if function == "var" else math.sqrt(var)
+    if function in ("min", "max"):
+        return partial
+    if function in ("first", "last"):
+        return partial[3]
+    if function == "last_k":
+        return [item[3] for item in reversed(partial)]
+    if function == "approx_count_distinct" and is_sketch(partial):
+        return estimate(partial)
+    if function in ("count_distinct", "approx_count_distinct"):
+        return len(partial)
+    if function == "approx_percentile":
+        return percentile_of_sorted(partial, spec.percentile or 0.5)
+    raise ValueError(f"unknown aggregation function {function!r}")
+
+
+def percentile_of_sorted(values: Sequence[Any], percentile: float) -> Any:
+    """The nearest-rank percentile of sorted ``values``: the smallest value with at least a
+    ``percentile`` share of the values at or below it (rank ``ceil(p * n)``, 1-based), so it
+    meets the rank bound of ``featurestore.aggregations`` exactly."""
+    rank = math.ceil(percentile * len(values) - 1e-9)
+    return values[min(max(rank, 1), len(values)) - 1]
+
+
+# -- updates ---------------------------------------------------------------------------------
+
+
+def add_events(state: KeyState, layout: StateLayout, events: Iterable[Event]) -> int:
+    """Add ``events`` (any order, late ones included) to ``state``; returns how many were new
+    (replays of an id already held are ignored). Events at or before the state's cut only
+    update the lifetime partials: no bounded window that the state answers can hold them."""
+    seen = set(state.ids) if layout.event_id is not None else None
+    fresh: list[Event] = []
+    old: list[Event] = []
+    for event in sorted(events, key=lambda e: e.order):
+        if seen is not None and event.event_id is not None:
+            if event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+        (old if event.ts <= state.cut else fresh).append(event)
+    if old:
+        _fold(state, layout, old)
+    if fresh:
+        merged = state.events() + fresh
+        merged.sort(key=lambda e: e.order)
+        state.set_events(merged, layout)
+        _compact(state, layout)
+    return len(old) + len(fresh)
+
+
+def _compact(state: KeyState, layout: StateLayout) -> None:
+    """Fold the events older than the horizon into the lifetime partials and drop them."""
+    newest = state.newest
+    if newest is None:
+        return
+    cut = newest - layout.horizon_us
+    if cut <= state.cut:
+        return
+    drop = bisect_right(state.ts, cut)
+    if drop:
+        events = state.events()
+        _fold(state, layout, events[:drop])
+        state.set_events(events[drop:], layout)
+    state.cut = cut
+
+
+def _fold(state: KeyState, layout: StateLayout, events: Sequence[Event]) -> None:
+    """Merge ``events`` (in order) into the lifetime partials."""
+    lifetime = layout.lifetime
+    if not lifetime:
+        return
+    if not state.folded:
+        state.folded = [None] * len(lifetime)
+    part = KeyState()
+    part.set_events(events, layout)
+    for slot, i in enumerate(lifetime):
+        spec = layout.specs[i]
+        partial = _partial(spec, part, layout.column_index(spec.column), 0, len(events))
+        merged = _merge(spec, state.folded[slot], partial)
+        if spec.function == "approx_count_distinct" and merged is not None:
+            merged = sketch_union(merged, None)  # folded: registers, not values
+        state.folded[slot] = merged
+
+
+def rebuild(
+    old: KeyState | None,
+    layout: StateLayout,
+    events: Iterable[Event],
+    *,
+    through_us: int,
+    read_from_us: int | None,
+) -> KeyState:
+    """The state materialization writes: built from the offline ``events`` with
+    ``read_from_us < ts <= through_us`` (``read_from_us`` None: every event up to
+    ``through_us``), keeping the stored events after ``through_us`` (pushed ahead of the run).
+    Re-running over the same data gives the same state (idempotent)."""
+    state = KeyState(cut=_I64_MIN if read_from_us is None else read_from_us)
+    state.set_events([], layout)
+    add_events(state, layout, events)
+    if old is not None:
+        add_events(state, layout, [e for e in old.events() if e.ts > through_us])
+    return state
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+def evaluate(
+    state: KeyState | None, layout: StateLayout, at_us: int, kept_from_us: int = _I64_MIN
+) -> list[Any]:
+    """Every aggregation's value at instant ``at_us`` (``t - window < ts <= t``), over the
+    events at or after ``kept_from_us`` (the retention cut-off; folded lifetime partials count
+    unless every event they hold is older than it)."""
+    if state is None:
+        return [0 if s.function in COUNTING else None for s in layout.specs]
+    stamps = state.ts
+    end = bisect_right(stamps, at_us)
+    kept = bisect_left(stamps, kept_from_us, 0, end) if kept_from_us > _I64_MIN else 0
+    use_folded = bool(state.folded) and kept_from_us <= state.cut
+    out: list[Any] = []
+    slot = 0
+    for spec in layout.specs:
+        column = layout.column_index(spec.column)
+        if spec.window_us is None:
+            partial = _partial(spec, state, column, kept, end)
+            if use_folded:
+                partial = _merge(spec, state.folded[slot], partial)
+            slot += 1
+        else:
+            start = max(kept, bisect_right(stamps, at_us - spec.window_us, 0, end))
+            partial = _partial(spec, state, column, start, end)
+        out.append(_final(spec, partial))
+    return out
+
+
+def newest_at(state: KeyState | None, at_us: int) -> int | None:
+    """The newest event time at or before ``at_us`` (the lookup's reported event time)."""
+    if state is None:
+        return None
+    end = bisect_right(state.ts, at_us)
+    return state.ts[end - 1] if end else None
+
+
+def answers_exactly(state: KeyState | None, layout: StateLayout, at_us: int) -> bool:
+    """Whether every window at ``at_us`` lies within the raw events (always true at or after
+    the newest event seen)."""
+    if state is None or not state.ts or at_us >= state.ts[-1]:
+        return True
+    longest = max((s.window_us for s in layout.specs if s.window_us is not None), default=0)
+    return at_us - longest >= state.cut
+
+
+# -- stored form -----------------------------------------------------------------------------
+
+
+def encode_state(state: KeyState, layout: StateLayout) -> bytes:
+    """The stored bytes of ``state`` (a fresh generation each time)."""
+    newest = state.newest
+    header_ts = (newest if newest is not None else state.cut) % _WRAP ^ _FLIP
+    out = bytearray(
+        _HEAD.pack(STATE_VERSION, header_ts, 0, os.urandom(8), state.cut, len(state.ts))
+    )
+    for times in (state.ts, state.created, state.seq):
+        part = array("q", times)
+        if _BIG_ENDIAN:
+            part.byteswap()
+        out += part.tobytes()
+    body: list[Any] = list(state.columns)
+    if layout.event_id is not None:
+        body.append(state.ids)
+    body.append(state.folded)
+    encode_value(body, out)
+    return bytes(out)
+
+
+def decode_state(blob: bytes, layout: StateLayout) -> KeyState:
+    """The state stored as ``blob`` (raises ValueError when it is not a state)."""
+    if len(blob) < _HEAD.size or blob[0] != STATE_VERSION:
+        raise ValueError("not an aggregation state (re-materialize the view)")
+    _, _, _, _, cut, n = _HEAD.unpack_from(blob)
+    position = _HEAD.size
+    times = []
+    for _ in range(3):
+        part = array("q")
+        part.frombytes(blob[position : position + 8 * n])
+        if _BIG_ENDIAN:
+            part.byteswap()
+        times.append(part.tolist())
+        position += 8 * n
+    body, _ = decode_value(blob, position)
+    width = len(layout.columns)
+    if len(body) != width + (layout.event_id is not None) + 1:
+        raise ValueError("an aggregation state does not fit the view (re-materialize it)")
+    ids = body[width] if layout.event_id is not None else []
+    return KeyState(cut, times[0], times[1], times[2], body[:width], ids, body[-1])

@@ -1,0 +1,149 @@
+"""The online aggregation state against the brute-force oracle, without any store: built as
+materialization builds it, updated as pushes do (late events, replays), stored and read back,
+evaluated at random instants."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from online_state_oracle import HOUR, SECOND, close, oracle, random_events
+
+from featurestore.online.aggregation_state import (
+    AggregateSpec,
+    Event,
+    KeyState,
+    StateLayout,
+    add_events,
+    answers_exactly,
+    decode_state,
+    encode_state,
+    evaluate,
+    rebuild,
+)
+
+COLUMNS = ("fare", "rider", "n")
+
+
+def _specs() -> tuple[AggregateSpec, ...]:
+    windows = [30 * SECOND, HOUR, 6 * HOUR, None]
+    plan = [
+        ("fare", "count"), ("fare", "sum"), ("n", "sum"), ("fare", "mean"), ("n", "mean"),
+        ("fare", "min"), ("rider", "max"), ("fare", "var"), ("n", "stddev"),
+        ("rider", "first"), ("fare", "last"), ("rider", "count_distinct"),
+        ("n", "approx_count_distinct"), ("fare", "approx_percentile"), ("rider", "last_k"),
+    ]  # fmt: skip
+    specs = []
+    for i, (column, function) in enumerate(plan):
+        for window in windows:
+            specs.append(
+                AggregateSpec(
+                    name=f"{column}_{function}_{window}_{i}",
+                    column=column,
+                    function=function,
+                    window_us=window,
+                    percentile=0.9 if function == "approx_percentile" else None,
+                    k=3 if function == "last_k" else None,
+                    integer_sum=column == "n",
+                )
+            )
+    return tuple(specs)
+
+
+LAYOUT = StateLayout(COLUMNS, _specs(), event_id="trip_id")
+PLAIN = StateLayout(COLUMNS, _specs())
+
+
+def _check(state: KeyState | None, layout: StateLayout, events: list[Event], at: int) -> None:
+    assert answers_exactly(state, layout, at)
+    got = evaluate(state, layout, at)
+    for spec, value in zip(layout.specs, got, strict=True):
+        expected = oracle(spec, events, COLUMNS.index(spec.column), at)
+        assert close(value, expected), (spec, at, value, expected)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("layout", [LAYOUT, PLAIN], ids=["event_id", "no_event_id"])
+def test_state_matches_oracle_after_materialize_and_pushes(seed: int, layout: StateLayout) -> None:
+    rng = random.Random(seed)
+    base = 1_700_000_000 * SECOND
+    end = base + 30 * HOUR
+    offline = random_events(rng, n=rng.randrange(0, 80), start_us=base, span_us=30 * HOUR)
+    # Materialization reads every event up to ``end`` (the layout has lifetime windows).
+    state = rebuild(None, layout, [e for e in offline if e.ts <= end], through_us=end,
+                    read_from_us=None)  # fmt: skip
+    state = decode_state(encode_state(state, layout), layout)
+    known = [e for e in offline if e.ts <= end]
+    _check(state, layout, known, end)
+    pushed_id = 10_000
+    for _ in range(6):
+        # Pushes: new events, late events (before the newest seen, some before the cut),
+        # and, with an event id, replays of events already counted.
+        newest = max((e.ts for e in known), default=end)
+        batch = random_events(
+            rng,
+            n=rng.randrange(1, 8),
+            start_us=newest - rng.choice([10 * SECOND, 2 * HOUR, 40 * HOUR]),
+            span_us=rng.choice([20 * SECOND, 3 * HOUR]),
+            seq_from=1 << 40 | pushed_id,
+            id_from=pushed_id,
+        )
+        pushed_id += len(batch)
+        # Ids are remembered as long as their events are held raw (the dedupe horizon).
+        held = [e for e in known if e.ts > state.cut]
+        replays = rng.sample(held, min(len(held), 2)) if layout.event_id else []
+        added = add_events(state, layout, [*batch, *replays])
+        assert added == len(batch)
+        known += batch
+        state = decode_state(encode_state(state, layout), layout)
+        newest = max(e.ts for e in known)
+        for at in [newest, newest + rng.randrange(0, 8 * HOUR), newest + 50 * HOUR]:
+            _check(state, layout, known, at)
+
+
+def test_without_event_id_a_replay_counts_twice() -> None:
+    spec = AggregateSpec("c", "fare", "count", HOUR)
+    layout = StateLayout(("fare",), (spec,))
+    state = KeyState()
+    event = Event(10 * SECOND, 0, 1, (1.0,), None)
+    add_events(state, layout, [event])
+    add_events(state, layout, [event])
+    assert evaluate(state, layout, 20 * SECOND) == [2]
+
+
+def test_window_bounds_are_open_below_closed_above() -> None:
+    spec = AggregateSpec("c", "fare", "count", HOUR)
+    layout = StateLayout(("fare",), (spec,))
+    state = KeyState()
+    add_events(state, layout, [Event(0, 0, 0, (1.0,)), Event(HOUR, 0, 1, (1.0,))])
+    assert evaluate(state, layout, HOUR - 1) == [1]
+    assert evaluate(state, layout, HOUR) == [1]  # the event at t - window is out
+    assert evaluate(state, layout, 2 * HOUR - 1) == [1]
+    assert evaluate(state, layout, 2 * HOUR) == [0]
+    assert evaluate(None, layout, HOUR) == [0]
+
+
+def test_stored_state_rejects_other_bytes() -> None:
+    with pytest.raises(ValueError, match="not an aggregation state"):
+        decode_state(b"\x01" + bytes(40), LAYOUT)
+
+
+def test_lifetime_approx_count_distinct_folds_into_a_bounded_sketch() -> None:
+    spec = AggregateSpec("d", "rider", "approx_count_distinct", None)
+    exact = AggregateSpec("e", "rider", "count_distinct", None)
+    layout = StateLayout(("rider",), (spec, exact))
+    state = KeyState()
+    rng = random.Random(1)
+    values = [f"rider-{rng.randrange(12_000)}" for _ in range(10_000)]
+    day = 86_400 * SECOND
+    # Old events (folded beyond the one-day horizon), then a few recent raw ones.
+    add_events(state, layout, [Event(i, 0, i, (v,)) for i, v in enumerate(values)])
+    add_events(state, layout, [Event(3 * day + i, 0, i, (f"new-{i}",)) for i in range(50)])
+    approx, truth = evaluate(state, layout, 4 * day)
+    assert truth == len(set(values)) + 50
+    assert abs(approx - truth) <= 0.05 * truth  # APPROX_COUNT_DISTINCT_RELATIVE_ERROR
+    blob = encode_state(state, layout)
+    sketch = decode_state(blob, layout).folded[0]
+    assert sketch[0] is None  # registers, not thousands of values
+    assert len(sketch) <= 4097
+    assert evaluate(decode_state(blob, layout), layout, 4 * day) == [approx, truth]
