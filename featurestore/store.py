@@ -54,9 +54,9 @@ from featurestore.offline.source_schema import type_join_keys
 from featurestore.offline.store_data import StoreData
 from featurestore.online import OnlineStore, online_store_identity, open_online_store
 from featurestore.online.consistency import ConsistencyReport, check_consistency
-from featurestore.online.freshness import forget_freshness
 from featurestore.online.freshness_operations import FreshnessOperations
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
+from featurestore.online.teardown import TeardownOperations
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.push.operations import OnlineWriteOperations
 from featurestore.quality.operations import QualityOperations
@@ -75,6 +75,7 @@ class FeatureStore(
     OnlineWriteOperations,
     StreamOperations,
     FreshnessOperations,
+    TeardownOperations,
 ):
     """Entry point to a feature repository.
 
@@ -551,17 +552,6 @@ class FeatureStore(
             seed=seed,
             authorize=self._lookup_guard(),
         )
-
-    def teardown(self) -> int:
-        """Remove the project's online data and its watermarks (so the next incremental run
-        fills the store again); returns how many keys were removed."""
-        who = self.principal
-        self.guard.require(who, "delete", [project_target(self.project)])
-        removed = self.online.delete_project(self.project)
-        self.registry.delete_watermarks(self.project, online_store=self.online.identity)
-        forget_freshness(self.registry, self.project, self.online.identity)
-        self.guard.record(who, "delete", f"project:{self.project}", "ok", {"online_keys": removed})
-        return removed
 
     # -- lifecycle -----------------------------------------------------------------------------
 
