@@ -17,11 +17,14 @@ import pytest
 
 #: Small shuffles and no UI: test data is tiny and the machine is shared.
 TEST_CONF = {
-    "spark.sql.shuffle.partitions": "2",
+    "spark.sql.shuffle.partitions": "1",
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    "spark.sql.adaptive.enabled": "true",
+    # Tiny data: generated code and adaptive re-planning cost more than they save.
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.driver.memory": "1g",
     "spark.sql.session.timeZone": "UTC",
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow.parquet as pq
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -57,7 +58,10 @@ def read_source(
             frame = session.table(source.table)
         else:
             files = source.files(data.repo_path) if own_files_only else data.view_files(view)
-            frame = session.read.option("mergeSchema", "true").parquet(*files)
+            reader = session.read
+            if _schemas_differ(files):  # merging costs a Spark job: only when files differ
+                reader = reader.option("mergeSchema", "true")
+            frame = reader.parquet(*files)
     except AnalysisException as exc:
         raise SourceSchemaError(f"{view.label}: reading its source failed: {exc}") from exc
     try:
@@ -74,6 +78,14 @@ def read_source(
     result = SparkSourceFrame(view, ordered)
     _check_columns(result)
     return result
+
+
+def _schemas_differ(files: list[str]) -> bool:
+    """Whether the files' Parquet schemas differ (read from their footers on the driver)."""
+    if len(files) < 2 or any("://" in f for f in files):
+        return len(files) > 1
+    first = pq.read_schema(files[0])
+    return any(not pq.read_schema(f).equals(first) for f in files[1:])
 
 
 def _check_columns(source: SparkSourceFrame) -> None:
