@@ -80,11 +80,11 @@ def rates_table() -> pa.Table:
     )
 
 
-def rates_view(source: FileSource) -> FeatureView:
+def rates_view(source: FileSource, ttl: timedelta | None = timedelta(days=1)) -> FeatureView:
     return FeatureView(
         name="rates",
         entities=[DRIVER],
-        ttl=timedelta(days=1),
+        ttl=ttl,
         schema=[Field(name="rate", dtype=Float64)],
         source=source,
     )
@@ -204,7 +204,9 @@ def test_materialize_through_the_facade(spark: Any, tmp_path: Path, backend: str
     store = FeatureStore(tmp_path)
     try:
         assert store.config.offline_store.type == "spark"
-        view = rates_view(FileSource(path="data/rates.parquet", created_timestamp_column="created"))
+        # No TTL: online reads would otherwise find these 2024 rows expired by the wall clock.
+        source = FileSource(path="data/rates.parquet", created_timestamp_column="created")
+        view = rates_view(source, ttl=None)
         store.apply([DRIVER, view])
         report = store.materialize(T0 - H, T0 + 2 * H)
         assert (report.view("rates").keys, report.view("rates").rows_read) == (2, 4)
