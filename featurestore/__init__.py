@@ -16,6 +16,7 @@ from featurestore.definitions import (
     Policy,
     PushSource,
     Resource,
+    SparkSource,
     StreamSource,
 )
 from featurestore.errors import FeatureStoreError
@@ -46,6 +47,7 @@ __all__ = [
     "Resource",
     "RetrievalJob",
     "SavedDataset",
+    "SparkSource",
     "StreamSource",
     "Validation",
     "__version__",

@@ -7,7 +7,7 @@ from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
 from featurestore.definitions.field import Field
 from featurestore.definitions.policy import Policy, Resource
-from featurestore.definitions.sources import FileSource, PushSource
+from featurestore.definitions.sources import FileSource, PushSource, SparkSource
 from featurestore.definitions.stream_source import StreamSource
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Policy",
     "PushSource",
     "Resource",
+    "SparkSource",
     "StreamSource",
     "canonical_json",
     "content_hash",

@@ -1,0 +1,224 @@
+"""The Spark engine: the whole offline engine contract on ``local[2]``, plus what only Spark has
+(SparkSource tables, ``to_spark()``, a Spark DataFrame as entity_df, materialization through the
+facade, the capability errors)."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import require_redis
+from offline_contract import OfflineEngineContract, us
+from spark_session import PY4J_WARNINGS, spark  # noqa: F401 - the module's session fixture
+from test_materialize import REDIS_URL
+
+from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, SparkSource
+from featurestore.config import RepoConfig, SparkOfflineStoreConfig
+from featurestore.definitions import content_hash
+from featurestore.errors import SourceSchemaError
+from featurestore.offline.backends import open_offline_engine
+from featurestore.offline.base import (
+    FeatureRequest,
+    LatestWindow,
+    SupportsKeyCounts,
+    SupportsStatistics,
+    SupportsWindowReads,
+    missing_capability,
+)
+from featurestore.offline.spark import SparkEngine
+from featurestore.types import Float64, Int64
+
+pytestmark = PY4J_WARNINGS
+
+
+class TestSparkEngine(OfflineEngineContract):
+    """Every contract test, on Spark local[2] (statistics are skipped: Spark lacks them)."""
+
+    __test__ = True
+    engine_type = "spark"
+
+    @pytest.fixture(autouse=True)
+    def _session(self, spark: Any) -> None:  # noqa: F811
+        """Engines opened by the contract reuse the module's running session."""
+
+
+# -- what only Spark has -------------------------------------------------------------------------
+
+T0 = datetime(2024, 6, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+DRIVER = Entity(name="driver", join_keys=["driver_id"], value_type=Int64)
+#: (driver, event time, created time, rate): driver 1 corrects its T0+1h row (created later).
+ROWS = [
+    (1, T0, T0, 0.1),
+    (1, T0 + H, T0 + H, 0.2),
+    (1, T0 + H, T0 + 2 * H, 0.3),
+    (2, T0, T0, 0.5),
+    (2, T0 + 3 * H, T0 + 3 * H, 0.6),
+]
+#: (driver, time) -> the rate the design's join gives (TTL one day).
+ENTITY = [(2, T0 + 4 * H), (1, T0 + H), (9, T0), (1, T0 - H), (1, T0 + H), (2, T0 + H)]
+EXPECTED = [0.6, 0.3, None, None, 0.3, 0.5]
+
+
+def rates_table() -> pa.Table:
+    ids, events, created, rates = (list(c) for c in zip(*ROWS, strict=True))
+    stamp = pa.timestamp("us", tz="UTC")
+    return pa.table(
+        {
+            "driver_id": pa.array(ids, pa.int64()),
+            "event_timestamp": pa.array(events, stamp),
+            "created": pa.array(created, stamp),
+            "rate": pa.array(rates, pa.float64()),
+        }
+    )
+
+
+def rates_view(source: FileSource, ttl: timedelta | None = timedelta(days=1)) -> FeatureView:
+    return FeatureView(
+        name="rates",
+        entities=[DRIVER],
+        ttl=ttl,
+        schema=[Field(name="rate", dtype=Float64)],
+        source=source,
+    )
+
+
+def entity_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "driver_id": [e[0] for e in ENTITY],
+            "event_timestamp": [e[1] for e in ENTITY],
+            "label": [f"row{i}" for i in range(len(ENTITY))],
+        }
+    )
+
+
+def spark_engine(repo: Path) -> SparkEngine:
+    config = RepoConfig(
+        project="t",
+        repo_path=repo,
+        registry="sqlite://",
+        offline_store=SparkOfflineStoreConfig(master="local[2]"),
+    )
+    engine = open_offline_engine(config)
+    assert isinstance(engine, SparkEngine)
+    return engine
+
+
+def request(view: FeatureView) -> FeatureRequest:
+    return FeatureRequest(view, ("rate",), ("rate",))
+
+
+def test_spark_source_reads_a_table_of_the_warehouse(spark: Any, tmp_path: Path) -> None:  # noqa: F811
+    spark.createDataFrame(rates_table()).write.mode("overwrite").saveAsTable("rates_tbl")
+    view = rates_view(
+        SparkSource(name="rates_src", table="rates_tbl", created_timestamp_column="created")
+    )
+    engine = spark_engine(tmp_path)
+    result = engine.get_historical_features(entity_frame(), [request(view)]).to_pandas()
+    assert result["label"].tolist() == [f"row{i}" for i in range(len(ENTITY))]
+    assert [None if pd.isna(v) else v for v in result["rate"]] == EXPECTED
+    window = LatestWindow(start_us=None, end_us=us(T0 + 2 * H))
+    with closing(engine.latest_per_entity(view, window, batch_rows=10)) as latest:
+        table = pa.Table.from_batches(list(latest.batches()))
+        assert (latest.keys, latest.rows_read) == (2, 4)
+    assert dict(zip(table["driver_id"].to_pylist(), table["rate"].to_pylist(), strict=True)) == {
+        1: 0.3,
+        2: 0.5,
+    }
+    # Erasure's key counts name the table when it is not file-based (a saved table is files).
+    counts = engine.count_entity_rows(view, {"driver_id": 1})
+    assert sum(counts.values()) == 3
+    engine.close()
+
+
+def test_spark_source_is_stored_in_the_registry_and_part_of_the_hash(tmp_path: Path) -> None:
+    source = SparkSource(name="rates_src", table="lake.rates", created_timestamp_column="created")
+    view = rates_view(source)
+    rebuilt = FeatureView.from_dict(view.to_dict())  # as the registry rebuilds it
+    assert isinstance(rebuilt.source, SparkSource)
+    assert rebuilt.source == source
+    assert rebuilt.source.table == "lake.rates"
+    other = rates_view(SparkSource(name="rates_src", table="lake.rates_v2"))
+    assert content_hash(view.spec()) != content_hash(other.spec())
+
+
+def test_duckdb_refuses_a_spark_source_naming_it_and_the_engine(tmp_path: Path) -> None:
+    view = rates_view(SparkSource(name="rates_src", table="rates_tbl"))
+    engine = open_offline_engine(RepoConfig(project="t", repo_path=tmp_path, registry="sqlite://"))
+    with pytest.raises(SourceSchemaError, match=r"'rates_src' is a SparkSource.*'duckdb'"):
+        engine.get_historical_features(entity_frame(), [request(view)])
+
+
+def test_spark_dataframe_entity_and_to_spark(spark: Any, tmp_path: Path) -> None:  # noqa: F811
+    pq.write_table(rates_table(), tmp_path / "rates.parquet")
+    view = rates_view(FileSource(path="rates.parquet", created_timestamp_column="created"))
+    engine = spark_engine(tmp_path)
+    entity = spark.createDataFrame(entity_frame()).repartition(1)
+    job = engine.get_historical_features(entity, [request(view)])
+    frame = job.to_spark()
+    assert frame.columns == ["driver_id", "event_timestamp", "label", "rate"]
+    rows = frame.collect()
+    assert [r["label"] for r in rows] == [f"row{i}" for i in range(len(ENTITY))]
+    assert [r["rate"] for r in rows] == EXPECTED
+    assert job.to_arrow().column("rate").to_pylist() == EXPECTED
+    # The same job from pandas, and its own to_spark(): the same rows in the same order.
+    from_pandas = engine.get_historical_features(entity_frame(), [request(view)])
+    assert [r["rate"] for r in from_pandas.to_spark().collect()] == EXPECTED
+    assert from_pandas.to_arrow().column("rate").to_pylist() == EXPECTED
+    engine.close()
+
+
+def test_statistics_and_window_reads_are_absent_with_a_clear_error(tmp_path: Path) -> None:
+    engine = spark_engine(tmp_path)
+    assert not isinstance(engine, SupportsStatistics | SupportsWindowReads)
+    assert isinstance(engine, SupportsKeyCounts)
+    error = missing_capability(engine, SupportsStatistics, "compute statistics")
+    assert "offline engine 'spark' cannot compute statistics" in str(error)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_materialize_through_the_facade(spark: Any, tmp_path: Path, backend: str) -> None:  # noqa: F811
+    online = (
+        f"{{type: sqlite, path: {tmp_path / 'online.db'}, expiry_grace: 3650d}}"
+        if backend == "sqlite"
+        else f"{{type: redis, url: '{REDIS_URL}', expiry_grace: 3650d}}"
+    )
+    if backend == "redis":
+        require_redis(REDIS_URL)
+    (tmp_path / "data").mkdir()
+    pq.write_table(rates_table(), tmp_path / "data" / "rates.parquet")
+    project = f"spark_{uuid.uuid4().hex[:10]}"
+    (tmp_path / "featurestore.yaml").write_text(
+        f"project: {project}\nregistry: sqlite:///{tmp_path / 'data' / 'registry.db'}\n"
+        "offline_store: {type: spark, master: 'local[2]', conf: {spark.sql.shuffle.partitions: '1'}}\n"
+        f"online_store: {online}\n"
+    )
+    store = FeatureStore(tmp_path)
+    try:
+        assert store.config.offline_store.type == "spark"
+        # No TTL: online reads would otherwise find these 2024 rows expired by the wall clock.
+        source = FileSource(path="data/rates.parquet", created_timestamp_column="created")
+        view = rates_view(source, ttl=None)
+        store.apply([DRIVER, view])
+        report = store.materialize(T0 - H, T0 + 2 * H)
+        assert (report.view("rates").keys, report.view("rates").rows_read) == (2, 4)
+        found = store.get_online_features(["rates:rate"], [{"driver_id": 1}, {"driver_id": 2}])
+        assert found.to_dict()["rate"] == [0.3, 0.5]
+        # Incremental: only what arrived since the watermark (driver 2's T0+3h row).
+        report = store.materialize_incremental(T0 + 4 * H)
+        assert report.view("rates").keys == 1
+        found = store.get_online_features(["rates:rate"], [{"driver_id": 1}, {"driver_id": 2}])
+        assert found.to_dict()["rate"] == [0.3, 0.6]
+        training = store.get_historical_features(entity_frame(), ["rates:rate"]).to_pandas()
+        assert [None if pd.isna(v) else v for v in training["rate"]] == EXPECTED
+    finally:
+        store.teardown()
+        store.close()
