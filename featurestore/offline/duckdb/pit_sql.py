@@ -19,8 +19,10 @@ Two strategies, both producing ``(row id, winning values)`` per view:
   the feature table then joins on ``(keys, bucket)``: a hash join whose build side is the (small)
   expanded entity frame and whose probe side streams the large feature table with no sort. The
   feature scan is also pruned to ``[min(ts) - ttl, max(ts)]``.
-* **Views without TTL** first keep one row per ``(keys, event_ts)`` (the tie-break winner), then
-  use an ASOF join, which needs no window bound.
+* **Views without TTL** run in two stages (:func:`plan_of`): the bucket join with a window sized
+  from the source's density (*near*), then, for the entity rows it leaves without a value, an
+  ASOF join over the rows of their keys only (*far*). The ASOF join first keeps one row per
+  ``(keys, event_ts)`` (the tie-break winner), since ASOF picks any row among equal times.
 
 ``filter_by_created_timestamp`` (Feast's name) makes a row a candidate only once it existed: its
 created timestamp must be non-null and ``<= ts``. TTL views add that condition to the bucket join.
