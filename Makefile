@@ -65,6 +65,7 @@ $(FEAST_STAMP): pyproject.toml
 bench: $(BENCH_STAMP) $(FEAST_STAMP)
 	$(BENCH_VENV)/bin/python bench/historical.py --size L --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/historical.py --no-ttl --compare feast --feast-python $(FEAST_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/historical.py --no-ttl --size L
 	$(BENCH_VENV)/bin/python bench/materialize.py --size L --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/online.py --compare feast --feast-python $(FEAST_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/serving.py --compare feast --feast-python $(FEAST_VENV)/bin/python

@@ -3,6 +3,7 @@
     python bench/historical.py --size S                   # featurestore alone
     python bench/historical.py --size L --compare feast   # and Feast 0.67 on the same files
     python bench/historical.py --no-ttl --compare feast   # 1M entity rows x ~5M rows, no TTL
+    python bench/historical.py --no-ttl --size L          # 1M entity rows x ~65M rows, no TTL
     python bench/historical.py --size L --layout key-sorted --compare feast   # files sorted by key
 
 The workload comes from ``repo/generate_data.py`` and is cached under ``bench/data/``. Our side
@@ -209,8 +210,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--no-ttl",
         action="store_true",
-        help=f"1M entity rows against ~5M driver rows ({NO_TTL_DRIVERS:,} drivers), view without TTL "
-        "(--size is ignored)",
+        help=f"the driver view without TTL; without --size 1M entity rows against ~5M driver rows "
+        f"({NO_TTL_DRIVERS:,} drivers), with --size that size's data",
     )
     parser.add_argument(
         "--entity-rows", type=int, help="entity frame length (default 1M; XS: 1000)"
@@ -234,9 +235,10 @@ def main(argv: list[str]) -> int:
         help="order of the generated feature files: by event time (default) or by entity key",
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per engine")
+    parser.set_defaults(size=None)
     args = parser.parse_args(argv)
 
-    if args.no_ttl:
+    if args.no_ttl and args.size is None:
         name = "NT5M"
         workload = generator.Workload(
             drivers=NO_TTL_DRIVERS,
@@ -246,8 +248,8 @@ def main(argv: list[str]) -> int:
             layout=args.layout,
         )
     else:
-        name = args.size
-        workload = generator.workload_for(args.size, args.entity_rows, args.layout)
+        name = args.size or "S"
+        workload = generator.workload_for(name, args.entity_rows, args.layout)
     if args.entity_rows is not None:
         name += f"-e{args.entity_rows}"
     if args.layout != generator.LAYOUTS[0]:

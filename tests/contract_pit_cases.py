@@ -109,6 +109,47 @@ class PitCasesContract(EngineContractBase):
         result = self._retrieve(tmp_path, _entities((1, T0 + 1000 * HOUR)), _view(ttl=None))
         assert result["conv_rate"].tolist() == [0.5]
 
+    def test_no_ttl_far_past_ties_single_rows_and_rows_before_any_value(
+        self, tmp_path: Path
+    ) -> None:
+        """Without TTL, next to a key with a dense recent history: a key with one row long ago,
+        one whose latest rows long ago tie on event time (created time, then file order
+        settles it), one whose only row is later than every entity row of it, and entity rows
+        before any row of their key or exactly at an event time."""
+        old = T0 - 900 * HOUR
+        dense = [(1, T0 + i * HOUR, T0 + i * HOUR, float(i), i) for i in range(20)]
+        _write_source(
+            tmp_path,
+            [
+                *dense,
+                (2, T0 - 1000 * HOUR, T0 - 1000 * HOUR, 2.5, 20),
+                (3, old - HOUR, old, 3.0, 30),
+                (3, old, old + HOUR, 3.25, 31),
+                (3, old, old + 2 * HOUR, 3.5, 32),  # the later created time wins the tie
+                (3, old, None, 3.75, 33),  # a null created time loses to any other
+                (4, old, old, 4.0, 40),
+                (4, old, old, 4.25, 41),  # a full tie: the last in file order wins
+                (5, T0 + 30 * HOUR, T0 + 30 * HOUR, 5.0, 50),
+            ],
+        )
+        entity = _entities(
+            (1, T0 + 5 * HOUR + timedelta(minutes=30)),
+            (1, T0 - timedelta(microseconds=1)),
+            (2, T0 + 10 * HOUR),
+            (2, T0 - 1000 * HOUR),
+            (2, T0 - 1000 * HOUR - timedelta(microseconds=1)),
+            (3, T0 + 10 * HOUR),
+            (3, old - HOUR),
+            (4, T0),
+            (5, T0 + 10 * HOUR),
+            (6, T0),
+            (1, T0 + 19 * HOUR),
+        )
+        result = self._retrieve(tmp_path, entity, _view(ttl=None))
+        trips = [None if pd.isna(v) else v for v in result["trips"].tolist()]
+        assert trips == [5, None, 20, 20, None, 32, 30, 41, None, None, 19]
+        assert result["conv_rate"].tolist()[:1] == [5.0]
+
     def test_later_created_timestamp_wins_an_event_time_tie(self, tmp_path: Path) -> None:
         _write_source(
             tmp_path, [(1, T0, T0 + HOUR, 0.75, 2), (1, T0, T0, 0.25, 1), (1, T0, None, 0.5, 3)]

@@ -7,6 +7,7 @@ and read the diff of ``tests/snapshots/``.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -93,9 +94,15 @@ def _global_view() -> ViewSource:
     return _source(view, ("/repo/data/weather.parquet",), {"temperature": "DOUBLE"})
 
 
+def _near_far(source: ViewSource) -> ViewSource:
+    """A view without TTL whose density the engine measured: the two-stage plan."""
+    return replace(source, near_window_us=4 * 3_600_000_000)
+
+
 CASES = {
     "ttl_view": _ttl_view,
     "no_ttl_view": _no_ttl_view,
+    "no_ttl_view_near_far": lambda: _near_far(_no_ttl_view()),
     "two_key_view": _two_key_view,
     "global_view": _global_view,
 }
@@ -106,6 +113,7 @@ CASES = {
 FILTERED_CASES = {
     "ttl_view_filtered": _ttl_view,
     "no_ttl_view_filtered": lambda: _ttl_view(ttl=None),
+    "no_ttl_view_near_far_filtered": lambda: _near_far(_ttl_view(ttl=None)),
     "global_view_filtered": _global_view,
 }
 

@@ -53,7 +53,9 @@ from featurestore.offline.duckdb.pit_sql import (
     EntityRelation,
     ViewSource,
     build_retrieval_sql,
+    density_sql,
     key_sql_type,
+    near_window_us,
     quote,
     string_literal,
 )
@@ -101,6 +103,9 @@ class DuckDBEngine(
         self._lock = threading.Lock()
         #: Sampling of large tables in statistics (lowered by tests to exercise the sampled path).
         self.profile_options = ProfileOptions()
+        #: The near window of views without TTL; ``None`` measures it per request (tests fix it
+        #: to exercise either stage of the plan alone).
+        self.near_window_us: int | None = None
 
     @staticmethod
     def _settings(config: RepoConfig) -> dict[str, Any]:
@@ -147,9 +152,16 @@ class DuckDBEngine(
             frame, requests, {r.view.name: source_arrow_types(r.view, repo) for r in requests}
         )
         connection = self.connection()
+        # DuckDB turns an ASOF join whose left side it estimates below this many rows into a
+        # nested loop over the right side; it estimates the far stage's entity rows (what an anti
+        # join leaves) at ~1 row, whatever their number, so the loop must stay off.
+        connection.execute("SET asof_loop_join_threshold = 0")
         try:
             entity = self._register_entity(connection, frame)
-            sources = [self._view_source(connection, request) for request in requests]
+            sources = [
+                self._with_density(connection, self._view_source(connection, request), entity)
+                for request in requests
+            ]
         except duckdb.Error as exc:
             connection.close()
             raise RetrievalError(f"preparing the point-in-time retrieval failed: {exc}") from exc
@@ -202,6 +214,22 @@ class DuckDBEngine(
         return ViewSource(
             request=request, files=files, column_types={row[0]: row[1] for row in described}
         )
+
+    def _with_density(
+        self, connection: duckdb.DuckDBPyConnection, source: ViewSource, entity: EntityRelation
+    ) -> ViewSource:
+        """A view without TTL gets the near window of its join plan (see :func:`plan_of`),
+        measured on its source unless :attr:`near_window_us` fixes it."""
+        view = source.request.view
+        if view.ttl is not None or view.is_aggregated:  # no near/far plan for either
+            return source
+        window = self.near_window_us
+        if window is None:
+            [(rows, keys, span)] = connection.execute(
+                density_sql(source, entity.max_ts_us)
+            ).fetchall()
+            window = near_window_us(int(rows), int(keys), int(span))
+        return replace(source, near_window_us=window)
 
     def latest_per_entity(
         self, view: FeatureView, window: LatestWindow, *, batch_rows: int

@@ -19,8 +19,10 @@ Two strategies, both producing ``(row id, winning values)`` per view:
   the feature table then joins on ``(keys, bucket)``: a hash join whose build side is the (small)
   expanded entity frame and whose probe side streams the large feature table with no sort. The
   feature scan is also pruned to ``[min(ts) - ttl, max(ts)]``.
-* **Views without TTL** first keep one row per ``(keys, event_ts)`` (the tie-break winner), then
-  use an ASOF join, which needs no window bound.
+* **Views without TTL** run in two stages (:func:`plan_of`): the bucket join with a window sized
+  from the source's density (*near*), then, for the entity rows it leaves without a value, an
+  ASOF join over the rows of their keys only (*far*). The ASOF join first keeps one row per
+  ``(keys, event_ts)`` (the tie-break winner), since ASOF picks any row among equal times.
 
 ``filter_by_created_timestamp`` (Feast's name) makes a row a candidate only once it existed: its
 created timestamp must be non-null and ``<= ts``. TTL views add that condition to the bucket join.
@@ -77,12 +79,15 @@ class ViewSource:
     """One request together with the facts about its source that shape the SQL.
 
     ``files`` are the Parquet files to read (absolute, sorted); ``column_types`` maps source column
-    names to their DuckDB types.
+    names to their DuckDB types. ``near_window_us`` is the window of the near stage of a view
+    without TTL (see :func:`plan_of`); the engine sets it from the source's density
+    (:func:`near_window_us`), and without it such a view takes the one-stage ASOF plan.
     """
 
     request: FeatureRequest
     files: tuple[str, ...]
     column_types: Mapping[str, str]
+    near_window_us: int | None = None
 
 
 def quote(name: str) -> str:
@@ -158,13 +163,108 @@ def view_ctes(
     )
     low_us = None if ttl_us is None or entity.min_ts_us is None else entity.min_ts_us - ttl_us
     scan = source_scan(source, low_us=low_us, high_us=entity.max_ts_us, require_created=by_created)
-    ctes = [f"{prefix}_src AS (\n{scan}\n)"]
-    ctes.append(f"{prefix}_ent AS (\n{entity_keys(entity, source, ttl_us)}\n)")
-    if ttl_us is None:
-        ctes.extend(_asof_ctes(prefix, source, by_created=by_created))
-    else:
-        ctes.append(_bucket_cte(prefix, source, ttl_us, by_created=by_created))
-    return ctes
+    plan = plan_of(source)
+    if plan == "bucket":
+        assert ttl_us is not None
+        return [
+            f"{prefix}_src AS (\n{scan}\n)",
+            f"{prefix}_ent AS (\n{entity_keys(entity, source, ttl_us)}\n)",
+            _bucket_cte(prefix, source, ttl_us, by_created=by_created),
+        ]
+    if plan == "asof":
+        return [
+            f"{prefix}_src AS (\n{scan}\n)",
+            f"{prefix}_ent AS (\n{entity_keys(entity, source, None)}\n)",
+            *_asof_ctes(prefix, source, by_created=by_created),
+        ]
+    assert source.near_window_us is not None
+    return _near_far_ctes(prefix, entity, source, scan, source.near_window_us, by_created)
+
+
+#: The near stage of a view without TTL looks back this many average gaps between two rows of a
+#: key (see :func:`near_window_us`): wide enough that nearly every entity row finds its value
+#: there, narrow enough that few rows per entity row are candidates.
+NEAR_WINDOW_GAPS = 4
+
+
+def plan_of(source: ViewSource) -> str:
+    """Which join plan serves a view: the one place that chooses.
+
+    * ``"bucket"``: the view has a TTL; a hash join on ``(keys, time bucket)`` (see the module's
+      docstring).
+    * ``"near-far"``: no TTL, and the engine measured the source's density
+      (``near_window_us``). The **near** stage is the bucket join with the window
+      ``[ts - near_window_us, ts]``: when it holds a candidate, its winner is the latest row at
+      or before ``ts`` overall, since every row outside is older. Entity rows it leaves without a
+      value go to the **far** stage, the ASOF plan below, run only on the source rows of their
+      keys up to their latest timestamp (usually a small part of the source). Neither stage sorts
+      or groups the whole source, so time and memory stay those of a TTL view.
+    * ``"asof"``: no TTL and no density (the builder used on its own): settle ties per
+      ``(keys, event_ts)``, then an ASOF join; it aggregates and sorts the whole source.
+    """
+    if source.request.view.ttl is not None:
+        return "bucket"
+    return "asof" if source.near_window_us is None else "near-far"
+
+
+def near_window_us(rows: int, keys: int, span_us: int) -> int:
+    """The near window of a view without TTL: :data:`NEAR_WINDOW_GAPS` times the average gap
+    between two rows of one key (``span_us * keys / rows``), at least a microsecond.
+
+    ``rows`` and ``keys`` (distinct key tuples) count the scanned source and ``span_us`` is its
+    event-time range. Only speed depends on it: any window gives the same answer.
+    """
+    if rows <= 0 or span_us <= 0:
+        return 1
+    return max(1, NEAR_WINDOW_GAPS * span_us * max(keys, 1) // rows)
+
+
+def density_sql(source: ViewSource, high_us: int | None) -> str:
+    """Rows, distinct key tuples and event-time range of a view's scanned source, the input of
+    :func:`near_window_us`; it reads the key and time columns only."""
+    keys = [f"__fs_k{i}" for i in range(len(source.request.view.join_keys))]
+    distinct = f"approx_count_distinct(({', '.join(keys)},))" if keys else "1"
+    scan = source_scan(source, low_us=None, high_us=high_us)
+    return (
+        f"SELECT count(*), {distinct}, coalesce(max(__fs_ets) - min(__fs_ets), 0)\n"
+        f"FROM (\n{scan}\n)"
+    )
+
+
+def _near_far_ctes(
+    prefix: str,
+    entity: EntityRelation,
+    source: ViewSource,
+    scan: str,
+    window_us: int,
+    by_created: bool,
+) -> list[str]:
+    keys = [f"__fs_k{i}" for i in range(len(source.request.view.join_keys))]
+    equalities = [f"f.{k} = r.{k}" for k in keys]
+    group = f"\n  GROUP BY {', '.join(keys)}" if keys else ""
+    near = _bucket_cte(
+        f"{prefix}_near", source, window_us, by_created=by_created, src=f"{prefix}_src"
+    )
+    return [
+        # Read twice (near stage, far rows), never kept whole.
+        f"{prefix}_src AS NOT MATERIALIZED (\n{scan}\n)",
+        f"{prefix}_near_ent AS (\n{entity_keys(entity, source, window_us)}\n)",
+        # Read twice (the far stage's entity rows, the result): computed once.
+        near.replace(" AS (", " AS MATERIALIZED (", 1),
+        # Entity rows the near stage left without a value, and how far each key must look.
+        f"{prefix}_ent AS MATERIALIZED (\n  SELECT r.*\n  FROM (\n  "
+        + entity_keys(entity, source, None).replace("\n", "\n  ")
+        + f"\n  ) AS r\n  ANTI JOIN {prefix}_near AS n ON n.{ROW_ID} = r.{ROW_ID}\n)",
+        f"{prefix}_reach AS (\n  SELECT {', '.join([*keys, f'max({ENTITY_TS}) AS __fs_reach'])}"
+        f"\n  FROM {prefix}_ent{group}\n)",
+        f"{prefix}_far_src AS (\n  SELECT f.*\n  FROM {prefix}_src AS f "
+        f"SEMI JOIN {prefix}_reach AS r ON "
+        + " AND ".join([*equalities, "f.__fs_ets <= r.__fs_reach"])
+        + "\n)",
+        *_asof_ctes(f"{prefix}_far", source, by_created=by_created, base=prefix),
+        f"{prefix} AS (\n  SELECT {ROW_ID}, __fs_val FROM {prefix}_near\n  UNION ALL\n"
+        f"  SELECT {ROW_ID}, __fs_val FROM {prefix}_far\n)",
+    ]
 
 
 def _micros(days: int, seconds: int, microseconds: int) -> int:
@@ -317,7 +417,11 @@ def _key_equalities(source: ViewSource) -> list[str]:
     return [f"f.__fs_k{i} = e.__fs_k{i}" for i in range(len(source.request.view.join_keys))]
 
 
-def _bucket_cte(prefix: str, source: ViewSource, ttl_us: int, *, by_created: bool) -> str:
+def _bucket_cte(
+    prefix: str, source: ViewSource, ttl_us: int, *, by_created: bool, src: str | None = None
+) -> str:
+    """The bucket join of ``{prefix}_ent`` with the scan ``src`` (default ``{prefix}_src``),
+    ending in a CTE named ``prefix``."""
     # `//` truncates toward zero, so bucket 0 is twice as wide as the others; buckets are still
     # consecutive, monotone and at least a TTL wide, which is all the two-bucket argument needs.
     width = ttl_us * BUCKET_SPAN
@@ -329,16 +433,23 @@ def _bucket_cte(prefix: str, source: ViewSource, ttl_us: int, *, by_created: boo
         f"{prefix} AS (\n"
         f"  SELECT e.{ROW_ID}, arg_max({values_struct(source, 'f')}, "
         f"{order_struct(source, 'f', with_event_ts=True)}) AS __fs_val\n"
-        f"  FROM {prefix}_ent AS e JOIN {prefix}_src AS f ON " + " AND ".join(equalities) + "\n"
+        f"  FROM {prefix}_ent AS e JOIN {src or prefix + '_src'} AS f ON "
+        + " AND ".join(equalities)
+        + "\n"
         f"  WHERE {window}\n"
         f"  GROUP BY e.{ROW_ID}\n"
         ")"
     )
 
 
-def _asof_ctes(prefix: str, source: ViewSource, *, by_created: bool) -> list[str]:
+def _asof_ctes(
+    prefix: str, source: ViewSource, *, by_created: bool, base: str | None = None
+) -> list[str]:
+    """The ASOF plan, reading ``{prefix}_src`` and the entity rows ``{base}_ent`` (``base``
+    defaults to ``prefix``), ending in a CTE named ``prefix``."""
+    base = prefix if base is None else base
     if by_created:
-        return _available_asof_ctes(prefix, source)
+        return _available_asof_ctes(prefix, source, base)
     keys = [f"__fs_k{i}" for i in range(len(source.request.view.join_keys))]
     group = ", ".join([*keys, "__fs_ets"])
     # ASOF picks an arbitrary row among equal event times, so settle those ties first.
@@ -350,10 +461,10 @@ def _asof_ctes(prefix: str, source: ViewSource, *, by_created: bool) -> list[str
         f"  GROUP BY {group}\n"
         ")"
     )
-    return [latest, _asof_join(prefix, source, "__fs_ets")]
+    return [latest, _asof_join(prefix, source, "__fs_ets", base)]
 
 
-def _available_asof_ctes(prefix: str, source: ViewSource) -> list[str]:
+def _available_asof_ctes(prefix: str, source: ViewSource, base: str) -> list[str]:
     keys = [f"__fs_k{i}" for i in range(len(source.request.view.join_keys))]
     group = ", ".join([*keys, "__fs_avail"])
     order = order_struct(source, "f", with_event_ts=True)
@@ -380,15 +491,15 @@ def _available_asof_ctes(prefix: str, source: ViewSource) -> list[str]:
         f"  FROM {prefix}_avail\n"
         ")"
     )
-    return [available, latest, _asof_join(prefix, source, "__fs_avail")]
+    return [available, latest, _asof_join(prefix, source, "__fs_avail", base)]
 
 
-def _asof_join(prefix: str, source: ViewSource, instant: str) -> str:
+def _asof_join(prefix: str, source: ViewSource, instant: str, base: str) -> str:
     conditions = [*_key_equalities(source), f"e.{ENTITY_TS} >= f.{instant}"]
     return (
         f"{prefix} AS (\n"
         f"  SELECT e.{ROW_ID}, f.__fs_val\n"
-        f"  FROM {prefix}_ent AS e ASOF JOIN {prefix}_latest AS f ON "
+        f"  FROM {base}_ent AS e ASOF JOIN {prefix}_latest AS f ON "
         + " AND ".join(conditions)
         + "\n"
         ")"
