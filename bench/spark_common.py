@@ -69,6 +69,9 @@ def start_session(master: str, conf: dict[str, str]) -> Any:
     """
     from pyspark.sql import SparkSession
 
+    # The machine's name resolves to loopback: say so before the JVM starts, as spark.driver.*
+    # come too late for its first warning.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(master).appName("featurestore-bench")
     for key, value in conf.items():
         builder = builder.config(key, value)
