@@ -15,6 +15,7 @@ from featurestore.definitions import (
     Policy,
     PushSource,
     Resource,
+    SparkSource,
 )
 from featurestore.errors import FeatureStoreError
 from featurestore.offline.base import RetrievalJob, SavedDataset
@@ -43,6 +44,7 @@ __all__ = [
     "Resource",
     "RetrievalJob",
     "SavedDataset",
+    "SparkSource",
     "Validation",
     "__version__",
     "load_config",

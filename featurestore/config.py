@@ -38,8 +38,10 @@ from featurestore.config_sections import (
     DuckDBOfflineStoreConfig,
     LineageConfig,
     OfflineStoreConfig,
+    OfflineStoreSettings,
     OpenLineageConfig,
     RetentionConfig,
+    SparkOfflineStoreConfig,
 )
 from featurestore.config_types import Section, parse_duration
 from featurestore.errors import ConfigError
@@ -55,11 +57,13 @@ __all__ = [
     "DuckDBOfflineStoreConfig",
     "LineageConfig",
     "OfflineStoreConfig",
+    "OfflineStoreSettings",
     "OnlineStoreConfig",
     "OpenLineageConfig",
     "QualityConfig",
     "RepoConfig",
     "RetentionConfig",
+    "SparkOfflineStoreConfig",
     "expand_env",
     "load_config",
     "parse_config",
@@ -76,7 +80,12 @@ _SECTIONS = ("offline_store", "online_store", "api", "retention", "lineage", "au
 _FEAST_KEYS = ("provider", "entity_key_serialization_version")
 #: Where a union of models is chosen by a key: the section's path and that key. Pydantic puts
 #: the chosen tag into an error's location; the messages leave it out.
-_UNIONS = {("online_store",): "type"}
+_UNIONS = {("online_store",): "type", ("offline_store",): "type"}
+#: The offline engines' settings by ``type`` (a row of the offline engine table each).
+_OFFLINE_MODELS: dict[str, type[Section]] = {
+    "duckdb": DuckDBOfflineStoreConfig,
+    "spark": SparkOfflineStoreConfig,
+}
 
 #: The settings of any online store (a row of ONLINE_BACKENDS picks the model by ``type``).
 OnlineStoreConfig = OnlineStoreSettings
@@ -128,7 +137,9 @@ class ConfigFile(Section):
             }
         ),
     ] = "sqlite:///data/registry.db"
-    offline_store: DuckDBOfflineStoreConfig = Field(default_factory=DuckDBOfflineStoreConfig)
+    offline_store: Annotated[OfflineStoreSettings, Field(discriminator="type")] = Field(
+        default_factory=DuckDBOfflineStoreConfig
+    )
     online_store: _OnlineField = Field(default_factory=SQLiteOnlineStoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
@@ -149,6 +160,9 @@ class ConfigFile(Section):
         online = doc.get("online_store")
         if isinstance(online, dict) and "type" not in online:
             doc["online_store"] = {"type": "sqlite", **online}
+        offline = doc.get("offline_store")
+        if isinstance(offline, dict) and "type" not in offline:
+            doc["offline_store"] = {"type": "duckdb", **offline}
         return doc
 
 
@@ -159,7 +173,7 @@ class RepoConfig:
     project: str
     repo_path: Path
     registry: str
-    offline_store: OfflineStoreConfig = field(default_factory=OfflineStoreConfig)
+    offline_store: OfflineStoreSettings = field(default_factory=OfflineStoreConfig)
     online_store: OnlineStoreConfig = field(default_factory=SQLiteOnlineStoreConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
@@ -298,8 +312,9 @@ def _describe(errors: list[ErrorDetails]) -> str:
     shown = f"'{path}'" if len(loc) == 1 else path
     kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
     if kind == "union_tag_invalid" or (kind == "literal_error" and loc[-1:] == ("type",)):
-        if kind == "union_tag_invalid":  # the online store's ``type``
-            section, value, choices = path, ctx.get("tag"), list(ONLINE_BACKENDS)
+        if kind == "union_tag_invalid":  # a store's ``type``
+            section, value = path, ctx.get("tag")
+            choices = list(_OFFLINE_MODELS if loc == ("offline_store",) else ONLINE_BACKENDS)
         else:
             section = ".".join(str(part) for part in loc[:-1])
             choices = [c.strip("'") for c in re.split(r", | or ", str(ctx.get("expected", "")))]
@@ -349,6 +364,8 @@ def _model_at(loc: tuple[int | str, ...], tag: str | None) -> type[Section] | No
     """The model of the section at ``loc`` (``tag``: the backend a union picked)."""
     if loc == ("online_store",) and tag in ONLINE_BACKENDS:
         return ONLINE_BACKENDS[tag].settings
+    if loc == ("offline_store",):
+        return _OFFLINE_MODELS.get(tag or "duckdb")
     model: type[Section] = ConfigFile
     for part in loc:
         annotation = model.model_fields[str(part)].annotation

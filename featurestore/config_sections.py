@@ -36,8 +36,27 @@ class DuckDBOfflineStoreConfig(Section):
     data_path: FolderPath = "data/store"
 
 
-#: The offline engines by ``type`` (DuckDB is the only one); callers keep using this name.
+class SparkOfflineStoreConfig(Section):
+    """Settings of the Spark offline engine (``offline_store: {type: spark, master, conf}``).
+
+    ``master`` is any Spark master URL (``local[2]``, ``spark://host:7077``, ``yarn``,
+    ``k8s://https://host:443``); ``conf`` holds Spark settings as strings
+    (``{spark.executor.memory: 4g}``). ``data_path`` and ``temp_directory`` mean what they mean
+    for DuckDB (the store's own data, the materializer's spool folder).
+    """
+
+    example = "{type: spark, master: 'local[2]'}"
+    type: Literal["spark"] = "spark"
+    master: NonEmpty = "local[2]"
+    conf: dict[str, str] = {}
+    temp_directory: str | None = None
+    data_path: FolderPath = "data/store"
+
+
+#: The DuckDB settings under their historical name (tests and callers build it directly).
 OfflineStoreConfig = DuckDBOfflineStoreConfig
+#: The settings of any offline engine (``type`` picks the model).
+OfflineStoreSettings = DuckDBOfflineStoreConfig | SparkOfflineStoreConfig
 
 
 class ApiConfig(Section):
@@ -194,6 +213,8 @@ __all__ = [
     "DuckDBOfflineStoreConfig",
     "LineageConfig",
     "OfflineStoreConfig",
+    "OfflineStoreSettings",
     "OpenLineageConfig",
     "RetentionConfig",
+    "SparkOfflineStoreConfig",
 ]

@@ -59,8 +59,8 @@ def test_malformed_yaml_names_line(tmp_path: Path) -> None:
         ("project: 'bad name'\n", "'project' must be a name"),
         ("project: demo\nregistyr: x\n", r"unknown setting\(s\) \['registyr'\]"),
         (
-            "project: demo\noffline_store: {type: spark}\n",
-            "offline_store type 'spark' is not supported",
+            "project: demo\noffline_store: {type: bigquery}\n",
+            "offline_store type 'bigquery' is not supported",
         ),
         ("project: demo\noffline_store: {threads: 0}\n", "threads must be a positive integer"),
         (
@@ -258,8 +258,8 @@ def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             "audit.online_reads must be 'aggregate' or 'off', got 'sample'",
         ),
         (
-            "offline_store: {type: spark}\n",
-            "offline_store type 'spark' is not supported; use duckdb",
+            "offline_store: {type: bigquery}\n",
+            "offline_store type 'bigquery' is not supported; use duckdb or spark",
         ),
         (
             "online_store: {type: sqlite, expiry_grace: 1 week}\n",

@@ -6,7 +6,7 @@ from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
 from featurestore.definitions.field import Field
 from featurestore.definitions.policy import Policy, Resource
-from featurestore.definitions.sources import FileSource, PushSource
+from featurestore.definitions.sources import FileSource, PushSource, SparkSource
 
 __all__ = [
     "Definition",
@@ -19,6 +19,7 @@ __all__ = [
     "Policy",
     "PushSource",
     "Resource",
+    "SparkSource",
     "canonical_json",
     "content_hash",
 ]

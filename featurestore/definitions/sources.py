@@ -217,7 +217,85 @@ class PushSource:
         return f"PushSource(name={self.name!r}, batch_source={self.batch_source!r})"
 
 
-#: What a feature view may read from.
+class SparkSource(FileSource):
+    """A table of the Spark catalog (``spark.table(table)``: a Hive/Delta/Iceberg table, a
+    temporary view...), read only by the Spark offline engine
+    (``offline_store: {type: spark}``); other engines refuse it with an error naming it::
+
+        SparkSource(name="driver_stats", table="lake.driver_stats",
+                    timestamp_field="event_timestamp", created_timestamp_column="created")
+
+    Its spec (so the view's content hash) holds the table and columns; it has no files.
+    """
+
+    type_name = "spark"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        table: str,
+        timestamp_field: str = "event_timestamp",
+        created_timestamp_column: str | None = None,
+        field_mapping: Mapping[str, str] | None = None,
+        description: str = "",
+    ) -> None:
+        if not isinstance(table, str) or not table.strip():
+            raise DefinitionError(
+                f"SparkSource {name!r}: table must be a non-empty table name, got {table!r}"
+            )
+        super().__init__(
+            path=f"spark-table:{table}",
+            timestamp_field=timestamp_field,
+            created_timestamp_column=created_timestamp_column,
+            field_mapping=field_mapping,
+            name=check_name("source", name),
+            description=description,
+        )
+        self.table = table
+
+    def spec(self) -> dict[str, Any]:
+        spec = super().spec()
+        del spec["path"]
+        return {**spec, "table": self.table}
+
+    @classmethod
+    def from_dicts(cls, spec: Mapping[str, Any], meta: Mapping[str, Any] | None) -> SparkSource:
+        meta = meta or {}
+        return cls(
+            name=str(meta.get("name") or spec["table"]),
+            table=spec["table"],
+            timestamp_field=spec["timestamp_field"],
+            created_timestamp_column=spec.get("created_timestamp_column"),
+            field_mapping=spec.get("field_mapping") or {},
+            description=meta.get("description", ""),
+        )
+
+    def resolve(self, repo_path: str | os.PathLike[str]) -> str:
+        """The table's name (a SparkSource has no path)."""
+        return self.path
+
+    def files(self, repo_path: str | os.PathLike[str]) -> list[str]:
+        """Never: a table has no files any engine but Spark could read."""
+        raise DefinitionError(
+            f"source {self.name!r} is a SparkSource (table {self.table!r}): only the spark "
+            "offline engine reads it; set offline_store: {type: spark} in featurestore.yaml"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SparkSource) and (self.spec(), self.meta()) == (
+            other.spec(),
+            other.meta(),
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.table)
+
+    def __repr__(self) -> str:
+        return f"SparkSource(name={self.name!r}, table={self.table!r})"
+
+
+#: What a feature view may read from (a SparkSource is a FileSource without files).
 DataSource = FileSource | PushSource
 
 
@@ -225,6 +303,8 @@ def source_from_dicts(spec: Mapping[str, Any], meta: Mapping[str, Any] | None) -
     """Rebuild a view's source from its registry spec and meta."""
     if spec.get("type") == PushSource.type_name:
         return PushSource.from_dicts(spec, meta)
+    if spec.get("type") == SparkSource.type_name:
+        return SparkSource.from_dicts(spec, meta)
     return FileSource.from_dicts(spec, meta)
 
 

@@ -72,6 +72,12 @@ OFFLINE_ENGINES: dict[str, OfflineBackend] = {
         factory="featurestore.offline.duckdb:DuckDBEngine",
         config_model="featurestore.config:OfflineStoreConfig",
     ),
+    "spark": OfflineBackend(
+        type_name="spark",
+        factory="featurestore.offline.spark:SparkEngine",
+        config_model="featurestore.config:SparkOfflineStoreConfig",
+        extra="spark",
+    ),
 }
 
 

@@ -117,6 +117,28 @@ class RetrievalJob(ABC):
         """Stream the result to a Parquet file without holding it all in memory."""
 
 
+def training_frame_to_pandas(table: pa.Table, feature_columns: Sequence[str]) -> pd.DataFrame:
+    """``table`` as pandas, with integer and Bool features (``feature_columns``) in pandas'
+    nullable dtypes (``Int64``, ``boolean``...): a missing value is ``<NA>`` and the column keeps
+    its declared type instead of turning into float64; entity columns come back as they went in.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    nullable_dtypes: dict[pa.DataType, Any] = {
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    frame: pd.DataFrame = table.to_pandas()
+    for name in feature_columns:
+        arrow_type = table.schema.field(name).type
+        nullable = nullable_dtypes.get(arrow_type)
+        if nullable is not None:
+            frame[name] = table.column(name).to_pandas(types_mapper={arrow_type: nullable}.get)
+    return frame
+
+
 @dataclass(frozen=True)
 class LatestWindow:
     """Which source rows are candidates for materialization; epoch µs (UTC), bounds inclusive.

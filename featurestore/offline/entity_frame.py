@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from featurestore.errors import EntityFrameError
+from featurestore.errors import EntityFrameError, FeatureReferenceError
 from featurestore.offline.base import EntityFrameInput, FeatureRequest
 from featurestore.types import ValueType, arrow_compatible
 
@@ -230,3 +230,15 @@ def _float_hint(declared: ValueType | None, actual: pa.DataType) -> str:
             " (pandas turns integer columns with missing values into floats; use the 'Int64' dtype)"
         )
     return ""
+
+
+def check_output_names(frame: EntityFrame, requests: Sequence[FeatureRequest]) -> None:
+    """Raise FeatureReferenceError when a feature's output name is already an entity column."""
+    columns = set(frame.columns)
+    for request in requests:
+        for output in request.output_names:
+            if output in columns:
+                raise FeatureReferenceError(
+                    f"feature {output!r} of {request.view.label} has the same name as an entity_df "
+                    "column; rename the column or use full_feature_names=True"
+                )

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.sources import SparkSource
 from featurestore.errors import SourceSchemaError
 from featurestore.types import ValueType, arrow_compatible, inferred_key_type
 
@@ -30,8 +31,17 @@ class _Requirement:
     timestamp: bool = False
 
 
-def validate_view_source(view: FeatureView, repo_path: str | os.PathLike[str]) -> None:
-    """Raise SourceSchemaError when ``view`` does not fit the schema of every file of its source."""
+def validate_view_source(
+    view: FeatureView, repo_path: str | os.PathLike[str], engine_type: str = "duckdb"
+) -> None:
+    """Raise SourceSchemaError when ``view`` does not fit the schema of every file of its source,
+    or when its source is a Spark table the engine ``engine_type`` (a file reader) cannot read."""
+    if isinstance(view.source, SparkSource):
+        raise SourceSchemaError(
+            f"{view.label}: its source {view.source.name!r} is a SparkSource (table "
+            f"{view.source.table!r}), which the {engine_type!r} offline engine cannot read; "
+            "set offline_store: {type: spark} in featurestore.yaml"
+        )
     validate_and_infer_key_types(view, repo_path)
 
 
@@ -44,6 +54,8 @@ def validate_and_infer_key_types(
     A key is left out when a file's column has no inferable type; files that disagree (an
     integer column in one, text in another) are a SourceSchemaError naming the files.
     """
+    if isinstance(view.source, SparkSource):
+        return {}  # a table: the Spark engine checks its columns when it reads it
     undeclared = [key for key, dtype in view.declared_key_types.items() if dtype is None]
     found: dict[str, dict[str, ValueType | None]] = {key: {} for key in undeclared}
     for path in view.source.files(repo_path):

@@ -22,9 +22,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from featurestore.config import RepoConfig
+from featurestore.config import DuckDBOfflineStoreConfig, RepoConfig
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import FeatureReferenceError, QualityError, RetrievalError
+from featurestore.errors import QualityError, RetrievalError
 from featurestore.offline.base import (
     EntityFrameInput,
     FeatureRequest,
@@ -62,7 +62,12 @@ from featurestore.offline.duckdb.stats_sql import (
     window_count_sql,
     window_rows_sql,
 )
-from featurestore.offline.entity_frame import EntityFrame, check_join_keys, load_entity_frame
+from featurestore.offline.entity_frame import (
+    EntityFrame,
+    check_join_keys,
+    check_output_names,
+    load_entity_frame,
+)
 from featurestore.offline.source_schema import source_arrow_types, validate_view_source
 from featurestore.offline.store_data import StoreData
 from featurestore.quality.profile import ColumnStats, TableProfile
@@ -100,6 +105,8 @@ class DuckDBEngine(
             "allow_community_extensions": False,
         }
         offline = config.offline_store
+        if not isinstance(offline, DuckDBOfflineStoreConfig):  # settings of another engine
+            offline = DuckDBOfflineStoreConfig(data_path=offline.data_path)
         if offline.memory_limit is not None:
             settings["memory_limit"] = offline.memory_limit
         if offline.threads is not None:
@@ -126,7 +133,7 @@ class DuckDBEngine(
     ) -> DuckDBRetrievalJob:
         """Join ``requests`` onto ``entity_df``; see :mod:`featurestore.offline.duckdb.pit_sql`."""
         frame = load_entity_frame(entity_df)
-        _check_output_names(frame, requests)
+        check_output_names(frame, requests)
         repo = self._config.repo_path
         for request in requests:
             validate_view_source(request.view, repo)
@@ -395,14 +402,3 @@ class DuckDBLatestRows(LatestRows):
         # Closing the connection drops its temporary table.
         self._reader.close()
         self._connection.close()
-
-
-def _check_output_names(frame: EntityFrame, requests: Sequence[FeatureRequest]) -> None:
-    columns = set(frame.columns)
-    for request in requests:
-        for output in request.output_names:
-            if output in columns:
-                raise FeatureReferenceError(
-                    f"feature {output!r} of {request.view.label} has the same name as an entity_df "
-                    "column; rename the column or use full_feature_names=True"
-                )

@@ -11,14 +11,8 @@ import polars as pl
 import pyarrow as pa
 
 from featurestore.errors import RetrievalError
-from featurestore.offline.base import RetrievalJob
+from featurestore.offline.base import RetrievalJob, training_frame_to_pandas
 from featurestore.offline.duckdb.pit_sql import string_literal
-
-_NULLABLE_DTYPES: dict[pa.DataType, Any] = {
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-}
 
 
 class DuckDBRetrievalJob(RetrievalJob):
@@ -61,14 +55,7 @@ class DuckDBRetrievalJob(RetrievalJob):
         missing value is ``<NA>`` and the column keeps its declared type instead of turning into
         float64; entity-frame columns come back as they went in.
         """
-        table = self.to_arrow()
-        frame: pd.DataFrame = table.to_pandas()
-        for name in self._feature_columns:
-            arrow_type = table.schema.field(name).type
-            nullable = _NULLABLE_DTYPES.get(arrow_type)
-            if nullable is not None:
-                frame[name] = table.column(name).to_pandas(types_mapper={arrow_type: nullable}.get)
-        return frame
+        return training_frame_to_pandas(self.to_arrow(), self._feature_columns)
 
     def to_polars(self) -> pl.DataFrame:
         """The result as a polars DataFrame, in entity-frame order."""

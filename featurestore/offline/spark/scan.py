@@ -1,0 +1,159 @@
+"""Reading a view's source on Spark, and the scan every query builds on.
+
+The scan has the columns of DuckDB's (:func:`featurestore.offline.duckdb.pit_sql.source_scan`):
+``__fs_k{i}`` (join keys, cast for typed comparison), ``__fs_ets`` (event time, epoch µs),
+``__fs_cts`` (created time; null as :data:`NULL_CREATED`, so it loses every tie), ``__fs_file``
+and ``__fs_pos`` (file order) and ``__fs_f{i}`` (the request's features). Rows with a null
+timestamp or join key, and rows before the retention cut-off, are dropped.
+
+File order, the last tie-break, is the documented rule of the design: files sorted by path, then
+rows by position in their file. Spark gives both through the hidden ``_metadata`` column of file
+sources (``file_path``, a URI, is decoded back to the path; ``row_index`` counts from 0 in each
+file). A :class:`~featurestore.definitions.SparkSource` table that is not file-based has no such
+column; fully tied rows of such a table resolve by Spark's row ids, which are stable per read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, TimestampNTZType, TimestampType
+
+from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.sources import SparkSource
+from featurestore.errors import SourceSchemaError
+from featurestore.offline.base import FeatureRequest
+from featurestore.offline.spark.session import epoch_micros, key_type, quoted
+from featurestore.offline.store_data import StoreData
+
+#: Sorts below every real epoch value, so a null created timestamp loses every tie.
+NULL_CREATED = -(2**63) + 1
+
+
+@dataclass(frozen=True)
+class SparkSourceFrame:
+    """A view's source rows as Spark reads them, with file order columns appended."""
+
+    view: FeatureView
+    frame: DataFrame
+
+    def column_type(self, name: str) -> DataType | None:
+        """The Spark type of source column ``name`` (``None`` when it is absent)."""
+        fields = {f.name: f.dataType for f in self.frame.schema.fields}
+        return fields.get(name)
+
+
+def read_source(
+    session: SparkSession, data: StoreData, view: FeatureView, *, own_files_only: bool = False
+) -> SparkSourceFrame:
+    """The view's source: a table (:class:`SparkSource`) or its Parquet files plus, for a push
+    source, what was pushed to the offline store (unless ``own_files_only``)."""
+    source = view.source
+    try:
+        if isinstance(source, SparkSource):
+            frame = session.table(source.table)
+        else:
+            files = source.files(data.repo_path) if own_files_only else data.view_files(view)
+            frame = session.read.option("mergeSchema", "true").parquet(*files)
+    except AnalysisException as exc:
+        raise SourceSchemaError(f"{view.label}: reading its source failed: {exc}") from exc
+    try:
+        path = F.url_decode(F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B")))
+        ordered = frame.select(
+            "*",
+            F.regexp_replace(path, r"^file:(//)?", "").alias("__fs_file"),
+            F.col("_metadata.row_index").alias("__fs_pos"),
+        )
+    except AnalysisException:  # not a file source: no _metadata column
+        ordered = frame.select(
+            "*", F.lit("").alias("__fs_file"), F.monotonically_increasing_id().alias("__fs_pos")
+        )
+    result = SparkSourceFrame(view, ordered)
+    _check_columns(result)
+    return result
+
+
+def _check_columns(source: SparkSourceFrame) -> None:
+    view = source.view
+    needed = [view.source.source_column(k) for k in view.join_keys]
+    needed += [view.source.source_column(f) for f in view.feature_names]
+    needed.append(view.source.timestamp_field)
+    if view.source.created_timestamp_column is not None:
+        needed.append(view.source.created_timestamp_column)
+    present = set(source.frame.columns)
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise SourceSchemaError(
+            f"{view.label}: its source has no column {missing[0]!r}; it has "
+            f"{sorted(present - {'__fs_file', '__fs_pos'})}. Fix the view's schema, "
+            "field_mapping or source."
+        )
+
+
+def micros(source: SparkSourceFrame, name: str) -> Column:
+    """Source column ``name`` as epoch µs."""
+    dtype = source.column_type(name)
+    assert dtype is not None  # checked by read_source
+    return epoch_micros(name, dtype, source.view.label)
+
+
+def source_scan(
+    source: SparkSourceFrame,
+    request: FeatureRequest,
+    *,
+    low_us: int | None = None,
+    high_us: int | None = None,
+    require_created: bool = False,
+) -> DataFrame:
+    """The scan described in the module's docstring; ``low_us`` / ``high_us`` (inclusive) only
+    prune (the caller applies its exact window), ``require_created`` drops rows without a
+    created timestamp (``filter_by_created_timestamp``)."""
+    view = request.view
+    src = view.source
+    columns: list[Column] = []
+    for i, (key, dtype) in enumerate(view.join_key_types.items()):
+        column = F.col(quoted(src.source_column(key)))
+        cast = key_type(dtype)
+        columns.append((column if cast is None else column.cast(cast)).alias(f"__fs_k{i}"))
+    columns.append(micros(source, src.timestamp_field).alias("__fs_ets"))
+    created = src.created_timestamp_column
+    if created is not None:
+        columns.append(F.coalesce(micros(source, created), F.lit(NULL_CREATED)).alias("__fs_cts"))
+    columns += [F.col("__fs_file"), F.col("__fs_pos")]
+    columns += [
+        F.col(quoted(src.source_column(name))).alias(f"__fs_f{i}")
+        for i, name in enumerate(request.features)
+    ]
+    condition = F.col(quoted(src.timestamp_field)).isNotNull()
+    for key in view.join_keys:
+        condition &= F.col(quoted(src.source_column(key))).isNotNull()
+    if require_created and created is not None:
+        condition &= F.col(quoted(created)).isNotNull()
+    if request.not_before_us is not None:
+        low_us = request.not_before_us if low_us is None else max(low_us, request.not_before_us)
+        condition &= micros(source, src.timestamp_field) >= F.lit(request.not_before_us)
+    condition = _prune(source, condition, low_us, high_us)
+    return source.frame.where(condition).select(*columns)
+
+
+def _prune(
+    source: SparkSourceFrame, condition: Column, low_us: int | None, high_us: int | None
+) -> Column:
+    """Bounds on the raw timestamp column, which Spark pushes into the Parquet scan; widened by
+    a microsecond (nanosecond values round), the exact window is applied on epoch values."""
+    name = source.view.source.timestamp_field
+    dtype = source.column_type(name)
+    if not isinstance(dtype, TimestampType | TimestampNTZType):
+        return condition
+    column = F.col(quoted(name))
+    for bound, above in ((low_us, True), (high_us, False)):
+        if bound is None:
+            continue
+        literal = F.timestamp_micros(F.lit(bound - 1 if above else bound + 1))
+        if isinstance(dtype, TimestampNTZType):
+            literal = literal.cast("timestamp_ntz")
+        condition &= column >= literal if above else column <= literal
+    return condition
