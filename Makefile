@@ -47,12 +47,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-# Our engine runs in .venv-bench; Feast 0.67 (its DuckDB offline store pins duckdb 1.x) in
+# Our engine runs in .venv-bench (DuckDB, and Spark for --engine spark); Feast 0.67 (its DuckDB offline store pins duckdb 1.x) in
 # .venv-feast. Both are driven by one bench run.
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench]'
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench,spark]'
 	touch $(BENCH_STAMP)
 
 $(FEAST_STAMP): pyproject.toml

@@ -22,7 +22,8 @@ from typing import Any
 #: - the UI and the console progress bars off: nobody looks at them, they cost listeners;
 #: - the driver on loopback (the machine's name resolves to it anyway);
 #: - 8 shuffle partitions instead of 200: 2 cores, a few million rows;
-#: - a 4 GB driver heap (local mode: the driver is the executor), enough for L;
+#: - an 8 GB driver heap (local mode: the driver is the executor): with 4 GB Feast's store ran
+#:   out of heap collecting the S result to pandas (ours did not need it);
 #: - UTC session time zone, so timestamps mean the same on both sides;
 #: - Arrow for pandas <-> Spark (the 1M-row entity frame in, the result out), as both engines'
 #:   documentation recommends.
@@ -32,7 +33,7 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.sql.shuffle.partitions": "8",
-    "spark.driver.memory": "4g",
+    "spark.driver.memory": "8g",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
