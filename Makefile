@@ -9,8 +9,10 @@ BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench
 FEAST_VENV  := .venv-feast
 FEAST_STAMP := $(FEAST_VENV)/.installed-feast
+FEAST_SPARK_VENV  := .venv-feast-spark
+FEAST_SPARK_STAMP := $(FEAST_SPARK_VENV)/.installed
 
-.PHONY: quickstart test lint typecheck unit install bench clean
+.PHONY: quickstart test lint typecheck unit install bench bench-spark clean
 
 # pip is quiet (its log would bury the quickstart's output), so each step says what it does.
 $(STAMP): pyproject.toml
@@ -45,12 +47,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-# Our engine runs in .venv-bench; Feast 0.67 (its DuckDB offline store pins duckdb 1.x) in
+# Our engine runs in .venv-bench (DuckDB, and Spark for --engine spark); Feast 0.67 (its DuckDB offline store pins duckdb 1.x) in
 # .venv-feast. Both are driven by one bench run.
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench]'
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench,spark]'
 	touch $(BENCH_STAMP)
 
 $(FEAST_STAMP): pyproject.toml
@@ -58,6 +60,20 @@ $(FEAST_STAMP): pyproject.toml
 	$(FEAST_VENV)/bin/pip install --quiet --upgrade pip
 	$(FEAST_VENV)/bin/pip install --quiet -e '.[bench,feast]'
 	touch $(FEAST_STAMP)
+
+# Feast 0.67 with its Spark offline store on pyspark 4.1.1 (our Spark engine's version), for
+# `bench/historical.py --engine spark --compare feast`; not part of `make bench` nor of CI.
+$(FEAST_SPARK_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(FEAST_SPARK_VENV)
+	$(FEAST_SPARK_VENV)/bin/pip install --quiet --upgrade pip
+	$(FEAST_SPARK_VENV)/bin/pip install --quiet -e '.[bench,feast-spark]'
+	touch $(FEAST_SPARK_STAMP)
+
+## Historical retrieval on Spark against Feast's Spark offline store (S), then L alone; see
+## bench/README.md (needs Java 17; about 10 minutes on 2 idle cores).
+bench-spark: $(BENCH_STAMP) $(FEAST_SPARK_STAMP)
+	$(BENCH_VENV)/bin/python bench/historical.py --engine spark --size S --compare feast --feast-python $(FEAST_SPARK_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/historical.py --engine spark --size L
 
 ## Benchmarks against Feast: historical retrieval (L, no TTL), materialization (L), online lookups
 ## through the SDK and through the REST services (S), statistics (L, against pandas: Feast has
@@ -73,4 +89,4 @@ bench: $(BENCH_STAMP) $(FEAST_STAMP)
 	$(BENCH_VENV)/bin/python bench/stats.py --size L --facade
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(FEAST_VENV) repo/data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(FEAST_VENV) $(FEAST_SPARK_VENV) repo/data .pytest_cache .mypy_cache .ruff_cache

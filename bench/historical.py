@@ -5,6 +5,7 @@
     python bench/historical.py --no-ttl --compare feast   # 1M entity rows x ~5M rows, no TTL
     python bench/historical.py --no-ttl --size L          # 1M entity rows x ~65M rows, no TTL
     python bench/historical.py --size L --layout key-sorted --compare feast   # files sorted by key
+    python bench/historical.py --engine spark --size S --compare feast   # on Spark (spark_side.py)
 
 The workload comes from ``repo/generate_data.py`` and is cached under ``bench/data/``. Our side
 is the example repository (``repo/features.py`` copied into a temporary repository whose
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import spark_side
 from common import (
     NO_TTL_DRIVERS,
     ChildResult,
@@ -47,9 +49,12 @@ from common import (
     work_dir,
 )
 from repos import build_feast_repo, build_our_repo, child_apply_feast, child_apply_ours
+from spark_common import decode_conf
 
 ROW_ID = "row_id"
 FEAST_STORES = ("dask", "duckdb")
+#: The child processes of ``--engine spark`` (see ``spark_side.py`` and ``feast_spark.py``).
+SPARK_CHILDREN = ("ours-spark", "apply-feast-spark", "feast-spark")
 
 
 # -- child processes -----------------------------------------------------------------------------
@@ -128,7 +133,10 @@ def child_retrieve_feast(repo: str, entity: str, out: str, refs: list[str], outp
 def child_main(argv: list[str]) -> int:
     """Entry point of the child processes (``historical.py --child KIND ...``)."""
     parser = argparse.ArgumentParser(prog="historical.py --child")
-    parser.add_argument("kind", choices=["apply-ours", "ours", "apply-feast", "feast"])
+    parser.add_argument(
+        "kind",
+        choices=["apply-ours", "ours", "apply-feast", "feast", *SPARK_CHILDREN],
+    )
     parser.add_argument("--repo", required=True)
     parser.add_argument("--entity")
     parser.add_argument("--out")
@@ -136,8 +144,12 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--refs", default="")
     parser.add_argument("--output", default="pandas")
     parser.add_argument("--no-ttl", action="store_true")
+    parser.add_argument("--master")
+    parser.add_argument("--conf", default="{}")
     args = parser.parse_args(argv)
     refs = [r for r in args.refs.split(",") if r]
+    if args.kind in SPARK_CHILDREN:
+        return _spark_child(args, refs)
     if args.kind == "apply-ours":
         return guarded(lambda: child_apply_ours(args.repo))
     if args.kind == "ours":
@@ -148,6 +160,28 @@ def child_main(argv: list[str]) -> int:
         return guarded(lambda: child_apply_feast(args.repo, args.data, args.no_ttl))
     return guarded(
         lambda: child_retrieve_feast(args.repo, args.entity, args.out, refs, args.output)
+    )
+
+
+def _spark_child(args: argparse.Namespace, refs: list[str]) -> int:
+    """The children of ``--engine spark``; each engine's module is imported only in its child."""
+    conf = decode_conf(args.conf)
+    if args.kind == "ours-spark":
+        from spark_side import child_retrieve_ours
+
+        return guarded(
+            lambda: child_retrieve_ours(
+                args.repo, _entity_frame(args.entity), args.out, refs, args.master, conf
+            )
+        )
+    import feast_spark
+
+    if args.kind == "apply-feast-spark":
+        return guarded(lambda: feast_spark.child_apply(args.repo, args.data, args.no_ttl))
+    return guarded(
+        lambda: feast_spark.child_retrieve(
+            args.repo, _entity_frame(args.entity), args.out, refs, args.master, conf
+        )
     )
 
 
@@ -236,7 +270,17 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per engine")
     parser.set_defaults(size=None)
+    parser.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="our offline engine (default duckdb); spark compares with Feast's Spark offline "
+        "store (--feast-python: an interpreter with feast[spark], see .venv-feast-spark)",
+    )
+    spark_side.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.engine == "spark" and args.output != "pandas":
+        parser.error("--engine spark times the result as pandas only (--output pandas)")
 
     if args.no_ttl and args.size is None:
         name = "NT5M"
@@ -269,6 +313,17 @@ def main(argv: list[str]) -> int:
     )
 
     me = str(Path(__file__).resolve())
+    if args.engine == "spark":
+        return spark_side.run_spark(
+            args,
+            script=me,
+            name=name,
+            data_dir=data_dir,
+            views=views,
+            entity=entity,
+            entity_rows=workload.entity_rows,
+            compare=compare_outputs,
+        )
     with work_dir(args.keep) as work:
         ours_repo = build_our_repo(work / "ours", data_dir, views)
         applied = run_child(

@@ -27,10 +27,12 @@ def build_our_repo(
     views: Sequence[ViewSpec],
     online_store: dict[str, Any] | None = None,
     style: str = "typed",
+    offline_store: dict[str, Any] | None = None,
 ) -> Path:
     """A featurestore repository in ``target`` whose ``data/`` links to the workload files.
 
-    ``online_store`` replaces the example's ``online_store`` setting (an embedded SQLite file).
+    ``online_store`` replaces the example's ``online_store`` setting (an embedded SQLite file),
+    ``offline_store`` its ``offline_store`` (DuckDB).
     ``style="untyped"`` leaves out the entities' ``value_type`` and names the project
     ``<project>_untyped``, so both styles can share one online store.
     """
@@ -40,12 +42,14 @@ def build_our_repo(
     (target / "data").mkdir()
     for view in views:
         (target / "data" / view.file).symlink_to(data_dir / view.file)
-    if online_store is None and style == "typed":
+    if online_store is None and offline_store is None and style == "typed":
         shutil.copy(REPO_DIR / "featurestore.yaml", target / "featurestore.yaml")
     else:
         config = yaml.safe_load((REPO_DIR / "featurestore.yaml").read_text())
         if online_store is not None:
             config["online_store"] = online_store
+        if offline_store is not None:
+            config["offline_store"] = offline_store
         if style != "typed":
             config["project"] = f"{config['project']}_{style}"
         (target / "featurestore.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
