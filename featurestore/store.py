@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
-from featurestore.catalog import CatalogOperations
+from featurestore.browse import BrowseOperations
 from featurestore.config import RepoConfig, load_config
 from featurestore.definitions.base import Definition
 from featurestore.definitions.feature_service import FeatureService
@@ -60,7 +60,7 @@ TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
 class FeatureStore(
-    CatalogOperations, QualityOperations, GovernanceOperations, OnlineWriteOperations
+    BrowseOperations, QualityOperations, GovernanceOperations, OnlineWriteOperations
 ):
     """Entry point to a feature repository.
 
@@ -288,9 +288,10 @@ class FeatureStore(
         guard.require(guard.principal(principal), "describe", [project_target(self.project)])
         return self.lineage.graph.trace(name, direction, kind=kind, runs=runs)
 
-    def list_saved_datasets(self) -> list[SavedDataset]:
-        """Every saved training set of the project, by name."""
-        self.guard.require(self.principal, "describe", [project_target(self.project)])
+    def list_saved_datasets(self, *, principal: PrincipalLike = None) -> list[SavedDataset]:
+        """Every saved training set of the project, by name (needs ``describe``)."""
+        guard = self.guard
+        guard.require(guard.principal(principal), "describe", [project_target(self.project)])
         return self.lineage.datasets.list()
 
     def _service_targets(self, service: FeatureService) -> list[Target]:

@@ -26,6 +26,7 @@ from featurestore.cli.removal import register as _register_removal
 from featurestore.cli.retrieval import register as _register_retrieval
 from featurestore.cli.scaffold import register as _register_scaffold
 from featurestore.cli.serve import register as _register_serve
+from featurestore.cli.ui import register as _register_ui
 from featurestore.errors import FeatureStoreError
 
 _register_access(cli)
@@ -40,6 +41,7 @@ _register_removal(cli)
 _register_retrieval(cli)
 _register_scaffold(cli)
 _register_serve(cli)
+_register_ui(cli)
 accept_repo_after_commands(cli)
 
 __all__ = ["cli", "main"]
