@@ -205,8 +205,12 @@ def _merge(
             continue
         detail = dict(edge.get("detail") or {})
         view = _view_name(edge["source"])
-        if view is not None and isinstance(detail.get("features"), list):
-            detail["features"] = [f for f in detail["features"] if seen.visible(view, f)]
+        if view is not None:
+            # Features, and the columns they became, named on the edge (part_of, used_by).
+            hidden = seen.hidden(view)
+            for key, value in detail.items():
+                if isinstance(value, list):
+                    detail[key] = [v for v in value if v not in hidden]
         detail.pop("field_mapping", None)
         key = (edge["source"], edge["target"], edge["relation"])
         edges.setdefault(key, {**edge, "detail": detail})
