@@ -24,7 +24,7 @@ SCREENSHOTS = Path(
         Path(__file__).resolve().parents[1] / "docs" / "ui-screenshots",
     )
 )
-WAIT_SECONDS = 30
+WAIT_SECONDS = 60
 
 
 def _missing() -> list[str]:

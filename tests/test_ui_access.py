@@ -109,6 +109,11 @@ def test_denied_and_anonymous_callers(server: Server, repo: tuple[Path, dict[str
     assert get(server, "views/customer_profile", tokens["analyst"]).status_code == 200
     catalog = get(server, "catalog?limit=200", tokens["mallory"]).json()
     assert not any("customer_profile" in i["name"] for i in catalog["items"])
+    lineage = get(server, "lineage", tokens["mallory"])
+    assert lineage.status_code == 200
+    assert "customer_profile" not in lineage.text
+    assert "customer_profile" in get(server, "lineage", tokens["analyst"]).text
+    assert get(server, "lineage?focus=customer_profile", tokens["mallory"]).status_code == 403
     for path in ENDPOINTS:
         response = get(server, path, None)
         assert response.status_code == 401, path

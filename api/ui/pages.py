@@ -18,6 +18,8 @@ __all__ = ["audit_page", "catalog_page", "datasets_page", "lineage_page", "view_
 
 #: Kinds of node on the Lineage page: what things are built from and into (runs left out).
 GRAPH_KINDS = ("source", "entity", "feature_view", "feature_service", "saved_dataset")
+#: Kinds of node shown only to a reader who may describe them.
+DESCRIBED = ("feature_view", "feature_service", "entity")
 #: The most versions the View page shows (the newest).
 MAX_VERSIONS = 20
 #: The most nodes the Lineage page draws.
@@ -170,7 +172,9 @@ def lineage_page(store: FeatureStore, seen: Visibility, focus: str | None) -> di
     """The graph sources -> views -> services -> saved datasets of every view the caller may
     describe (or around ``focus``), runs left out, at most :data:`MAX_NODES` nodes."""
     who = seen.who
-    names = [focus] if focus else [v.name for v in store.list_feature_views(principal=who)]
+    if focus:
+        store.get_feature_view(focus, principal=who)  # 404 or 403 as the View page
+    names = [focus] if focus else sorted(seen.described("feature_view"))
     nodes: dict[str, dict[str, Any]] = {}
     edges: dict[tuple[str, str, str], dict[str, Any]] = {}
     for name in names:
@@ -194,14 +198,18 @@ def _merge(
     seen: Visibility,
 ) -> None:
     data = traced.to_dict()
-    kinds = {node["id"]: node["kind"] for node in data["nodes"]}
+    shown = {
+        node["id"]
+        for node in data["nodes"]
+        if node["kind"] in GRAPH_KINDS
+        # Views, services and entities the reader may not describe stay off the graph.
+        and (node["kind"] not in DESCRIBED or node["name"] in seen.described(node["kind"]))
+    }
     for node in data["nodes"]:
-        if node["kind"] in GRAPH_KINDS:
+        if node["id"] in shown:
             nodes.setdefault(node["id"], node)
     for edge in data["edges"]:
-        if kinds.get(edge["source"]) not in GRAPH_KINDS:
-            continue
-        if kinds.get(edge["target"]) not in GRAPH_KINDS:
+        if edge["source"] not in shown or edge["target"] not in shown:
             continue
         detail = dict(edge.get("detail") or {})
         view = _view_name(edge["source"])
@@ -236,7 +244,8 @@ def datasets_page(
         "datasets": [
             {
                 "name": d.name,
-                "views": d.views,
+                "views": {v: n for v, n in d.views.items() if v in seen.described("feature_view")},
+                "hidden_views": sum(v not in seen.described("feature_view") for v in d.views),
                 "rows": d.rows,
                 "created_at": d.created_at.isoformat(),
                 "principal": d.principal,

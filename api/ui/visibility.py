@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from featurestore.definitions.base import Definition
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import ObjectNotFoundError
 from featurestore.governance.access import Principal
@@ -23,6 +24,22 @@ class Visibility:
         self.store = store
         self.who = who
         self._hidden: dict[str, frozenset[str]] = {}
+        self._described: dict[str, frozenset[str]] = {}
+
+    def described(self, kind: str) -> frozenset[str]:
+        """Names of the registered ``kind`` objects (``feature_view``, ``feature_service``,
+        ``entity``) the reader may describe."""
+        if kind not in self._described:
+            store, who = self.store, self.who
+            found: list[Definition]
+            if kind == "feature_view":
+                found = list(store.list_feature_views(principal=who))
+            elif kind == "feature_service":
+                found = list(store.list_feature_services(principal=who))
+            else:
+                found = list(store.list_entities(principal=who))
+            self._described[kind] = frozenset(o.name for o in found)
+        return self._described[kind]
 
     def hidden(self, view: str | FeatureView) -> frozenset[str]:
         """Feature names of ``view`` (every registered version of it) the reader may not see."""

@@ -15,7 +15,7 @@ function el(tag, attrs, ...children) {
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : String(child));
   }
@@ -29,7 +29,7 @@ function svg(tag, attrs, ...children) {
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, String(value));
   }
-  for (const child of children.flat()) if (child) node.append(child instanceof Node ? child : String(child));
+  for (const child of children.flat(Infinity)) if (child) node.append(child instanceof Node ? child : String(child));
   return node;
 }
 
@@ -73,6 +73,15 @@ function table(headers, rows, attrs) {
   return el("table", attrs || {},
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
     el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c))))));
+}
+
+function pagedTable(headers, rows, attrs, size = 50) {
+  // A table whose rows are all here, shown ``size`` at a time (a view's schema, ...).
+  const box = el("div", {});
+  const show = (offset) => box.replaceChildren(table(headers, rows.slice(offset, offset + size), attrs),
+    rows.length > size ? pager(offset, size, rows.length, undefined, show) : "");
+  show(0);
+  return box;
 }
 
 function pager(offset, limit, total, more, go) {
@@ -184,7 +193,7 @@ async function viewPage(name) {
   const view = data.view;
   const spec = view.spec, meta = view.meta;
   const fields = meta.fields || {};
-  const schema = table(["feature", "type", "description", "tags"],
+  const schema = pagedTable(["feature", "type", "description", "tags"],
     spec.features.map((f) => [f.name, f.dtype, (fields[f.name] || {}).description || "", tags((fields[f.name] || {}).tags)]), { id: "schema" });
   const source = spec.source || {};
   const root = el("div", { id: "view" },
@@ -444,7 +453,8 @@ async function datasetsPage(_, params) {
     el("h1", {}, "Saved datasets"),
     data.total ? table(["name", "views (exact versions)", "rows", "created", "by", "service", "columns"], data.datasets.map((d) => [
       d.name,
-      Object.entries(d.views).map(([v, n]) => el("div", {}, el("a", { href: "#/view/" + encodeURIComponent(v) }, `${v}@${n}`))),
+      [Object.entries(d.views).map(([v, n]) => el("div", {}, el("a", { href: "#/view/" + encodeURIComponent(v) }, `${v}@${n}`))),
+        d.hidden_views ? el("div", { class: "muted" }, `${d.hidden_views} view(s) you may not see`) : null],
       d.rows, d.created_at, d.principal || "—", d.service || "—",
       el("span", { class: "muted" }, d.columns.join(", "))]), { id: "datasets" }) : el("p", { class: "muted", id: "datasets" }, "No saved datasets (job.save_dataset(name))."),
     pager(offset, limit, data.total, undefined, (o) => { location.hash = "#/datasets?offset=" + o; }));
