@@ -179,3 +179,32 @@ def visit_every_page(driver: Any, server: Server, who: str) -> dict[str, str]:
         texts[name] = driver.find_element("tag name", "body").text + driver.page_source
         screenshot(driver, f"access-{who}-{name}")
     return texts
+
+
+def test_visible_features_agree_with_the_access_decisions(
+    repo: tuple[Path, dict[str, str]],
+) -> None:
+    """The facade's filter against the policies' own decisions, per principal and feature."""
+    root, tokens = repo
+    with FeatureStore(root, principal=ROOT) as admin:
+        view = admin.get_feature_view("driver_stats")
+        for role, token in tokens.items():
+            who = admin.guard.authenticate(token)
+
+            def allowed(action: str, feature: str, who: Any = who) -> bool:
+                resource = f"feature:driver_stats:{feature}"
+                return all(d.allowed for d in admin.check_access(who, action, resource))
+
+            expected = [
+                f
+                for f in view.feature_names
+                if allowed("describe", f)
+                and (allowed("read_offline", f) or allowed("read_online", f))
+            ]
+            assert admin.visible_features(view, principal=who) == expected, role
+        assert admin.visible_features(
+            view, principal=admin.guard.authenticate(tokens["analyst"])
+        ) == [
+            "conv_rate",
+            "trips",
+        ]
