@@ -34,6 +34,7 @@ from api.routes import (
     registry_router,
 )
 from api.settings import ApiSettings
+from api.ui import install_ui
 from featurestore.store import FeatureStore
 
 __all__ = ["REPO_ENV", "app_from_env", "create_app"]
@@ -42,8 +43,13 @@ __all__ = ["REPO_ENV", "app_from_env", "create_app"]
 REPO_ENV = "FEATURESTORE_REPO"
 
 
-def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> FastAPI:
-    """A FastAPI app serving ``store``; ``settings`` default to the store's config and env."""
+def create_app(
+    store: FeatureStore, *, settings: ApiSettings | None = None, local_ui: bool = False
+) -> FastAPI:
+    """A FastAPI app serving ``store``; ``settings`` default to the store's config and env.
+
+    The web UI is under ``/ui``; ``local_ui`` (``featurestore ui``) lets its requests without a
+    token act as the store's own principal and redirects ``/`` to it."""
     settings = settings if settings is not None else ApiSettings.from_config(store.config)
 
     @asynccontextmanager
@@ -80,6 +86,7 @@ def create_app(store: FeatureStore, *, settings: ApiSettings | None = None) -> F
     app.include_router(lineage_router)
     app.include_router(quality_router)
     app.include_router(health_router)
+    install_ui(app, local=local_ui)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Added last, so it runs first: the lookup path skips FastAPI's machinery (api.fastpath).
     app.add_middleware(

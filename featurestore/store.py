@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
-from featurestore.catalog import CatalogOperations
+from featurestore.browse import BrowseOperations
 from featurestore.config import RepoConfig, load_config
 from featurestore.definitions.base import Definition
 from featurestore.definitions.feature_service import FeatureService
@@ -34,10 +34,7 @@ from featurestore.governance.lineage import Direction, LineageResult
 from featurestore.governance.lineage_hooks import LineageHooks
 from featurestore.governance.lookup_guard import LookupGuard
 from featurestore.governance.operations import GovernanceOperations
-from featurestore.governance.retention import (
-    RetentionRules,
-    epoch_us,
-)
+from featurestore.governance.retention import RetentionRules, epoch_us
 from featurestore.loader import load_repo
 from featurestore.materialize import MaterializationReport, Materializer
 from featurestore.materialize.arguments import window_bound
@@ -69,7 +66,7 @@ TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
 class FeatureStore(
-    CatalogOperations,
+    BrowseOperations,
     QualityOperations,
     GovernanceOperations,
     OnlineWriteOperations,
@@ -304,9 +301,10 @@ class FeatureStore(
         guard.require(guard.principal(principal), "describe", [project_target(self.project)])
         return self.lineage.graph.trace(name, direction, kind=kind, runs=runs)
 
-    def list_saved_datasets(self) -> list[SavedDataset]:
-        """Every saved training set of the project, by name."""
-        self.guard.require(self.principal, "describe", [project_target(self.project)])
+    def list_saved_datasets(self, *, principal: PrincipalLike = None) -> list[SavedDataset]:
+        """Every saved training set of the project, by name (needs ``describe``)."""
+        guard = self.guard
+        guard.require(guard.principal(principal), "describe", [project_target(self.project)])
         return self.lineage.datasets.list()
 
     def _service_targets(self, service: FeatureService) -> list[Target]:

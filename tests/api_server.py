@@ -114,11 +114,13 @@ def free_port() -> int:
 class Server:
     """The real service (uvicorn, HTTP over a socket) in a background thread."""
 
-    def __init__(self, store: FeatureStore, settings: ApiSettings | None = None) -> None:
+    def __init__(
+        self, store: FeatureStore, settings: ApiSettings | None = None, *, app: Any = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(store, settings=settings),
+            app if app is not None else create_app(store, settings=settings),
             host="127.0.0.1",
             port=self.port,
             log_level="critical",

@@ -15,8 +15,9 @@ does), one copy per document, the blocks of a document in order:
   whitespace.
 
 The documented exceptions, applied here and nowhere else, are :data:`WORKDIR` (which folder a
-document's examples run in), :data:`SKIPPED_COMMANDS` (setting up the machine) and ``serve``,
-which runs in the background on a free port and is queried by the commands after it.
+document's examples run in), :data:`SKIPPED_COMMANDS` (setting up the machine), and ``serve``
+and ``ui``, which run in the background each on a free port (the port a later command names is
+moved with it) and are queried by the commands after them.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ FENCE = re.compile(r"^```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
 WORKDIR = {"docs/online.md": "repo"}
 #: Shell commands that set up a machine (the test has done it already), never run here.
 SKIPPED_COMMANDS = re.compile(r"^(make|pip|python -m pip|docker|docker-compose)\b")
-#: ``featurestore ... serve`` in a shell block: started in the background, on a free port.
-SERVE = re.compile(r"^featurestore\b.*\bserve\b")
+#: ``featurestore ... serve`` (or ``ui``) in a shell block: started in the background, each on a
+#: free port (the first on the port that replaces 6566 in the block).
+SERVE = re.compile(r"^featurestore\b.*\b(serve|ui)\b")
 DOCUMENTED_EXIT = re.compile(r"#.*\bexit (\d+)\b")
 
 
@@ -254,22 +256,32 @@ def shell_script(block: Block, port: int) -> str:
     """A bash script that runs the block's commands one by one and stops at the first one that
     exits with a code its comment does not document; ``serve`` goes to the background."""
     lines = ["set -u", "servers=()", 'trap \'for p in "${servers[@]}"; do kill "$p"; done\' EXIT']
+    started = 0
+    moved: dict[str, str] = {}
     for command in shell_commands(block.code):
         if SKIPPED_COMMANDS.match(command):
             lines.append(f"# skipped (sets up the machine): {command}")
             continue
         if SERVE.match(command):
+            at = port if not started else _free_port()
+            log = f"serve-{started}.log"
+            started += 1
             command = command.split("#")[0].strip().removesuffix("&").strip()
-            command = re.sub(r"--port\s+\d+", f"--port {port}", command)
+            asked = re.search(r"--port\s+(\d+)", command)
+            if asked is not None and asked.group(1) != "6566":
+                moved[asked.group(1)] = str(at)  # later commands reach it there
+            command = re.sub(r"--port\s+\d+", f"--port {at}", command)
             if "--port" not in command:
-                command += f" --port {port}"
+                command += f" --port {at}"
             lines += [
-                f"{command} > serve.log 2>&1 &",
+                f"{command} > {log} 2>&1 &",
                 "servers+=($!)",
                 f"curl -s -o /dev/null --retry 60 --retry-delay 1 --retry-connrefused "
-                f"http://127.0.0.1:{port}/health || {{ cat serve.log >&2; exit 97; }}",
+                f"http://127.0.0.1:{at}/health || {{ cat {log} >&2; exit 97; }}",
             ]
             continue
+        for asked_port, at_port in moved.items():
+            command = command.replace(f":{asked_port}", f":{at_port}")
         documented = DOCUMENTED_EXIT.search(command)
         allowed = "0" if documented is None else f"0|{documented.group(1)}"
         quoted = command.replace("'", "'\\''")

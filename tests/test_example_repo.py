@@ -2,42 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from example_data import REPO, load_generator
 
 from featurestore import FeatureStore
 
-REPO = Path(__file__).resolve().parents[1] / "repo"
 COMMAND = str(Path(sys.executable).parent / "featurestore")
 UTC_US = pa.timestamp("us", tz="UTC")
 
 
-def _load_generator() -> ModuleType:
-    name = "featurestore_example_generate_data"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "generate_data.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+gen = load_generator()
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from featurestore.cli.scaffold import register as _register_scaffold
 from featurestore.cli.serve import register as _register_serve
 from featurestore.cli.status import register as _register_status
 from featurestore.cli.stream import register as _register_stream
+from featurestore.cli.ui import register as _register_ui
 from featurestore.errors import FeatureStoreError
 
 _register_access(cli)
@@ -44,6 +45,7 @@ _register_scaffold(cli)
 _register_serve(cli)
 _register_status(cli)
 _register_stream(cli)
+_register_ui(cli)
 accept_repo_after_commands(cli)
 
 __all__ = ["cli", "main"]

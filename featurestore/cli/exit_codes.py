@@ -10,7 +10,7 @@ table, and a test keeps the two and the code in step):
 3     the data or the definitions are the problem, not the run: ``validate`` failed,
       ``drift`` found drift, ``plan --fail-on-breaking`` found breaking changes,
       ``status`` found a view whose freshness objective is breached
-4     ``serve`` cannot listen on ``--host``/``--port`` (the port is in use, or the
+4     ``serve`` (or ``ui``) cannot listen on ``--host``/``--port`` (the port is in use, or the
       address is not available here or not permitted)
 ====  ===============================================================================
 """

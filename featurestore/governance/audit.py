@@ -113,9 +113,15 @@ class AuditLog:
         principal: str | None = None,
         action: str | None = None,
         outcome: str | None = None,
+        resource: str | None = None,
+        before_id: int | None = None,
         limit: int | None = None,
     ) -> list[AuditRecord]:
-        """Rows matching every given filter, oldest first (the newest ``limit`` when given)."""
+        """Rows matching every given filter, oldest first (the newest ``limit`` when given).
+
+        ``resource`` keeps rows whose resource contains it (``driver_stats`` matches
+        ``feature_view:driver_stats`` and ``feature:driver_stats:conv_rate``); ``before_id``
+        keeps rows older than that id, so a reader pages back with the oldest id it was given."""
         a = audit_log
         query = select(a).where(a.c.project == self.project)
         if since is not None:
@@ -126,6 +132,10 @@ class AuditLog:
             query = query.where(a.c.action == action)
         if outcome is not None:
             query = query.where(a.c.outcome == outcome)
+        if resource:
+            query = query.where(a.c.resource.contains(resource, autoescape=True))
+        if before_id is not None:
+            query = query.where(a.c.id < before_id)
         query = query.order_by(a.c.id.desc())
         if limit is not None:
             query = query.limit(limit)

@@ -206,14 +206,26 @@ class GovernanceOperations(FacadeBase):
         since: datetime | None = None,
         principal: str | None = None,
         action: str | None = None,
+        resource: str | None = None,
+        before_id: int | None = None,
         limit: int | None = None,
+        as_principal: PrincipalLike = None,
     ) -> list[AuditRecord]:
-        """The project's audit records (oldest first); needs ``admin``."""
-        self._require_admin()
+        """The project's audit records (oldest first; the newest ``limit``); ``resource``
+        keeps those whose resource contains it, ``before_id`` those older than that record
+        (to page back). Needs ``admin`` (of ``as_principal``, default: the store's principal)."""
+        self._require_admin(as_principal)
         self.guard.audit.flush()
-        return self.guard.audit.query(since=since, principal=principal, action=action, limit=limit)
+        return self.guard.audit.query(
+            since=since,
+            principal=principal,
+            action=action,
+            resource=resource,
+            before_id=before_id,
+            limit=limit,
+        )
 
-    def _require_admin(self) -> Principal:
-        who = self.principal
+    def _require_admin(self, principal: PrincipalLike = None) -> Principal:
+        who = self.guard.principal(principal)
         self.guard.require(who, "admin", [project_target(self.project)])
         return who
