@@ -12,9 +12,12 @@ from featurestore.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    OnDemandFeatureView,
     Policy,
     PushSource,
+    RequestSource,
     Resource,
+    on_demand_feature_view,
 )
 from featurestore.errors import FeatureStoreError
 from featurestore.offline.base import RetrievalJob, SavedDataset
@@ -35,15 +38,18 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "OnDemandFeatureView",
     "Plan",
     "Policy",
     "PushMode",
     "PushSource",
     "RepoConfig",
+    "RequestSource",
     "Resource",
     "RetrievalJob",
     "SavedDataset",
     "Validation",
     "__version__",
     "load_config",
+    "on_demand_feature_view",
 ]
