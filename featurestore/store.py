@@ -52,15 +52,21 @@ from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResp
 from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.push.operations import OnlineWriteOperations
 from featurestore.quality.operations import QualityOperations
-from featurestore.references import resolve_requests
 from featurestore.registry import Plan, Registry, open_registry
+from featurestore.transform.offline import plan_retrieval
+from featurestore.transform.online import OnDemandLookup
+from featurestore.transform.operations import OnDemandOperations
 
 #: The environment variable the SDK and CLI read a token from.
 TOKEN_ENV = "FEATURESTORE_TOKEN"
 
 
 class FeatureStore(
-    CatalogOperations, QualityOperations, GovernanceOperations, OnlineWriteOperations
+    CatalogOperations,
+    QualityOperations,
+    GovernanceOperations,
+    OnlineWriteOperations,
+    OnDemandOperations,
 ):
     """Entry point to a feature repository.
 
@@ -88,7 +94,7 @@ class FeatureStore(
         self._registry: Registry | None = None
         self._offline: OfflineEngine | None = None
         self._online: OnlineStore | None = None
-        self._lookup: OnlineLookup | None = None
+        self._lookup: OnDemandLookup | None = None
         self._pusher: Pusher | None = None
         self._lineage: LineageHooks | None = None
         self._retention: RetentionRules | None = None
@@ -239,9 +245,14 @@ class FeatureStore(
         prediction time is served. Views whose source has no created column are unaffected.
         """
         references = self._references(features)
-        requests = resolve_requests(
-            references, self._view_lookup, full_feature_names=full_feature_names
+        # On-demand features: their inputs are joined too, and computed after the join.
+        plan = plan_retrieval(
+            references,
+            self._view_lookup,
+            self._on_demand_view,
+            full_feature_names=full_feature_names,
         )
+        requests = plan.requests
         guard = self.guard
         targets = [
             target
@@ -250,14 +261,17 @@ class FeatureStore(
                 self.project, r.view, r.features, governing=guard.governing(r.view)
             )
         ]
+        targets += self._on_demand_targets([p.view for p in plan.parts])
         if isinstance(features, FeatureService | str):
             service = features if isinstance(features, FeatureService) else None
             targets += self._service_targets(service or self._feature_service(str(features)))
         self.guard.require(self.principal, "read_offline", targets)
         # Rows older than a view's retention window are never served, from any source.
         requests = self.retention.apply(requests, epoch_us(datetime.now(timezone.utc)))
-        job = self.offline.get_historical_features(
-            entity_df, requests, filter_by_created_timestamp=filter_by_created_timestamp
+        job = plan.wrap(
+            self.offline.get_historical_features(
+                entity_df, requests, filter_by_created_timestamp=filter_by_created_timestamp
+            )
         )
         # job.save_dataset(name) records the frame through the lineage layer.
         asked_through = features if isinstance(features, FeatureService | str) else None
@@ -456,15 +470,16 @@ class FeatureStore(
             principal=principal,
         )
 
-    def _online_lookup(self) -> OnlineLookup:
+    def _online_lookup(self) -> OnDemandLookup:
         if self._lookup is None:
-            self._lookup = OnlineLookup(
+            inner = OnlineLookup(
                 self.project,
                 self.registry,
                 self.online,
                 authorize=self._lookup_guard(),
                 retention=self.retention.of,
             )
+            self._lookup = self._on_demand_lookup(inner)
         return self._lookup
 
     def _lookup_guard(self) -> LookupGuard:

@@ -197,9 +197,7 @@ def coercer(dtype: ValueType) -> Coercer:
         bound = _INT32 if dtype == Int32 else 2**63
 
         def to_int(value: Any, column: str, label: str) -> Any:
-            if value is None or value is pd.NA:
-                return None
-            if isinstance(value, float) and math.isnan(value):
+            if _null(value):
                 return None
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 _wrong(value, column, dtype, label)
@@ -214,7 +212,7 @@ def coercer(dtype: ValueType) -> Coercer:
     if dtype == String:
 
         def to_str(value: Any, column: str, label: str) -> Any:
-            if value is None or value is pd.NA:
+            if _null(value):
                 return None
             if not isinstance(value, str):
                 _wrong(value, column, dtype, label)
@@ -224,7 +222,7 @@ def coercer(dtype: ValueType) -> Coercer:
     if dtype == Bool:
 
         def to_bool(value: Any, column: str, label: str) -> Any:
-            if value is None or value is pd.NA:
+            if _null(value):
                 return None
             if type(value).__name__ not in ("bool", "bool_"):
                 _wrong(value, column, dtype, label)
@@ -240,6 +238,11 @@ def coercer(dtype: ValueType) -> Coercer:
             _wrong(value, column, dtype, label)
 
     return through_arrow
+
+
+def _null(value: Any) -> bool:
+    """None, pandas' NA and NaN are null, as Arrow reads them from pandas."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def _wrong(value: Any, column: str, dtype: ValueType, label: str) -> Any:
