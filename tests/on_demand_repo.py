@@ -9,6 +9,7 @@ the test modules (their code must be in a file).
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +19,10 @@ import pandas as pd
 from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, RequestSource
 from featurestore.types import Float32, Float64, Int64, String
 
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-END = T0 + timedelta(days=2)
+#: Data ends a minute before import, on whole minutes: a lookup "now" (REST has no as_of) sees
+#: what a retrieval at the same minute sees, since TTL bounds only move on whole minutes.
+END = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+T0 = (END - timedelta(days=2)).replace(minute=0)
 DRIVERS = 30
 CUSTOMERS = ["a1", "a", "1a", "b", "", "11"]
 
@@ -101,6 +104,16 @@ def make_store(root: Path, *, online: str | None = None, seed: int = 13) -> Feat
     project = f"ondemand_{uuid.uuid4().hex[:10]}"
     (root / "featurestore.yaml").write_text(f"project: {project}\nonline_store: {online}\n")
     return FeatureStore(repo_path=root)
+
+
+def same_minute_now() -> datetime:
+    """Now, at least 10 s before the next whole minute (waits if needed): a retrieval at this
+    instant and a lookup made right after it see the same values."""
+    now = datetime.now(UTC)
+    if now.second >= 50:
+        time.sleep(61 - now.second)
+        now = datetime.now(UTC)
+    return now
 
 
 def entity_frame(seed: int, rows: int, *, at: datetime = END) -> pd.DataFrame:

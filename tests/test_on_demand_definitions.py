@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
-from on_demand_repo import BASE, DRIVER_STATS, RIDE, make_store
+from api_server import Server
+from on_demand_repo import (
+    BASE,
+    DRIVER_STATS,
+    END,
+    RIDE,
+    T0,
+    entity_frame,
+    make_store,
+    same_minute_now,
+)
 
 from featurestore import (
     FeatureStore,
@@ -98,7 +110,9 @@ def identity(row: dict) -> dict:
 
 def test_bad_definitions_name_the_view() -> None:
     schema = [Field(name="x", dtype=Float64)]
-    with pytest.raises(DefinitionError, match=r"view 'identity'.*mode must be one of"):
+    with pytest.raises(
+        DefinitionError, match=r"on-demand feature view 'identity': mode must be one of"
+    ):
         on_demand_feature_view(sources=[RIDE], schema=schema, mode="sql")(identity)
     with pytest.raises(DefinitionError, match="cannot be a source"):
         on_demand_feature_view(sources=[eta_view], schema=schema)(identity)
@@ -176,5 +190,53 @@ def test_apply_rejects_missing_and_self_dependencies(tmp_path: Path) -> None:
             )
         # Nothing was written by the failed applies.
         assert store.registry.list(store.project, "on_demand_feature_view") == []
+    finally:
+        store.close()
+
+
+def test_version_one_still_answers_pinned_lookups_and_retrievals(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    try:
+        store.apply([*BASE, eta_view])
+        store.materialize(T0 - timedelta(days=1), END + timedelta(seconds=1), progress=False)
+        store.apply([*BASE, version_two()])
+        instant = same_minute_now()
+        frame = entity_frame(5, 25, at=instant)
+        refs = ["eta_view@1:eta", "eta_view:eta", "driver_stats:avg_speed"]
+        table = store.get_historical_features(frame, refs, full_feature_names=True).to_arrow()
+        v1, v2 = table.column("eta_view_v1__eta").to_pylist(), table.column("eta_view__eta")
+        speed = table.column("driver_stats__avg_speed").to_pylist()
+        distance = frame["distance_km"].tolist()
+        for old, new, s, d in zip(v1, v2.to_pylist(), speed, distance, strict=True):
+            if s is None or s == 0 or d is None or math.isnan(d):
+                continue
+            assert old == pytest.approx(d / s * 60)
+            assert new == pytest.approx(d / s * 120)
+        assert sum(v is not None and math.isfinite(v) for v in v1) > 3
+        rows = [
+            {"driver_id": d, "distance_km": None if math.isnan(k) else k, "label": "x"}
+            for d, k in zip(frame["driver_id"], distance, strict=True)
+        ]
+        online = store.get_online_features(
+            refs, entity_rows=rows, full_feature_names=True, as_of=instant
+        ).to_dict()
+        assert online["eta_view_v1__eta"] == v1
+        assert online["eta_view__eta"] == v2.to_pylist()
+        with Server(store) as server:
+            body = httpx.post(
+                f"{server.url}/get-online-features",
+                json={
+                    "features": ["eta_view@1:eta"],
+                    "entities": {"driver_id": [r["driver_id"] for r in rows]},
+                    "request_context": {
+                        "distance_km": [r["distance_km"] for r in rows],
+                        "label": ["x"] * len(rows),
+                    },
+                },
+                timeout=30,
+            )
+        assert body.status_code == 200, body.text
+        rest = [v if v is None else float(v) for v in body.json()["results"][-1]["values"]]
+        assert rest == [None if v is not None and math.isinf(v) else v for v in v1]
     finally:
         store.close()

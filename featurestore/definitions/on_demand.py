@@ -144,6 +144,10 @@ class OnDemandFeatureView(Definition):
             owners[item.name] = owner
         return inputs
 
+    @property
+    def label(self) -> str:
+        return f"on-demand feature view {self.name!r}"
+
     # -- what the view reads and serves --------------------------------------------------------
 
     @property
