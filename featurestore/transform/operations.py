@@ -15,9 +15,22 @@ from featurestore.facade_base import FacadeBase
 from featurestore.governance.access import Target, definition_target
 from featurestore.governance.guard import PrincipalLike
 from featurestore.online.lookup import OnlineLookup
+from featurestore.references import parse_reference
 from featurestore.transform.online import OnDemandLookup
+from featurestore.types import ValueType
 
 KIND = "on_demand_feature_view"
+
+
+def request_types(store: OnDemandOperations, references: Sequence[str]) -> dict[str, ValueType]:
+    """The declared type of every request field the on-demand views in ``references`` need
+    (for parsing request values typed as text, e.g. by the CLI)."""
+    types: dict[str, ValueType] = {}
+    for ref in {(r.view, r.version) for r in map(parse_reference, references)}:
+        found = store._on_demand_view(*ref)
+        if found is not None:
+            types.update({f.name: f.dtype for f in found[0].request_fields})
+    return types
 
 
 class OnDemandOperations(FacadeBase):
