@@ -279,7 +279,8 @@ class FeatureStore(
             requests, service=asked_through, principal=self.guard.audit_name(self.principal)
         )
         # A saved frame's statistics are recorded too: drift checks compare with them.
-        job.attach_saver(self._profiling_saver(saver, requests, None))
+        visible = plan.visible(requests)  # on-demand inputs not asked for are not in the frame
+        job.attach_saver(self._profiling_saver(saver, visible, None) if visible else saver)
         return job
 
     def get_saved_dataset(self, name: str) -> SavedDataset:

@@ -70,7 +70,7 @@ def write_data(root: Path, seed: int) -> None:
                     "event_timestamp": t,
                     "created": t + timedelta(minutes=rng.randrange(0, 10)),
                     "conv_rate": _maybe(rng, rng.random()),
-                    "avg_speed": _maybe(rng, rng.choice([0.0, rng.uniform(5, 80)])),
+                    "avg_speed": _maybe(rng, 0.0 if rng.random() < 0.1 else rng.uniform(5, 80)),
                     "trips": _maybe(rng, rng.randrange(0, 50)),
                     "tier": _maybe(rng, rng.choice(["gold", "silver", ""])),
                 }

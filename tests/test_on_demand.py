@@ -9,6 +9,8 @@ at ``END`` (SDK and the real HTTP server) for every row and feature, nulls inclu
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,6 +19,7 @@ import httpx
 import pandas as pd
 import pytest
 from api_server import Server
+from conftest import require_redis
 from on_demand_repo import (
     BASE,
     CUSTOMER_PROFILE,
@@ -90,15 +93,27 @@ def ride_python(row: dict[str, Any]) -> dict[str, Any]:
 FEATURES = ["eta_min", "score", "tag", "trips_plus_age", "fast"]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FeatureStore, str]]:
+REDIS_URL = os.environ.get("FEATURESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FeatureStore, str]]:
+    online = None
+    if request.param == "redis":
+        require_redis(REDIS_URL)
+        online = f"{{type: redis, url: '{REDIS_URL}', expiry_grace: 36500d}}"
     root = tmp_path_factory.mktemp("ondemand") / "repo"
-    store = make_store(root, seed=29)
+    store = make_store(root, online=online, seed=29)
     store.apply([*BASE, ride_pandas, ride_python])
     store.materialize(T0 - timedelta(days=1), END + timedelta(seconds=1), progress=False)
-    with Server(store) as server:
-        yield store, server.url
-    store.close()
+    try:
+        with Server(store) as server:
+            yield store, server.url
+    finally:
+        store.teardown()
+        store.close()
 
 
 def offline_rows(store: FeatureStore, frame: pd.DataFrame, refs: list[str]) -> dict[str, list]:
@@ -198,3 +213,16 @@ def test_python_mode_single_row_and_request_values_coerced(
     rows[0]["distance_km"] = 3.0
     as_float = store.get_online_features(["ride_python:eta_min"], entity_rows=rows, as_of=END)
     assert as_int.to_dict() == as_float.to_dict()
+
+
+def test_a_saved_training_set_keeps_the_on_demand_columns(
+    served: tuple[FeatureStore, str],
+) -> None:
+    store, _ = served
+    frame = entity_frame(11, 20)
+    job = store.get_historical_features(frame, ["ride_pandas:eta_min", "ride_pandas:tag"])
+    saved = job.save_dataset(f"rides_{uuid.uuid4().hex[:8]}")
+    written = pd.read_parquet(saved.location)
+    assert list(written.columns) == [*frame.columns, "eta_min", "tag"]
+    assert written["tag"].tolist() == job.to_pandas()["tag"].tolist()
+    assert saved.rows == len(frame)

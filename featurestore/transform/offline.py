@@ -65,6 +65,20 @@ class RetrievalPlan:
     parts: list[OnDemandPart]
     hidden: tuple[str, ...]
 
+    def visible(self, requests: Sequence[FeatureRequest]) -> list[FeatureRequest]:
+        """``requests`` without the hidden input columns (what the result holds)."""
+        kept = []
+        for request in requests:
+            pairs = [
+                (f, o)
+                for f, o in zip(request.features, request.output_names, strict=True)
+                if o not in self.hidden
+            ]
+            if pairs:
+                features, outputs = zip(*pairs, strict=True)
+                kept.append(replace(request, features=features, output_names=outputs))
+        return kept
+
     def wrap(self, job: RetrievalJob) -> RetrievalJob:
         if not self.parts:
             return job
