@@ -53,7 +53,6 @@ from featurestore.push import Pusher, PushInput, PushMode, PushReport
 from featurestore.push.operations import OnlineWriteOperations
 from featurestore.quality.operations import QualityOperations
 from featurestore.registry import Plan, Registry, open_registry
-from featurestore.transform.offline import plan_retrieval
 from featurestore.transform.online import OnDemandLookup
 from featurestore.transform.operations import OnDemandOperations
 
@@ -245,13 +244,7 @@ class FeatureStore(
         prediction time is served. Views whose source has no created column are unaffected.
         """
         references = self._references(features)
-        # On-demand features: their inputs are joined too, and computed after the join.
-        plan = plan_retrieval(
-            references,
-            self._view_lookup,
-            self._on_demand_view,
-            full_feature_names=full_feature_names,
-        )
+        plan = self._retrieval_plan(references, full_feature_names)  # on-demand views too
         requests = plan.requests
         guard = self.guard
         targets = [

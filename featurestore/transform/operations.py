@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.on_demand import OnDemandFeatureView
 from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
 from featurestore.facade_base import FacadeBase
@@ -16,6 +17,7 @@ from featurestore.governance.access import Target, definition_target
 from featurestore.governance.guard import PrincipalLike
 from featurestore.online.lookup import OnlineLookup
 from featurestore.references import parse_reference
+from featurestore.transform.offline import RetrievalPlan, plan_retrieval
 from featurestore.transform.online import OnDemandLookup
 from featurestore.types import ValueType
 
@@ -51,6 +53,19 @@ class OnDemandOperations(FacadeBase):
             raise FeatureReferenceError.from_not_found(exc) from None
         assert isinstance(view, OnDemandFeatureView)
         return view, version
+
+    def _retrieval_plan(self, references: Sequence[str], full_feature_names: bool) -> RetrievalPlan:
+        """The engine's requests for ``references``; on-demand views' inputs are joined too,
+        and the views computed after the join (see :mod:`featurestore.transform.offline`)."""
+        return plan_retrieval(
+            references,
+            self._view_lookup,
+            self._on_demand_view,
+            full_feature_names=full_feature_names,
+        )
+
+    def _view_lookup(self, name: str, version: int | None) -> FeatureView:
+        raise NotImplementedError
 
     def _on_demand_targets(self, views: Sequence[OnDemandFeatureView]) -> list[Target]:
         """The resources an access check covers for these views (their current registration
