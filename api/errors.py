@@ -42,6 +42,7 @@ from featurestore.errors import (
     PushError,
     QualityError,
     RegistryError,
+    TransformationError,
 )
 
 __all__ = [
@@ -66,6 +67,7 @@ _STATUS: tuple[tuple[type[FeatureStoreError], int], ...] = (
     (PushError, 422),
     (QualityError, 422),
     (EngineCapabilityError, 501),
+    (TransformationError, 500),
     (OnlineStoreError, 503),
     (RegistryError, 503),
     (ConfigError, 500),

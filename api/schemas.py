@@ -85,6 +85,10 @@ ONLINE_REQUEST_SCHEMA: dict[str, Any] = {
         "entities": _columns(
             "Join key -> one value per entity row; every list has the same length"
         ),
+        "request_context": _columns(
+            "Request-time values of on-demand feature views -> one value per entity row (as "
+            "Feast's request_context; they may also be extra columns of entities)"
+        ),
         "full_feature_names": {"type": "boolean", "default": False},
         "include_feature_view_version_metadata": {"type": "boolean", "default": False},
     },
@@ -276,9 +280,38 @@ def parse_online_request(body: bytes, max_entities: int) -> OnlineRequest:
                 + str({k: len(v) for k, v in entities.items() if isinstance(v, list)})
             )
         rows = len(values)
+    context = data.get("request_context")
+    if context is not None:
+        entities = {**entities, **_request_context(context, entities, rows, max_entities)}
     full = _flag(data, "full_feature_names")
     versions = _flag(data, "include_feature_view_version_metadata")
     return OnlineRequest(features, entities, full, max(rows, 0), versions)
+
+
+def _request_context(
+    context: object, entities: dict[str, Any], rows: int, max_entities: int
+) -> dict[str, Any]:
+    """``request_context`` columns (on-demand views' request values), checked like entities."""
+    if not isinstance(context, dict):
+        raise _invalid(
+            "'request_context' must be an object mapping request fields to lists of values, "
+            'e.g. {"distance_km": [3.2]}'
+        )
+    for key, values in context.items():
+        _check_column(
+            f"request_context[{key!r}]",
+            values,
+            max_entities,
+            too_many=("TooManyEntities", "per request (api.max_entities): split the request"),
+            values_are="request values must be numbers, strings, booleans or null",
+        )
+        if key in entities:
+            raise _invalid(f"{key!r} is given in both 'entities' and 'request_context'")
+        if rows not in (-1, len(values)):
+            raise _invalid(
+                f"request_context[{key!r}] has {len(values)} values for {rows} entity rows"
+            )
+    return context
 
 
 def parse_write_request(body: bytes, max_rows: int) -> WriteRequest:

@@ -13,11 +13,14 @@ from featurestore.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    OnDemandFeatureView,
     Policy,
     PushSource,
+    RequestSource,
     Resource,
     SparkSource,
     StreamSource,
+    on_demand_feature_view,
 )
 from featurestore.errors import FeatureStoreError
 from featurestore.offline.base import RetrievalJob, SavedDataset
@@ -39,11 +42,13 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "OnDemandFeatureView",
     "Plan",
     "Policy",
     "PushMode",
     "PushSource",
     "RepoConfig",
+    "RequestSource",
     "Resource",
     "RetrievalJob",
     "SavedDataset",
@@ -52,4 +57,5 @@ __all__ = [
     "Validation",
     "__version__",
     "load_config",
+    "on_demand_feature_view",
 ]

@@ -15,6 +15,7 @@ anything the library reports about bad input or a failed operation::
     ├── FeatureReferenceError    a feature reference is malformed or names nothing
     ├── EntityFrameError         the entity frame lacks a column or has a wrong type
     ├── RetrievalError           the offline engine failed to build a training frame
+    ├── TransformationError      an on-demand view's function failed or returned bad output
     ├── EngineCapabilityError    the offline engine cannot do an operation (e.g. statistics)
     ├── OnlineStoreError         the online store is unreachable or failed a read or write
     ├── MaterializationError     a materialization run failed (its watermark did not move)
@@ -135,6 +136,10 @@ class EntityFrameError(FeatureStoreError):
 
 class RetrievalError(FeatureStoreError):
     """The offline engine failed to build a training frame."""
+
+
+class TransformationError(FeatureStoreError):
+    """An on-demand feature view's function raised, or returned wrong columns, types or rows."""
 
 
 class EngineCapabilityError(FeatureStoreError):

@@ -94,7 +94,13 @@ def load_repo(repo_path: str | Path) -> RepoContents:
             module_file = getattr(sys.modules[name], "__file__", None) or ""
             if name.startswith(package) or module_file.startswith(str(root)):
                 del sys.modules[name]
-    order = {"entity": 0, "feature_view": 1, "feature_service": 2, "policy": 3}
+    order = {
+        "entity": 0,
+        "feature_view": 1,
+        "on_demand_feature_view": 2,
+        "feature_service": 3,
+        "policy": 4,
+    }
     contents.objects.sort(key=lambda o: (order[o.kind], o.name))
     return contents
 

@@ -54,12 +54,13 @@ from featurestore.online.consistency import ConsistencyReport, check_consistency
 from featurestore.online.freshness_operations import FreshnessOperations
 from featurestore.online.lookup import EntityRowsInput, OnlineLookup, OnlineResponse
 from featurestore.online.teardown import TeardownOperations
-from featurestore.push import Pusher, PushInput, PushMode, PushReport
+from featurestore.push import Pusher
 from featurestore.push.operations import OnlineWriteOperations
 from featurestore.quality.operations import QualityOperations
-from featurestore.references import resolve_requests
 from featurestore.registry import Plan, Registry, open_registry
 from featurestore.stream.operations import StreamOperations
+from featurestore.transform.online import OnDemandLookup
+from featurestore.transform.operations import OnDemandOperations
 
 #: The environment variable the SDK and CLI read a token from.
 TOKEN_ENV = "FEATURESTORE_TOKEN"
@@ -70,6 +71,7 @@ class FeatureStore(
     QualityOperations,
     GovernanceOperations,
     OnlineWriteOperations,
+    OnDemandOperations,
     StreamOperations,
     FreshnessOperations,
     TeardownOperations,
@@ -100,7 +102,7 @@ class FeatureStore(
         self._registry: Registry | None = None
         self._offline: OfflineEngine | None = None
         self._online: OnlineStore | None = None
-        self._lookup: OnlineLookup | None = None
+        self._lookup: OnDemandLookup | None = None
         self._pusher: Pusher | None = None
         self._lineage: LineageHooks | None = None
         self._retention: RetentionRules | None = None
@@ -251,9 +253,8 @@ class FeatureStore(
         prediction time is served. Views whose source has no created column are unaffected.
         """
         references = self._references(features)
-        requests = resolve_requests(
-            references, self._view_lookup, full_feature_names=full_feature_names
-        )
+        plan = self._retrieval_plan(references, full_feature_names)  # on-demand views too
+        requests = plan.requests
         guard = self.guard
         targets = [
             target
@@ -262,6 +263,7 @@ class FeatureStore(
                 self.project, r.view, r.features, governing=guard.governing(r.view)
             )
         ]
+        targets += self._on_demand_targets([p.view for p in plan.parts])
         if isinstance(features, FeatureService | str):
             service = features if isinstance(features, FeatureService) else None
             targets += self._service_targets(service or self._feature_service(str(features)))
@@ -269,8 +271,10 @@ class FeatureStore(
         # Rows older than a view's retention window are never served, from any source.
         requests = self.retention.apply(requests, epoch_us(datetime.now(timezone.utc)))
         require_aggregations(self.offline, requests)
-        job = self.offline.get_historical_features(
-            entity_df, requests, filter_by_created_timestamp=filter_by_created_timestamp
+        job = plan.wrap(
+            self.offline.get_historical_features(
+                entity_df, requests, filter_by_created_timestamp=filter_by_created_timestamp
+            )
         )
         # job.save_dataset(name) records the frame through the lineage layer.
         asked_through = features if isinstance(features, FeatureService | str) else None
@@ -278,7 +282,8 @@ class FeatureStore(
             requests, service=asked_through, principal=self.guard.audit_name(self.principal)
         )
         # A saved frame's statistics are recorded too: drift checks compare with them.
-        job.attach_saver(self._profiling_saver(saver, requests, None))
+        visible = plan.visible(requests)  # on-demand inputs not asked for are not in the frame
+        job.attach_saver(self._profiling_saver(saver, visible, None) if visible else saver)
         return job
 
     def get_saved_dataset(self, name: str) -> SavedDataset:
@@ -471,15 +476,16 @@ class FeatureStore(
             principal=principal,
         )
 
-    def _online_lookup(self) -> OnlineLookup:
+    def _online_lookup(self) -> OnDemandLookup:
         if self._lookup is None:
-            self._lookup = OnlineLookup(
+            inner = OnlineLookup(
                 self.project,
                 self.registry,
                 self.online,
                 authorize=self._lookup_guard(),
                 retention=self.retention.of,
             )
+            self._lookup = self._on_demand_lookup(inner)
         return self._lookup
 
     def _lookup_guard(self) -> LookupGuard:
@@ -491,43 +497,6 @@ class FeatureStore(
         # A service name goes to the lookup as is: it resolves and caches it per registry state,
         # where _references would read the registry on every call.
         return features if isinstance(features, str) else self._references(features)
-
-    def push(
-        self,
-        push_source_name: str,
-        df: PushInput,
-        to: PushMode | str = PushMode.ONLINE,
-        *,
-        principal: PrincipalLike = None,
-    ) -> PushReport:
-        """Send rows to the views reading push source ``push_source_name``.
-
-        ``df`` (pandas, pyarrow, or ``{column: [values]}``) uses the source's column names and
-        carries its timestamp column, join keys and features. ``to`` is ``"online"`` (default,
-        as in Feast), ``"offline"`` (appended to the store's data folder; the next historical
-        retrieval sees it) or ``"online_and_offline"``. Rows are validated against the views'
-        schema before anything is written; online, a row never replaces a newer one.
-        """
-        pusher = self.pusher
-        who, guard = self.guard.principal(principal), self.guard
-        mode = PushMode.parse(to)
-        if guard.access.enforced:
-            views = [v for v, _ in pusher.target(push_source_name).views]
-            targets = [definition_target(self.project, v) for v in views]
-            for action in ("write_online",) * mode.online + ("write_offline",) * mode.offline:
-                guard.require(who, action, targets)
-        readers = pusher.target(push_source_name).views if mode.offline else ()
-        with self.lineage.pushing(push_source_name, mode, readers) as observe:
-            report = pusher.push(push_source_name, df, mode, validate=self._push_validation(who))
-            observe(report)
-        guard.record(
-            who,
-            "push",
-            f"push_source:{push_source_name}",
-            "ok",
-            {"to": mode.value, "rows": report.rows, "views": [v.view for v in report.online]},
-        )
-        return report
 
     def consistency_check(
         self,

@@ -6,7 +6,18 @@ benchmarks in ``bench/`` use these same definitions over larger generated files.
 
 from datetime import timedelta
 
-from featurestore import Entity, FeatureService, FeatureView, Field, FileSource, Validation
+import pandas as pd
+
+from featurestore import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    RequestSource,
+    Validation,
+    on_demand_feature_view,
+)
 from featurestore.types import Float32, Float64, Int64
 
 driver = Entity(
@@ -126,3 +137,29 @@ driver_activity = FeatureService(
     owner="ml-platform@example.com",
     tags={"model": "ride_acceptance"},
 )
+
+# A value only the request knows: the length of the trip being offered to the driver.
+trip_request = RequestSource(
+    name="trip_request",
+    schema=[
+        Field(name="trip_distance_km", dtype=Float64, description="The offered trip's length.")
+    ],
+)
+
+
+@on_demand_feature_view(
+    sources=[driver_hourly_stats[["conv_rate", "trip_distance"]], trip_request],
+    schema=[
+        Field(name="distance_ratio", dtype=Float64, description="Offered km / recent mean km."),
+        Field(name="accept_score", dtype=Float64, description="conv_rate, lower for long trips."),
+    ],
+    description="How the offered trip compares with the driver's recent trips; the same code "
+    "runs offline (training frames) and online (lookups).",
+    owner="ml-platform@example.com",
+)
+def trip_fit(inputs: pd.DataFrame) -> pd.DataFrame:
+    recent = inputs["trip_distance"].where(inputs["trip_distance"] > 0)
+    out = pd.DataFrame(index=inputs.index)
+    out["distance_ratio"] = inputs["trip_distance_km"] / recent
+    out["accept_score"] = inputs["conv_rate"] / (1 + out["distance_ratio"].clip(lower=0))
+    return out

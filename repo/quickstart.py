@@ -20,6 +20,7 @@ ONLINE_FEATURES = ["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_dai
 #: Sliding-window aggregations of the trips source (repo/trips.py, docs/aggregations.md).
 TRIP_NAMES = ["trips_1h", "trips_1d", "fare_sum_1d", "fare_mean_7d", "rider_id_count_distinct_7d"]
 TRIP_FEATURES = [f"driver_trip_stats:{name}" for name in TRIP_NAMES]
+TRIP_FIT = ["driver_hourly_stats:conv_rate", "trip_fit:distance_ratio", "trip_fit:accept_score"]
 #: Two known drivers and one the data has never seen.
 LOOKUP_ROWS = [{"driver_id": 1}, {"driver_id": 2}, {"driver_id": 9999}]
 
@@ -78,7 +79,21 @@ def main() -> None:
     print(f"\nOnline lookup at {now:%Y-%m-%d %H:%M} UTC:")
     print(status_table(online.to_dict(), feature_statuses))
     print(f"\n{STATUS_MEANINGS}")
+    show_on_demand(store, entity_df)
     store.close()
+
+
+def show_on_demand(store: FeatureStore, entity_df: pd.DataFrame) -> None:
+    """The on-demand view ``trip_fit``: the same function offline (request values are columns
+    of the entity frame) and online (they travel in the entity rows)."""
+    rides = entity_df.head(5).assign(trip_distance_km=[2.0, 5.5, 12.0, 0.8, 30.0])
+    frame = store.get_historical_features(entity_df=rides, features=TRIP_FIT).to_pandas()
+    print("\nOn-demand features in a training frame (trip_distance_km is a request column):")
+    print(frame.drop(columns=["customer_id"]).to_string(index=False))
+    rows = [{**row, "trip_distance_km": 3.2} for row in LOOKUP_ROWS]
+    online = store.get_online_features(features=TRIP_FIT, entity_rows=rows).to_dict()
+    print("Online, with trip_distance_km=3.2 in each entity row:")
+    print(pd.DataFrame(online).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -253,7 +253,8 @@ def test_a_view_gaining_a_feature_a_service_already_exposes_is_rejected(defs):
 
 def test_only_definitions_can_be_applied(defs):
     with pytest.raises(
-        DefinitionError, match="expected an Entity, FeatureView, FeatureService or Policy"
+        DefinitionError,
+        match="expected an Entity, FeatureView, OnDemandFeatureView, FeatureService or Policy",
     ):
         build_plan([], [defs.entity(), "driver"], delete_missing=True)  # type: ignore[list-item]
 

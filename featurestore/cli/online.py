@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from featurestore.materialize import MaterializationReport
 from featurestore.materialize.progress import shows_progress
 from featurestore.quality.windows import parse_instant
 from featurestore.references import parse_reference
+from featurestore.transform.operations import request_types
 from featurestore.types import ValueType
 
 
@@ -131,6 +133,13 @@ def _print_summary(state: CliContext, report: MaterializationReport) -> None:
     required=True,
     help="One entity row: key=value[,key2=value2]. Repeat for several rows.",
 )
+@click.option(
+    "--request",
+    "request_values",
+    multiple=True,
+    help="Request values of on-demand views: name=value[,name2=value2]. Once for every row, "
+    "or once per --entity row.",
+)
 @click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
 @click.option("--json", "as_json", is_flag=True, help="Print Feast's feature-server JSON.")
 @click.pass_obj
@@ -139,6 +148,7 @@ def get_online_features(
     features: tuple[str, ...],
     service: str | None,
     entity_rows: tuple[str, ...],
+    request_values: tuple[str, ...],
     full_feature_names: bool,
     as_json: bool,
 ) -> None:
@@ -149,6 +159,16 @@ def get_online_features(
         references = store.get_feature_service(service).feature_refs()
     key_types = _key_types(state, references)
     rows = [_parse_entity(text, key_types) for text in entity_rows]
+    if request_values:
+        if len(request_values) not in (1, len(rows)):
+            raise click.BadParameter(
+                f"give --request once (for every row) or once per --entity row ({len(rows)}), "
+                f"not {len(request_values)} times",
+                param_hint="'--request'",
+            )
+        types = request_types(state.store, references)
+        parsed = [_parse_entity(text, types, "--request") for text in request_values]
+        rows = [{**row, **parsed[min(i, len(parsed) - 1)]} for i, row in enumerate(rows)]
     response = store.get_online_features(
         references, entity_rows=rows, full_feature_names=full_feature_names
     )
@@ -184,20 +204,22 @@ def _key_types(state: CliContext, references: list[str]) -> dict[str, ValueType 
     return types
 
 
-def _parse_entity(text: str, key_types: dict[str, ValueType | None]) -> dict[str, Any]:
+def _parse_entity(
+    text: str, key_types: Mapping[str, ValueType | None], option: str = "--entity"
+) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for part in text.split(","):
         key, sep, raw = part.partition("=")
         key = key.strip()
         if not sep or not key:
             raise click.BadParameter(
-                f"{text!r}: write key=value[,key2=value2]", param_hint="'--entity'"
+                f"{text!r}: write key=value[,key2=value2]", param_hint=f"'{option}'"
             )
-        row[key] = _parse_key_value(key, raw.strip(), key_types.get(key))
+        row[key] = _parse_key_value(key, raw.strip(), key_types.get(key), option)
     return row
 
 
-def _parse_key_value(key: str, raw: str, declared: ValueType | None) -> Any:
+def _parse_key_value(key: str, raw: str, declared: ValueType | None, option: str) -> Any:
     name = None if declared is None else declared.name
     try:
         if name in {"Int32", "Int64"}:
@@ -213,7 +235,7 @@ def _parse_key_value(key: str, raw: str, declared: ValueType | None) -> Any:
         if name == "UnixTimestamp":
             return datetime.fromisoformat(raw)
     except ValueError:
-        raise EntityFrameError(f"--entity {key}={raw}: join key {key!r} is {name}") from None
+        raise EntityFrameError(f"{option} {key}={raw}: {key!r} is {name}") from None
     if name is None and raw.lstrip("-").isdigit():
         return int(raw)  # an untyped key: digits are most likely an integer id
     return raw

@@ -26,7 +26,15 @@ from featurestore.definitions.base import Definition, check_name, check_tags
 from featurestore.errors import DefinitionError
 
 #: The kinds a :class:`Resource` may select (``*``: any).
-RESOURCE_KINDS = ("project", "entity", "feature_view", "feature_service", "feature", "*")
+RESOURCE_KINDS = (
+    "project",
+    "entity",
+    "feature_view",
+    "on_demand_feature_view",
+    "feature_service",
+    "feature",
+    "*",
+)
 ACTIONS = (
     "describe",
     "apply",

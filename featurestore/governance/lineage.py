@@ -48,10 +48,12 @@ from featurestore.registry.schema import lineage_edges
 #: The kinds of node, in the order they are listed when one name names several.
 NODE_KINDS = (
     "source",
+    "request_source",
     "push_source",
     "store_data",
     "entity",
     "feature_view",
+    "on_demand_feature_view",
     "feature_service",
     "saved_dataset",
     "materialization",

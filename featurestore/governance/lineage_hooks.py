@@ -34,6 +34,7 @@ from featurestore.errors import FeatureStoreError, ObjectNotFoundError
 from featurestore.governance.audit import AuditLog
 from featurestore.governance.datasets import SavedDatasets
 from featurestore.governance.lineage import ONLINE_STORE, LineageEdge, LineageGraph, LineageNode
+from featurestore.governance.on_demand_lineage import on_demand_edges
 from featurestore.governance.openlineage import (
     FILE_NAMESPACE,
     DatasetRef,
@@ -90,6 +91,8 @@ class LineageHooks:
         for service, version in services:
             assert isinstance(service, FeatureService)
             edges += _service_edges(service, version, versions)
+        for on_demand, version in self._current("on_demand_feature_view"):
+            edges += on_demand_edges(on_demand, version, versions)
         self.graph.ensure(edges)
         if not self.emitter.enabled:
             return

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import pyarrow as pa
+
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import EngineCapabilityError, RetrievalError
 from featurestore.quality.profile import ColumnStats, TableProfile
@@ -27,7 +29,6 @@ from featurestore.types import ValueType
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
-    import pyarrow as pa
 
 #: What ``entity_df`` may be: pandas, polars, pyarrow, or a Parquet path.
 EntityFrameInput = Any
@@ -116,6 +117,13 @@ class RetrievalJob(ABC):
     @abstractmethod
     def to_parquet(self, path: str | os.PathLike[str]) -> None:
         """Stream the result to a Parquet file without holding it all in memory."""
+
+    def to_batches(self, rows: int) -> pa.RecordBatchReader:
+        """The result in record batches of at most ``rows`` rows, in entity-frame order.
+
+        Engines that can stream override this; the default reads the whole table first."""
+        table = self.to_arrow()
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(rows))
 
 
 def training_frame_to_pandas(table: pa.Table, feature_columns: Sequence[str]) -> pd.DataFrame:

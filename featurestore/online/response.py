@@ -92,6 +92,20 @@ class OnlineResponse:
         versions appears twice)."""
         return list(self._view_versions)
 
+    def column(self, name: str) -> tuple[list[Any], list[FieldStatus], list[int | None]]:
+        """One feature's values, statuses and event times (epoch microseconds), not copied."""
+        return self._values[name], self._statuses[name], self._event_ts_us[name]
+
+    @property
+    def key_columns(self) -> Mapping[str, list[Any]]:
+        """The join-key columns as echoed, not copied."""
+        return self._join_keys
+
+    @property
+    def types(self) -> Mapping[str, pa.DataType]:
+        """The Arrow type of each column."""
+        return self._types
+
     def __len__(self) -> int:
         """The number of entity rows."""
         first = next(iter(self._join_keys.values()), None)

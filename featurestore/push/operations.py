@@ -1,4 +1,5 @@
-"""The facade's direct online writes: Feast's ``write_to_online_store``.
+"""The facade's pushes (``store.push``) and direct online writes (Feast's
+``write_to_online_store``).
 
 :class:`~featurestore.FeatureStore` mixes this class in (see :mod:`featurestore.facade_base`);
 the write checks ``write_online`` on the view through the guard and leaves an audit record.
@@ -13,7 +14,7 @@ from featurestore.governance.access import definition_target
 from featurestore.governance.guard import PrincipalLike
 from featurestore.push.frame import PushInput
 from featurestore.push.online_write import OnlineWriteReport
-from featurestore.push.pusher import Pusher
+from featurestore.push.pusher import Pusher, PushMode, PushReport
 
 
 class OnlineWriteOperations(FacadeBase):
@@ -54,5 +55,42 @@ class OnlineWriteOperations(FacadeBase):
             f"feature_view:{view.name}",
             "ok",
             {"version": version, "rows": report.rows, "written": report.result.written},
+        )
+        return report
+
+    def push(
+        self,
+        push_source_name: str,
+        df: PushInput,
+        to: PushMode | str = PushMode.ONLINE,
+        *,
+        principal: PrincipalLike = None,
+    ) -> PushReport:
+        """Send rows to the views reading push source ``push_source_name``.
+
+        ``df`` (pandas, pyarrow, or ``{column: [values]}``) uses the source's column names and
+        carries its timestamp column, join keys and features. ``to`` is ``"online"`` (default,
+        as in Feast), ``"offline"`` (appended to the store's data folder; the next historical
+        retrieval sees it) or ``"online_and_offline"``. Rows are validated against the views'
+        schema before anything is written; online, a row never replaces a newer one.
+        """
+        pusher = self.pusher
+        who, guard = self.guard.principal(principal), self.guard
+        mode = PushMode.parse(to)
+        if guard.access.enforced:
+            views = [v for v, _ in pusher.target(push_source_name).views]
+            targets = [definition_target(self.project, v) for v in views]
+            for action in ("write_online",) * mode.online + ("write_offline",) * mode.offline:
+                guard.require(who, action, targets)
+        readers = pusher.target(push_source_name).views if mode.offline else ()
+        with self.lineage.pushing(push_source_name, mode, readers) as observe:
+            report = pusher.push(push_source_name, df, mode, validate=self._push_validation(who))
+            observe(report)
+        guard.record(
+            who,
+            "push",
+            f"push_source:{push_source_name}",
+            "ok",
+            {"to": mode.value, "rows": report.rows, "views": [v.view for v in report.online]},
         )
         return report

@@ -15,8 +15,15 @@ from typing import Any, Literal
 
 from featurestore.definitions import Definition, canonical_json
 from featurestore.errors import DefinitionError, RegistryConflictError
+from featurestore.registry.on_demand_plan import diff_on_demand, on_demand_problems
 
-KINDS: tuple[str, ...] = ("entity", "feature_view", "feature_service", "policy")
+KINDS: tuple[str, ...] = (
+    "entity",
+    "feature_view",
+    "on_demand_feature_view",
+    "feature_service",
+    "policy",
+)
 """The kinds of object the registry keeps, in dependency order (entities first)."""
 
 PlanChange = Literal["added", "changed", "metadata", "unchanged", "deleted"]
@@ -24,12 +31,14 @@ PlanChange = Literal["added", "changed", "metadata", "unchanged", "deleted"]
 _LABELS = {
     "entity": "entity",
     "feature_view": "feature view",
+    "on_demand_feature_view": "on-demand feature view",
     "feature_service": "feature service",
     "policy": "policy",
 }
 _SECTIONS = {
     "entity": "Entities",
     "feature_view": "Feature views",
+    "on_demand_feature_view": "On-demand feature views",
     "feature_service": "Feature services",
     "policy": "Policies",
 }
@@ -151,7 +160,8 @@ def _deduplicate(objects: Sequence[Definition]) -> dict[tuple[str, str], Definit
     for obj in objects:
         if not isinstance(obj, Definition) or getattr(obj, "kind", None) not in KINDS:
             raise DefinitionError(
-                f"cannot apply {obj!r}: expected an Entity, FeatureView, FeatureService or Policy"
+                f"cannot apply {obj!r}: expected an Entity, FeatureView, OnDemandFeatureView, "
+                "FeatureService or Policy"
             )
         key = (obj.kind, obj.name)
         first = seen.get(key)
@@ -192,10 +202,14 @@ def _validate(
                 for e in spec["entities"]
                 if ("entity", e["name"]) not in after
             ]
+        elif kind == "on_demand_feature_view":
+            problems += on_demand_problems(name, spec, after, missing)
         elif kind == "feature_service":
             exposed: dict[str, list[str]] = {}
             for proj in spec["projections"]:
-                view = after.get(("feature_view", proj["view"]))
+                view = after.get(("feature_view", proj["view"])) or after.get(
+                    ("on_demand_feature_view", proj["view"])
+                )
                 if view is None:
                     problems.append(missing("feature_view", proj["view"], user))
                     continue
@@ -283,6 +297,8 @@ def diff_spec(
         details += _diff_view(old, new)
     elif kind == "feature_service":
         details += _diff_service(old["projections"], new["projections"], view_features)
+    elif kind == "on_demand_feature_view":
+        details += diff_on_demand(old, new)
     elif kind == "policy":
         details += [
             (f"{key}: {old.get(key)!r} -> {new.get(key)!r}", False)

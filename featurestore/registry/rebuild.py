@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from featurestore.definitions import Entity, FeatureService, FeatureView, Policy
 from featurestore.definitions.base import Definition
+from featurestore.definitions.on_demand import OnDemandFeatureView
 from featurestore.errors import FeatureStoreError, RegistryError
 from featurestore.registry.plan import StoredObject, label
 
@@ -43,6 +44,8 @@ def rebuild(data: dict[str, Any], views: dict[str, FeatureView], version: int) -
             return FeatureView.from_dict(data)
         if data["kind"] == "policy":
             return Policy.from_dict(data)
+        if data["kind"] == "on_demand_feature_view":
+            return OnDemandFeatureView.from_dict(data)
         return FeatureService.from_dict(data, views)
     except (FeatureStoreError, KeyError, TypeError, ValueError) as exc:
         raise RegistryError(

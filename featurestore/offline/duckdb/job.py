@@ -48,6 +48,14 @@ class DuckDBRetrievalJob(RetrievalJob):
             raise RetrievalError(f"point-in-time retrieval failed: {exc}") from exc
         return table
 
+    def to_batches(self, rows: int) -> pa.RecordBatchReader:
+        """The result streamed from DuckDB in batches of at most ``rows`` rows."""
+        try:
+            reader: pa.RecordBatchReader = self._connection.sql(self._sql).to_arrow_reader(rows)
+        except duckdb.Error as exc:
+            raise RetrievalError(f"point-in-time retrieval failed: {exc}") from exc
+        return reader
+
     def to_pandas(self) -> pd.DataFrame:
         """The result as a pandas DataFrame, in entity-frame order.
 
