@@ -197,7 +197,11 @@ def test_registry_endpoints(server: Server, store: FeatureStore) -> None:
 def test_health_and_metrics(server: Server, store: FeatureStore) -> None:
     health = httpx.get(f"{server.url}/health", timeout=10)
     assert health.status_code == 200
-    assert health.json()["checks"] == {"registry": {"ok": True}, "online_store": {"ok": True}}
+    assert health.json()["checks"] == {
+        "registry": {"ok": True},
+        "online_store": {"ok": True},
+        "freshness": {"ok": True, "breached": []},  # no view declares a freshness objective
+    }
     post(server, {"features": ["driver_stats:conv_rate"], "entities": {"driver_id": [1, 2, 99]}})
     post(server, {"features": ["nope:x"], "entities": {"driver_id": [1]}})
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
