@@ -145,19 +145,19 @@ class MigrationContract:
         assert (
             self.versions(engine)
             == [m.version for m in migrations.MIGRATIONS]
-            == [1, 2, 3, 4, 5, 6]
+            == [1, 2, 3, 4, 5, 6, 7]
         )
         self.assert_matches_schema_py(engine)
 
     def test_opening_twice_migrates_once(self, url, engine):
         open_registry(url).close()
         open_registry(url).close()
-        assert self.versions(engine) == [1, 2, 3, 4, 5, 6]
+        assert self.versions(engine) == [1, 2, 3, 4, 5, 6, 7]
 
     def test_a_v1_registry_is_upgraded_and_keeps_its_data(self, url, engine, defs):
         built = self.build_v1(engine, defs)
         with open_registry(url) as registry:
-            assert self.versions(engine) == [1, 2, 3, 4, 5, 6]
+            assert self.versions(engine) == [1, 2, 3, 4, 5, 6, 7]
             self.assert_matches_schema_py(engine)
             assert registry.get("demo", "entity", "driver") == built["entity"]
             assert registry.get("demo", "feature_view", "driver_stats") == built["new"]
@@ -191,7 +191,7 @@ class MigrationContract:
                 {"ts": ts},
             )
         with open_registry(url) as registry:
-            assert self.versions(engine) == [1, 2, 3, 4, 5, 6]
+            assert self.versions(engine) == [1, 2, 3, 4, 5, 6, 7]
             self.assert_matches_schema_py(engine)
             # Nobody knows which store it described: it stays, under no store's identity, so
             # every store's next incremental run starts from scratch.
@@ -212,16 +212,16 @@ class MigrationContract:
         self.build_v1(engine, defs)
 
         def broken(conn: sa.Connection) -> None:
-            raise RuntimeError("migration 7 failed")
+            raise RuntimeError("migration 8 failed")
 
-        steps = (*migrations.MIGRATIONS, migrations.Migration(7, "broken", broken))
+        steps = (*migrations.MIGRATIONS, migrations.Migration(8, "broken", broken))
         monkeypatch.setattr(migrations, "MIGRATIONS", steps)
-        monkeypatch.setattr(migrations, "LATEST", 7)
+        monkeypatch.setattr(migrations, "LATEST", 8)
         dialect = dialect_for(url)
         registry_engine = dialect.create_engine()
         try:
-            with pytest.raises(RuntimeError, match="migration 7 failed"):
-                migrations.migrate(registry_engine, dialect, target=7)
+            with pytest.raises(RuntimeError, match="migration 8 failed"):
+                migrations.migrate(registry_engine, dialect, target=8)
         finally:
             registry_engine.dispose()
         assert self.versions(engine) == [1]
@@ -229,6 +229,7 @@ class MigrationContract:
         assert not sa.inspect(engine).has_table("watermarks")
         assert not sa.inspect(engine).has_table("audit_log")
         assert not sa.inspect(engine).has_table("validation_results")
+        assert not sa.inspect(engine).has_table("online_freshness")
 
     def test_a_registry_newer_than_the_code_is_refused(self, url, engine):
         open_registry(url).close()
@@ -239,7 +240,7 @@ class MigrationContract:
                 )
             )
         with pytest.raises(
-            RegistryError, match=r"schema version 99.*up to 6.*upgrade featurestore"
+            RegistryError, match=r"schema version 99.*up to 7.*upgrade featurestore"
         ):
             open_registry(url)
 

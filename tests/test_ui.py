@@ -97,7 +97,10 @@ def test_catalog_search_and_facets(driver: Any, server: Server) -> None:
     wait_for(driver, 'a.facet.on[data-facet="tag"]')
     names = [e.text for e in driver.find_elements("css selector", "#results .result")]
     assert names
-    assert all(n.startswith("driver_hourly_stats") for n in names), names
+    # The two views tagged team=mobility (repo/features.py, repo/trips.py) and their features.
+    tagged = ("driver_hourly_stats", "driver_trip_stats")
+    assert all(n.split(":")[0] in tagged for n in names), names
+    assert {n.split(":")[0] for n in names} == set(tagged)
 
 
 def test_view_page_statistics_drift_validations(driver: Any, server: Server) -> None:
