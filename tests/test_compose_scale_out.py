@@ -230,16 +230,28 @@ def test_redis_cluster_nodes_and_the_create_job_form_a_cluster(
     env = {**os.environ, "REDIS_CLUSTER_NODES": " ".join(f"127.0.0.1:{p}" for p in ports)}
     argv = [*job["command"][:-1], str(script)]
     assert "Redis Cluster ready" in run_job(argv, env)
-    roles = []
-    for port in ports:
-        client = redis.Redis(port=port)
-        info = client.cluster("info")
-        assert info["cluster_state"] == "ok", (port, info)
-        assert int(info["cluster_slots_assigned"]) == 16384
-        assert (int(info["cluster_known_nodes"]), int(info["cluster_size"])) == (6, 3)
-        roles.append(client.info("replication")["role"])
-        client.close()
-    assert sorted(roles) == ["master"] * 3 + ["slave"] * 3
+    # Every node converges on the same view through gossip, within seconds of the job's end.
+    deadline = time.monotonic() + 30
+    while True:
+        infos, roles = [], []
+        for port in ports:
+            client = redis.Redis(port=port)
+            infos.append(client.cluster("info"))
+            roles.append(client.info("replication")["role"])
+            client.close()
+        settled = (
+            all(
+                info["cluster_state"] == "ok"
+                and int(info["cluster_slots_assigned"]) == 16384
+                and (int(info["cluster_known_nodes"]), int(info["cluster_size"])) == (6, 3)
+                for info in infos
+            )
+            and sorted(roles) == ["master"] * 3 + ["slave"] * 3
+        )
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert settled, list(zip(ports, infos, roles, strict=True))
     # The online store of the profile's featurestore.yaml snippet, pointed at the nodes.
     config = parse_config(
         {
