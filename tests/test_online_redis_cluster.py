@@ -234,3 +234,21 @@ def _read_once_settled(
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_slot_groups_agree_with_redis_py_on_every_kind_of_key() -> None:
+    """The lookup's inline slot computation is redis-py's ``key_slot``: hash tags, empty tags,
+    unclosed braces, no braces, binary keys."""
+    import random
+
+    from redis.crc import key_slot
+
+    from featurestore.online.redis_cluster import slot_groups
+
+    rng = random.Random(7)
+    keys = [b"fs:{1001}:v", b"{}x", b"x{", b"{a}{b}", b"}{", b"plain", b"a{b}c{d}", b""]
+    keys += [bytes(rng.randrange(256) for _ in range(rng.randrange(12))) for _ in range(500)]
+    expected: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        expected.setdefault(key_slot(key), []).append(i)
+    assert slot_groups(keys) == expected

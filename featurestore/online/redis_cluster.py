@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from binascii import crc_hqx
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+try:  # hiredis's marker for an incomplete answer
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+except ImportError:  # pragma: no cover - an older redis-py
+    _NOT_ENOUGH_DATA = False
+
 from featurestore.online.redis_store import RedisOnlineStore, _Call, _Script
 
 # Errors after which the slot map may be stale: refresh it and retry the calls that failed.
@@ -58,6 +64,8 @@ _TOPOLOGY_ERRORS = (
     RedisTimeoutError,
 )
 _WRITE_ATTEMPTS = 8
+# 16384 hash slots: a CRC16 modulo 16384 is its low 14 bits.
+_SLOT_MASK = 16383
 _READ_ATTEMPTS = 2
 
 
@@ -103,7 +111,10 @@ class RedisClusterOnlineStore(RedisOnlineStore):
         by_node: dict[str, tuple[Any, list[list[int]]]] = {}
         for slot, group in self._slot_groups(keys).items():
             node = self._primary_of(slot)
-            by_node.setdefault(node.name, (node, []))[1].append(group)
+            entry = by_node.get(node.name)
+            if entry is None:
+                entry = by_node[node.name] = (node, [])
+            entry[1].append(group)
         values: list[bytes | None] = [None] * len(keys)
         taken: list[tuple[Any, Any, list[list[int]]]] = []
         try:
@@ -113,8 +124,8 @@ class RedisClusterOnlineStore(RedisOnlineStore):
                 taken.append((pool, connection, groups))
                 connection.send_packed_command([_packed_mgets(keys, groups)], check_health=False)
             for _, connection, groups in taken:
-                for group in groups:
-                    answer = connection.read_response()
+                answers = _read_answers(connection, len(groups))
+                for group, answer in zip(groups, answers, strict=True):
                     for i, value in zip(group, answer, strict=True):
                         values[i] = value
         except BaseException:
@@ -148,11 +159,7 @@ class RedisClusterOnlineStore(RedisOnlineStore):
         return list(self._slot_groups(keys).values())
 
     def _slot_groups(self, keys: Sequence[bytes]) -> dict[int, list[int]]:
-        """Positions of ``keys`` by hash slot."""
-        groups: dict[int, list[int]] = {}
-        for i, key in enumerate(keys):
-            groups.setdefault(key_slot(key), []).append(i)
-        return groups
+        return slot_groups(keys)
 
     def _primary_of(self, slot: int) -> Any:
         """The master serving ``slot`` in the client's slot map (read as is: redis-py's
@@ -207,3 +214,52 @@ def _packed_mgets(keys: Sequence[bytes], groups: Sequence[Sequence[int]]) -> byt
             key = keys[i]
             parts.append(b"$%d\r\n%s\r\n" % (len(key), key))
     return b"".join(parts)
+
+
+def _read_answers(connection: Any, count: int) -> list[Any]:
+    """The next ``count`` answers on ``connection``. With hiredis (the ``redis`` extra installs
+    it) the answers are taken from its reader directly: ``Connection.read_response`` costs a few
+    microseconds per answer (it formats the host for its error message every call), which a
+    100-entity lookup, about one ``MGET`` per slot, would pay a hundred times. An error answer
+    (``MOVED``, ``ASK``, ...) is raised as ``read_response`` raises it."""
+    parser = connection._parser
+    reader = getattr(parser, "_reader", None)
+    if reader is None or not hasattr(reader, "gets"):
+        return [connection.read_response() for _ in range(count)]
+    answers: list[Any] = []
+    try:
+        while len(answers) < count:
+            answer = reader.gets()
+            if answer is _NOT_ENOUGH_DATA:
+                parser.read_from_socket()
+                continue
+            if isinstance(answer, Exception):
+                raise answer
+            answers.append(answer)
+    except OSError as exc:
+        # A socket error as ``read_response`` reports it: a connection error (retried after a
+        # slot-map refresh).
+        raise RedisConnectionError(
+            f"Error while reading from {connection.host}:{connection.port}"
+        ) from exc
+    return answers
+
+
+def slot_groups(keys: Sequence[bytes]) -> dict[int, list[int]]:
+    """Positions of ``keys`` by hash slot."""
+    groups: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        # redis-py's key_slot, inline: a lookup of 100 entities computes 100 slots.
+        start = key.find(b"{")
+        if start > -1:
+            end = key.find(b"}", start + 1)
+            tag = key[start + 1 : end] if end > start + 1 else key
+        else:
+            tag = key
+        slot = crc_hqx(tag, 0) & _SLOT_MASK
+        group = groups.get(slot)
+        if group is None:
+            groups[slot] = [i]
+        else:
+            group.append(i)
+    return groups
