@@ -21,6 +21,7 @@ for ``PAUSE_SECONDS`` so a dead server does not slow every later operation down.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -265,11 +266,17 @@ def source_datasets(view: FeatureView, data: StoreData) -> list[DatasetRef]:
 
 def pushed_dataset(folder: Path) -> DatasetRef | None:
     """The store's folder of pushed rows of one push source, if anything was pushed there."""
-    files = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
-    if not files:
+    try:  # every push asks: no sort of a folder that may hold thousands of pushes
+        first = min(
+            (n for n in os.listdir(folder) if n.startswith("part-") and n.endswith(".parquet")),
+            default=None,
+        )
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if first is None:
         return None
     return DatasetRef(
-        namespace=FILE_NAMESPACE, name=str(folder), fields=_parquet_fields(str(files[0]))
+        namespace=FILE_NAMESPACE, name=str(folder), fields=_parquet_fields(str(folder / first))
     )
 
 

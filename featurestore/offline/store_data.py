@@ -56,9 +56,17 @@ class StoreData:
         """Every committed file of a push source, oldest first: the files compaction covered
         (until they are deleted) included, as erasure and retention must rewrite them too."""
         folder = self.push_folder(source_name)
-        if not folder.is_dir():
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(str(p) for p in folder.glob("part-*.parquet"))
+        # os.listdir, not Path.glob: a folder of 10,000 pushes is listed on every retrieval.
+        prefix = f"{folder}{os.sep}"
+        return sorted(
+            prefix + name
+            for name in names
+            if name.startswith("part-") and name.endswith(".parquet")
+        )
 
     def readable_pushed_files(self, source_name: str) -> list[str]:
         """The files a reader reads for a push source: without those a compacted file covers
@@ -95,9 +103,11 @@ class StoreData:
         """The staged (unpublished) files under ``folder`` (default: the project's whole data
         folder), sorted."""
         folder = self.root / self.project if folder is None else folder
-        if not folder.is_dir():
-            return []
-        return sorted(p for p in folder.rglob(".*.tmp") if p.is_file())
+        found: list[Path] = []
+        # os.walk, not rglob: a push stages into a folder that may hold thousands of files.
+        for parent, _, names in os.walk(folder):
+            found.extend(Path(parent, n) for n in names if n.startswith(".") and n.endswith(".tmp"))
+        return sorted(found)
 
     def discard_stale(self, folder: Path | None = None) -> list[Path]:
         """Delete the stale staged files under ``folder`` (default: the project's data
