@@ -8,12 +8,12 @@ Makefile's ``.venv-feast-spark`` target): this module never imports featurestore
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from common import ViewSpec, emit_result, peak_rss_mb, stopwatch, views_for
-from spark_common import JvmMonitor, python_cpu_seconds, spark_version, start_session
+from repos import feast_objects
+from spark_common import time_spark_retrieval
 
 
 def build_feast_spark_repo(target: Path, master: str, conf: dict[str, str]) -> Path:
@@ -38,39 +38,9 @@ def build_feast_spark_repo(target: Path, master: str, conf: dict[str, str]) -> P
 
 def feast_spark_objects(views: Sequence[ViewSpec], data_dir: Path) -> list[Any]:
     """Feast definitions equivalent to ``views``, each over a ``SparkSource`` of the same file."""
-    import feast
-    import feast.types
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
-    objects: list[Any] = []
-    for view in views:
-        entity = feast.Entity(
-            name=view.entity, join_keys=[view.join_key], value_type=feast.ValueType.INT64
-        )
-        source = SparkSource(
-            name=f"{view.name}_source",
-            path=str(data_dir / view.file),
-            file_format="parquet",
-            timestamp_field="event_timestamp",
-            created_timestamp_column="created",
-        )
-        schema = [feast.Field(name=view.join_key, dtype=feast.types.Int64)] + [
-            feast.Field(name=name, dtype=getattr(feast.types, dtype))
-            for name, dtype in view.features
-        ]
-        objects += [
-            entity,
-            feast.FeatureView(
-                name=view.name,
-                entities=[entity],
-                # Feast spells "no TTL" as a zero timedelta.
-                ttl=view.ttl if view.ttl is not None else timedelta(0),
-                schema=schema,
-                source=source,
-                online=False,
-            ),
-        ]
-    return objects
+    return feast_objects(views, data_dir, source_class=SparkSource, file_format="parquet")
 
 
 def child_apply(repo: str, data_dir: str, no_ttl: bool) -> None:
@@ -100,25 +70,10 @@ def child_retrieve(
 
     store = feast.FeatureStore(repo_path=repo)
     store.list_feature_views()
-    with JvmMonitor() as jvm:
-        with stopwatch() as startup:
-            start_session(master, conf)
-        jvm.mark_cpu()
-        cpu_before = python_cpu_seconds()
-        with stopwatch() as elapsed:
-            result = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
-        python_cpu = python_cpu_seconds() - cpu_before
-        peak = peak_rss_mb()
-        figures = jvm.report()
-    result.to_parquet(out)
-    emit_result(
-        {
-            "seconds": elapsed[0],
-            "peak_mb": peak,
-            "session_seconds": startup[0],
-            "python_cpu_seconds": python_cpu,
-            **figures,
-            "rows": len(result),
-            "engine": f"feast {feast.__version__} (spark offline store), pyspark {spark_version()}",
-        }
+    time_spark_retrieval(
+        lambda: store.get_historical_features(entity_df=entity_df, features=refs).to_df(),
+        master,
+        conf,
+        out,
+        f"feast {feast.__version__} (spark offline store)",
     )

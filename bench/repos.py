@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -110,21 +110,30 @@ def build_feast_repo(target: Path, store: str, online_store: dict[str, Any] | No
     return target
 
 
-def feast_objects(views: Sequence[ViewSpec], data_dir: Path, online: bool = False) -> list[Any]:
-    """Feast definitions equivalent to ``views`` over the files in ``data_dir``."""
+def feast_objects(
+    views: Sequence[ViewSpec],
+    data_dir: Path,
+    online: bool = False,
+    source_class: Callable[..., Any] | None = None,
+    **source_options: Any,
+) -> list[Any]:
+    """Feast definitions equivalent to ``views`` over the files in ``data_dir``, each file a
+    ``source_class`` (default Feast's ``FileSource``) built with ``source_options`` too."""
     import feast
     import feast.types
 
+    make_source = feast.FileSource if source_class is None else source_class
     objects: list[Any] = []
     for view in views:
         entity = feast.Entity(
             name=view.entity, join_keys=[view.join_key], value_type=feast.ValueType.INT64
         )
-        source = feast.FileSource(
+        source = make_source(
             name=f"{view.name}_source",
             path=str(data_dir / view.file),
             timestamp_field="event_timestamp",
             created_timestamp_column="created",
+            **source_options,
         )
         schema = [feast.Field(name=view.join_key, dtype=feast.types.Int64)] + [
             feast.Field(name=name, dtype=getattr(feast.types, dtype))

@@ -15,8 +15,11 @@ import contextlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from common import emit_result, peak_rss_mb, stopwatch
 
 #: The Spark settings both engines run with, unless ``--spark-conf`` overrides one.
 #: - the UI and the console progress bars off: nobody looks at them, they cost listeners;
@@ -169,3 +172,34 @@ def python_cpu_seconds() -> float:
     """CPU seconds (user + system) of this Python process so far."""
     times = os.times()
     return float(times.user + times.system)
+
+
+def time_spark_retrieval(
+    retrieve: Callable[[], Any], master: str, conf: dict[str, str], out: str, engine: str
+) -> None:
+    """The timed part of both children: start Spark before the clock (as a long-lived process
+    would have it), time ``retrieve()`` (a pandas frame), write it to ``out`` for the comparison
+    and emit the figures, the driver JVM's included. ``engine`` names the side; the PySpark
+    version is added."""
+    with JvmMonitor() as jvm:
+        with stopwatch() as startup:
+            start_session(master, conf)
+        jvm.mark_cpu()
+        cpu_before = python_cpu_seconds()
+        with stopwatch() as elapsed:
+            result = retrieve()
+        python_cpu = python_cpu_seconds() - cpu_before
+        peak = peak_rss_mb()
+        figures = jvm.report()
+    result.to_parquet(out)
+    emit_result(
+        {
+            "seconds": elapsed[0],
+            "peak_mb": peak,
+            "session_seconds": startup[0],
+            "python_cpu_seconds": python_cpu,
+            **figures,
+            "rows": len(result),
+            "engine": f"{engine}, pyspark {spark_version()}",
+        }
+    )

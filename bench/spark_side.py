@@ -17,17 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import ChildResult, ViewSpec, emit_result, peak_rss_mb, run_child, stopwatch, work_dir
+from common import ChildResult, ViewSpec, run_child, work_dir
 from repos import build_our_repo
-from spark_common import (
-    DEFAULT_MASTER,
-    JvmMonitor,
-    encode_conf,
-    parse_conf,
-    python_cpu_seconds,
-    spark_version,
-    start_session,
-)
+from spark_common import DEFAULT_MASTER, encode_conf, parse_conf, time_spark_retrieval
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,30 +53,16 @@ def child_retrieve_ours(
     import featurestore
     from featurestore import FeatureStore
 
-    with FeatureStore(repo_path=repo) as store, JvmMonitor() as jvm:
-        # Resolve the registry and start Spark before the clock, as a long-lived process would.
+    with FeatureStore(repo_path=repo) as store:
+        # Resolve the registry before the clock, as a long-lived process would.
         store.list_feature_views()
-        with stopwatch() as startup:
-            start_session(master, conf)
-        jvm.mark_cpu()
-        cpu_before = python_cpu_seconds()
-        with stopwatch() as elapsed:
-            result = store.get_historical_features(entity_df=entity_df, features=refs).to_pandas()
-        python_cpu = python_cpu_seconds() - cpu_before
-        peak = peak_rss_mb()
-        figures = jvm.report()
-    result.to_parquet(out)
-    emit_result(
-        {
-            "seconds": elapsed[0],
-            "peak_mb": peak,
-            "session_seconds": startup[0],
-            "python_cpu_seconds": python_cpu,
-            **figures,
-            "rows": len(result),
-            "engine": f"featurestore {featurestore.__version__} (spark), pyspark {spark_version()}",
-        }
-    )
+        time_spark_retrieval(
+            lambda: store.get_historical_features(entity_df=entity_df, features=refs).to_pandas(),
+            master,
+            conf,
+            out,
+            f"featurestore {featurestore.__version__} (spark)",
+        )
 
 
 # -- the parent ----------------------------------------------------------------------------------
