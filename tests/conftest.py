@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from redis_cluster import RedisClusterProcesses, free_cluster_ports
+from redis_process import RedisProcess
 from sqlalchemy.engine import make_url
 
 from featurestore.definitions import (
@@ -70,6 +71,23 @@ def start_redis_cluster(folder: Path) -> RedisClusterProcesses:
         cluster.stop()
         raise
     return cluster
+
+
+def start_redis_process(folder: Path) -> RedisProcess:
+    """A private, durable redis-server on a free port; fail in CI (skip loudly elsewhere)
+    without the binary."""
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so private Redis tests must run: {reason}")
+        pytest.skip(f"PRIVATE REDIS TESTS SKIPPED: {reason}")
+    server = RedisProcess(folder)
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 @pytest.fixture(scope="session")

@@ -15,17 +15,27 @@ from typing import Any
 import pandas as pd
 import redis
 
-from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, StreamSource
+from featurestore import (
+    Aggregation,
+    Entity,
+    FeatureStore,
+    FeatureView,
+    Field,
+    FileSource,
+    StreamSource,
+)
 from featurestore.types import Float64, Int64, String
 
 STREAM_REDIS_URL = os.environ.get("FEATURESTORE_TEST_STREAM_REDIS_URL", "redis://127.0.0.1:6379/5")
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 DRIVER = Entity(name="driver", join_keys=["driver_id"], value_type=Int64)
 FEATURES = ["trip_stats:fare", "trip_stats:trip_id", "trip_stats:city"]
+#: The aggregated view's features: every event counts (``trips``), so a replay counted twice shows.
+AGGREGATES = ["trips", "fare_sum_1h", "fare_max_30m", "city_last_lifetime"]
 
 
-def stream_view(topic: str, broker: str = STREAM_REDIS_URL) -> FeatureView:
-    source = StreamSource(
+def trip_events(topic: str, broker: str = STREAM_REDIS_URL) -> StreamSource:
+    return StreamSource(
         name="trip_events",
         broker=broker,
         topic=topic,
@@ -33,6 +43,31 @@ def stream_view(topic: str, broker: str = STREAM_REDIS_URL) -> FeatureView:
         batch_source=FileSource(path="data/trips.parquet", created_timestamp_column="created"),
         event_id="trip_id",
     )
+
+
+def aggregated_view(topic: str, broker: str = STREAM_REDIS_URL) -> FeatureView:
+    """Windowed aggregations over the stream. No ``event_id`` on the view: a consumer's replays
+    are recognized by stream position alone."""
+    return FeatureView(
+        name="trip_aggregates",
+        entities=[DRIVER],
+        schema=[
+            Field(name="fare", dtype=Float64),
+            Field(name="trip_id", dtype=Int64),
+            Field(name="city", dtype=String),
+        ],
+        aggregations=[
+            Aggregation(column="trip_id", function="count", window=None, name="trips"),
+            Aggregation(column="fare", function="sum", window=timedelta(hours=1)),
+            Aggregation(column="fare", function="max", window=timedelta(minutes=30)),
+            Aggregation(column="city", function="last", window=None),
+        ],
+        source=trip_events(topic, broker),
+    )
+
+
+def stream_view(topic: str, broker: str = STREAM_REDIS_URL) -> FeatureView:
+    source = trip_events(topic, broker)
     return FeatureView(
         name="trip_stats",
         entities=[DRIVER],
@@ -46,8 +81,12 @@ def stream_view(topic: str, broker: str = STREAM_REDIS_URL) -> FeatureView:
     )
 
 
-def make_repo(tmp_path: Path, online: str = "sqlite") -> tuple[FeatureStore, str]:
-    """A repository (history: one trip of driver 0) and its topic."""
+def make_repo(
+    tmp_path: Path, online: str = "sqlite", *, aggregated: bool = False
+) -> tuple[FeatureStore, str]:
+    """A repository (history: one trip of driver 0) and its topic. ``online``: ``sqlite``,
+    ``redis`` (the shared test server) or an ``online_store`` mapping in YAML; ``aggregated``
+    adds :func:`aggregated_view`, materialized up to the history so it counts that trip too."""
     (tmp_path / "data").mkdir(parents=True, exist_ok=True)
     pd.DataFrame(
         {
@@ -61,16 +100,18 @@ def make_repo(tmp_path: Path, online: str = "sqlite") -> tuple[FeatureStore, str
     ).to_parquet(tmp_path / "data" / "trips.parquet")
     topic = f"fs-test-trips-{uuid.uuid4().hex[:10]}"
     project = f"stream_{uuid.uuid4().hex[:8]}"
-    online_yaml = (
-        f"online_store: {{type: sqlite, path: {tmp_path / 'online.db'}, expiry_grace: 3650d}}\n"
-        if online == "sqlite"
-        else f"online_store: {{type: redis, url: '{STREAM_REDIS_URL}', expiry_grace: 3650d}}\n"
-    )
+    online_yaml = {
+        "sqlite": f"{{type: sqlite, path: {tmp_path / 'online.db'}, expiry_grace: 3650d}}",
+        "redis": f"{{type: redis, url: '{STREAM_REDIS_URL}', expiry_grace: 3650d}}",
+    }.get(online, online)
     (tmp_path / "featurestore.yaml").write_text(
-        f"project: {project}\nregistry: sqlite:///{tmp_path / 'registry.db'}\n" + online_yaml
+        f"project: {project}\nregistry: sqlite:///{tmp_path / 'registry.db'}\n"
+        f"online_store: {online_yaml}\n"
     )
     store = FeatureStore(tmp_path)
-    store.apply([DRIVER, stream_view(topic)])
+    store.apply([DRIVER, stream_view(topic), *([aggregated_view(topic)] if aggregated else [])])
+    if aggregated:
+        store.materialize(T0 - timedelta(days=1), T0, ["trip_aggregates"])
     return store, topic
 
 

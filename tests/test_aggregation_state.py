@@ -5,6 +5,7 @@ evaluated at random instants."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from online_state_oracle import HOUR, SECOND, close, oracle, random_events
@@ -21,6 +22,7 @@ from featurestore.online.aggregation_state import (
     evaluate,
     rebuild,
 )
+from featurestore.online.aggregation_views import not_yet_applied
 
 COLUMNS = ("fare", "rider", "n")
 
@@ -99,6 +101,45 @@ def test_state_matches_oracle_after_materialize_and_pushes(seed: int, layout: St
         newest = max(e.ts for e in known)
         for at in [newest, newest + rng.randrange(0, 8 * HOUR), newest + 50 * HOUR]:
             _check(state, layout, known, at)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("layout", [LAYOUT, PLAIN], ids=["event_id", "no_event_id"])
+def test_a_stream_replay_is_skipped_by_its_position_at_any_age(
+    seed: int, layout: StateLayout
+) -> None:
+    """Stream batches (late events included) merged as a consumer merges them, a batch now and
+    then replayed with the next one (a consumer killed before acknowledging it), through the
+    stored form and a materialization: every event counts once, with or without an event id,
+    even when its replay comes after it was folded beyond the raw-event horizon."""
+    rng = random.Random(seed)
+    day = 24 * HOUR
+    base = 1_700_000_000 * SECOND
+    produced = random_events(rng, n=rng.randrange(20, 120), start_us=base, span_us=4 * day,
+                             seq_from=1 << 40)  # fmt: skip
+    stream = [
+        replace(e, position=(1_700_000_000_000 + i // 3, i % 3)) for i, e in enumerate(produced)
+    ]
+    cuts = sorted(rng.sample(range(1, len(stream)), 5))
+    batches = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    state = KeyState()
+    previous: list[Event] = []
+    for batch in batches:
+        replayed = previous if rng.random() < 0.5 else []
+        assert add_events(state, layout, not_yet_applied(state, [*replayed, *batch])) == len(batch)
+        state = decode_state(encode_state(state, layout), layout)
+        previous = batch
+    assert state.applied == stream[-1].position
+    newest = max(e.ts for e in stream)
+    for at in [newest, newest + rng.randrange(0, 8 * HOUR)]:
+        _check(state, layout, stream, at)
+    # A materialization keeps the mark: replaying the last batch afterwards adds nothing.
+    through = newest - rng.randrange(0, HOUR)
+    offline = [e for e in stream if e.ts <= through]
+    state = rebuild(state, layout, offline, through_us=through, read_from_us=None)
+    assert state.applied == stream[-1].position
+    assert add_events(state, layout, not_yet_applied(state, batches[-1])) == 0
+    _check(state, layout, stream, newest)
 
 
 def test_without_event_id_a_replay_counts_twice() -> None:

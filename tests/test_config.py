@@ -246,7 +246,7 @@ def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         (
             "online_store: {type: redis, url: 'redis://h:6379/0', hots: x}\n",
             "unknown online_store setting(s) ['hots'] for type redis; known: "
-            "['cluster', 'expiry_grace', 'key_prefix', 'replica_acks', 'type', 'url']",
+            "['cluster', 'expiry_grace', 'key_prefix', 'replica_acks', 'timeout', 'type', 'url']",
         ),
         (
             "quality: {drift: {kl: 1}}\n",

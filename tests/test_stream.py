@@ -2,7 +2,8 @@
 crashes (kill -9 of a real consumer process), the one-consumer lock, access control.
 
 After every run, online lookups must equal offline retrieval at the same instant for every key,
-and the offline store must hold every good event exactly once.
+the offline store must hold every good event exactly once, and the aggregated view must count
+every event exactly once (its count equals a brute-force count of what was produced).
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from access_repo import COMMAND, ROOT
 from conftest import require_redis
+from stream_checks import (
+    assert_aggregates_equal_offline,
+    assert_online_equals_offline,
+    late_instants,
+    offline_trip_ids,
+    produce,
+    trip_moment,
+    trips,
+)
 from stream_repo import (
     DRIVER,
-    FEATURES,
     STREAM_REDIS_URL,
     T0,
     cleanup,
@@ -36,55 +44,19 @@ from stream_repo import (
 from featurestore import FeatureStore, Policy
 from featurestore.errors import AccessDeniedError, ConfigError, ObjectNotFoundError
 from featurestore.governance.access import Principal
-from featurestore.offline.store_data import StoreData
 from featurestore.stream.parse import Message, MessageParser
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[FeatureStore, str]]:
     require_redis(STREAM_REDIS_URL)
-    store, topic = make_repo(tmp_path, online=request.param)
+    store, topic = make_repo(tmp_path, online=request.param, aggregated=True)
     try:
         yield store, topic
     finally:
         store.teardown()
         store.close()
         cleanup(topic)
-
-
-def produce(topic: str, trip_ids: range | list[int], *, pipe_size: int = 1000) -> None:
-    connection = client()
-    pipe = connection.pipeline(transaction=False)
-    for n, trip_id in enumerate(trip_ids, 1):
-        pipe.xadd(topic, event(trip_id))
-        if n % pipe_size == 0:
-            pipe.execute()
-    pipe.execute()
-    connection.close()
-
-
-def offline_trip_ids(store: FeatureStore) -> list[int]:
-    files = StoreData(store.config).readable_pushed_files("trip_events")
-    return [t for f in files for t in pq.read_table(f, columns=["trip_id"])[0].to_pylist()]
-
-
-def assert_online_equals_offline(store: FeatureStore, drivers: range) -> None:
-    """For every key, the online value equals a point-in-time retrieval at a late instant."""
-    instant = T0 + pd.Timedelta(days=30)
-    entities = pd.DataFrame(
-        {"driver_id": list(drivers), "event_timestamp": [instant] * len(drivers)}
-    )
-    offline = store.get_historical_features(entities, FEATURES).to_pandas()
-    online = store.get_online_features(
-        FEATURES, entity_rows=[{"driver_id": d} for d in drivers], as_of=instant
-    ).to_dict()
-    for feature in ("fare", "trip_id", "city"):
-        want = [None if pd.isna(v) else v for v in offline[feature]]
-        got = [
-            None if v is None or (isinstance(v, float) and pd.isna(v)) else v
-            for v in online[feature]
-        ]
-        assert got == want, feature
 
 
 def test_stream_source_versions_on_what_is_read_not_where() -> None:
@@ -149,6 +121,8 @@ def test_consumer_stores_every_event_once_and_dead_letters_the_bad(
     assert connection.xpending(topic, f"featurestore.{store.project}")["pending"] == 0
     connection.close()
     assert_online_equals_offline(store, range(50))
+    ties = [(1, trip_moment(3001))] * 10
+    assert_aggregates_equal_offline(store, trips(range(1, 3001)) + ties, late_instants(3001))
 
 
 def test_a_crash_between_offline_and_acknowledgement_stores_nothing_twice(
@@ -174,13 +148,56 @@ def test_a_crash_between_offline_and_acknowledgement_stores_nothing_twice(
         again.close()
     assert sorted(offline_trip_ids(store)) == list(range(1, 1001))
     assert_online_equals_offline(store, range(50))
+    assert_aggregates_equal_offline(store, trips(range(1, 1001)), late_instants(1000))
+
+
+def test_a_crash_between_the_online_write_and_the_offline_file_counts_nothing_twice(
+    repo: tuple[FeatureStore, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch reaches the online store (plain rows and aggregation states), then the
+    consumer dies before its offline file is published: the restarted consumer writes the
+    batch both ways again, and the aggregation states skip what they already counted."""
+    store, topic = repo
+    produce(topic, range(1, 1001))
+    stage = store.pusher.data.stage
+
+    def stage_then_die(*args: Any, **kwargs: Any) -> Any:
+        staged = stage(*args, **kwargs)
+
+        def die() -> None:
+            raise SystemExit("killed before publishing the offline file")
+
+        staged.commit = die  # type: ignore[method-assign]  # the fault: a death at this point
+        return staged
+
+    monkeypatch.setattr(store.pusher.data, "stage", stage_then_die)
+    consumer = store.stream_consumer(batch_size=400, block_ms=50)
+    with pytest.raises(SystemExit):
+        consumer.run(idle_seconds=1.0)
+    consumer.close()
+    monkeypatch.undo()
+    assert offline_trip_ids(store) == []
+    counted = store.get_online_features(
+        ["trip_aggregates:trips"], entity_rows=[{"driver_id": d} for d in range(50)]
+    ).to_dict()["trips"]
+    assert sum(counted) == 400 + 1  # the first batch is online (and driver 0's history trip)
+    again = store.stream_consumer(batch_size=400, block_ms=50)
+    try:
+        again.run(idle_seconds=1.0)
+    finally:
+        again.close()
+    assert sorted(offline_trip_ids(store)) == list(range(1, 1001))
+    assert_online_equals_offline(store, range(50))
+    assert_aggregates_equal_offline(store, trips(range(1, 1001)), late_instants(1000))
 
 
 def test_kill_9_twice_while_producing_loses_nothing_and_counts_nothing_twice(
     tmp_path: Path,
 ) -> None:
+    """Plain and aggregated views: after two kill -9 of a real consumer, every event is stored
+    once offline, counted once online, and online equals offline at several instants."""
     require_redis(STREAM_REDIS_URL)
-    store, topic = make_repo(tmp_path, online="sqlite")
+    store, topic = make_repo(tmp_path, online="sqlite", aggregated=True)
     rng = random.Random(5)
     total = 100_000
     try:
@@ -203,6 +220,7 @@ def test_kill_9_twice_while_producing_loses_nothing_and_counts_nothing_twice(
         assert len(trip_ids) == total
         assert sorted(trip_ids) == list(range(1, total + 1))
         assert_online_equals_offline(store, range(50))
+        assert_aggregates_equal_offline(store, trips(range(1, total + 1)), late_instants(total))
     finally:
         store.teardown()
         store.close()

@@ -16,7 +16,10 @@ after materialized ones of the same times, in arrival order).
 
 With ``event_id``, an event whose id is among the raw events is a replay and is ignored, so the
 dedupe horizon is the raw-event horizon; a replay older than that is counted again in lifetime
-aggregations (documented: at-least-once beyond the horizon).
+aggregations (documented: at-least-once beyond the horizon). Events from a stream carry their
+stream position, and the state keeps the newest position it applied (``applied``): a stream
+consumer's replay is recognized at any age (see
+:func:`featurestore.online.aggregation_views.push_events`).
 
 Stored form (format version :data:`STATE_VERSION`)::
 
@@ -27,8 +30,9 @@ Stored form (format version :data:`STATE_VERSION`)::
     offset 25  cut                        8 bytes, big-endian
     offset 33  events                     4 bytes, big-endian (n)
     then       event times, created times, order numbers (n int64 each, little-endian), then
-               the value columns, the event ids and the folded partials as one nested value
-               of :mod:`featurestore.online.state_codec`
+               the value columns, the event ids, the folded partials and (only in a state a
+               stream wrote) the applied stream position, as one nested value of
+               :mod:`featurestore.online.state_codec`
 
 Nothing here is pickled: a stored state can never run code when read.
 """
@@ -118,6 +122,7 @@ class Event:
     seq: int
     values: tuple[Any, ...]
     event_id: Any = None
+    position: tuple[int, int] | None = None  # in its stream (None: not from a stream)
 
     @property
     def order(self) -> tuple[int, int, int]:
@@ -136,6 +141,7 @@ class KeyState:
     columns: list[list[Any]] = field(default_factory=list)
     ids: list[Any] = field(default_factory=list)
     folded: list[Any] = field(default_factory=list)
+    applied: tuple[int, int] | None = None  # the newest stream position merged
 
     @property
     def newest(self) -> int | None:
@@ -364,6 +370,7 @@ def rebuild(
     ``through_us``), keeping the stored events after ``through_us`` (pushed ahead of the run).
     Re-running over the same data gives the same state (idempotent)."""
     state = KeyState(cut=_I64_MIN if read_from_us is None else read_from_us)
+    state.applied = None if old is None else old.applied
     state.set_events([], layout)
     add_events(state, layout, events)
     if old is not None:
@@ -438,6 +445,8 @@ def encode_state(state: KeyState, layout: StateLayout) -> bytes:
     if layout.event_id is not None:
         body.append(state.ids)
     body.append(state.folded)
+    if state.applied is not None:
+        body.append(list(state.applied))
     encode_value(body, out)
     return bytes(out)
 
@@ -458,7 +467,9 @@ def decode_state(blob: bytes, layout: StateLayout) -> KeyState:
         position += 8 * n
     body, _ = decode_value(blob, position)
     width = len(layout.columns)
-    if len(body) != width + (layout.event_id is not None) + 1:
+    folded = width + (layout.event_id is not None)
+    if len(body) not in (folded + 1, folded + 2):
         raise ValueError("an aggregation state does not fit the view (re-materialize it)")
     ids = body[width] if layout.event_id is not None else []
-    return KeyState(cut, times[0], times[1], times[2], body[:width], ids, body[-1])
+    applied = (body[-1][0], body[-1][1]) if len(body) == folded + 2 else None
+    return KeyState(cut, times[0], times[1], times[2], body[:width], ids, body[folded], applied)

@@ -10,7 +10,13 @@ Two writers keep it:
 * pushes (:func:`push_events`) merge their events into the state at once: the next lookup sees
   them. Late events update every window they fall in. With the view's ``event_id``, an event
   whose id the state holds is a replay and is not counted again; without one, a replayed push
-  counts twice (pushes are at-least-once).
+  counts twice (pushes are at-least-once);
+* a stream consumer's batches are pushes whose events carry their stream positions: each key's
+  state records, in the same atomic update as the events, the newest position it merged, and an
+  event at or before it is a replay (the consumer killed between the online write and the
+  acknowledgement gets the batch again) and is skipped, at any age and with or without
+  ``event_id``. One view reads one stream source (one ordered topic), and a consumer applies
+  its batches in stream order, so one position per key is enough.
 
     layout = state_layout(view)
     push_events(store, namespace, events_by_key(view, table, seq_start=next_push_seq(rows)))
@@ -105,12 +111,17 @@ def next_push_seq(rows: int) -> int:
 
 
 def events_by_key(
-    view: FeatureView, table: pa.Table | pa.RecordBatch, *, seq_start: int | None = None
+    view: FeatureView,
+    table: pa.Table | pa.RecordBatch,
+    *,
+    seq_start: int | None = None,
+    positions: Sequence[tuple[int, int]] | None = None,
 ) -> dict[bytes, list[Event]]:
     """The events of ``table`` grouped by encoded entity key. ``table`` has the join keys,
     :data:`EVENT_TS`, :data:`CREATED_TS` (int64 µs, null allowed) and the view's columns; its
-    :data:`SEQ` column orders ties, or row ``i`` gets ``seq_start + i``. Rows with a null
-    join key or event time are not events of any key (as offline)."""
+    :data:`SEQ` column orders ties, or row ``i`` gets ``seq_start + i``; row ``i`` came from
+    stream position ``positions[i]`` when given. Rows with a null join key or event time are
+    not events of any key (as offline)."""
     layout = state_layout(view)
     keys = encode_keys(table, view.join_keys).to_pylist()
     stamps = table.column(EVENT_TS).to_pylist()
@@ -131,6 +142,7 @@ def events_by_key(
             seqs[i],
             tuple(column[i] for column in columns),
             None if ids is None else ids[i],
+            None if positions is None else positions[i],
         )
         out.setdefault(key, []).append(event)
     return out
@@ -168,16 +180,32 @@ def push_events(
     namespace: Namespace,
     events: Mapping[bytes, Sequence[Event]],
 ) -> int:
-    """Merge ``events`` into their keys' states at once; returns how many keys were written."""
+    """Merge ``events`` into their keys' states at once (skipping those a stream already
+    applied); returns how many keys were written."""
     view = namespace.view
     layout = state_layout(view)
 
     def update(key: bytes, blob: bytes | None) -> StoredState:
         state = _decoded(view, layout, blob) or KeyState()
-        add_events(state, layout, events[key])
+        add_events(state, layout, not_yet_applied(state, events[key]))
         return _stored(state, layout)
 
     return stores_states(store, view).update_states(namespace, list(events), update)
+
+
+def not_yet_applied(state: KeyState, events: Sequence[Event]) -> Sequence[Event]:
+    """``events`` without those at or before the stream position ``state`` last applied (a
+    stream consumer's replay); moves the state's mark to the newest position among them."""
+    positions = [e.position for e in events if e.position is not None]
+    if not positions:
+        return events
+    applied = state.applied
+    newest = max(positions)
+    if applied is None:
+        state.applied = newest
+        return events
+    state.applied = max(applied, newest)
+    return [e for e in events if e.position is None or e.position > applied]
 
 
 def materialize_events(

@@ -34,6 +34,12 @@ def _flag(value: object) -> bool:
     return value
 
 
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
 def _acks(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be a whole number >= 0, not {value!r}")
@@ -43,7 +49,8 @@ def _acks(value: object) -> int:
 class RedisOnlineStoreConfig(OnlineStoreSettings):
     """``url`` of the server (a secret may sit in it: ``redis://:PASSWORD@host``), ``key_prefix``
     of every key, ``cluster: true`` for a Redis Cluster (``url`` is any node) and
-    ``replica_acks``: how many replicas must confirm each write (``WAIT``; 0: none)."""
+    ``replica_acks``: how many replicas must confirm each write (``WAIT``; 0: none) and
+    ``timeout``: seconds a request may wait for the server before it counts as unreachable."""
 
     example = "{type: redis, url: redis://localhost:6379/0}"
     type: Literal["redis"] = "redis"
@@ -51,6 +58,7 @@ class RedisOnlineStoreConfig(OnlineStoreSettings):
     key_prefix: str = DEFAULT_REDIS_PREFIX
     cluster: Annotated[bool, BeforeValidator(_flag)] = False
     replica_acks: Annotated[int, BeforeValidator(_acks), Field(ge=0)] = 0
+    timeout: Annotated[float, BeforeValidator(_seconds)] = 10.0
 
     def identity(self, config: RepoConfig) -> str:
         """The server, database and key prefix (no password)."""

@@ -561,4 +561,5 @@ def open_store(settings: OnlineStoreSettings, config: RepoConfig) -> RedisOnline
         key_prefix=settings.key_prefix,
         expiry_grace=settings.expiry_grace,
         replica_acks=settings.replica_acks,
+        timeout=settings.timeout,
     )

@@ -178,13 +178,20 @@ class Pusher:
         *,
         validate: PushValidation | None = None,
         offline_metadata: dict[bytes, bytes] | None = None,
+        positions: Sequence[tuple[int, int]] | None = None,
     ) -> PushReport:
         """Check, then write ``data`` to the views reading push source ``source``
-        (``offline_metadata``: kept in the offline file's metadata, as a stream's positions)."""
+        (``offline_metadata``: kept in the offline file's metadata, as a stream's positions;
+        ``positions``: each row's stream position, so an aggregated view skips the rows its
+        state already merged when a stream consumer replays a batch)."""
         began = time.perf_counter()
         mode = PushMode.parse(to)
         target = self.target(source)
         frame = push_frame(data, target.columns)
+        if positions is not None and len(positions) != frame.rows:
+            raise PushError(
+                f"push to {source!r}: {len(positions)} stream positions for {frame.rows} rows"
+            )
         if validate is not None and frame.rows:
             validate(target, frame)
         report = PushReport(
@@ -195,7 +202,7 @@ class Pusher:
             staged = (
                 self.data.stage(source, frame.table, offline_metadata) if mode.offline else None
             )
-            self._write_online(target, batches, staged, report)
+            self._write_online(target, batches, staged, report, positions)
             if staged is not None:
                 report.offline_file = str(staged.commit())
         report.seconds = time.perf_counter() - began
@@ -314,11 +321,12 @@ class Pusher:
         batches: Sequence[tuple[Namespace, pa.RecordBatch]],
         staged: StagedFile | None,
         report: PushReport,
+        positions: Sequence[tuple[int, int]] | None,
     ) -> None:
         done: list[str] = []
         for namespace, batch in batches:
             try:
-                result = self._write_view(namespace, batch)
+                result = self._write_view(namespace, batch, positions)
             except OnlineStoreError as exc:
                 if staged is not None:
                     staged.discard()
@@ -335,12 +343,18 @@ class Pusher:
                 ViewPush(namespace.view.name, namespace.version, batch.num_rows, result)
             )
 
-    def _write_view(self, namespace: Namespace, batch: pa.RecordBatch) -> WriteResult:
-        """A plain view takes the latest row per key; an aggregated one merges every event
-        into its keys' states."""
+    def _write_view(
+        self,
+        namespace: Namespace,
+        batch: pa.RecordBatch,
+        positions: Sequence[tuple[int, int]] | None,
+    ) -> WriteResult:
+        """A plain view takes the latest row per key (idempotent); an aggregated one merges
+        every event into its keys' states (``positions``: of every pushed row, in order)."""
         if not namespace.view.is_aggregated:
             return self.online.write_batch(namespace, batch)
-        events = events_by_key(namespace.view, batch, seq_start=next_push_seq(batch.num_rows))
+        seq = next_push_seq(batch.num_rows)
+        events = events_by_key(namespace.view, batch, seq_start=seq, positions=positions)
         return WriteResult(written=push_events(self.online, namespace, events))
 
 

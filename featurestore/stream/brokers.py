@@ -50,6 +50,10 @@ class Broker(ABC):
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Keep ``letters`` (message and reason) where an operator can read them."""
 
+    def keep_alive(self) -> None:  # noqa: B027 - brokers without a claim to renew keep it
+        """Renew this consumer's claim on the topic while it waits out an outage of the online
+        store (raises :class:`BrokerUnavailableError` when the broker is down too)."""
+
     @abstractmethod
     def lag(self) -> int | None:
         """Messages in the topic not yet delivered to the group (None: unknown)."""

@@ -12,15 +12,21 @@ Per batch of one stream source:
 5. send the dead letters, then acknowledge every message of the batch.
 
 Killed anywhere, a restarted consumer gets the unacknowledged messages again: those at or before
-the last position recorded offline are written online only (online writes are idempotent), the
-rest both ways, so no event is lost and none is stored twice. An unreachable online store or broker
-holds the batch (memory stays bounded by one batch per source) and retries with backoff, logging
-one line when the outage starts and one when it ends.
+the last position recorded offline are written online only, the rest both ways, so no event is
+lost and none is stored twice. Online, a plain view's write is idempotent (the latest row per
+key); an aggregated view's state records the newest stream position it merged, in the same
+atomic update, and skips the events at or before it (see
+:mod:`featurestore.online.aggregation_views`), so none is counted twice.
+
+An unreachable (or too slow: the store's timeout) online store or broker holds the batch: nothing
+more is read, so memory stays bounded by one batch per source. The consumer retries with backoff,
+keeps its lock on the source alive, and logs one line when the outage starts and one when it ends
+(:mod:`featurestore.stream.outages`).
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,12 +46,8 @@ from featurestore.offline.store_data import StoreData
 from featurestore.push.pusher import Pusher, PushMode, PushValidation
 from featurestore.stream.brokers import Broker, BrokerUnavailableError
 from featurestore.stream.metrics import StreamMetrics
+from featurestore.stream.outages import Outages
 from featurestore.stream.parse import DeadLetter, Message, MessageParser, ParsedBatch
-
-log = logging.getLogger("featurestore.stream")
-
-#: Longest wait between two attempts during an outage.
-MAX_BACKOFF_SECONDS = 5.0
 
 
 @dataclass
@@ -114,8 +116,8 @@ class StreamConsumer:
             self.states.append(
                 SourceState(source, broker, MessageParser(target.columns), key, recorded.get(key))
             )
-        self._outage_since: float | None = None
-        self._backoff = 0.1
+        self._stop: threading.Event | None = None  # set by run(); stops retries too
+        self.outages = Outages(sleep=self._pause)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class StreamConsumer:
         ``idle_seconds`` (each ``None``: no such limit)."""
         started = time.perf_counter()
         last_event = last_compaction = last_lag = time.monotonic()
+        self._stop = stop
         try:
             while stop is None or not stop.is_set():
                 got = self.step()
@@ -164,16 +167,24 @@ class StreamConsumer:
     # -- one batch ------------------------------------------------------------------------------
 
     def _with_retries(self, state: SourceState) -> int:
+        """Read one batch and store it, retrying through outages; nothing more is read until
+        it is stored. Stopped during an outage, the batch is left unacknowledged (the next run
+        gets it again)."""
         messages: list[Message] | None = None
-        while True:
+        while self._stop is None or not self._stop.is_set():
             try:
                 if messages is None:
                     messages = state.broker.read(self.batch_size, self.block_ms)
                 self._handle(state, messages)
-                self._recovered()
+                self.outages.succeeded()
                 return len(messages)
             except (OnlineStoreError, BrokerUnavailableError) as exc:
-                self._outage(state, exc)
+                held = len(messages or ())
+                if self.outages.failed(state.source.name, exc, held):
+                    self.report.outages += 1
+                    self.metrics.outage(state.source.name)
+                self._keep_lock(state)
+        return 0
 
     def _handle(self, state: SourceState, messages: list[Message]) -> None:
         if not messages:
@@ -201,8 +212,20 @@ class StreamConsumer:
             durable = position_key(state.durable)
             while split < len(positions) and position_key(positions[split]) <= durable:
                 split += 1
+        # Aggregation states skip what they already merged by position; plain views need none.
+        target = self.pusher.target(state.source.name)
+        keys = (
+            [position_key(p) for p in positions]
+            if any(view.is_aggregated for view, _ in target.views)
+            else None
+        )
         if split:
-            self.pusher.push(state.source.name, table.slice(0, split), PushMode.ONLINE)
+            self.pusher.push(
+                state.source.name,
+                table.slice(0, split),
+                PushMode.ONLINE,
+                positions=None if keys is None else keys[:split],
+            )
         fresh = table.slice(split)
         if not fresh.num_rows:
             return []
@@ -214,6 +237,7 @@ class StreamConsumer:
                 PushMode.ONLINE_AND_OFFLINE,
                 validate=self.validate,
                 offline_metadata=positions_metadata({state.checkpoint_key: last}),
+                positions=None if keys is None else keys[split:],
             )
         except ValidationFailedError as exc:
             reason = f"validation failed: {exc}"
@@ -227,28 +251,17 @@ class StreamConsumer:
 
     # -- outages ------------------------------------------------------------------------------
 
-    def _outage(self, state: SourceState, exc: Exception) -> None:
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            self.report.outages += 1
-            self.metrics.outage(state.source.name)
-            log.warning(
-                "stream source %r: %s; holding the batch and retrying (backoff up to %.0f s)",
-                state.source.name,
-                exc,
-                MAX_BACKOFF_SECONDS,
-            )
-        time.sleep(self._backoff)
-        self._backoff = min(self._backoff * 2, MAX_BACKOFF_SECONDS)
+    def _pause(self, seconds: float) -> None:
+        if self._stop is None:
+            time.sleep(seconds)
+        else:
+            self._stop.wait(seconds)
 
-    def _recovered(self) -> None:
-        if self._outage_since is not None:
-            log.warning(
-                "stream: recovered after %.1f s; consuming again",
-                time.monotonic() - self._outage_since,
-            )
-            self._outage_since = None
-            self._backoff = 0.1
+    def _keep_lock(self, state: SourceState) -> None:
+        """Keep the claim on the source through an outage of the online store (lost anyway if
+        the broker is the one down)."""
+        with contextlib.suppress(BrokerUnavailableError):
+            state.broker.keep_alive()
 
     def _update_lag(self) -> None:
         for state in self.states:

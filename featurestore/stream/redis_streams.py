@@ -104,6 +104,10 @@ class RedisStreamBroker(Broker):
                 pipe.xadd(f"{self.topic}.dead", fields)  # type: ignore[arg-type]
             pipe.execute()
 
+    def keep_alive(self) -> None:
+        with _unavailable(self.source):
+            self._renew_lock()
+
     def lag(self) -> int | None:
         with _unavailable(self.source):
             return _group_lag(self.client, self.topic, self.group)
