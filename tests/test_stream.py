@@ -39,6 +39,7 @@ from stream_repo import (
     event,
     make_repo,
     stream_view,
+    trip_events,
 )
 
 from featurestore import FeatureStore, Policy
@@ -269,3 +270,30 @@ def test_stream_needs_write_rights_and_names_unknown_views(tmp_path: Path) -> No
             admin.teardown()
     finally:
         cleanup(topic)
+
+
+def test_a_consumer_whose_lock_was_taken_over_stops_and_leaves_it(
+    repo: tuple[FeatureStore, str],
+) -> None:
+    """After an outage longer than the lock's expiry another consumer may hold the lock: the
+    first one must stop at its next renewal (not take the lock back), and its close must not
+    delete the other's lock."""
+    import redis
+
+    from featurestore.stream.redis_streams import RedisStreamBroker
+
+    _store, topic = repo
+    source = trip_events(topic)
+    broker = RedisStreamBroker(source, group="lock-test", consumer="one")
+    client = redis.Redis.from_url(source.broker, decode_responses=True)
+    key = f"featurestore:stream-lock:lock-test:{topic}"
+    try:
+        client.set(key, "elsewhere:4242", ex=60)  # taken over while this one was cut off
+        broker._renewed = 0.0  # due for renewal
+        with pytest.raises(ConfigError, match="now consumed by elsewhere:4242"):
+            broker.read(10, 10)
+        broker.close()
+        assert client.get(key) == "elsewhere:4242"
+    finally:
+        client.delete(key)
+        client.close()

@@ -16,6 +16,7 @@ holder dies) refuses a second consumer with a clear error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -122,11 +123,10 @@ class RedisStreamBroker(Broker):
             client.close()
 
     def close(self) -> None:
-        try:
-            if self.client.get(self._lock_key) == self._lock_value:
-                self.client.delete(self._lock_key)
-        except redis.RedisError:
-            pass  # the lock expires by itself
+        # Only our own lock: another consumer may hold it after an outage. If the broker is
+        # gone, the lock expires by itself.
+        with contextlib.suppress(redis.RedisError):
+            self.client.eval(_RELEASE, 1, self._lock_key, self._lock_value)
         self.client.close()
 
     # -- one consumer per group and topic -------------------------------------------------------
@@ -148,9 +148,38 @@ class RedisStreamBroker(Broker):
         )
 
     def _renew_lock(self) -> None:
-        if time.monotonic() - self._renewed >= _RENEW_EVERY:
-            self.client.set(self._lock_key, self._lock_value, ex=LOCK_SECONDS)
-            self._renewed = time.monotonic()
+        """Renew our lock, or take it back if it expired and nobody took it. A consumer cut off
+        for longer than :data:`LOCK_SECONDS` (a broker outage, a pause) may find another
+        consumer holding it: it stops rather than read the source beside it."""
+        if time.monotonic() - self._renewed < _RENEW_EVERY:
+            return
+        answer = self.client.eval(_RENEW, 1, self._lock_key, self._lock_value, LOCK_SECONDS)
+        if answer != 1:
+            raise ConfigError(
+                f"stream source {self.source.name!r}: topic {self.topic!r} of group "
+                f"{self.group!r} is now consumed by {answer} (this consumer was cut off from "
+                f"the broker for more than {LOCK_SECONDS} s and its lock expired); stopping, "
+                "so that one consumer reads the source"
+            )
+        self._renewed = time.monotonic()
+
+
+# Renew the lock if it is ours or free; otherwise answer its holder.
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return holder
+"""
+# Delete the lock only if it is ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 def _group_lag(client: Any, topic: str, group: str) -> int | None:
