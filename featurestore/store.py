@@ -209,6 +209,9 @@ class FeatureStore(
             guard.record_denial(who, denied)
             raise
         self.lineage.after_apply(applied)
+        # What this process resolved from the registry follows the apply at once (other
+        # processes notice within their freshness interval).
+        self._lookup, self._pusher, self._write_time = None, None, None
         guard.record_apply(who, applied)
         store = online_store_identity(self.config)
         pending = unmaterialized_warnings(applied, objects, self.registry, self.project, store)
@@ -422,7 +425,7 @@ class FeatureStore(
             listener=self.lineage.materialization_listener(),
             retention=self.retention.of,
             validation=self._materialization_validation(who),
-            freshness=self.freshness_log,
+            freshness=self.write_listener,
             spool_dir=self.config.resolve(self.config.offline_store.temp_directory),
         )
 
@@ -484,6 +487,7 @@ class FeatureStore(
                 self.online,
                 authorize=self._lookup_guard(),
                 retention=self.retention.of,
+                stored=self.write_time.stored,
             )
             self._lookup = self._on_demand_lookup(inner)
         return self._lookup
@@ -541,6 +545,7 @@ class FeatureStore(
             self._online = None
             self._lookup = None
             self._pusher = None
+            self._write_time = None
         if self._offline is not None:
             self._offline.close()
             self._offline = None
