@@ -37,7 +37,7 @@ from write_time_repo import (
     write_data,
 )
 
-from featurestore import FeatureStore, Field, on_demand_feature_view
+from featurestore import FeatureStore, FeatureView, Field, on_demand_feature_view
 from featurestore.definitions.on_demand import OnDemandFeatureView, WriteTimeStorage
 from featurestore.online.base import Namespace
 from featurestore.types import Bool, Float64, String
@@ -225,7 +225,31 @@ def test_materialize_then_push_offline_equals_online(
         )
         report = store.push("live_push", pushed, to="online_and_offline")
         assert report.online[0].result.skipped_older == 1
-        check_agree(store, server.url, trips, pd.concat([live, pushed], ignore_index=True))
+        live = pd.concat([live, pushed], ignore_index=True)
+        check_agree(store, server.url, trips, live)
+        # REST /push (Feast's body) takes the same path.
+        at = END + timedelta(seconds=10)
+        rest_rows = pd.DataFrame(
+            {
+                "driver_id": [5, 32],
+                "event_timestamp": [at, at],
+                "speed": [41.0, 7.5],
+                "status": ["rest", None],
+            }
+        )
+        body = {
+            "push_source_name": "live_push",
+            "to": "online_and_offline",
+            "df": {
+                "driver_id": [5, 32],
+                "event_timestamp": [at.isoformat()] * 2,
+                "speed": [41.0, 7.5],
+                "status": ["rest", None],
+            },
+        }
+        answer = httpx.post(f"{server.url}/push", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        check_agree(store, server.url, trips, pd.concat([live, rest_rows], ignore_index=True))
         # Only one input written (Feast's write_to_online_store, online only): the other
         # input's stored values are used; the oracle sees what the online store holds.
         direct = pd.DataFrame(
@@ -284,3 +308,65 @@ def test_erasure_removes_the_stored_values(
     assert all(after.statuses[f] == ["NOT_FOUND"] for f in FEATURES)
     others = store.get_online_features(REFS, entity_rows=[{"driver_id": 0}])
     assert others.statuses["label"] == ["PRESENT"]
+
+
+# -- TTL: the point-in-time join at the newest input's instant --------------------------------
+
+TRIPS_3H = FeatureView(
+    name="trip_stats",
+    entities=[TRIP_STATS.entities[0]],
+    ttl=timedelta(hours=3),
+    schema=TRIP_STATS.schema,
+    source=TRIP_STATS.source,
+)
+
+
+@on_demand_feature_view(
+    sources=[TRIPS_3H[["avg_km", "tier"]], DRIVER_LIVE[["status"]]],
+    schema=[Field(name="km", dtype=Float64), Field(name="tier_status", dtype=String)],
+    mode="python",
+    write_to_online_store=True,
+)
+def trip_ttl(row: dict[str, Any]) -> dict[str, Any]:
+    return {"km": row["avg_km"], "tier_status": f"{row['tier']}/{row['status']}"}
+
+
+def test_an_input_past_its_ttl_is_null_and_a_stale_value_is_outside_max_age(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "repo"
+    trips, live = write_data(root, seed=17)
+    drivers = list(range(DRIVERS + 5))
+    with make_store(root) as store:
+        store.apply([TRIP_STATS.entities[0], TRIPS_3H, DRIVER_LIVE, trip_ttl])
+        store.materialize(T0 - timedelta(days=1), END + timedelta(seconds=1), progress=False)
+        now = datetime.now(UTC)
+        newest = newest_event_us(trips, live, drivers, now)
+        known = [(d, t) for d, t in zip(drivers, newest, strict=True) if t is not None]
+        instants = [datetime.fromtimestamp(t / 1e6, UTC) for _, t in known]
+        frame = pd.DataFrame({"driver_id": [d for d, _ in known], "event_timestamp": instants})
+        offline = store.get_historical_features(frame, ["trip_ttl:km", "trip_ttl:tier_status"])
+        offline_rows = offline.to_arrow().to_pylist()
+        nulled = 0
+        for (driver, stamp), at, row in zip(known, instants, offline_rows, strict=True):
+            [inputs] = oracle_inputs(trips, live, [driver], at)
+            assert inputs is not None
+            trip_at = newest_event_us(trips, live.iloc[0:0], [driver], at)[0]
+            if trip_at is not None and trip_at < stamp - 3 * 3600 * 1_000_000:
+                inputs = {**inputs, "avg_km": None, "tier": None}  # past its TTL at `at`
+                nulled += 1
+            want = {"km": inputs["avg_km"], "tier_status": f"{inputs['tier']}/{inputs['status']}"}
+            assert {"km": row["km"], "tier_status": row["tier_status"]} == want
+            online = store.get_online_features(
+                ["trip_ttl:km", "trip_ttl:tier_status"],
+                entity_rows=[{"driver_id": driver}],
+                as_of=at,
+            )
+            assert {f: v[0] for f, v in online.to_dict().items() if f != "driver_id"} == want
+            # Now, the value is stale once the newest input is older than the smallest TTL.
+            later = store.get_online_features(
+                ["trip_ttl:tier_status"], entity_rows=[{"driver_id": driver}]
+            )
+            stale = stamp < (now - timedelta(hours=3)).timestamp() * 1e6
+            assert later.statuses["tier_status"] == ["OUTSIDE_MAX_AGE" if stale else "PRESENT"]
+        assert nulled > 2  # the TTL rule was exercised
