@@ -351,12 +351,16 @@ class FeatureStore(
     ) -> MaterializationReport:
         """Write each view's latest row per entity with event time in ``[start, end]`` online.
 
+        A write-time on-demand view named in ``feature_views`` stands for its source views:
+        materializing them computes it.
+
         ``start_date`` / ``end_date`` are Feast's names for ``start`` / ``end``. ``progress``
         shows a progress bar (default: when stderr is a terminal). ``principal`` is who asks
         (default: the store's; the REST service passes the bearer token's owner).
         """
         start = window_bound("materialize", "start", start, "start_date", start_date)
         end = window_bound("materialize", "end", end, "end_date", end_date)
+        feature_views = self._with_write_time_sources(feature_views)
         who = self._require_views("materialize", feature_views, principal)
         report = self._materializer(progress, who).materialize(start, end, feature_views)
         self._record_materialization(report, who)
@@ -373,6 +377,7 @@ class FeatureStore(
     ) -> MaterializationReport:
         """Materialize what arrived since each view's watermark (late rows too) up to ``end``."""
         end = window_bound("materialize_incremental", "end", end, "end_date", end_date)
+        feature_views = self._with_write_time_sources(feature_views)
         who = self._require_views("materialize", feature_views, principal)
         report = self._materializer(progress, who).materialize_incremental(end, feature_views)
         self._record_materialization(report, who)

@@ -269,8 +269,10 @@ def test_pinned_version_runs_its_code_and_the_new_one_is_stored(
     store, trips, live = served
     store.apply([*BASE, driver_mix, driver_eta_v2()])
     assert stored_rows(store, driver_eta, 2) == 0  # nothing written since version 2
-    # Materializing the sources again (not incrementally) computes version 2 for every key.
-    store.materialize(T0 - timedelta(days=1), END + timedelta(seconds=1), progress=False)
+    # Materializing it (its source views, not incrementally) computes version 2 for every key.
+    window = (T0 - timedelta(days=1), END + timedelta(seconds=1))
+    report = store.materialize(*window, feature_views=["driver_eta"], progress=False)
+    assert sorted(v.view for v in report.views) == ["driver_live", "trip_stats"]
     assert stored_rows(store, driver_eta, 2) > 20
     with Server(store) as server:
         check_agree(store, server.url, trips, live, eta=3600)

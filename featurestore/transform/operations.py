@@ -59,6 +59,18 @@ class OnDemandOperations(FacadeBase):
         """What every online write tells: the freshness log, then the write-time views."""
         return WriteListeners(self.freshness_log, self.write_time)
 
+    def _with_write_time_sources(self, names: Sequence[str] | None) -> Sequence[str] | None:
+        """``names`` (views to materialize) with each write-time view replaced by its source
+        views, whose writes compute it."""
+        if names is None or isinstance(names, str):
+            return names
+        views = self.write_time.views()
+        expanded: list[str] = []
+        for name in names:
+            found = views.get(name)
+            expanded += [view.name for view, _ in found.sources] if found else [name]
+        return list(dict.fromkeys(expanded))
+
     def _request_time_view(
         self, name: str, version: int | None
     ) -> tuple[OnDemandFeatureView, int] | None:
