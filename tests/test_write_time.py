@@ -292,6 +292,22 @@ def test_pinned_version_runs_its_code_and_the_new_one_is_stored(
     assert offline.column("driver_eta__eta_min").to_pylist() == v2
     assert online["driver_eta__eta_min"] == v2
     assert sum(v is not None for v in v1) > 5
+    # Pinning the current version names the column as offline does (computed, same values).
+    both = ["driver_eta@1:eta_min", "driver_eta@2:eta_min"]
+    pinned = store.get_online_features(
+        both, entity_rows=[{"driver_id": d} for d in drivers], full_feature_names=True
+    ).to_dict()
+    columns = store.get_historical_features(frame, both, full_feature_names=True).to_arrow()
+    assert (
+        pinned["driver_eta_v1__eta_min"]
+        == v1
+        == columns.column("driver_eta_v1__eta_min").to_pylist()
+    )
+    assert (
+        pinned["driver_eta_v2__eta_min"]
+        == v2
+        == columns.column("driver_eta_v2__eta_min").to_pylist()
+    )
 
 
 def test_erasure_removes_the_stored_values(

@@ -74,8 +74,8 @@ class OnDemandOperations(FacadeBase):
     def _request_time_view(
         self, name: str, version: int | None
     ) -> tuple[OnDemandFeatureView, int] | None:
-        """:meth:`_on_demand_view` for lookups: None for a write-time view at its current
-        version, whose stored values the inner lookup reads."""
+        """:meth:`_on_demand_view` for lookups: None for a write-time view asked unpinned,
+        whose stored values the inner lookup reads."""
         found = self._on_demand_view(name, version)
         if found is not None and self.write_time.stored(name, version) is not None:
             return None

@@ -14,8 +14,8 @@ went to the current version of a source view of a write-time view, for the keys 
    created time, so a recomputation replaces what an earlier one stored.
 
 So when only one of two source views is written, the other contributes its latest stored values
-for the key. Lookups of the current version read the stored values; a pinned older version is
-computed at request time from the stored inputs, with that version's code. A function that
+for the key. Unpinned lookups read the stored values; a pinned reference (``view@N:feature``) is
+computed at request time from the stored inputs, with version N's code. A function that
 raises stops the write with a :class:`~featurestore.errors.TransformationError` naming the view;
 the source rows already written stay (writing them again is safe).
 """
@@ -121,10 +121,11 @@ class WriteTimeViews:
         return view, self.registry.current_version(self.project, "feature_view", name)
 
     def stored(self, name: str, pin: int | None) -> tuple[FeatureView, int] | None:
-        """Where lookups read ``name`` (pinned at ``pin``) from: its storage and version when
-        it is a write-time view asked at its current version; None otherwise."""
+        """Where lookups read ``name`` from: its storage and current version when it is a
+        write-time view asked unpinned; None otherwise (a pinned reference, whatever the
+        version, is computed at request time, so that its column is named as offline)."""
         found = self.views().get(name)
-        if found is None or (pin is not None and pin != found.version):
+        if found is None or pin is not None:
             return None
         return found.storage, found.version
 
