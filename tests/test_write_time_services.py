@@ -4,6 +4,8 @@
   the flag is part of the content hash (turning it on makes a new version, the plan says so);
 * a principal who may not read an input cannot read the stored write-time feature either
   (SDK, REST, offline, and through a feature service);
+* a function that raises at write time stops the push with an error naming the view, and
+  nothing goes offline;
 * a feature service listing a request-time and a write-time view answers
   ``get_historical_features(features=service)``, ``get_online_features`` (object and name), REST
   and the CLI with the same values; the registry keeps it and lineage links the views to it.
@@ -22,7 +24,16 @@ import pandas as pd
 import pytest
 from access_repo import COMMAND, DRIVER_STATS, NOW, ROOT, as_, make_repo
 from api_server import Server
-from write_time_repo import BASE, DRIVER_LIVE, END, T0, TRIP_STATS, make_store, write_data
+from write_time_repo import (
+    BASE,
+    DRIVER_LIVE,
+    END,
+    T0,
+    TRIP_STATS,
+    make_store,
+    oracle_inputs,
+    write_data,
+)
 
 from featurestore import (
     Entity,
@@ -35,7 +46,7 @@ from featurestore import (
     on_demand_feature_view,
 )
 from featurestore.definitions.on_demand import OnDemandFeatureView
-from featurestore.errors import AccessDeniedError, DefinitionError
+from featurestore.errors import AccessDeniedError, DefinitionError, TransformationError
 from featurestore.types import Float64, Int64, String
 
 RIDE = RequestSource(name="ride", schema=[Field(name="distance_km", dtype=Float64)])
@@ -286,3 +297,51 @@ def test_a_service_with_on_demand_views(tmp_path: Path) -> None:
         } <= upstream
         unchanged = store.plan([*BASE, tier_status, trip_density, MODEL])
         assert {c.change for c in unchanged.changes} == {"unchanged"}
+
+
+# -- a function that fails at write time ------------------------------------------------------
+
+
+@on_demand_feature_view(
+    sources=[TRIP_STATS[["tier"]], DRIVER_LIVE[["status"]]],
+    schema=[Field(name="shout", dtype=String)],
+    mode="python",
+    write_to_online_store=True,
+)
+def shout(row: dict[str, Any]) -> dict[str, Any]:
+    if row["status"] == "boom":
+        raise ValueError("cannot shout boom")
+    return {"shout": None if row["status"] is None else row["status"].upper()}
+
+
+def test_a_failing_function_stops_the_push_and_names_the_view(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    trips, live = write_data(root, seed=9)
+    with make_store(root) as store:
+        store.apply([*BASE, shout])
+        at = END + timedelta(seconds=30)
+        good = pd.DataFrame({"driver_id": [2], "event_timestamp": [at], "speed": [1.0]})
+        good["status"] = ["fine"]
+        store.push("live_push", good, to="online_and_offline")
+        assert store.get_online_features(["shout:shout"], entity_rows=[{"driver_id": 2}]).to_dict()[
+            "shout"
+        ] == ["FINE"]
+        bad = good.assign(driver_id=[4], status=["boom"])
+        with pytest.raises(TransformationError, match=r"'shout' v1.*cannot shout boom"):
+            store.push("live_push", bad, to="online_and_offline")
+        # Nothing went offline (the staged file was dropped): the retrieval sees the batch
+        # file's rows only. Online, the source row written before the failure stays (pushing
+        # again is safe) and nothing was computed for the key.
+        now = datetime.now(UTC)
+        frame = pd.DataFrame({"driver_id": [4], "event_timestamp": [now]})
+        offline = store.get_historical_features(frame, ["driver_live:status"]).to_arrow()
+        [inputs] = oracle_inputs(trips, live, [4], now)
+        assert offline.column("status").to_pylist() == [
+            None if inputs is None else inputs["status"]
+        ]
+        rows = [{"driver_id": 4}]
+        assert store.get_online_features(["driver_live:status"], entity_rows=rows).to_dict()[
+            "status"
+        ] == ["boom"]
+        online = store.get_online_features(["shout:shout"], entity_rows=rows)
+        assert online.statuses["shout"] == ["NOT_FOUND"]
