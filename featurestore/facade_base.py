@@ -16,6 +16,7 @@ from featurestore.governance.lineage_hooks import LineageHooks
 from featurestore.governance.retention import RetentionRules
 from featurestore.offline.base import OfflineEngine
 from featurestore.online import OnlineStore
+from featurestore.online.base import WriteListener
 from featurestore.online.freshness import FreshnessLog
 from featurestore.push import Pusher
 from featurestore.push.online_write import WriteValidation
@@ -71,6 +72,11 @@ class FacadeBase:
 
     @property
     def freshness_log(self) -> FreshnessLog:
+        raise NotImplementedError
+
+    @property
+    def write_listener(self) -> WriteListener:
+        """What every online write tells once durable (freshness, write-time views)."""
         raise NotImplementedError
 
     def _write_validation(self, principal: PrincipalLike) -> WriteValidation:

@@ -209,6 +209,9 @@ class FeatureStore(
             guard.record_denial(who, denied)
             raise
         self.lineage.after_apply(applied)
+        # What this process resolved from the registry follows the apply at once (other
+        # processes notice within their freshness interval).
+        self._lookup, self._pusher, self._write_time = None, None, None
         guard.record_apply(who, applied)
         store = online_store_identity(self.config)
         pending = unmaterialized_warnings(applied, objects, self.registry, self.project, store)
@@ -348,12 +351,16 @@ class FeatureStore(
     ) -> MaterializationReport:
         """Write each view's latest row per entity with event time in ``[start, end]`` online.
 
+        A write-time on-demand view named in ``feature_views`` stands for its source views:
+        materializing them computes it.
+
         ``start_date`` / ``end_date`` are Feast's names for ``start`` / ``end``. ``progress``
         shows a progress bar (default: when stderr is a terminal). ``principal`` is who asks
         (default: the store's; the REST service passes the bearer token's owner).
         """
         start = window_bound("materialize", "start", start, "start_date", start_date)
         end = window_bound("materialize", "end", end, "end_date", end_date)
+        feature_views = self._with_write_time_sources(feature_views)
         who = self._require_views("materialize", feature_views, principal)
         report = self._materializer(progress, who).materialize(start, end, feature_views)
         self._record_materialization(report, who)
@@ -370,6 +377,7 @@ class FeatureStore(
     ) -> MaterializationReport:
         """Materialize what arrived since each view's watermark (late rows too) up to ``end``."""
         end = window_bound("materialize_incremental", "end", end, "end_date", end_date)
+        feature_views = self._with_write_time_sources(feature_views)
         who = self._require_views("materialize", feature_views, principal)
         report = self._materializer(progress, who).materialize_incremental(end, feature_views)
         self._record_materialization(report, who)
@@ -422,7 +430,7 @@ class FeatureStore(
             listener=self.lineage.materialization_listener(),
             retention=self.retention.of,
             validation=self._materialization_validation(who),
-            freshness=self.freshness_log,
+            freshness=self.write_listener,
             spool_dir=self.config.resolve(self.config.offline_store.temp_directory),
         )
 
@@ -484,6 +492,7 @@ class FeatureStore(
                 self.online,
                 authorize=self._lookup_guard(),
                 retention=self.retention.of,
+                stored=self.write_time.stored,
             )
             self._lookup = self._on_demand_lookup(inner)
         return self._lookup
@@ -541,6 +550,7 @@ class FeatureStore(
             self._online = None
             self._lookup = None
             self._pusher = None
+            self._write_time = None
         if self._offline is not None:
             self._offline.close()
             self._offline = None

@@ -7,15 +7,21 @@ from typing import Any, ClassVar
 
 from featurestore.definitions.base import Definition, check_name
 from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
+from featurestore.definitions.on_demand import OnDemandFeatureView
 from featurestore.errors import DefinitionError
+
+#: What a service lists: views (feature views and on-demand views) or projections of them.
+ServiceItem = FeatureView | OnDemandFeatureView | FeatureViewProjection
 
 
 class FeatureService(Definition):
     """The features a model needs, from whole views or projections::
 
-        FeatureService(name="driver_model", features=[driver_stats, customer[["age"]]])
+        FeatureService(name="driver_model", features=[driver_stats, customer[["age"]], trip_fit])
 
-    A whole view follows the view: features added to it later are served too.
+    A whole view follows the view: features added to it later are served too. On-demand views
+    (request-time and write-time) are listed whole; their request values come with the entity
+    rows (online) or the entity frame (offline), as for references to them.
     """
 
     kind: ClassVar[str] = "feature_service"
@@ -24,7 +30,7 @@ class FeatureService(Definition):
         self,
         *,
         name: str,
-        features: Sequence[FeatureView | FeatureViewProjection],
+        features: Sequence[ServiceItem],
         description: str = "",
         tags: Mapping[str, str] | None = None,
         owner: str = "",
@@ -33,14 +39,14 @@ class FeatureService(Definition):
         self._init_metadata(description, tags, owner)
         projections: list[FeatureViewProjection] = []
         for item in features:
-            if isinstance(item, FeatureView):
+            if isinstance(item, FeatureView | OnDemandFeatureView):
                 projections.append(FeatureViewProjection(item, None))
             elif isinstance(item, FeatureViewProjection):
                 projections.append(item)
             else:
                 raise DefinitionError(
-                    f"feature service {name!r}: features must be feature views or projections "
-                    f"(view[['f1']]), got {item!r}"
+                    f"feature service {name!r}: features must be feature views, on-demand "
+                    f"views or projections (view[['f1']]), got {item!r}"
                 )
         if not projections:
             raise DefinitionError(f"feature service {name!r}: lists no feature")
@@ -64,10 +70,13 @@ class FeatureService(Definition):
         return [p.spec() for p in self.projections]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], views: Mapping[str, FeatureView]) -> FeatureService:
-        """Rebuild a service from :meth:`to_dict` output; ``views`` resolves view names."""
+    def from_dict(
+        cls, data: Mapping[str, Any], views: Mapping[str, FeatureView | OnDemandFeatureView]
+    ) -> FeatureService:
+        """Rebuild a service from :meth:`to_dict` output; ``views`` resolves view names
+        (feature views and on-demand views)."""
         meta = data.get("meta", {})
-        items: list[FeatureView | FeatureViewProjection] = []
+        items: list[ServiceItem] = []
         for proj in data["spec"]["projections"]:
             view = views.get(proj["view"])
             if view is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from featurestore.definitions.aggregation import Aggregation
 from featurestore.definitions.base import Definition, check_name
@@ -14,6 +14,9 @@ from featurestore.definitions.sources import DataSource, FileSource, PushSource,
 from featurestore.errors import DefinitionError, did_you_mean
 from featurestore.quality.validation import Validation
 from featurestore.types import ValueType, from_name
+
+if TYPE_CHECKING:  # a service's projection may be of an on-demand view, which imports this
+    from featurestore.definitions.on_demand import OnDemandFeatureView
 
 
 class FeatureView(Definition):
@@ -384,7 +387,9 @@ class FeatureView(Definition):
 class FeatureViewProjection:
     """Some features of one view, as used by a :class:`FeatureService`."""
 
-    def __init__(self, view: FeatureView, features: list[str] | None = None) -> None:
+    def __init__(
+        self, view: FeatureView | OnDemandFeatureView, features: list[str] | None = None
+    ) -> None:
         self.view = view
         self.features = features
 

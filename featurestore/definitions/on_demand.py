@@ -19,6 +19,12 @@ single-row online lookups). The function's normalized code (see :mod:`featuresto
 its inputs and its schema make the content hash: changing the code makes a new version, and the
 registry keeps every version's code, so ``ride_features@1:pickup_eta_min`` runs version 1's code.
 Source views are read at their current version.
+
+With ``write_to_online_store=True`` (Feast's name) the view is computed at *write* time: when
+rows of a source view are materialized or pushed, the function runs on them (and on the stored
+values of the other source views for the same keys) and its outputs are stored online under the
+view's own name and version, as :class:`WriteTimeStorage` describes. Such a view reads only
+feature views, all keyed by the same join keys, none of them aggregated.
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ class OnDemandFeatureView(Definition):
         tags: Mapping[str, str] | None = None,
         owner: str = "",
         view_inputs: Mapping[str, Sequence[Field]] | None = None,
+        write_to_online_store: bool = False,
     ) -> None:
         self.name = check_name("on-demand feature view", name)
         label = self.label
@@ -91,18 +98,30 @@ class OnDemandFeatureView(Definition):
             raise DefinitionError(f"{label}: mode must be one of {list(_MODES)}, got {mode!r}")
         self.mode: Mode = mode  # type: ignore[assignment]
         self.code = code
+        if not isinstance(write_to_online_store, bool):
+            raise DefinitionError(
+                f"{label}: write_to_online_store must be True or False, "
+                f"got {write_to_online_store!r}"
+            )
+        self.write_to_online_store = write_to_online_store
         # Source views by name with the features read from each; request sources by name.
         self.view_sources: dict[str, list[Field]] = {}
         self.request_sources: list[RequestSource] = []
         for source in sources:
-            if isinstance(source, OnDemandFeatureView):
+            if isinstance(source, OnDemandFeatureView) or (
+                isinstance(source, FeatureViewProjection)
+                and isinstance(source.view, OnDemandFeatureView)
+            ):
+                named = source.name if isinstance(source, OnDemandFeatureView) else source.view.name
                 raise DefinitionError(
-                    f"{label}: on-demand view {source.name!r} cannot be a source; list the "
+                    f"{label}: on-demand view {named!r} cannot be a source; list the "
                     "feature views it reads instead"
                 )
             if isinstance(source, FeatureView):
                 source = FeatureViewProjection(source, None)
             if isinstance(source, FeatureViewProjection):
+                if write_to_online_store and isinstance(source.view, FeatureView):
+                    _check_write_time_source(label, source.view, _source_views(sources)[0])
                 if source.view.name in self.view_sources:
                     raise DefinitionError(f"{label}: lists view {source.view.name!r} twice")
                 fields = [source.view.feature(f) for f in source.feature_names]
@@ -118,6 +137,13 @@ class OnDemandFeatureView(Definition):
             self.view_sources[view_name] = list(declared)
         if not self.view_sources and not self.request_sources:
             raise DefinitionError(f"{label}: lists no source")
+        if write_to_online_store and self.request_sources:
+            raise DefinitionError(
+                f"{label}: write_to_online_store=True computes the features when source rows "
+                f"are written, but request source {self.request_sources[0].name!r} has values "
+                "only at lookup time; drop the request source or compute at request time "
+                "(write_to_online_store=False)"
+            )
         if self.name in self.view_sources:
             raise DefinitionError(f"{label} depends on itself (a source has its name)")
         self.inputs = self._check_inputs(label)
@@ -188,7 +214,11 @@ class OnDemandFeatureView(Definition):
     # -- serialization -------------------------------------------------------------------------
 
     def spec(self) -> dict[str, Any]:
+        # The flag is part of the content hash, but only when set, so request-time views keep
+        # the hash (and version) they had before write-time views existed.
+        written = {"write_to_online_store": True} if self.write_to_online_store else {}
         return {
+            **written,
             "mode": self.mode,
             "sources": [
                 {"view": v, "features": [f.spec() for f in fields]}
@@ -222,6 +252,7 @@ class OnDemandFeatureView(Definition):
             schema=[Field.from_dicts(f, field_meta.get(f["name"])) for f in spec["features"]],
             code=FunctionCode.from_spec(spec["code"]),
             mode=spec["mode"],
+            write_to_online_store=spec.get("write_to_online_store", False),
             description=meta.get("description", ""),
             tags=meta.get("tags"),
             owner=meta.get("owner", ""),
@@ -236,6 +267,7 @@ def on_demand_feature_view(
     description: str = "",
     tags: Mapping[str, str] | None = None,
     owner: str = "",
+    write_to_online_store: bool = False,
 ) -> Callable[[Callable[..., Any]], OnDemandFeatureView]:
     """Decorator making an :class:`OnDemandFeatureView` named after the function::
 
@@ -243,6 +275,9 @@ def on_demand_feature_view(
                             schema=[Field(name="eta_min", dtype=Float64)])
     def ride_features(row: dict) -> dict:
         return {"eta_min": row["distance_km"] / row["avg_speed"] * 60}
+
+    ``write_to_online_store=True`` computes and stores the features when source rows are
+    written (materialization, push) instead of at lookup; see the module doc.
     """
 
     def wrap(function: Callable[..., Any]) -> OnDemandFeatureView:
@@ -257,7 +292,74 @@ def on_demand_feature_view(
             description=description,
             tags=tags,
             owner=owner,
+            write_to_online_store=write_to_online_store,
         )
         return view
 
     return wrap
+
+
+def _source_views(
+    sources: Sequence[FeatureView | FeatureViewProjection | RequestSource],
+) -> list[FeatureView]:
+    views = []
+    for source in sources:
+        view = source.view if isinstance(source, FeatureViewProjection) else source
+        if isinstance(view, FeatureView):
+            views.append(view)
+    return views
+
+
+def _check_write_time_source(label: str, view: FeatureView, first: FeatureView) -> None:
+    """A write-time view's source views share their join keys (one stored row per key) and
+    are plain (an aggregation's value depends on the lookup instant, not on a write)."""
+    if view.is_aggregated:
+        raise DefinitionError(
+            f"{label}: write_to_online_store=True cannot read aggregated {view.label}: its "
+            "values change with the lookup instant, not only when rows are written"
+        )
+    if not view.online:
+        raise DefinitionError(
+            f"{label}: write_to_online_store=True reads its inputs from the online store, but "
+            f"{view.label} is not served online (online=False)"
+        )
+    if view.join_keys != first.join_keys:
+        raise DefinitionError(
+            f"{label}: write_to_online_store=True needs source views keyed alike (one stored "
+            f"row per key), but {first.label} has join keys {first.join_keys} and "
+            f"{view.label} {view.join_keys}"
+        )
+
+
+class WriteTimeStorage(FeatureView):
+    """Where a write-time on-demand view's values live online: a feature view named after it
+    (kind ``on_demand_feature_view``, so access policies and audit records name the on-demand
+    view), keyed and sourced like its first source view, with the view's schema as features.
+
+    Its TTL is the smallest TTL of the source views and its retention the shortest retention
+    among them (None: the project default), so a derived value is never kept or served longer
+    than the data it comes from. ``inputs`` are the source views (current versions) and the
+    features read from each: reading the stored values needs the right to read those too.
+    """
+
+    kind: ClassVar[str] = "on_demand_feature_view"
+
+    def __init__(self, view: OnDemandFeatureView, sources: Sequence[FeatureView]) -> None:
+        first = sources[0]
+        keys = [Field(name=k, dtype=t) for k, t in first.join_key_types.items() if t is not None]
+        ttls = [s.ttl for s in sources if s.ttl is not None]
+        kept = [s.retention for s in sources if s.retention is not None]
+        super().__init__(
+            name=view.name,
+            source=first.source,
+            schema=keys + list(view.schema),
+            entities=first.entities,
+            ttl=min(ttls, default=None),
+            retention=min(kept, default=None),
+            description=view.description,
+            tags=view.tags,
+            owner=view.owner,
+        )
+        self.on_demand = view
+        by_name = {s.name: s for s in sources}
+        self.inputs = [(by_name[n], [f.name for f in fs]) for n, fs in view.view_sources.items()]

@@ -27,6 +27,7 @@ from featurestore.definitions.base import Definition
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.on_demand import OnDemandFeatureView
 from featurestore.definitions.policy import Policy
 from featurestore.errors import AccessDeniedError, DefinitionError
 from featurestore.registry.base import ApplyCheck, Registry
@@ -185,16 +186,18 @@ def entity_target(project: str, entity: Entity) -> Target:
     return Target("entity", entity.name, _tags(entity.tags), (project_target(project),))
 
 
-def view_target(project: str, view: FeatureView) -> Target:
-    return Target("feature_view", view.name, _tags(view.tags), (project_target(project),))
+def view_target(project: str, view: FeatureView | OnDemandFeatureView) -> Target:
+    """The view as a resource, of its own kind (a write-time view's storage is the on-demand
+    view)."""
+    return Target(view.kind, view.name, _tags(view.tags), (project_target(project),))
 
 
 def feature_targets(
     project: str,
-    view: FeatureView,
+    view: FeatureView | OnDemandFeatureView,
     features: Sequence[str] | None = None,
     *,
-    governing: FeatureView | None = None,
+    governing: FeatureView | OnDemandFeatureView | None = None,
 ) -> list[Target]:
     """The view, then each requested feature (default: all) with the view as its parent.
 

@@ -49,6 +49,7 @@ import pyarrow as pa
 from featurestore.definitions.base import canonical_json
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.on_demand import WriteTimeStorage
 from featurestore.errors import (
     DefinitionError,
     EntityFrameError,
@@ -471,6 +472,8 @@ def _user_sources(
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for target in reversed(request.targets):  # newest versions first
         view = target.stored.view
+        if isinstance(view, WriteTimeStorage):
+            continue  # computed values: its "source" is a source view's, listed for that view
         columns = tuple(view.source.source_column(k) for k in request.keys)
         where = (view.source.resolve(request.holdings.config.repo_path), columns)
         if where in seen:

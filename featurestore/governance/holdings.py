@@ -1,7 +1,8 @@
 """What the store holds for one project: the places retention and erasure remove rows from.
 
 * the online store: one namespace per stored version of every feature view, deleted views
-  included (their rows stay online until something removes them);
+  included (their rows stay online until something removes them), and of every write-time
+  on-demand view (its computed values, keyed like its source views);
 * pushed offline data: ``<data_path>/<project>/push/<source>/part-*.parquet``
   (:mod:`featurestore.offline.store_data`);
 * saved datasets (:mod:`featurestore.governance.datasets`) whose file lies in the store's data
@@ -26,7 +27,9 @@ import pyarrow.parquet as pq
 from sqlalchemy import update
 
 from featurestore.config import RepoConfig
+from featurestore.definitions.base import Definition
 from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.on_demand import OnDemandFeatureView, WriteTimeStorage
 from featurestore.definitions.sources import PushSource
 from featurestore.errors import ObjectNotFoundError
 from featurestore.governance.datasets import SavedDatasets
@@ -137,26 +140,56 @@ class Holdings:
         self._views: list[StoredView] | None = None
 
     def views(self) -> list[StoredView]:
-        """Every stored version of every feature view, by name then version."""
+        """Every stored version of every feature view, by name then version, then every
+        stored version of every write-time on-demand view."""
         if self._views is None:
             stored: list[StoredView] = []
             for name, versions in self.registry.versions(self.project, "feature_view").items():
                 latest = self._latest(name)
+                assert isinstance(latest, FeatureView)
                 for version in versions:
                     view = self.registry.get(self.project, "feature_view", name, version)
                     assert isinstance(view, FeatureView)
                     stored.append(StoredView(Namespace(self.project, view, version), latest))
+            stored += self._write_time_views()
             self._views = stored
         return self._views
 
-    def _latest(self, name: str) -> FeatureView:
+    def _latest(self, name: str, kind: str = "feature_view") -> Definition:
         try:
-            view = self.registry.get(self.project, "feature_view", name)
+            view = self.registry.get(self.project, kind, name)
         except ObjectNotFoundError:  # deleted: its last version carries its last settings
-            last = self.registry.history(self.project, name, "feature_view")[-1].version
-            view = self.registry.get(self.project, "feature_view", name, last)
-        assert isinstance(view, FeatureView)
+            last = self.registry.history(self.project, name, kind)[-1].version
+            view = self.registry.get(self.project, kind, name, last)
         return view
+
+    def _write_time_views(self) -> list[StoredView]:
+        """The namespaces of write-time on-demand views (any version that was write-time),
+        keyed like their source views now; one whose source views are all gone is passed
+        over (nothing can tell its keys' types)."""
+        kind = "on_demand_feature_view"
+        stored: list[StoredView] = []
+        for name, versions in self.registry.versions(self.project, kind).items():
+            latest = self._storage(self._latest(name, kind))
+            for version in versions:
+                view = self.registry.get(self.project, kind, name, version)
+                storage = self._storage(view)
+                if storage is not None:
+                    stored.append(
+                        StoredView(Namespace(self.project, storage, version), latest or storage)
+                    )
+        return stored
+
+    def _storage(self, view: Definition) -> WriteTimeStorage | None:
+        assert isinstance(view, OnDemandFeatureView)
+        if not view.write_to_online_store:
+            return None
+        sources = []
+        for name in view.view_sources:
+            source = self._latest(name)
+            assert isinstance(source, FeatureView)
+            sources.append(source)
+        return WriteTimeStorage(view, sources)
 
     def pushed(self) -> list[PushedData]:
         """Every push source with a folder of pushed files, with the view versions reading it."""
@@ -165,7 +198,9 @@ class Holdings:
             readers = tuple(
                 s
                 for s in self.views()
-                if isinstance(s.view.source, PushSource) and s.view.source.name == source
+                if isinstance(s.view.source, PushSource)
+                and s.view.source.name == source
+                and not isinstance(s.view, WriteTimeStorage)  # keyed like a reader, reads none
             )
             files = tuple(Path(f) for f in self.data.pushed_files(source))
             found.append(PushedData(source, files, readers))

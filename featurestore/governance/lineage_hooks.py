@@ -88,11 +88,14 @@ class LineageHooks:
         services = self._current("feature_service")
         versions = {view.name: version for view, version in views}
         edges = [e for view, version in views for e in _view_edges(view, version)]
+        on_demand = self._current("on_demand_feature_view")
+        for view, version in on_demand:
+            edges += on_demand_edges(view, version, versions)
+        # A service's on-demand views are part of it as its feature views are.
+        versions |= {view.name: version for view, version in on_demand}
         for service, version in services:
             assert isinstance(service, FeatureService)
             edges += _service_edges(service, version, versions)
-        for on_demand, version in self._current("on_demand_feature_view"):
-            edges += on_demand_edges(on_demand, version, versions)
         self.graph.ensure(edges)
         if not self.emitter.enabled:
             return
@@ -412,7 +415,7 @@ def _service_edges(
     node = LineageNode("feature_service", service.name, version)
     return [
         LineageEdge(
-            _view_node(p.view, view_versions[p.view.name]),
+            LineageNode(p.view.kind, p.view.name, view_versions[p.view.name]),
             node,
             "part_of",
             detail={"features": p.feature_names},

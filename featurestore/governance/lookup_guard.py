@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from featurestore.definitions.feature_service import FeatureService
+from featurestore.definitions.on_demand import WriteTimeStorage
 from featurestore.governance.access import Target, feature_targets, service_targets
 from featurestore.governance.guard import Guard, PrincipalLike
 from featurestore.online.lookup import LookupPlan
@@ -66,9 +67,18 @@ class LookupGuard:
                 self.project, read.namespace.view, read.features, governing=read.governing
             )
         ]
+        for read in plan.reads:
+            # A write-time view's stored values are made of its inputs: reading them needs
+            # the right to read those too, as computing them at request time would.
+            view = read.namespace.view
+            if isinstance(view, WriteTimeStorage):
+                for source, features in view.inputs:
+                    targets += feature_targets(self.project, source, features)
         if isinstance(references, str):  # asked through a feature service: check it too
             targets += service_targets(self.project, self.service(references))[:1]
-        views = tuple(dict.fromkeys(f"feature_view:{r.namespace.view.name}" for r in plan.reads))
+        views = tuple(
+            dict.fromkeys(f"{r.namespace.view.kind}:{r.namespace.view.name}" for r in plan.reads)
+        )
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
         resources = self._plans[id(plan)] = _PlanResources(plan, targets, views)

@@ -68,9 +68,8 @@ from featurestore.offline.base import (
     missing_capability,
 )
 from featurestore.online.aggregation_views import materialize_stream, read_from
-from featurestore.online.base import Namespace, OnlineStore
+from featurestore.online.base import Namespace, OnlineStore, WriteListener
 from featurestore.online.batches import conform, online_schema
-from featurestore.online.freshness import FreshnessLog
 from featurestore.registry.base import Registry, Watermark
 
 #: Rows per batch sent to the online store: bounds memory whatever the number of keys.
@@ -173,7 +172,7 @@ class Materializer:
         listener: MaterializationListener | None = None,
         validation: ValidationFor | None = None,
         spool_dir: Path | None = None,
-        freshness: FreshnessLog | None = None,
+        freshness: WriteListener | None = None,
     ) -> None:
         if batch_rows < 1:
             raise MaterializationError(f"batch_rows must be at least 1, got {batch_rows}")

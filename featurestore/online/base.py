@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -41,6 +42,25 @@ class Namespace:
     project: str
     view: FeatureView
     version: int
+
+
+class WriteListener(Protocol):
+    """Told of every online write batch once it is durable (materialization, push, direct
+    write, stream batch): the freshness log, and the write-time on-demand views computed
+    from what was written."""
+
+    def note(self, namespace: Namespace, batch: pa.RecordBatch) -> None: ...
+
+
+class WriteListeners:
+    """Several :class:`WriteListener` as one, told in order."""
+
+    def __init__(self, *listeners: WriteListener) -> None:
+        self.listeners = listeners
+
+    def note(self, namespace: Namespace, batch: pa.RecordBatch) -> None:
+        for listener in self.listeners:
+            listener.note(namespace, batch)
 
 
 @dataclass

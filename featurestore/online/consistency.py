@@ -1,6 +1,7 @@
 """The consistency proof: online lookups and a historical retrieval at one instant must agree.
 
-For each online view, up to ``sample`` entity keys are drawn (deterministically for a given
+For each online view (write-time on-demand views included: their stored values against the
+function run on the point-in-time-joined inputs), up to ``sample`` entity keys are drawn (deterministically for a given
 ``seed``) from the keys present in the view's source. They are looked up online at ``as_of`` and
 retrieved with a point-in-time join for entity rows at ``as_of``; every feature value is compared:
 
@@ -161,6 +162,7 @@ def check_consistency(
         freshness_interval=0.0,
         authorize=authorize,
         retention=store.retention.of,
+        stored=store.write_time.stored,
     )
     for view in _views(store, feature_views):
         keys = _sample_keys(store, view, sample, chosen_seed)
@@ -169,10 +171,14 @@ def check_consistency(
 
 
 def _views(store: FeatureStore, names: Sequence[str] | None) -> list[FeatureView]:
+    written: dict[str, FeatureView] = {n: v.storage for n, v in store.write_time.views().items()}
     if names is None:
-        return [v for v in store.list_feature_views() if v.online]
+        return [v for v in store.list_feature_views() if v.online] + list(written.values())
     views = []
     for name in names:
+        if name in written:
+            views.append(written[name])
+            continue
         try:
             views.append(store.get_feature_view(name))
         except ObjectNotFoundError as exc:

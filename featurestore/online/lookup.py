@@ -126,8 +126,12 @@ class OnlineLookup:
         freshness_interval: float = 1.0,
         authorize: Callable[[LookupPlan, Sequence[str] | str, Any], None] | None = None,
         retention: Callable[[FeatureView], timedelta | None] | None = None,
+        stored: Callable[[str, int | None], tuple[FeatureView, int] | None] | None = None,
     ) -> None:
         self.project = project
+        #: ``(name, pin) -> (view, version)`` for names served from a namespace that is no
+        #: registered feature view (a write-time on-demand view's stored values); None: not one.
+        self.stored = stored
         self.authorize = authorize
         self.retention = retention
         self.registry = registry
@@ -175,6 +179,10 @@ class OnlineLookup:
         governing: dict[str, FeatureView] = {}
 
         def view_at(name: str, pin: int | None) -> FeatureView:
+            found = None if self.stored is None else self.stored(name, pin)
+            if found is not None:
+                versions[(name, pin)] = found[1]
+                return found[0]
             try:
                 version = (
                     pin

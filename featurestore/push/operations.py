@@ -27,7 +27,7 @@ class OnlineWriteOperations(FacadeBase):
         """Push ingestion and direct online writes, opened on first use."""
         if self._pusher is None:
             self._pusher = Pusher(self.config, self.registry, self.online)
-            self._pusher.freshness = self.freshness_log
+            self._pusher.freshness = self.write_listener
         return self._pusher
 
     def write_to_online_store(

@@ -12,7 +12,9 @@ rows. In order:
 2. offline: the rows are written to a staged Parquet file in the store's data folder
    (:mod:`featurestore.offline.store_data`), not yet visible;
 3. online: per online view, the latest pushed row per entity key goes to the store with the
-   never-overwrite-newer rule (a push older than what is stored changes nothing);
+   never-overwrite-newer rule (a push older than what is stored changes nothing), and the
+   write-time on-demand views reading it are computed for those keys
+   (:mod:`featurestore.transform.write_time`, told through :attr:`Pusher.freshness`);
 4. the staged file is published, and the next historical retrieval sees the rows.
 
 If an online write fails, the staged file is dropped and the error (an
@@ -33,10 +35,23 @@ import pyarrow as pa
 from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.sources import PushSource
-from featurestore.errors import ObjectNotFoundError, OnlineStoreError, PushError, did_you_mean
+from featurestore.errors import (
+    ObjectNotFoundError,
+    OnlineStoreError,
+    PushError,
+    TransformationError,
+    did_you_mean,
+)
 from featurestore.offline.store_data import StagedFile, StoreData
 from featurestore.online.aggregation_views import events_by_key, next_push_seq, push_events
-from featurestore.online.base import CREATED_TS, EVENT_TS, Namespace, OnlineStore, WriteResult
+from featurestore.online.base import (
+    CREATED_TS,
+    EVENT_TS,
+    Namespace,
+    OnlineStore,
+    WriteListener,
+    WriteResult,
+)
 from featurestore.online.batches import (
     aggregated_schema,
     conform,
@@ -44,7 +59,6 @@ from featurestore.online.batches import (
     latest_per_key,
     online_schema,
 )
-from featurestore.online.freshness import FreshnessLog
 from featurestore.push.frame import PushColumns, PushFrame, PushInput, push_columns, push_frame
 from featurestore.push.online_write import (
     OnlineWriteReport,
@@ -167,8 +181,9 @@ class Pusher:
         self._gate = FreshnessGate(registry, self.project, interval=freshness_interval)
         self._targets: dict[str, PushTarget] = {}
         self._lock = threading.Lock()
-        #: Told the newest event time of every online write (see featurestore.online.freshness).
-        self.freshness: FreshnessLog | None = None
+        #: Told of every online write: the freshness log (see featurestore.online.freshness)
+        #: and the write-time on-demand views (see featurestore.transform.write_time).
+        self.freshness: WriteListener | None = None
 
     def push(
         self,
@@ -327,6 +342,12 @@ class Pusher:
         for namespace, batch in batches:
             try:
                 result = self._write_view(namespace, batch, positions)
+                if self.freshness is not None:
+                    self.freshness.note(namespace, batch)
+            except TransformationError:  # a write-time view's function failed on the rows
+                if staged is not None:
+                    staged.discard()
+                raise
             except OnlineStoreError as exc:
                 if staged is not None:
                     staged.discard()
@@ -336,8 +357,6 @@ class Pusher:
                     f"failed, so nothing was written offline{already} (pushing again is safe): "
                     f"{exc}"
                 ) from exc
-            if self.freshness is not None:
-                self.freshness.note(namespace, batch)
             done.append(namespace.view.name)
             report.online.append(
                 ViewPush(namespace.view.name, namespace.version, batch.num_rows, result)

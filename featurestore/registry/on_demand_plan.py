@@ -19,6 +19,8 @@ def on_demand_problems(
     """Why the on-demand view ``name`` would not resolve after the apply (empty: it does)."""
     user = f"on-demand feature view {name!r}"
     problems: list[str] = []
+    written = bool(spec.get("write_to_online_store"))
+    keys_seen: tuple[str, list[str]] | None = None
     if (_VIEW, name) in after:
         problems.append(
             f"{user} has the name of a feature view: names are shared by feature views and "
@@ -41,6 +43,20 @@ def on_demand_problems(
         if view is None:
             problems.append(missing(_VIEW, view_name, user))
             continue
+        if written:
+            keys = [k["name"] for k in view["join_keys"]]
+            if "aggregations" in view:
+                problems.append(
+                    f"{user} (write_to_online_store=True) reads aggregated feature view "
+                    f"{view_name!r}, whose values change with the lookup instant"
+                )
+            if keys_seen is None:
+                keys_seen = (view_name, keys)
+            elif keys != keys_seen[1]:
+                problems.append(
+                    f"{user} (write_to_online_store=True) needs source views keyed alike, but "
+                    f"{keys_seen[0]!r} has join keys {keys_seen[1]} and {view_name!r} {keys}"
+                )
         have = {f["name"]: f["dtype"] for f in view["features"]}
         for feature in source["features"]:
             if feature["name"] not in have:
@@ -71,6 +87,10 @@ def diff_on_demand(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[t
                 f"feature {feature}: {old_features[feature]} -> {new_features[feature]}",
                 True,
             )
+    old_written = bool(old.get("write_to_online_store"))
+    new_written = bool(new.get("write_to_online_store"))
+    if old_written != new_written:
+        yield f"write_to_online_store: {old_written} -> {new_written}", False
     if old["mode"] != new["mode"]:
         yield f"mode: {old['mode']} -> {new['mode']}", False
     if old["sources"] != new["sources"]:

@@ -147,7 +147,7 @@ def build_plan(
     view_features = {
         name: [f["name"] for f in spec["features"]]
         for (kind, name), spec in after.items()
-        if kind == "feature_view"
+        if kind in ("feature_view", "on_demand_feature_view")  # what a service may list
     }
     changes = [_change(records.get(key), obj, view_features) for key, obj in incoming.items()]
     changes += [_deletion(records[key]) for key in deleting]

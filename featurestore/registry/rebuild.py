@@ -23,19 +23,24 @@ def live_objects(state: Sequence[StoredObject]) -> Mapping[tuple[str, str], Defi
     return {(s.kind, s.name): rebuild(as_data(s), views, s.version) for s in state if not s.deleted}
 
 
-def views_of(state: Sequence[StoredObject]) -> dict[str, FeatureView]:
-    """Every view at its current version, for resolving feature services.
+def views_of(state: Sequence[StoredObject]) -> dict[str, FeatureView | OnDemandFeatureView]:
+    """Every view (feature views and on-demand views) at its current version, for resolving
+    feature services.
 
     Deleted views come back at their last version, so that old service versions still load.
     """
     return {
-        s.name: cast(FeatureView, rebuild(as_data(s), {}, s.version))
+        s.name: cast(FeatureView | OnDemandFeatureView, rebuild(as_data(s), {}, s.version))
         for s in state
-        if s.kind == "feature_view"
+        if s.kind in ("feature_view", "on_demand_feature_view")
     }
 
 
-def rebuild(data: dict[str, Any], views: dict[str, FeatureView], version: int) -> Definition:
+def rebuild(
+    data: dict[str, Any],
+    views: Mapping[str, FeatureView | OnDemandFeatureView],
+    version: int,
+) -> Definition:
     """A definition from its stored dictionaries."""
     try:
         if data["kind"] == "entity":

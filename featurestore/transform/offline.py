@@ -169,11 +169,15 @@ def on_demand_groups(
     found: list[tuple[FeatureRef, OnDemandFeatureView, int]],
     full_feature_names: bool,
     taken: dict[str, str],
+    asked: Sequence[str] = (),
 ) -> Iterator[
     tuple[tuple[str, int | None], OnDemandFeatureView, int, tuple[str, ...], tuple[str, ...]]
 ]:
     """Per on-demand view and pin: ``((name, pin), view, version, features, outputs)``, the
-    output names decided as for feature views (clashes with ``taken`` rejected)."""
+    output names decided as for feature views (clashes with ``taken`` rejected). ``asked``: all
+    the request's references, when some of a view's are served otherwise (a write-time view's
+    current version is read as stored): a pinned version is ``view_vN`` when the view is asked
+    at another version anywhere in the request."""
     groups: dict[tuple[str, int | None], tuple[OnDemandFeatureView, int, list[str]]] = {}
     for ref, view, version in found:
         if ref.feature not in view.feature_names:
@@ -187,7 +191,8 @@ def on_demand_groups(
             raise FeatureReferenceError(f"feature reference {ref} is requested twice")
         group[2].append(ref.feature)
     versions_per_view: dict[str, int] = {}
-    for name, _ in groups:
+    pins = {(r.view, r.version) for r in map(parse_reference, asked)} | set(groups)
+    for name, _ in pins:
         versions_per_view[name] = versions_per_view.get(name, 0) + 1
     for (name, pin), (view, version, features) in groups.items():
         prefix = f"{name}_v{pin}" if pin is not None and versions_per_view[name] > 1 else name

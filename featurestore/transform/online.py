@@ -33,8 +33,9 @@ from featurestore.transform.offline import OnDemandLookup as FindOnDemand
 from featurestore.transform.offline import OnDemandPart, on_demand_groups, split_references
 
 PRESENT, NULL_VALUE = FieldStatus.PRESENT, FieldStatus.NULL_VALUE
-#: ``authorize(views, principal)``: AccessDeniedError unless the principal may read them.
-AuthorizeViews = Callable[[Sequence[OnDemandFeatureView], Any], None]
+#: ``authorize(views, principal, service)``: AccessDeniedError unless the principal may read
+#: them (and the feature service the request names, when it names one).
+AuthorizeViews = Callable[[Sequence[OnDemandFeatureView], Any, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class OnlinePlan:
     parts: tuple[OnDemandPart, ...]  # inputs name inner columns or request fields
     request_fields: tuple[str, ...]
     order: tuple[str, ...]  # output feature columns, in request order
+    service: str | None = None  # the feature service asked through, if any
 
     @property
     def views(self) -> list[OnDemandFeatureView]:
@@ -112,12 +114,13 @@ class OnDemandLookup:
     def _resolve(
         self, references: Sequence[str] | str, full_feature_names: bool
     ) -> OnlinePlan | None:
+        service_name = None
         if isinstance(references, str):
             if ":" in references:
                 return None
             service = self.registry.get(self.project, "feature_service", references)
             assert isinstance(service, FeatureService)
-            references = service.feature_refs()
+            service_name, references = references, service.feature_refs()
         if not isinstance(references, Sequence) or not all(isinstance(r, str) for r in references):
             return None
         plain, found = split_references(references, self.find)
@@ -135,7 +138,7 @@ class OnDemandLookup:
         request_fields: dict[str, None] = {}
         taken = dict.fromkeys(plain_outputs, "a requested feature view")
         for (name, pin), view, version, features, names in on_demand_groups(
-            found, full_feature_names, taken
+            found, full_feature_names, taken, references
         ):
             pinned = "" if pin is None else f"@{pin}"
             outputs.update({f"{name}{pinned}:{f}": o for f, o in zip(features, names, strict=True)})
@@ -165,6 +168,7 @@ class OnDemandLookup:
             tuple(resolved),
             tuple(request_fields),
             tuple(outputs[str(parse_reference(r))] for r in references),
+            service_name,
         )
 
     # -- lookups -------------------------------------------------------------------------------
@@ -189,7 +193,7 @@ class OnDemandLookup:
                 as_of=as_of,
                 principal=principal,
             )
-        self.authorize(plan.views, principal)
+        self.authorize(plan.views, principal, plan.service)
         request = _request_values(plan, entity_rows, entities)
         response = self.inner.lookup(
             list(plan.inner_references),
@@ -224,7 +228,7 @@ class OnDemandLookup:
                 as_of=as_of,
                 principal=principal,
             )
-        self.authorize(plan.views, principal)
+        self.authorize(plan.views, principal, plan.service)
         request = _request_values(plan, entity_rows, entities)
         response = await self.inner.lookup_async(
             list(plan.inner_references),
