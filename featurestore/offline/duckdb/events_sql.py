@@ -1,8 +1,10 @@
 """Every event of an aggregated view in a time range, grouped by entity key: what
-materialization folds into each key's online aggregation state."""
+materialization folds into each key's online aggregation state. With an event id, only the
+first copy of each event to arrive is an event (as retrieval counts it)."""
 
 from __future__ import annotations
 
+from featurestore.offline.duckdb.agg_sql import first_copy
 from featurestore.offline.duckdb.latest_sql import CREATED_TS_COLUMN as CREATED_TS
 from featurestore.offline.duckdb.latest_sql import EVENT_TS_COLUMN as EVENT_TS
 from featurestore.offline.duckdb.pit_sql import (
@@ -24,7 +26,7 @@ def events_sql(source: ViewSource, after_us: int | None, end_us: int) -> str:
     the smallest), :data:`SEQ` (file order) and the view's columns (declared types), ordered by
     key then (event time, created time, file order), so one key's events are contiguous."""
     view = source.request.view
-    scan = source_scan(source, low_us=after_us, high_us=end_us)
+    scan = event_scan(source, after_us, end_us)
     keys = [
         (f"CAST(__fs_k{i} AS {sql_type(dtype)})" if dtype is not None else f"__fs_k{i}")
         + f" AS {quote(key)}"
@@ -59,5 +61,17 @@ def events_count_sql(source: ViewSource, after_us: int | None, end_us: int) -> s
     condition = f"__fs_ets <= {int(end_us)}"
     if after_us is not None:
         condition += f" AND __fs_ets > {int(after_us)}"
-    scan = source_scan(source, low_us=after_us, high_us=end_us)
+    scan = event_scan(source, after_us, end_us)
     return f"SELECT count(*), {distinct}, NULL\nFROM (\n{scan}\n) AS s\nWHERE {condition}"
+
+
+def event_scan(source: ViewSource, after_us: int | None, end_us: int | None) -> str:
+    """The source scan (:func:`source_scan`), pruned to the range (callers apply their exact
+    bounds); with an event id (which the request must read), every copy of each event is read
+    and only the first to arrive kept, as retrieval keeps it whatever the range."""
+    view = source.request.view
+    if view.event_id is None:
+        return source_scan(source, low_us=after_us, high_us=end_us)
+    event_id = f"__fs_f{source.request.features.index(view.event_id)}"
+    scan = source_scan(source, low_us=None, high_us=None)
+    return f"  SELECT *\n  FROM (\n{scan}\n  ) AS c\n  QUALIFY {first_copy(source, 'c', f'c.{event_id}')}"
