@@ -4,13 +4,13 @@ first copy of each event to arrive is an event (as retrieval counts it)."""
 
 from __future__ import annotations
 
-from featurestore.offline.duckdb.agg_sql import first_copy
 from featurestore.offline.duckdb.latest_sql import CREATED_TS_COLUMN as CREATED_TS
 from featurestore.offline.duckdb.latest_sql import EVENT_TS_COLUMN as EVENT_TS
 from featurestore.offline.duckdb.pit_sql import (
     NULL_CREATED,
     ViewSource,
     convert_value,
+    order_struct,
     quote,
     source_scan,
 )
@@ -67,11 +67,25 @@ def events_count_sql(source: ViewSource, after_us: int | None, end_us: int) -> s
 
 def event_scan(source: ViewSource, after_us: int | None, end_us: int | None) -> str:
     """The source scan (:func:`source_scan`), pruned to the range (callers apply their exact
-    bounds); with an event id (which the request must read), every copy of each event is read
-    and only the first to arrive kept, as retrieval keeps it whatever the range."""
+    bounds); with an event id (which the request must read), only the first copy of each event
+    to arrive is kept, found among every copy in the source whatever its time, as retrieval
+    finds it (:func:`~featurestore.offline.duckdb.agg_sql.first_copy`). The first arrival per
+    key and id is one grouped pass over the key, id and order columns of the whole source;
+    only the rows in the range are joined to it."""
     view = source.request.view
+    in_range = source_scan(source, low_us=after_us, high_us=end_us)
     if view.event_id is None:
-        return source_scan(source, low_us=after_us, high_us=end_us)
+        return in_range
     event_id = f"__fs_f{source.request.features.index(view.event_id)}"
-    scan = source_scan(source, low_us=None, high_us=None)
-    return f"  SELECT *\n  FROM (\n{scan}\n  ) AS c\n  QUALIFY {first_copy(source, 'c', f'c.{event_id}')}"
+    keys = [f"__fs_k{i}" for i in range(len(view.join_keys))]
+    every = source_scan(source, low_us=None, high_us=None)
+    arrival = order_struct(source, "a", with_event_ts=False)
+    grouped = ", ".join([*(f"a.{k}" for k in keys), f"a.{event_id}"])
+    matched = " AND ".join(f"f.{c} = c.{c}" for c in [*keys, event_id])
+    return (
+        f"  SELECT c.*\n  FROM (\n{in_range}\n  ) AS c\n"
+        f"  LEFT JOIN (\n    SELECT {grouped}, min({arrival}) AS __fs_first\n"
+        f"    FROM (\n{every}\n    ) AS a\n    WHERE a.{event_id} IS NOT NULL\n"
+        f"    GROUP BY ALL\n  ) AS f ON {matched}\n"
+        f"  WHERE c.{event_id} IS NULL OR {order_struct(source, 'c', with_event_ts=False)} = f.__fs_first"
+    )
