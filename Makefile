@@ -31,7 +31,7 @@ quickstart: $(STAMP)
 	$(BIN)/python repo/generate_data.py --size XS
 	@echo "==> Registering the definitions of repo/*.py (featurestore apply)..."
 	$(BIN)/featurestore --repo repo apply
-	@echo "==> Building a training frame, copying the latest values online and looking some up..."
+	@echo "==> Building a training frame, copying the latest values and trip aggregates online and looking some up..."
 	$(BIN)/python repo/quickstart.py
 
 ## Lint, type-check and run every test, including the PostgreSQL ones.

@@ -14,7 +14,10 @@ Writes three Parquet files into the output folder (default: ``repo/data``):
   ``rider_id`` (int64), ``event_timestamp`` and ``created`` (timestamp[us, UTC], ``created =
   event_timestamp + uniform(0, 10 min)``), ``fare`` and ``distance_km`` (float64, about 8% of the
   fares null: not billed yet). Chunks cover consecutive driver ranges, so the file is not sorted
-  by time: the aggregations must not rely on it.
+  by time: the aggregations must not rely on it. Trips stop at the start of the period's last
+  hour (by default the hour of generation): the file holds only trips of hours that are over, so
+  no trip lies in the future, and materializing the aggregated view up to now reads every trip
+  an offline retrieval at any later instant would (see :func:`trips_end_us`).
 - ``entity_df.parquet``: ``driver_id``, ``customer_id``, ``event_timestamp``, in random order,
   timestamps uniform over the whole period. About 1% of the ids are unknown (one past the last
   id), and the gaps, the first hours of the period and the TTLs make other rows miss, so a
@@ -337,12 +340,27 @@ def _entity_batches(workload: Workload, start_us: int, seed: int) -> Iterator[pa
         )
 
 
+def trips_end_us(period_end: datetime) -> int:
+    """Where the trips stop (exclusive): the start of the period's last hour. By default that
+    hour is the current one, so every trip is of a whole hour that is over: the example's
+    aggregated view, materialized up to now, then holds every trip that will ever be stamped
+    before now (a trip in the current hour would appear offline after the materialization)."""
+    return end_us(period_end) - HOUR_US
+
+
 def trip_batches(
-    drivers: int, days: int, start_us: int, seed: int, per_driver_day: float = TRIPS_PER_DRIVER_DAY
+    drivers: int,
+    days: int,
+    start_us: int,
+    seed: int,
+    per_driver_day: float = TRIPS_PER_DRIVER_DAY,
+    stop_us: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Trips of drivers 1..``drivers`` over ``days`` days from ``start_us``, in chunks of about
-    :data:`CHUNK_ROWS` trips (whole drivers each); trip ids are unique across chunks."""
-    per_driver = per_driver_day * days
+    """Trips of drivers 1..``drivers`` over ``days`` days from ``start_us`` (or up to
+    ``stop_us``, exclusive), in chunks of about :data:`CHUNK_ROWS` trips (whole drivers each);
+    trip ids are unique across chunks."""
+    span_us = days * DAY_US if stop_us is None else stop_us - start_us
+    per_driver = per_driver_day * span_us / DAY_US
     drivers_per_chunk = max(1, int(CHUNK_ROWS // max(per_driver, 1.0)))
     next_id = 1
     for chunk, first in enumerate(range(1, drivers + 1, drivers_per_chunk)):
@@ -350,7 +368,7 @@ def trip_batches(
         ids = np.arange(first, min(first + drivers_per_chunk, drivers + 1), dtype=np.int64)
         driver = np.repeat(ids, rng.poisson(per_driver, size=ids.size))
         n = driver.size
-        event_us = start_us + rng.integers(0, days * DAY_US, size=n, dtype=np.int64)
+        event_us = start_us + rng.integers(0, span_us, size=n, dtype=np.int64)
         created_us = event_us + rng.integers(0, MAX_CREATED_DELAY_US, size=n, endpoint=True)
         fare = np.round(2.5 + rng.gamma(2.0, 7.0, size=n), 2)
         fare_nulls = rng.random(n) < NULL_FARE_FRACTION
@@ -415,7 +433,9 @@ def generate(
     customer_rows = _write(out / CUSTOMER_FILE, CUSTOMER_SCHEMA, customers, emit)
     entities = _entity_batches(workload, start_us, seed)
     entity_rows = _write(out / ENTITY_FILE, ENTITY_SCHEMA, entities, emit)
-    trips = trip_batches(workload.drivers, workload.days, start_us, seed)
+    trips = trip_batches(
+        workload.drivers, workload.days, start_us, seed, stop_us=trips_end_us(period_end)
+    )
     trip_rows = _write(out / TRIPS_FILE, TRIP_SCHEMA, trips, emit)
     return GenerationResult(out, driver_rows, customer_rows, entity_rows, period_end, trip_rows)
 

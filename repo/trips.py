@@ -1,8 +1,9 @@
 """Aggregated features of the example repository: what drivers did in the last hour, day, week.
 
 ``trips.parquet`` holds one row per trip (an event); the view computes sliding-window
-aggregations of it at each entity row's instant (offline) and at lookup time (online). See
-docs/aggregations.md.
+aggregations of it at each entity row's instant (offline) and at lookup time (online, after
+``featurestore materialize``; the generator stops the trips at the last whole hour, so a
+materialization up to now holds every trip there is). See docs/aggregations.md.
 """
 
 from datetime import timedelta
@@ -38,10 +39,8 @@ driver_trip_stats = FeatureView(
         Aggregation(column="fare", function="max", window=timedelta(days=7)),
         Aggregation(column="rider_id", function="count_distinct", window=timedelta(days=7)),
     ],
-    # A replayed push of the same trip counts once.
+    # A replayed trip counts once: the first copy to arrive (docs/aggregations.md).
     event_id="trip_id",
-    # Offline only for now: online aggregation state comes with the online side of issue 14.
-    online=False,
     description="Trips and fares per driver over sliding windows.",
     owner="mobility-data@example.com",
     tags={"team": "mobility"},

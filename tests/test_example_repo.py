@@ -216,8 +216,13 @@ def test_readme_commands_find_fresh_values(example_repo: Path, generated: Any) -
         return result.stdout
 
     featurestore("apply")
-    assert "driver_hourly_stats" in featurestore("materialize", "now-7d", "now")
+    materialized = featurestore("materialize", "now-7d", "now")
+    assert "driver_hourly_stats" in materialized
+    assert "driver_trip_stats" in materialized
+    # Every view, the aggregated one included: the trips stop before now, so its state holds
+    # every trip an offline retrieval at any later instant reads.
     featurestore("consistency-check", "--as-of", "now", "--sample", "50", "--seed", "1")
+    _trip_aggregates_agree(example_repo)
 
     drivers = _read(example_repo, gen.DRIVER_FILE).to_pandas()
     latest = drivers.sort_values("event_timestamp").groupby("driver_id").last()
@@ -261,7 +266,11 @@ def test_trips_are_events_of_known_drivers(example_repo: Path, generated: Any) -
     start = gen.end_us(generated.end) - workload.days * gen.DAY_US
     times = trips["event_timestamp"].cast(pa.int64()).to_numpy()
     assert times.min() >= start
-    assert times.max() < gen.end_us(generated.end)
+    # Trips stop at the start of the period's last hour (the hour of generation): none lies in
+    # the future, so materializing up to now holds every trip a later retrieval reads.
+    assert gen.trips_end_us(generated.end) == gen.end_us(generated.end) - gen.HOUR_US
+    assert times.max() < gen.trips_end_us(generated.end)
+    assert times.max() <= gen.end_us(datetime.now(UTC))
 
 
 def test_the_quickstart_trip_aggregates_count_the_window(example_repo: Path) -> None:
@@ -286,3 +295,22 @@ def test_the_quickstart_trip_aggregates_count_the_window(example_repo: Path) -> 
             assert np.isnan(row.fare_sum_1d)
         else:
             assert row.fare_sum_1d == pytest.approx(fares.sum(), rel=1e-9)
+
+
+def _trip_aggregates_agree(repo: Path) -> None:
+    """Every driver's trip aggregates online, at two later instants, equal offline retrieval
+    at the same instants (the example's aggregated view is materialized)."""
+    with FeatureStore(repo_path=repo) as store:
+        view = store.get_feature_view("driver_trip_stats")
+        assert view.online
+        features = [f"driver_trip_stats:{name}" for name in view.feature_names]
+        drivers = list(range(1, gen.workload_for("XS").drivers + 2))  # one unknown id
+        for at in (datetime.now(UTC), datetime.now(UTC) + timedelta(hours=5)):
+            online = store.get_online_features(
+                features, entity_rows=[{"driver_id": d} for d in drivers], as_of=at
+            ).to_dict()
+            entity = pa.table({"driver_id": drivers, "event_timestamp": [at] * len(drivers)})
+            offline = store.get_historical_features(entity, features).to_arrow().to_pydict()
+            for name in view.feature_names:
+                for got, want in zip(online[name], offline[name], strict=True):
+                    assert got == want or got == pytest.approx(want, rel=1e-9), (name, at)

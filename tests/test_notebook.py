@@ -51,9 +51,10 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert errors == []
     text = _text_outputs(notebook)
 
-    assert "Plan: 6 added" in text
-    assert "No changes (6 unchanged)." in text
+    assert "Plan: 7 added" in text
+    assert "No changes (7 unchanged)." in text
     assert "on-demand offline equals online: True" in text
+    assert "trip aggregates offline equals online: True" in text
 
     match = re.search(
         r"entity rows: (\d+), training rows: (\d+), columns: (\d+), "

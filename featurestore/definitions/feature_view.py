@@ -47,8 +47,8 @@ class FeatureView(Definition):
     ``schema`` declares the source columns it aggregates (:attr:`columns`), and its features are
     the aggregations, each evaluated over a sliding window ending at the entity row's instant
     (see :class:`~featurestore.Aggregation`). ``event_id`` names a column that identifies an
-    event: rows sharing a key and an event id count once (the first one seen), so a replayed
-    push does not double-count::
+    event: rows sharing a key and an event id count once (the first copy to arrive: least created
+    time, then file or push order), so a replayed push does not double-count::
 
         FeatureView(name="driver_trip_stats", entities=[driver], source=trips,
                     schema=[Field(name="fare", dtype=Float64), Field(name="trip_id", dtype=Int64)],

@@ -14,11 +14,13 @@ Events are kept in ``(event_ts, created_ts, seq)`` order: the order ``first``, `
 offline engine's read for materialized events, and a larger number for pushed ones (they sort
 after materialized ones of the same times, in arrival order).
 
-With ``event_id``, an event whose id is among the raw events is a replay and is ignored, so the
-dedupe horizon is the raw-event horizon; a replay older than that is counted again in lifetime
-aggregations (documented: at-least-once beyond the horizon). Events from a stream carry their
-stream position, and the state keeps the newest position it applied (``applied``): a stream
-consumer's replay is recognized at any age (see
+With ``event_id``, copies of one event count once: the copy that arrived first (least created
+time, a null one first, then order number), as offline. A copy arriving after the one held is
+ignored; one that sorts before it replaces it. Ids are remembered while their events are held
+raw, so the dedupe horizon is the raw-event horizon; a copy of an event older than that is
+counted again in lifetime aggregations (documented: at-least-once beyond the horizon). Events
+from a stream carry their stream position, and the state keeps the newest position it applied
+(``applied``): a stream consumer's replay is recognized at any age (see
 :func:`featurestore.online.aggregation_views.push_events`).
 
 Stored form (format version :data:`STATE_VERSION`)::
@@ -301,26 +303,60 @@ def percentile_of_sorted(values: Sequence[Any], percentile: float) -> Any:
 
 
 def add_events(state: KeyState, layout: StateLayout, events: Iterable[Event]) -> int:
-    """Add ``events`` (any order, late ones included) to ``state``; returns how many were new
-    (replays of an id already held are ignored). Events at or before the state's cut only
-    update the lifetime partials: no bounded window that the state answers can hold them."""
-    seen = set(state.ids) if layout.event_id is not None else None
+    """Add ``events`` (any order, late ones included) to ``state``; returns how many changed it.
+    Events at or before the state's cut only update the lifetime partials: no bounded window
+    that the state answers can hold them.
+
+    With an event id, copies of one event count once: the first *arrival*, the copy with the
+    least ``(created, seq)`` (a null created time first), whatever their event times or values,
+    as the offline engines pick it (created time, then file order). A copy that arrives first
+    replaces the one held raw; any other copy is ignored."""
+    incoming = list(events)
+    replaced: set[int] = set()
+    if layout.event_id is not None:
+        incoming, replaced = _first_arrivals(state, incoming)
     fresh: list[Event] = []
     old: list[Event] = []
-    for event in sorted(events, key=lambda e: e.order):
-        if seen is not None and event.event_id is not None:
-            if event.event_id in seen:
-                continue
-            seen.add(event.event_id)
+    for event in sorted(incoming, key=lambda e: e.order):
         (old if event.ts <= state.cut else fresh).append(event)
     if old:
         _fold(state, layout, old)
-    if fresh:
-        merged = state.events() + fresh
+    if fresh or replaced:
+        kept = [e for i, e in enumerate(state.events()) if i not in replaced]
+        merged = kept + fresh
         merged.sort(key=lambda e: e.order)
         state.set_events(merged, layout)
         _compact(state, layout)
     return len(old) + len(fresh)
+
+
+def _arrival(event: Event) -> tuple[int, int]:
+    return (event.created, event.seq)
+
+
+def _first_arrivals(state: KeyState, events: Sequence[Event]) -> tuple[list[Event], set[int]]:
+    """The ``events`` that win against every other copy of their id (among themselves and the
+    raw events held), and the positions of the held events they replace."""
+    held = {event_id: i for i, event_id in enumerate(state.ids) if event_id is not None}
+    winners: dict[Any, Event] = {}
+    anonymous: list[Event] = []
+    for event in events:
+        if event.event_id is None:
+            anonymous.append(event)
+            continue
+        best = winners.get(event.event_id)
+        if best is None or _arrival(event) < _arrival(best):
+            winners[event.event_id] = event
+    chosen: list[Event] = []
+    replaced: set[int] = set()
+    for event_id, event in winners.items():
+        position = held.get(event_id)
+        if position is not None:
+            if _arrival(event) >= (state.created[position], state.seq[position]):
+                continue  # a replay (or a later copy): the held one arrived first
+            replaced.add(position)
+        chosen.append(event)
+    return anonymous + chosen, replaced
 
 
 def _compact(state: KeyState, layout: StateLayout) -> None:

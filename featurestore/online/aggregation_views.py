@@ -8,9 +8,9 @@ Two writers keep it:
   events up to the run's end, keeping events already pushed after that end, so re-running it is
   idempotent and leaves the state equal to the offline data;
 * pushes (:func:`push_events`) merge their events into the state at once: the next lookup sees
-  them. Late events update every window they fall in. With the view's ``event_id``, an event
-  whose id the state holds is a replay and is not counted again; without one, a replayed push
-  counts twice (pushes are at-least-once);
+  them. Late events update every window they fall in. With the view's ``event_id``, copies of
+  one event count once: the first to arrive (least created time, then order), as offline, so a
+  replay is not counted again; without one, a replayed push counts twice (at-least-once);
 * a stream consumer's batches are pushes whose events carry their stream positions: each key's
   state records, in the same atomic update as the events, the newest position it merged, and an
   event at or before it is a replay (the consumer killed between the online write and the

@@ -152,6 +152,8 @@ class QualityService:
         version: int | None,
         trigger: str,
         window: Window = (None, None),
+        *,
+        events: bool = False,
     ) -> ViewValidator:
         return ViewValidator(
             view,
@@ -160,6 +162,7 @@ class QualityService:
             defaults=self.defaults,
             window_start=window[0],
             window_end=window[1],
+            events=events,
         )
 
     def conclude(
@@ -201,10 +204,12 @@ class QualityService:
     ) -> list[ValidationResult]:
         """Validate pushed rows for every view that reads them, then raise
         ValidationFailedError when a strict one failed. A failed result is recorded at once;
-        passing ones are recorded together (see :mod:`featurestore.quality.push_tally`)."""
+        passing ones are recorded together (see :mod:`featurestore.quality.push_tally`). An
+        aggregated view's pushed rows are events: only their declared columns' types are
+        checked (its values are validated on demand, see :meth:`validate_window`)."""
         checked = []
         for view, version in views:
-            validator = self.validator(view, version, "push")
+            validator = self.validator(view, version, "push", events=view.is_aggregated)
             validator.add(features_of(view))
             result = validator.finish()
             if result.success:
@@ -232,7 +237,9 @@ class QualityService:
         not_before_us: int | None = None,
     ) -> ValidationResult:
         """Validate every source row of ``view`` in ``window`` (on demand: never raises for a
-        failed validation; the result says)."""
+        failed validation; the result says). An aggregated view's rows are its values at each
+        instant of the window (one per key and event time, see
+        :mod:`featurestore.offline.duckdb.agg_instants`)."""
         validator = self.validator(view, version, "on_demand", window)
         start_us, end_us = _window_us(window)
         with closing(
@@ -261,7 +268,8 @@ class QualityService:
         reference: StoredStatistics | None = None,
         features: Sequence[str] | None = None,
     ) -> StoredStatistics:
-        """Profile the view's source rows in ``window`` and record the statistics. With
+        """Profile the view's source rows in ``window`` (an aggregated view: its values at each
+        key's event instants in the window) and record the statistics. With
         ``reference`` (statistics keyed per feature), the profile also counts the current rows
         on the reference's bins, which a drift check needs."""
         start_us, end_us = _window_us(window)

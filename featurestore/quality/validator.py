@@ -24,7 +24,7 @@ from featurestore.errors import (
     QualityError,
     ValidationFailedError,
 )
-from featurestore.quality.checks import merge_quick, quick_checks
+from featurestore.quality.checks import merge_quick, quick_checks, schema_outcome
 from featurestore.quality.expectations import INSTALL_HINT, SuiteRunner, merge_expectation
 from featurestore.quality.result import TRIGGERS, CheckOutcome, ValidationResult
 from featurestore.quality.validation import MODES
@@ -64,6 +64,11 @@ class ViewValidator:
     the suite runs on each batch as it comes, so its aggregate expectations hold per batch.
     Without Great Expectations installed, a suite is skipped in ``warn`` mode (the result says
     why) and fails the result in ``strict`` mode.
+
+    ``events=True``: the rows are an aggregated view's *events* (a push), not its values. They
+    get the schema check of the source columns the view declares; the null-rate limit and the
+    suite are about the aggregated values, which are validated over a window on demand (see
+    :mod:`featurestore.offline.duckdb.agg_instants`).
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class ViewValidator:
         defaults: QualityDefaults,
         window_start: datetime | None = None,
         window_end: datetime | None = None,
+        events: bool = False,
     ) -> None:
         if trigger not in TRIGGERS:
             raise QualityError(
@@ -96,10 +102,11 @@ class ViewValidator:
         self.mode = validation.mode if validation is not None else defaults.mode
         limit = None if validation is None else validation.max_null_rate
         self.max_null_rate = defaults.max_null_rate if limit is None else limit
-        self._suite = None if validation is None else validation.suite_json
+        self._suite = None if validation is None or events else validation.suite_json
         self._runner: SuiteRunner | None = None
         self._skipped: str | None = None
-        self._declared = {f.name: f.dtype for f in view.features}
+        self._events = events
+        self._declared = {f.name: f.dtype for f in (view.columns if events else view.features)}
         self._outcomes: dict[_Key, CheckOutcome] = {}
         self._rows = 0
         self._seconds = 0.0
@@ -113,7 +120,12 @@ class ViewValidator:
             if batch.num_rows == 0:
                 return
             self._rows += batch.num_rows
-            for outcome in quick_checks(batch, self._declared, self.max_null_rate):
+            outcomes = (
+                [schema_outcome(batch, name, dtype) for name, dtype in self._declared.items()]
+                if self._events
+                else quick_checks(batch, self._declared, self.max_null_rate)
+            )
+            for outcome in outcomes:
                 self._fold(("quick", outcome.check, outcome.column), outcome)
             runner = self._suite_runner()
             if runner is not None:

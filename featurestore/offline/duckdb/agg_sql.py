@@ -26,7 +26,8 @@ Functions whose partial results do not merge (``count_distinct``, ``approx_count
 ``approx_percentile``, ``last_k``) read the window's raw events, joined on the keys and bounded by
 the window, and so does every aggregation under ``filter_by_created_timestamp`` (which keeps an
 event only once created, a condition the tiles do not know). Rows sharing the keys and a
-non-null ``event_id`` count once: the first by created time, then file order.
+non-null ``event_id`` count once: the first to arrive (by created time, then file order), read
+from every copy in the source whatever its event time (:func:`first_copy`).
 
 Cost, and what would lower it (``bench/aggregations.py``): the plan reads the events once per
 tile width for the edges and once more per window wider than a day for the tile partials, and
@@ -158,12 +159,13 @@ def _scan(
     request = replace(source.request, features=tuple(columns), output_names=tuple(columns))
     windows = [agg.window_us for agg in wanted]
     low = None
-    # Deduplication by event id must see every copy of an event, so it prunes nothing.
-    if (
-        entity.min_ts_us is not None
-        and None not in windows
-        and source.request.view.event_id is None
-    ):
+    if source.request.view.event_id is not None:
+        # Deduplication by event id must see every copy of an event, whatever its event time
+        # (which copy counts may not depend on the entity rows asked), so it prunes nothing.
+        return source_scan(
+            replace(source, request=request), low_us=None, high_us=None, require_created=by_created
+        )
+    if entity.min_ts_us is not None and None not in windows:
         low = entity.min_ts_us - max(w for w in windows if w is not None)
     return source_scan(
         replace(source, request=request),
@@ -197,12 +199,20 @@ def _events(
     )
     if view.event_id is None:
         return select
-    event_id = f"s.__fs_f{index[view.event_id]}"
-    arrival = order_struct(source, "s", with_event_ts=False)
-    partition = ", ".join([*(f"s.{k}" for k in keys), event_id])
+    return f"{select}\n  QUALIFY {first_copy(source, 's', f's.__fs_f{index[view.event_id]}')}"
+
+
+def first_copy(source: ViewSource, alias: str, event_id: str) -> str:
+    """The condition (for ``QUALIFY``) keeping, of the rows of ``alias`` (a :func:`source_scan`)
+    sharing the keys and a non-null ``event_id``, only the first to arrive: the least created
+    time (a null one first), then file order. Event times and values do not matter: a copy is
+    the same event, and the online state picks the same one (see
+    :func:`featurestore.online.aggregation_state.add_events`)."""
+    keys = [f"{alias}.__fs_k{i}" for i in range(len(source.request.view.join_keys))]
+    arrival = order_struct(source, alias, with_event_ts=False)
+    partition = ", ".join([*keys, event_id])
     return (
-        f"{select}\n  QUALIFY {event_id} IS NULL OR row_number() OVER "
-        f"(PARTITION BY {partition} ORDER BY {arrival}) = 1"
+        f"{event_id} IS NULL OR row_number() OVER (PARTITION BY {partition} ORDER BY {arrival}) = 1"
     )
 
 

@@ -37,6 +37,7 @@ from featurestore.offline.base import (
     SupportsStatistics,
     SupportsWindowReads,
 )
+from featurestore.offline.duckdb.agg_instants import register_instants, values_sql
 from featurestore.offline.duckdb.agg_sql import retrieval_ctes
 from featurestore.offline.duckdb.duckdb_stats import ProfileOptions, profile_relation
 from featurestore.offline.duckdb.events_sql import events_count_sql, events_sql
@@ -63,6 +64,7 @@ from featurestore.offline.duckdb.stats_sql import (
     StatsColumn,
     file_relation_sql,
     file_value_sql,
+    table_relation_sql,
     view_relation_sql,
     view_value_sql,
     window_count_sql,
@@ -330,13 +332,19 @@ class DuckDBEngine(
         connection = self.connection()
         try:
             source = self._view_source(connection, request)
-            columns = [
-                StatsColumn(
-                    f, view.feature(f).dtype, view_value_sql(source, i, view.feature(f).dtype)
-                )
-                for i, f in enumerate(chosen)
-            ]
-            relation = view_relation_sql(source, columns, start_us, end_us)
+            if view.is_aggregated:
+                # Its values at each instant of the window (see .agg_instants), kept once.
+                table = self._aggregated_values(connection, source, start_us, end_us)
+                columns = [StatsColumn(f, view.feature(f).dtype, quote(f)) for f in chosen]
+                relation = table_relation_sql(table, columns)
+            else:
+                columns = [
+                    StatsColumn(
+                        f, view.feature(f).dtype, view_value_sql(source, i, view.feature(f).dtype)
+                    )
+                    for i, f in enumerate(chosen)
+                ]
+                relation = view_relation_sql(source, columns, start_us, end_us)
             profile = profile_relation(
                 connection, relation, columns, reference=reference, options=self.profile_options
             )
@@ -404,16 +412,36 @@ class DuckDBEngine(
         connection = self.connection()
         try:
             source = self._view_source(connection, request)
-            [(rows, max_created)] = connection.execute(
-                window_count_sql(source, start_us, end_us)
-            ).fetchall()
-            reader = connection.sql(window_rows_sql(source, start_us, end_us)).to_arrow_reader(
-                batch_rows
-            )
+            if view.is_aggregated:
+                # Its values at each instant of the window (see .agg_instants).
+                table = self._aggregated_values(connection, source, start_us, end_us)
+                [(rows,)] = connection.execute(f"SELECT count(*) FROM {table}").fetchall()
+                max_created = None
+                rows_sql = f"SELECT * EXCLUDE ({ROW_ID}) FROM {table} ORDER BY {ROW_ID}"
+            else:
+                [(rows, max_created)] = connection.execute(
+                    window_count_sql(source, start_us, end_us)
+                ).fetchall()
+                rows_sql = window_rows_sql(source, start_us, end_us)
+            reader = connection.sql(rows_sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
             connection.close()
             raise RetrievalError(f"reading the rows of {view.label} failed: {exc}") from exc
         return DuckDBLatestRows(connection, reader, (rows, rows, max_created))
+
+    def _aggregated_values(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        source: ViewSource,
+        start_us: int | None,
+        end_us: int | None,
+    ) -> str:
+        """A temporary table of an aggregated view's requested values at every instant of the
+        window (:mod:`.agg_instants`): ``ROW_ID``, the keys, the event time, the features."""
+        name = f"__fs_instants_{next(self._counter)}"
+        instants = register_instants(connection, source, start_us, end_us, name)
+        connection.execute(f"CREATE TEMP TABLE {name}_values AS {values_sql(instants, source)}")
+        return f"{name}_values"
 
     def read_events(
         self,

@@ -1,5 +1,6 @@
 """Every event of an aggregated view in a time range, grouped by entity key: what
-materialization folds into each key's online aggregation state."""
+materialization folds into each key's online aggregation state. With an event id, only the
+first copy of each event to arrive is an event (as retrieval counts it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from featurestore.offline.duckdb.pit_sql import (
     NULL_CREATED,
     ViewSource,
     convert_value,
+    order_struct,
     quote,
     source_scan,
 )
@@ -24,7 +26,7 @@ def events_sql(source: ViewSource, after_us: int | None, end_us: int) -> str:
     the smallest), :data:`SEQ` (file order) and the view's columns (declared types), ordered by
     key then (event time, created time, file order), so one key's events are contiguous."""
     view = source.request.view
-    scan = source_scan(source, low_us=after_us, high_us=end_us)
+    scan = event_scan(source, after_us, end_us)
     keys = [
         (f"CAST(__fs_k{i} AS {sql_type(dtype)})" if dtype is not None else f"__fs_k{i}")
         + f" AS {quote(key)}"
@@ -59,5 +61,31 @@ def events_count_sql(source: ViewSource, after_us: int | None, end_us: int) -> s
     condition = f"__fs_ets <= {int(end_us)}"
     if after_us is not None:
         condition += f" AND __fs_ets > {int(after_us)}"
-    scan = source_scan(source, low_us=after_us, high_us=end_us)
+    scan = event_scan(source, after_us, end_us)
     return f"SELECT count(*), {distinct}, NULL\nFROM (\n{scan}\n) AS s\nWHERE {condition}"
+
+
+def event_scan(source: ViewSource, after_us: int | None, end_us: int | None) -> str:
+    """The source scan (:func:`source_scan`), pruned to the range (callers apply their exact
+    bounds); with an event id (which the request must read), only the first copy of each event
+    to arrive is kept, found among every copy in the source whatever its time, as retrieval
+    finds it (:func:`~featurestore.offline.duckdb.agg_sql.first_copy`). The first arrival per
+    key and id is one grouped pass over the key, id and order columns of the whole source;
+    only the rows in the range are joined to it."""
+    view = source.request.view
+    in_range = source_scan(source, low_us=after_us, high_us=end_us)
+    if view.event_id is None:
+        return in_range
+    event_id = f"__fs_f{source.request.features.index(view.event_id)}"
+    keys = [f"__fs_k{i}" for i in range(len(view.join_keys))]
+    every = source_scan(source, low_us=None, high_us=None)
+    arrival = order_struct(source, "a", with_event_ts=False)
+    grouped = ", ".join([*(f"a.{k}" for k in keys), f"a.{event_id}"])
+    matched = " AND ".join(f"f.{c} = c.{c}" for c in [*keys, event_id])
+    return (
+        f"  SELECT c.*\n  FROM (\n{in_range}\n  ) AS c\n"
+        f"  LEFT JOIN (\n    SELECT {grouped}, min({arrival}) AS __fs_first\n"
+        f"    FROM (\n{every}\n    ) AS a\n    WHERE a.{event_id} IS NOT NULL\n"
+        f"    GROUP BY ALL\n  ) AS f ON {matched}\n"
+        f"  WHERE c.{event_id} IS NULL OR {order_struct(source, 'c', with_event_ts=False)} = f.__fs_first"
+    )

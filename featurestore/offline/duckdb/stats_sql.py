@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from featurestore.offline.duckdb.pit_sql import (
     NULL_CREATED,
+    ROW_ID,
     ViewSource,
     convert_value,
     quote,
@@ -109,6 +110,15 @@ def view_relation_sql(
     selected = [f"{key} AS __fs_key"]
     selected += [f"{c.profiled_sql()} AS {column_ref(i)}" for i, c in enumerate(columns)]
     return f"SELECT {', '.join(selected)}\nFROM (\n{scan}\n) AS s\nWHERE {window_condition(start_us, end_us)}"
+
+
+def table_relation_sql(table: str, columns: Sequence[StatsColumn]) -> str:
+    """Every row of a table with a :data:`ROW_ID` column (an aggregated view's values, see
+    :mod:`featurestore.offline.duckdb.agg_instants`); ``columns[i].value_sql`` reads its
+    columns."""
+    selected = [f"hash({ROW_ID}) AS __fs_key"]
+    selected += [f"{c.profiled_sql()} AS {column_ref(i)}" for i, c in enumerate(columns)]
+    return f"SELECT {', '.join(selected)} FROM {table}"
 
 
 def window_condition(start_us: int | None, end_us: int | None) -> str:
