@@ -176,6 +176,38 @@ def test_on_demand_page_code_diff_and_lineage(driver: Any, server: Server) -> No
     assert "driver_hourly_stats" in driver.find_element("css selector", "h1").text
 
 
+def lcs_length(a: list[str], b: list[str]) -> int:
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            table[i + 1][j + 1] = (
+                table[i][j] + 1 if x == y else max(table[i][j + 1], table[i + 1][j])
+            )
+    return table[len(a)][len(b)]
+
+
+def test_side_by_side_diff_keeps_both_texts_and_a_longest_common_part(
+    driver: Any, server: Server
+) -> None:
+    """The page's line diff (``lineDiff`` in app.js, run in the browser) on random texts: the
+    left column is the old text, the right the new one, in order, and the rows kept as they are
+    are as many as a longest common subsequence (brute force) has lines."""
+    open_page(driver, server, "catalog", "catalog")
+    rng = np.random.default_rng(16)
+    for _ in range(60):
+        a = [str(x) for x in rng.integers(0, 4, size=int(rng.integers(0, 12)))]
+        b = [str(x) for x in rng.integers(0, 4, size=int(rng.integers(0, 12)))]
+        rows = driver.execute_script("return lineDiff(arguments[0], arguments[1])", a, b)
+        assert [left for _, left, _ in rows if left is not None] == a
+        assert [right for _, _, right in rows if right is not None] == b
+        same = [(left, right) for kind, left, right in rows if kind == "same"]
+        assert all(left == right for left, right in same)
+        assert len(same) == lcs_length(a, b)
+        for kind, left, right in rows:
+            assert (left is None) == (kind == "add")
+            assert (right is None) == (kind == "del")
+
+
 def test_lineage_node(driver: Any, server: Server) -> None:
     open_page(driver, server, "lineage", "lineage")
     node = wait_for(driver, '#graph .node[data-id="feature_view:driver_hourly_stats@1"]')

@@ -294,8 +294,8 @@ function viewText(definition) {
 function sideBySide(leftVersion, a, rightVersion, b) {
   const cells = [el("div", { class: "head" }, "v" + leftVersion), el("div", { class: "head" }, "v" + rightVersion)];
   for (const [kind, l, r] of lineDiff(a, b)) {
-    cells.push(el("div", { class: kind === "same" ? "" : "del" }, l === null ? "" : l));
-    cells.push(el("div", { class: kind === "same" ? "" : "add" }, r === null ? "" : r));
+    cells.push(el("div", { class: kind === "del" || kind === "changed" ? "del" : "" }, l === null ? "" : l));
+    cells.push(el("div", { class: kind === "add" || kind === "changed" ? "add" : "" }, r === null ? "" : r));
   }
   return el("div", { class: "diff", id: "diff-table" }, cells);
 }
@@ -312,11 +312,17 @@ function lineDiff(a, b) {
     else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) { out.push(["add", null, b[j]]); j++; }
     else { out.push(["del", a[i], null]); i++; }
   }
-  // Pair a removed line with the added line after it, so a change reads across one row.
+  // Pair each run of removed lines with the run of added lines next to it (either order), line
+  // by line, so that a changed line reads across one row.
   const paired = [];
-  for (let k = 0; k < out.length; k++) {
-    if (out[k][0] === "del" && out[k + 1] && out[k + 1][0] === "add") { paired.push(["changed", out[k][1], out[k + 1][2]]); k++; }
-    else paired.push(out[k]);
+  for (let k = 0; k < out.length;) {
+    if (out[k][0] === "same") { paired.push(out[k]); k++; continue; }
+    const dels = [], adds = [];
+    while (k < out.length && out[k][0] !== "same") { (out[k][0] === "del" ? dels : adds).push(out[k]); k++; }
+    for (let m = 0; m < Math.max(dels.length, adds.length); m++) {
+      const d = dels[m], a = adds[m];
+      paired.push(d && a ? ["changed", d[1], a[2]] : d || a);
+    }
   }
   return paired;
 }
@@ -508,7 +514,8 @@ async function loadGraph(target, name) {
 
 /* -- lineage -------------------------------------------------------------------------------- */
 
-const COLUMNS = ["source", "entity", "feature_view", "request_source", "on_demand_feature_view", "feature_service", "saved_dataset"];
+// The graph's columns, left to right: what each kind of node is built from sits to its left.
+const COLUMNS = [["source", "request_source"], ["entity"], ["feature_view"], ["on_demand_feature_view"], ["feature_service"], ["saved_dataset"]];
 const PAGES = new Set(["feature_view", "on_demand_feature_view"]); // nodes with a page of their own
 
 async function lineagePage(_, params) {
@@ -520,12 +527,12 @@ async function lineagePage(_, params) {
   return el("div", {},
     el("h1", {}, "Lineage"),
     el("div", { class: "toolbar" }, input, data.truncated ? el("span", { class: "bad" }, "graph truncated") : null,
-      el("span", { class: "muted" }, "sources → entities → feature views → request sources → on-demand views → feature services → saved datasets")),
+      el("span", { class: "muted" }, "sources and request sources → entities → feature views → on-demand views → feature services → saved datasets")),
     graph(data, detail), detail);
 }
 
 function graph(data, detail) {
-  const columns = COLUMNS.map((kind) => data.nodes.filter((n) => n.kind === kind));
+  const columns = COLUMNS.map((kinds) => data.nodes.filter((n) => kinds.includes(n.kind)));
   const boxW = 190, boxH = 26, gapX = 60, gapY = 14;
   const place = {};
   columns.forEach((nodes, c) => nodes.forEach((node, r) => { place[node.id] = { x: 10 + c * (boxW + gapX), y: 10 + r * (boxH + gapY) }; }));
