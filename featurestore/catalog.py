@@ -16,6 +16,7 @@ from featurestore.definitions.base import Definition
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.on_demand import OnDemandFeatureView
 from featurestore.facade_base import FacadeBase
 from featurestore.governance.access import Target, definition_target
 from featurestore.governance.guard import PrincipalLike
@@ -50,6 +51,15 @@ class CatalogOperations(FacadeBase):
         """The view's current definition, or the one of ``version``."""
         view = self.get_definition("feature_view", name, version, principal=principal)
         assert isinstance(view, FeatureView)
+        return view
+
+    def get_on_demand_feature_view(
+        self, name: str, version: int | None = None, *, principal: PrincipalLike = None
+    ) -> OnDemandFeatureView:
+        """The on-demand view's current definition (its code included), or that of
+        ``version``; needs ``describe`` on it."""
+        view = self.get_definition("on_demand_feature_view", name, version, principal=principal)
+        assert isinstance(view, OnDemandFeatureView)
         return view
 
     def get_feature_service(self, name: str, *, principal: PrincipalLike = None) -> FeatureService:
@@ -89,6 +99,13 @@ class CatalogOperations(FacadeBase):
         listed = self._describable("feature_service", principal)
         return [o for o in listed if isinstance(o, FeatureService)]
 
+    def list_on_demand_feature_views(
+        self, *, principal: PrincipalLike = None
+    ) -> list[OnDemandFeatureView]:
+        """Registered on-demand feature views the principal may describe."""
+        listed = self._describable("on_demand_feature_view", principal)
+        return [o for o in listed if isinstance(o, OnDemandFeatureView)]
+
     def _describable(self, kind: str, principal: PrincipalLike) -> list[Definition]:
         guard = self.guard
         who = guard.principal(principal)
@@ -117,3 +134,22 @@ class CatalogOperations(FacadeBase):
         if targets and not shown:
             guard.require(who, "describe", list(targets.values()))
         return [e for e in entries if e.kind in shown]
+
+    def history_page(
+        self,
+        name: str,
+        kind: str,
+        *,
+        offset: int = 0,
+        limit: int = 20,
+        principal: PrincipalLike = None,
+    ) -> tuple[list[HistoryEntry], int]:
+        """A page of :meth:`history` for the ``kind`` object ``name``, newest first, and the
+        number of entries in all; needs ``describe`` on it (ObjectNotFoundError if it never
+        existed). Reads one page, however long the history is."""
+        latest = self.registry.latest(self.project, kind, name)  # what governs every version
+        guard = self.guard
+        guard.require(
+            guard.principal(principal), "describe", [definition_target(self.project, latest)]
+        )
+        return self.registry.history_page(self.project, name, kind, offset=offset, limit=limit)

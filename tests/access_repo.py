@@ -12,6 +12,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -25,9 +26,10 @@ from featurestore import (
     Policy,
     PushSource,
     Resource,
+    on_demand_feature_view,
 )
 from featurestore.governance.access import Principal
-from featurestore.types import Float32, Int64, String
+from featurestore.types import Float32, Float64, Int64, String
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 COMMAND = str(Path(sys.executable).parent / "featurestore")
@@ -49,6 +51,34 @@ CUSTOMER_PROFILE = FeatureView(
     entities=[CUSTOMER],
     schema=[Field(name="age", dtype=Int64)],
     source=FileSource(path="data/customers.parquet"),
+)
+
+
+@on_demand_feature_view(
+    sources=[DRIVER_STATS[["ssn"]]], schema=[Field(name="ssn_len", dtype=Int64)], mode="python"
+)
+def ssn_digits(row: dict[str, Any]) -> dict[str, Any]:
+    return {"ssn_len": None if row["ssn"] is None else len(row["ssn"])}
+
+
+@on_demand_feature_view(
+    sources=[DRIVER_STATS[["conv_rate"]]], schema=[Field(name="conv_pct", dtype=Float64)]
+)
+def conv_percent(inputs: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"conv_pct": inputs["conv_rate"] * 100})
+
+
+#: On-demand views over a pii input (``ssn_digits``) and over a plain one (``conv_percent``), for
+#: the access tests that apply them (not part of :func:`make_repo`).
+SSN_DIGITS = ssn_digits
+CONV_PERCENT = conv_percent
+#: Mallory may describe ``conv_percent`` but not read it.
+NO_PERCENT = Policy(
+    name="mallory-no-percent",
+    effect="deny",
+    principals=["mallory"],
+    actions=["read_offline", "read_online"],
+    resources=[Resource(kind="on_demand_feature_view", name="conv_percent")],
 )
 LEAKY = FeatureService(name="leaky", features=[DRIVER_STATS[["conv_rate", "ssn"]]])
 SAFE = FeatureService(name="safe", features=[DRIVER_STATS[["conv_rate", "trips"]]])

@@ -9,40 +9,16 @@ inputs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
-from access_repo import DRIVER_STATS, NOW, ROOT, as_, make_repo
+from access_repo import CONV_PERCENT, NO_PERCENT, NOW, ROOT, SSN_DIGITS, as_, make_repo
 from api_server import Server
 
-from featurestore import FeatureStore, Field, Policy, Resource, on_demand_feature_view
+from featurestore import FeatureStore
 from featurestore.errors import AccessDeniedError
-from featurestore.types import Float64, Int64
 
-
-@on_demand_feature_view(
-    sources=[DRIVER_STATS[["ssn"]]], schema=[Field(name="ssn_len", dtype=Int64)], mode="python"
-)
-def ssn_digits(row: dict[str, Any]) -> dict[str, Any]:
-    return {"ssn_len": None if row["ssn"] is None else len(row["ssn"])}
-
-
-@on_demand_feature_view(
-    sources=[DRIVER_STATS[["conv_rate"]]], schema=[Field(name="conv_pct", dtype=Float64)]
-)
-def conv_percent(inputs: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"conv_pct": inputs["conv_rate"] * 100})
-
-
-NO_PERCENT = Policy(
-    name="mallory-no-percent",
-    effect="deny",
-    principals=["mallory"],
-    actions=["read_offline", "read_online"],
-    resources=[Resource(kind="on_demand_feature_view", name="conv_percent")],
-)
 FRAME = pd.DataFrame({"driver_id": [1, 2], "event_timestamp": [NOW, NOW]})
 ROWS = [{"driver_id": 1}, {"driver_id": 2}]
 
@@ -51,7 +27,7 @@ ROWS = [{"driver_id": 1}, {"driver_id": 2}]
 def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     root, tokens = make_repo(tmp_path)
     with FeatureStore(root, principal=ROOT) as admin:
-        admin.apply([ssn_digits, conv_percent, NO_PERCENT])
+        admin.apply([SSN_DIGITS, CONV_PERCENT, NO_PERCENT])
     return root, tokens
 
 

@@ -348,6 +348,46 @@ class RegistryContract:
         assert [e.version for e in only] == [1, 2]
         assert only[1].details == ["ttl: 2:00:00 -> none"]
 
+    def test_history_page_is_a_slice_of_the_history_newest_first(self, registry, defs):
+        # Versions, metadata changes, another kind of the same name and another object: the
+        # page holds only the asked kind's entries of that name.
+        same_name = defs.entity("driver_stats", keys=["x"])
+        for hours in range(1, 8):
+            other = defs.view("other", ttl=timedelta(hours=hours))
+            for description in ("new version", "metadata only"):
+                view = defs.view(ttl=timedelta(hours=hours), description=description)
+                objects = [defs.entity(), same_name, view, other]
+                registry.apply(PROJECT, objects, delete_missing=True)
+        oracle = list(reversed(registry.history(PROJECT, "driver_stats", kind="feature_view")))
+        assert {e.change for e in oracle} == {"added", "changed", "metadata"}
+        for offset in range(len(oracle) + 2):
+            for limit in (1, 3, len(oracle) + 5):
+                page, total = registry.history_page(
+                    PROJECT, "driver_stats", "feature_view", offset=offset, limit=limit
+                )
+                assert total == len(oracle)
+                assert page == oracle[offset : offset + limit]
+        assert registry.history_page(PROJECT, "nothing", "feature_view", offset=0, limit=5) == (
+            [],
+            0,
+        )
+
+    def test_get_versions_answers_as_get_does_for_each(self, registry, defs):
+        for hours in (1, 2, 3):
+            view = defs.view(ttl=timedelta(hours=hours), description=f"as of {hours}h")
+            registry.apply(PROJECT, [defs.entity(), view], delete_missing=True)
+        registry.apply(PROJECT, [defs.entity()], delete_missing=True)  # deleted: still read
+        found = registry.get_versions(PROJECT, "feature_view", "driver_stats")
+        assert list(found) == [1, 2, 3]
+        for version, definition in found.items():
+            assert definition == registry.get(PROJECT, "feature_view", "driver_stats", version)
+            assert (
+                definition.description
+                == registry.get(PROJECT, "feature_view", "driver_stats", version).description
+            )
+        with pytest.raises(ObjectNotFoundError, match="nothing"):
+            registry.get_versions(PROJECT, "feature_view", "nothing")
+
     def test_projects_are_separate(self, registry, defs):
         registry.apply("one", [defs.entity(), defs.view()], delete_missing=True)
         token = registry.state_token("one")

@@ -1,6 +1,7 @@
 """The web UI end to end: the example repository (``repo/``, XS data, a recorded history) behind
 the real service (uvicorn over a socket), clicked through in headless Chromium: every page, a
-search, a facet, a version diff, a lineage node, the audit filter. Each page's screenshot goes to
+search, a facet, a version diff, the on-demand view's page and its code diff, a lineage node, the
+audit filter. Each page's screenshot goes to
 ``docs/ui-screenshots/`` (see docs/ui.md).
 
 The JSON the pages draw is checked against what the facade answers (the oracle) on the same repo;
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from api_server import Server
 from browser import chromium, screenshot, wait_for, wait_page, wait_text
-from ui_repo import DATASET, make_example_repo
+from ui_repo import CODE_V1, CODE_V2, DATASET, ON_DEMAND, make_example_repo
 
 from api import create_app
 from api.ui.quality import MAX_BARS, histogram
@@ -134,6 +135,79 @@ def test_version_diff(driver: Any, server: Server) -> None:
     screenshot(driver, "view-diff")
 
 
+def test_on_demand_page_code_diff_and_lineage(driver: Any, server: Server) -> None:
+    open_page(driver, server, "catalog?kind=on_demand_feature_view", "catalog")
+    results = wait_for(driver, "#results")
+    assert [e.text for e in results.find_elements("css selector", ".result")] == [ON_DEMAND]
+    results.find_element("css selector", "a.result").click()
+    wait_page(driver, "on-demand")
+    assert "distance_ratio" in wait_for(driver, "#od-schema").text
+    assert driver.find_element("css selector", "#mode").text == "pandas"
+    inputs = driver.find_element("css selector", "#od-inputs").text
+    assert "driver_hourly_stats" in inputs
+    assert "trip_request" in inputs
+    assert "trip_distance_km" in inputs
+    code = driver.find_element("css selector", "#code")
+    assert code.get_attribute("data-version") == "2"
+    assert CODE_V2 in code.text
+    assert "def trip_fit" in code.text
+    assert "may read its values" in driver.find_element("css selector", "#od-values").text
+    screenshot(driver, "on-demand")
+
+    driver.find_element("css selector", '.code-btn[data-version="1"]').click()
+    assert CODE_V1 + ")" in wait_for(driver, '#code[data-version="1"]').text
+    driver.find_element("css selector", '.diff-btn[data-version="2"]').click()
+    diff = wait_for(driver, "#diff-table")
+    removed = [e.text for e in diff.find_elements("css selector", ".del")]
+    added = [e.text for e in diff.find_elements("css selector", ".add")]
+    assert [line for line in removed if "clip" in line]
+    assert all(CODE_V2 not in r for r in removed)
+    assert any(CODE_V2 in line for line in added), added
+    screenshot(driver, "on-demand-diff")
+
+    node = wait_for(driver, '#od-graph .node[data-id="feature_view:driver_hourly_stats@1"]')
+    node.click()
+    detail = wait_text(driver, "#node-detail", "on_demand_feature_view:trip_fit@2")
+    assert "request_source:trip_request" not in detail.text  # not downstream of the view
+    driver.find_element("css selector", '#od-graph .node[data-id^="request_source:"]').click()
+    wait_text(driver, "#node-detail", "on_demand_feature_view:trip_fit@2")
+    driver.find_element("css selector", "#od-inputs a.input-link").click()
+    wait_page(driver, "view")
+    assert "driver_hourly_stats" in driver.find_element("css selector", "h1").text
+
+
+def lcs_length(a: list[str], b: list[str]) -> int:
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            table[i + 1][j + 1] = (
+                table[i][j] + 1 if x == y else max(table[i][j + 1], table[i + 1][j])
+            )
+    return table[len(a)][len(b)]
+
+
+def test_side_by_side_diff_keeps_both_texts_and_a_longest_common_part(
+    driver: Any, server: Server
+) -> None:
+    """The page's line diff (``lineDiff`` in app.js, run in the browser) on random texts: the
+    left column is the old text, the right the new one, in order, and the rows kept as they are
+    are as many as a longest common subsequence (brute force) has lines."""
+    open_page(driver, server, "catalog", "catalog")
+    rng = np.random.default_rng(16)
+    for _ in range(60):
+        a = [str(x) for x in rng.integers(0, 4, size=int(rng.integers(0, 12)))]
+        b = [str(x) for x in rng.integers(0, 4, size=int(rng.integers(0, 12)))]
+        rows = driver.execute_script("return lineDiff(arguments[0], arguments[1])", a, b)
+        assert [left for _, left, _ in rows if left is not None] == a
+        assert [right for _, _, right in rows if right is not None] == b
+        same = [(left, right) for kind, left, right in rows if kind == "same"]
+        assert all(left == right for left, right in same)
+        assert len(same) == lcs_length(a, b)
+        for kind, left, right in rows:
+            assert (left is None) == (kind == "add")
+            assert (right is None) == (kind == "del")
+
+
 def test_lineage_node(driver: Any, server: Server) -> None:
     open_page(driver, server, "lineage", "lineage")
     node = wait_for(driver, '#graph .node[data-id="feature_view:driver_hourly_stats@1"]')
@@ -180,14 +254,17 @@ def test_audit_page_filter(driver: Any, server: Server) -> None:
 
 def test_catalog_search_matches_a_brute_force_filter(server: Server, store: FeatureStore) -> None:
     everything = get(server, "catalog", limit=200)["items"]
-    expected_features = {
-        f"{v.name}:{f.name}" for v in store.list_feature_views() for f in v.features
-    }
+    views = [*store.list_feature_views(), *store.list_on_demand_feature_views()]
+    expected_features = {f"{v.name}:{f.name}" for v in views for f in v.features}
     assert {i["name"] for i in everything if i["kind"] == "feature"} == expected_features
     assert {i["name"] for i in everything if i["kind"] == "feature_view"} == {
         v.name for v in store.list_feature_views()
     }
-    for needle in ["rate", "PII", "customer-data@", "team=mobility", "daily", "zzz"]:
+    assert [i["name"] for i in everything if i["kind"] == "on_demand_feature_view"] == [ON_DEMAND]
+    for item in everything:
+        if item["view"] is not None:
+            assert item["view_kind"] == store.registry.kinds_named(store.project, item["view"])[0]
+    for needle in ["rate", "PII", "customer-data@", "team=mobility", "daily", "zzz", "trip"]:
         found = get(server, "catalog", q=needle, limit=200)
         oracle = [
             i
@@ -213,6 +290,39 @@ def test_catalog_search_matches_a_brute_force_filter(server: Server, store: Feat
         get(server, "catalog", offset=o, limit=4)["items"] for o in range(0, len(everything), 4)
     ]
     assert [i for p in pages for i in p] == everything
+
+
+def test_on_demand_json_matches_the_registry(server: Server, store: FeatureStore) -> None:
+    page = get(server, f"on-demand/{ON_DEMAND}")
+    history = list(reversed(store.history(ON_DEMAND, "on_demand_feature_view")))
+    assert page["current_version"] == history[0].version == 2
+    assert [v["version"] for v in page["versions"]["versions"]] == [e.version for e in history]
+    assert page["versions"]["total"] == len(history)
+    assert page["values_readable"] is True
+    for version in (1, 2):
+        stored = store.get_on_demand_feature_view(ON_DEMAND, version)
+        shown = get(server, f"on-demand/{ON_DEMAND}/versions/{version}")["definition"]
+        assert shown["code"] == stored.code.spec()
+        assert shown["mode"] == stored.mode
+        assert [(f["name"], f["dtype"]) for f in shown["features"]] == [
+            (f.name, f.dtype.name) for f in stored.schema
+        ]
+        read = {i["name"]: [f["name"] for f in i["features"]] for i in shown["inputs"]}
+        assert read == {
+            v: [f.name for f in fields] for v, fields in stored.view_sources.items()
+        } | {r.name: [f.name for f in r.schema] for r in stored.request_sources}
+    assert page["definition"] == get(server, f"on-demand/{ON_DEMAND}/versions/2")["definition"]
+    lineage = get(server, "lineage", focus=ON_DEMAND, kind="on_demand_feature_view")
+    ids = {n["id"] for n in lineage["nodes"]}
+    assert {"on_demand_feature_view:trip_fit@2", "request_source:trip_request"} <= ids
+    source = store.registry.current_version(store.project, "feature_view", "driver_hourly_stats")
+    assert f"feature_view:driver_hourly_stats@{source}" in ids
+    missing = httpx.get(f"{server.url}/ui/api/on-demand/nope", timeout=30)
+    assert missing.status_code == 404
+    assert "nope" in missing.json()["error"]["message"]
+    absent = httpx.get(f"{server.url}/ui/api/on-demand/{ON_DEMAND}/versions/9", timeout=30)
+    assert absent.status_code == 404
+    assert "available versions" in absent.text
 
 
 def test_audit_json_pages_back_through_the_whole_log(server: Server, store: FeatureStore) -> None:

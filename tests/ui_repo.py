@@ -1,6 +1,7 @@
 """The example repository (``repo/``) with XS data and a history worth looking at, for the UI
 tests: applied, materialized, a saved training set, statistics, a drift check, validations, and a
-second version of the customer view (so a version diff exists)."""
+second version of the customer view and of the on-demand view ``trip_fit`` (so a definition diff
+and a code diff exist)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from example_data import REPO, load_generator
 from featurestore import FeatureStore
 
 DATASET = "ride_training"
+ON_DEMAND = "trip_fit"
+#: The line of the on-demand view's code that its second version changes.
+CODE_V1 = "clip(lower=0)"
+CODE_V2 = "clip(lower=0, upper=10)"
 
 
 def _generate(target: Path) -> None:
@@ -48,10 +53,13 @@ def make_example_repo(root: Path) -> Path:
             reference_dataset=DATASET,
         )
         store.validate("driver_hourly_stats", now - timedelta(days=1), now)
-    # A second version of the customer view: a shorter TTL.
+    # A second version of the customer view (a shorter TTL) and of the on-demand view (its
+    # score capped: new code).
     features = root / "features.py"
     text = features.read_text()
-    text = text.replace("ttl=timedelta(days=2)", "ttl=timedelta(days=1)", 1)
+    for old, new in [("ttl=timedelta(days=2)", "ttl=timedelta(days=1)"), (CODE_V1, CODE_V2)]:
+        assert old in text, old
+        text = text.replace(old, new, 1)
     features.write_text(text)
     with FeatureStore(root) as store:
         store.apply()

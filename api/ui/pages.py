@@ -9,19 +9,40 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.ui.versions import PAGE, versions_page
 from api.ui.visibility import Visibility
-from featurestore.errors import ObjectNotFoundError
+from featurestore.definitions.base import Definition
+from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.field import Field
+from featurestore.definitions.on_demand import OnDemandFeatureView
 from featurestore.governance.lineage import LineageResult
 from featurestore.store import FeatureStore
 
-__all__ = ["audit_page", "catalog_page", "datasets_page", "lineage_page", "view_page"]
+__all__ = [
+    "audit_page",
+    "catalog_page",
+    "datasets_page",
+    "lineage_page",
+    "readers_page",
+    "view_page",
+]
 
 #: Kinds of node on the Lineage page: what things are built from and into (runs left out).
-GRAPH_KINDS = ("source", "entity", "feature_view", "feature_service", "saved_dataset")
+GRAPH_KINDS = (
+    "source",
+    "request_source",
+    "entity",
+    "feature_view",
+    "on_demand_feature_view",
+    "feature_service",
+    "saved_dataset",
+)
 #: Kinds of node shown only to a reader who may describe them.
-DESCRIBED = ("feature_view", "feature_service", "entity")
-#: The most versions the View page shows (the newest).
-MAX_VERSIONS = 20
+DESCRIBED = ("feature_view", "on_demand_feature_view", "feature_service", "entity")
+#: The kinds a Lineage page can be focused on.
+FOCUSABLE = ("feature_view", "on_demand_feature_view")
+#: The most rows of a list the View page draws at once (freshness per version, saved datasets).
+MAX_ROWS = 20
 #: The most nodes the Lineage page draws.
 MAX_NODES = 400
 
@@ -69,21 +90,25 @@ def catalog_page(
 
 
 def _items(store: FeatureStore, seen: Visibility) -> list[dict[str, Any]]:
+    """Views, then the features the reader may read, then on-demand views and their features
+    (when the reader may read their values), entities and services."""
     who = seen.who
     items: list[dict[str, Any]] = []
     views = store.list_feature_views(principal=who)
     for view in views:
-        items.append(_item("feature_view", view.name, view.name, view))
+        items.append(_item("feature_view", view.name, view, view))
     for view in views:
-        for field in view.features:
-            if seen.visible(view.name, field.name):
-                item = _item("feature", f"{view.name}:{field.name}", view.name, view)
-                item.update(
-                    description=field.description or view.description,
-                    tags={**view.tags, **field.tags},
-                    dtype=field.dtype.name,
-                )
-                items.append(item)
+        items += [
+            _feature_item(view, field)
+            for field in view.features
+            if seen.visible(view.name, field.name)
+        ]
+    on_demand = store.list_on_demand_feature_views(principal=who)
+    for odfv in on_demand:
+        items.append(_item("on_demand_feature_view", odfv.name, odfv, odfv))
+    for odfv in on_demand:
+        if store.on_demand_readable(odfv, principal=who):
+            items += [_feature_item(odfv, field) for field in odfv.features]
     for entity in store.list_entities(principal=who):
         items.append(_item("entity", entity.name, None, entity))
     for service in store.list_feature_services(principal=who):
@@ -91,15 +116,27 @@ def _items(store: FeatureStore, seen: Visibility) -> list[dict[str, Any]]:
     return items
 
 
-def _item(kind: str, name: str, view: str | None, obj: Any) -> dict[str, Any]:
+def _item(kind: str, name: str, view: Definition | None, obj: Any) -> dict[str, Any]:
     return {
         "kind": kind,
         "name": name,
-        "view": view,
+        # The page a row opens: a view's (feature_view) or an on-demand view's.
+        "view": None if view is None else view.name,
+        "view_kind": None if view is None else view.kind,
         "description": obj.description,
         "owner": obj.owner,
         "tags": dict(obj.tags),
     }
+
+
+def _feature_item(view: FeatureView | OnDemandFeatureView, field: Field) -> dict[str, Any]:
+    item = _item("feature", f"{view.name}:{field.name}", view, view)
+    item.update(
+        description=field.description or view.description,
+        tags={**view.tags, **field.tags},
+        dtype=field.dtype.name,
+    )
+    return item
 
 
 def _tag_pairs(tags: dict[str, str]) -> list[str]:
@@ -115,50 +152,42 @@ def _haystack(item: dict[str, Any]) -> str:
 
 
 def view_page(store: FeatureStore, seen: Visibility, name: str) -> dict[str, Any]:
-    """Everything the View page shows but the quality records (those are paged on their own):
-    the definition, its versions with their definitions (for the diff), freshness, retention,
-    who may read it, and the services and saved datasets that use it."""
+    """What the View page draws first: the current definition, the newest page of versions
+    (their definitions are read one at a time, for a diff), freshness, retention, the first page
+    of who may read it, and the services and saved datasets that use it. The quality records
+    and the other pages of versions and readers are asked for on their own."""
     who = seen.who
     view = store.get_feature_view(name, principal=who)
-    history = store.history(name, "feature_view", principal=who)[-MAX_VERSIONS:]
-    versions = []
-    for entry in history:
-        definition = None
-        if entry.change != "deleted":
-            try:
-                old = store.get_feature_view(name, entry.version, principal=who)
-                definition = seen.definition(old.to_dict(), name)
-            except ObjectNotFoundError:
-                definition = None
-        versions.append(
-            {
-                "version": entry.version,
-                "change": entry.change,
-                "content_hash": entry.content_hash,
-                "applied_at": entry.applied_at.isoformat(),
-                "details": seen.detail_lines(list(entry.details), name),
-                "definition": definition,
-            }
-        )
     retention = store.retention.of(view)
+    freshness = store.freshness(name, principal=who)
+    using = [d for d in _datasets(store, who) if name in d.views]
     return {
         "view": seen.definition(view.to_dict(), name),
         "current_version": store.registry.current_version(store.project, "feature_view", name),
-        "versions": versions,
-        "freshness": store.freshness(name, principal=who),
+        "versions": versions_page(store, seen, "feature_view", name, offset=0, limit=PAGE),
+        "freshness": freshness[:MAX_ROWS],
+        "freshness_total": len(freshness),
         "retention_seconds": None if retention is None else retention.total_seconds(),
-        "readers": store.readers(name, principal=who),
+        "readers": store.readers(name, offset=0, limit=PAGE, principal=who),
         "services": [
             seen.service(s.to_dict())
             for s in store.list_feature_services(principal=who)
             if any(p.get("view") == name for p in s.to_dict()["spec"].get("projections", []))
         ],
         "datasets": [
-            {"name": d.name, "version": d.views[name], "rows": d.rows}
-            for d in _datasets(store, who)
-            if name in d.views
+            {"name": d.name, "version": d.views[name], "rows": d.rows} for d in using[:MAX_ROWS]
         ],
+        "datasets_total": len(using),
     }
+
+
+def readers_page(
+    store: FeatureStore, seen: Visibility, name: str, *, offset: int, limit: int
+) -> dict[str, Any]:
+    """A page of the policies deciding who may read view ``name``."""
+    return {"offset": offset, "limit": limit} | store.readers(
+        name, offset=offset, limit=limit, principal=seen.who
+    )
 
 
 def _datasets(store: FeatureStore, who: Any) -> list[Any]:
@@ -168,23 +197,30 @@ def _datasets(store: FeatureStore, who: Any) -> list[Any]:
 # -- lineage -------------------------------------------------------------------------------------
 
 
-def lineage_page(store: FeatureStore, seen: Visibility, focus: str | None) -> dict[str, Any]:
-    """The graph sources -> views -> services -> saved datasets of every view the caller may
-    describe (or around ``focus``), runs left out, at most :data:`MAX_NODES` nodes."""
+def lineage_page(
+    store: FeatureStore, seen: Visibility, focus: str | None, kind: str = "feature_view"
+) -> dict[str, Any]:
+    """The graph sources -> views -> on-demand views -> services -> saved datasets of every view
+    the caller may describe (or around ``focus``, a ``kind`` object), runs left out, at most
+    :data:`MAX_NODES` nodes."""
     who = seen.who
     if focus:
-        store.get_feature_view(focus, principal=who)  # 404 or 403 as the View page
-    names = [focus] if focus else sorted(seen.described("feature_view"))
+        # 404 or 403 as the object's own page.
+        store.get_definition(kind, focus, principal=who)
+        names = [(kind, focus)]
+    else:
+        names = [(k, n) for k in FOCUSABLE for n in sorted(seen.described(k))]
     nodes: dict[str, dict[str, Any]] = {}
     edges: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for name in names:
-        traced = store.trace_lineage(name, "both", runs=1, principal=who)
+    for node_kind, name in names:
+        traced = store.trace_lineage(name, "both", kind=node_kind, runs=1, principal=who)
         _merge(traced, nodes, edges, seen)
         if len(nodes) >= MAX_NODES:
             break
     kept = dict(list(nodes.items())[:MAX_NODES])
     return {
         "focus": focus,
+        "kind": kind,
         "truncated": len(nodes) > MAX_NODES,
         "nodes": list(kept.values()),
         "edges": [e for e in edges.values() if e["source"] in kept and e["target"] in kept],

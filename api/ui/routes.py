@@ -11,17 +11,27 @@ at their repository without typing anything.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, RedirectResponse
 
 from api import deps
 from api.auth import TokenFile, resolve_caller
 from api.responses import OrjsonResponse
-from api.ui.pages import audit_page, catalog_page, datasets_page, lineage_page, view_page
+from api.ui.on_demand import on_demand_page, on_demand_version
+from api.ui.pages import (
+    audit_page,
+    catalog_page,
+    datasets_page,
+    lineage_page,
+    readers_page,
+    view_page,
+)
 from api.ui.quality import drift_page, statistics_page, validations_page
+from api.ui.versions import PAGE, version_definition, versions_page
 from api.ui.visibility import Visibility
 from featurestore.governance.access import Principal
 
@@ -34,6 +44,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 router = APIRouter(prefix="/ui", include_in_schema=False)
 Offset = Annotated[int, Query(ge=0, description="First row of the page")]
 Limit = Annotated[int, Query(ge=1, le=200, description="Rows per page")]
+Version = Annotated[int, FastApiPath(ge=1, description="A stored version")]
+FocusKind = Literal["feature_view", "on_demand_feature_view"]
 
 
 def install_ui(app: FastAPI, *, local: bool = False) -> None:
@@ -93,7 +105,10 @@ def catalog(
     offset: Offset = 0,
     limit: Limit = 50,
     q: str = Query("", description="Substring of a name, description, tag or owner"),
-    kind: str = Query("", description="feature, feature_view, entity or feature_service"),
+    kind: str = Query(
+        "",
+        description="feature, feature_view, on_demand_feature_view, entity or feature_service",
+    ),
     tag: str = Query("", description="key=value"),
     owner: str = Query("", description="An owner"),
 ) -> dict[str, Any]:
@@ -114,6 +129,54 @@ def catalog(
 def view(name: str, request: Request, who: Caller) -> dict[str, Any]:
     """One view: definition, versions, freshness, retention, readers, users."""
     return view_page(deps.store(request), _seen(request, who), name)
+
+
+@router.get("/api/views/{name}/versions", response_class=OrjsonResponse)
+def view_versions(
+    name: str, request: Request, who: Caller, offset: Offset = 0, limit: Limit = PAGE
+) -> dict[str, Any]:
+    """A page of the view's versions, newest first."""
+    seen = _seen(request, who)
+    return versions_page(
+        deps.store(request), seen, "feature_view", name, offset=offset, limit=limit
+    )
+
+
+@router.get("/api/views/{name}/versions/{version}", response_class=OrjsonResponse)
+def view_version(name: str, version: Version, request: Request, who: Caller) -> dict[str, Any]:
+    """One version's definition (what a diff compares)."""
+    return version_definition(deps.store(request), _seen(request, who), name, version)
+
+
+@router.get("/api/views/{name}/readers", response_class=OrjsonResponse)
+def readers(
+    name: str, request: Request, who: Caller, offset: Offset = 0, limit: Limit = PAGE
+) -> dict[str, Any]:
+    """A page of the policies deciding who may read the view."""
+    seen = _seen(request, who)
+    return readers_page(deps.store(request), seen, name, offset=offset, limit=limit)
+
+
+@router.get("/api/on-demand/{name}", response_class=OrjsonResponse)
+def on_demand(name: str, request: Request, who: Caller) -> dict[str, Any]:
+    """One on-demand view: schema, inputs, mode, code, versions, saved datasets."""
+    return on_demand_page(deps.store(request), _seen(request, who), name)
+
+
+@router.get("/api/on-demand/{name}/versions", response_class=OrjsonResponse)
+def on_demand_versions(
+    name: str, request: Request, who: Caller, offset: Offset = 0, limit: Limit = PAGE
+) -> dict[str, Any]:
+    """A page of the on-demand view's versions, newest first."""
+    seen = _seen(request, who)
+    store = deps.store(request)
+    return versions_page(store, seen, "on_demand_feature_view", name, offset=offset, limit=limit)
+
+
+@router.get("/api/on-demand/{name}/versions/{version}", response_class=OrjsonResponse)
+def on_demand_at(name: str, version: Version, request: Request, who: Caller) -> dict[str, Any]:
+    """One version of the on-demand view, its code included (for a diff)."""
+    return on_demand_version(deps.store(request), _seen(request, who), name, version)
 
 
 @router.get("/api/views/{name}/statistics", response_class=OrjsonResponse)
@@ -148,9 +211,10 @@ def lineage(
     request: Request,
     who: Caller,
     focus: str = Query("", description="Only the graph around this view (empty: every view)"),
+    kind: Annotated[FocusKind, Query(description="What ``focus`` names")] = "feature_view",
 ) -> dict[str, Any]:
-    """Sources -> views -> services -> saved datasets."""
-    return lineage_page(deps.store(request), _seen(request, who), focus or None)
+    """Sources -> views -> on-demand views -> services -> saved datasets."""
+    return lineage_page(deps.store(request), _seen(request, who), focus or None, kind)
 
 
 @router.get("/api/datasets", response_class=OrjsonResponse)

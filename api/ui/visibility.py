@@ -6,6 +6,9 @@ applies the decision to the JSON the pages render.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 from featurestore.definitions.base import Definition
@@ -14,7 +17,19 @@ from featurestore.errors import ObjectNotFoundError
 from featurestore.governance.access import Principal
 from featurestore.store import FeatureStore
 
-__all__ = ["Visibility", "kwarg_columns"]
+__all__ = ["CACHE_SIZE", "Visibility", "kwarg_columns"]
+
+#: How many (registry state, principal, view) answers :meth:`Visibility.hidden` keeps per store.
+#: Working one out reads every stored version of the view; the answer holds until the registry
+#: changes (an apply, a policy, a key revoked: each moves the project's state token) or the
+#: store's access controller reloads its policies (its generation), both part of the key, so a
+#: page of a long history costs that read once, not on every page.
+CACHE_SIZE = 1024
+_Key = tuple[str, int, Principal, str]
+_HIDDEN_CACHE: weakref.WeakKeyDictionary[FeatureStore, OrderedDict[_Key, frozenset[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_CACHE_LOCK = threading.Lock()
 
 
 class Visibility:
@@ -25,15 +40,18 @@ class Visibility:
         self.who = who
         self._hidden: dict[str, frozenset[str]] = {}
         self._described: dict[str, frozenset[str]] = {}
+        self._token: str | None = None
 
     def described(self, kind: str) -> frozenset[str]:
-        """Names of the registered ``kind`` objects (``feature_view``, ``feature_service``,
-        ``entity``) the reader may describe."""
+        """Names of the registered ``kind`` objects (``feature_view``,
+        ``on_demand_feature_view``, ``feature_service``, ``entity``) the reader may describe."""
         if kind not in self._described:
             store, who = self.store, self.who
             found: list[Definition]
             if kind == "feature_view":
                 found = list(store.list_feature_views(principal=who))
+            elif kind == "on_demand_feature_view":
+                found = list(store.list_on_demand_feature_views(principal=who))
             elif kind == "feature_service":
                 found = list(store.list_feature_services(principal=who))
             else:
@@ -41,31 +59,46 @@ class Visibility:
             self._described[kind] = frozenset(o.name for o in found)
         return self._described[kind]
 
-    def hidden(self, view: str | FeatureView) -> frozenset[str]:
+    def hidden(self, view: str) -> frozenset[str]:
         """Feature names of ``view`` (every registered version of it) the reader may not see."""
-        name = view if isinstance(view, str) else view.name
-        if name not in self._hidden:
-            self._hidden[name] = self._work_out(name, view)
-        return self._hidden[name]
+        if view not in self._hidden:
+            self._hidden[view] = self._work_out(view)
+        return self._hidden[view]
 
-    def _work_out(self, name: str, given: str | FeatureView) -> frozenset[str]:
+    def _work_out(self, name: str) -> frozenset[str]:
         store = self.store
-        if not store.guard.access.enforced:
+        guard = store.guard
+        if not guard.access.enforced:
             return frozenset()  # no policy: everything is readable, no version need be read
-        versions = store.registry.versions(store.project, "feature_view").get(name, [])
-        definitions = [given] if isinstance(given, FeatureView) else []
-        for version in versions:
-            try:
-                found = store.registry.get(store.project, "feature_view", name, version)
-            except ObjectNotFoundError:
-                continue
-            if isinstance(found, FeatureView):
-                definitions.append(found)
+        who = guard.principal(self.who)
+        # The answer depends on the registry (versions, tags), the policies and the principal.
+        key = (self._state(), guard.access.generation, who, name)
+        with _CACHE_LOCK:
+            cache = _HIDDEN_CACHE.setdefault(store, OrderedDict())
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+        try:  # every stored version, in one read
+            stored = store.registry.get_versions(store.project, "feature_view", name)
+        except ObjectNotFoundError:
+            stored = {}
+        definitions = [d for d in stored.values() if isinstance(d, FeatureView)]
+        governing = guard.governing(definitions[0]) if definitions else None
         hidden: set[str] = set()
         for definition in definitions:
-            shown = set(store.visible_features(definition, principal=self.who))
-            hidden |= set(definition.feature_names) - shown
+            shown = store.visible_features(definition, principal=who, governing=governing)
+            hidden |= set(definition.feature_names) - set(shown)
+        with _CACHE_LOCK:
+            cache[key] = frozenset(hidden)
+            while len(cache) > CACHE_SIZE:
+                cache.popitem(last=False)
         return frozenset(hidden)
+
+    def _state(self) -> str:
+        """The registry's state token, read once per request."""
+        if self._token is None:
+            self._token = self.store.registry.state_token(self.store.project)
+        return self._token
 
     def visible(self, view: str, feature: str) -> bool:
         return feature not in self.hidden(view)

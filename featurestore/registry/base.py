@@ -97,6 +97,11 @@ class Registry(ABC):
         """An object at ``version`` (default: current; a deleted object needs a version)."""
 
     @abstractmethod
+    def get_versions(self, project: str, kind: str, name: str) -> dict[int, Definition]:
+        """Every stored version of one object (deleted or not), by version, read at once: what
+        :meth:`get` would answer for each. ObjectNotFoundError if it never existed."""
+
+    @abstractmethod
     def latest(self, project: str, kind: str, name: str) -> Definition:
         """An object at its current version with its latest metadata, even when deleted: what
         decides access to any of its versions. ObjectNotFoundError if it never existed."""
@@ -123,6 +128,13 @@ class Registry(ABC):
         self, project: str, name: str, kind: str | None = None
     ) -> builtins.list[HistoryEntry]:
         """Every recorded change of objects called ``name`` (optionally of one kind), oldest first."""
+
+    @abstractmethod
+    def history_page(
+        self, project: str, name: str, kind: str, *, offset: int, limit: int
+    ) -> tuple[builtins.list[HistoryEntry], int]:
+        """``limit`` recorded changes of the ``kind`` object ``name`` from ``offset``, newest
+        first, and how many there are in all (a page of :meth:`history`, read as one)."""
 
     @abstractmethod
     def state_token(self, project: str) -> str:

@@ -15,11 +15,12 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from featurestore.definitions import (
     Definition,
+    FeatureView,
     canonical_json,
 )
 from featurestore.errors import (
@@ -336,23 +337,32 @@ class SqlRegistry(Registry):
                 version=version,
             )
         stored = conn.execute(
-            select(v.c.spec_json, v.c.meta_json).where(
+            select(v.c.version, v.c.spec_json, v.c.meta_json).where(
                 v.c.project == project,
                 v.c.kind == kind,
                 v.c.name == name,
                 v.c.version == version,
             )
         ).one()
-        # The current version carries the latest metadata; older ones keep what they had.
-        meta = row.meta_json if version == row.current_version else stored.meta_json
-        data = {
-            "kind": kind,
-            "name": name,
-            "spec": json.loads(stored.spec_json),
-            "meta": json.loads(meta),
-        }
         views = views_of(self._state(conn, project)) if kind == "feature_service" else {}
-        return rebuild(data, views, version)
+        return _rebuild_version(kind, name, row, stored, views)
+
+    def get_versions(self, project: str, kind: str, name: str) -> dict[int, Definition]:
+        _check_kind(kind)
+        v = schema.object_versions
+        with self._read() as conn:
+            row = self._object_row(conn, project, kind, name)
+            if row is None:
+                raise ObjectNotFoundError(
+                    self._not_found(conn, project, kind, name), kind=kind, name=name
+                )
+            stored = conn.execute(
+                select(v.c.version, v.c.spec_json, v.c.meta_json)
+                .where(v.c.project == project, v.c.kind == kind, v.c.name == name)
+                .order_by(v.c.version)
+            ).all()
+            views = views_of(self._state(conn, project)) if kind == "feature_service" else {}
+        return {int(s.version): _rebuild_version(kind, name, row, s, views) for s in stored}
 
     def list(self, project: str, kind: str) -> list[Definition]:
         _check_kind(kind)
@@ -413,18 +423,20 @@ class SqlRegistry(Registry):
             query = query.where(h.c.kind == kind)
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return [
-            HistoryEntry(
-                kind=r.kind,
-                name=r.name,
-                version=int(r.version),
-                change=cast(HistoryChange, r.change),
-                content_hash=r.content_hash,
-                applied_at=r.applied_at,
-                details=list(json.loads(r.details_json)),
-            )
-            for r in rows
-        ]
+        return [_history_entry(r) for r in rows]
+
+    def history_page(
+        self, project: str, name: str, kind: str, *, offset: int, limit: int
+    ) -> tuple[builtins.list[HistoryEntry], int]:
+        _check_kind(kind)
+        h = schema.history
+        where = (h.c.project == project, h.c.name == name, h.c.kind == kind)
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(h).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(h).where(*where).order_by(h.c.id.desc()).offset(offset).limit(limit)
+            ).all()
+        return [_history_entry(r) for r in rows], int(total)
 
     def state_token(self, project: str) -> str:
         p = schema.projects
@@ -521,6 +533,33 @@ class SqlRegistry(Registry):
             ).scalars()
             hint = did_you_mean(name, live)
         return f"no {label(kind, name)} in project {project!r} (no versions){hint}"
+
+
+def _rebuild_version(
+    kind: str, name: str, row: Row[Any], stored: Row[Any, Any, Any], views: dict[str, FeatureView]
+) -> Definition:
+    """The definition of one stored version (``stored``) of the object whose row is ``row``."""
+    # The current version carries the latest metadata; older ones keep what they had.
+    meta = row.meta_json if stored.version == row.current_version else stored.meta_json
+    data = {
+        "kind": kind,
+        "name": name,
+        "spec": json.loads(stored.spec_json),
+        "meta": json.loads(meta),
+    }
+    return rebuild(data, views, int(stored.version))
+
+
+def _history_entry(row: Row[Any]) -> HistoryEntry:
+    return HistoryEntry(
+        kind=row.kind,
+        name=row.name,
+        version=int(row.version),
+        change=cast(HistoryChange, row.change),
+        content_hash=row.content_hash,
+        applied_at=row.applied_at,
+        details=list(json.loads(row.details_json)),
+    )
 
 
 def _watermark_key(project: str, view: str, version: int, online_store: str) -> Any:

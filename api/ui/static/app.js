@@ -1,5 +1,5 @@
 /* featurestore UI: a single page, plain JavaScript, no build step and no library.
- * Pages: #/catalog, #/view/NAME, #/lineage, #/datasets, #/audit. Every call goes to /ui/api/...
+ * Pages: #/catalog, #/view/NAME, #/on-demand/NAME, #/lineage, #/datasets, #/audit. Every call goes to /ui/api/...
  * with the token of the header's field (kept in this tab's sessionStorage) as a bearer token. */
 "use strict";
 
@@ -98,7 +98,7 @@ function failure(error) {
 
 /* -- router --------------------------------------------------------------------------------- */
 
-const routes = { catalog: catalogPage, view: viewPage, lineage: lineagePage, datasets: datasetsPage, audit: auditPage };
+const routes = { catalog: catalogPage, view: viewPage, "on-demand": onDemandPage, lineage: lineagePage, datasets: datasetsPage, audit: auditPage };
 let firstRender = true;
 
 async function route() {
@@ -153,7 +153,12 @@ document.getElementById("token-clear").addEventListener("click", () => {
 
 /* -- catalog -------------------------------------------------------------------------------- */
 
-const KINDS = { "": "everything", feature: "features", feature_view: "feature views", entity: "entities", feature_service: "feature services" };
+const KINDS = { "": "everything", feature: "features", feature_view: "feature views", on_demand_feature_view: "on-demand views", entity: "entities", feature_service: "feature services" };
+
+function pageOf(kind, name) {
+  // The page of a feature view or an on-demand view.
+  return (kind === "on_demand_feature_view" ? "#/on-demand/" : "#/view/") + encodeURIComponent(name);
+}
 
 async function catalogPage(_, params) {
   const state = { q: params.get("q") || "", kind: params.get("kind") || "", tag: params.get("tag") || "", owner: params.get("owner") || "", offset: Number(params.get("offset") || 0) };
@@ -167,8 +172,8 @@ async function catalogPage(_, params) {
   const facet = (name, counts, current) => Object.entries(counts).map(([value, count]) =>
     el("a", { href: "#", class: value === current ? "on facet" : "facet", "data-facet": name, onclick: (event) => { event.preventDefault(); go({ [name]: value === current ? "" : value }); } }, `${value} (${count})`));
   const rows = data.items.map((item) => [
-    el("span", { class: "kind" }, item.kind.replace("_", " ")),
-    item.view ? el("a", { href: "#/view/" + encodeURIComponent(item.view), class: "result" }, item.name) : el("span", { class: "result" }, item.name),
+    el("span", { class: "kind" }, item.kind.replaceAll("_", " ")),
+    item.view ? el("a", { href: pageOf(item.view_kind, item.view), class: "result" }, item.name) : el("span", { class: "result" }, item.name),
     item.description || "", item.dtype || "", item.owner || "", tags(item.tags)]);
   return el("div", {},
     el("h1", {}, "Catalog"),
@@ -212,19 +217,20 @@ async function viewPage(name) {
     data.freshness.length
       ? table(["version", "materialized up to", "created up to", "keys written", "recorded"], data.freshness.map((w) => [w.version, w.end, w.created || "—", w.rows, w.updated_at]), { id: "freshness" })
       : el("p", { class: "muted", id: "freshness" }, "Not materialized yet."),
+    more(data.freshness.length, data.freshness_total, "older versions materialized"),
     genericSection(spec, meta),
-    el("h2", {}, "Versions"), versionsSection(data.versions),
-    el("h2", {}, "Who may read it"), readersSection(data.readers),
+    el("h2", {}, "Versions"), versionsSection("views/" + encodeURIComponent(name), data.versions, viewText),
+    el("h2", {}, "Who may read it"), readersSection(name, data.readers),
     el("h2", {}, "Used by"),
     table(["feature services", "saved datasets"], [[
       data.services.map((s) => el("div", {}, s.name, " ", el("span", { class: "muted" }, (s.spec.projections.find((p) => p.view === name) || {}).features?.join(", ") || "all features"))),
-      data.datasets.map((d) => el("div", {}, `${d.name} (v${d.version}, ${d.rows} rows)`))]]),
+      [data.datasets.map((d) => el("div", {}, `${d.name} (v${d.version}, ${d.rows} rows)`)), more(data.datasets.length, data.datasets_total, "more saved datasets")]]]),
     el("h2", {}, "Statistics"), el("div", { id: "statistics" }, el("p", { class: "muted" }, "Loading…")),
     el("h2", {}, "Drift"), el("div", { id: "drift" }, el("p", { class: "muted" }, "Loading…")),
     el("h2", {}, "Validations"), el("div", { id: "validations" }, el("p", { class: "muted" }, "Loading…")));
-  loadStatistics(root.querySelector("#statistics"), name, 0);
-  loadDrift(root.querySelector("#drift"), name, 0);
-  loadValidations(root.querySelector("#validations"), name, 0);
+  loadStatistics(root.querySelector("#statistics"), name, 0).then(() => drawn("statistics"));
+  loadDrift(root.querySelector("#drift"), name, 0).then(() => drawn("drift"));
+  loadValidations(root.querySelector("#validations"), name, 0).then(() => drawn("validations"));
   return root;
 }
 
@@ -247,28 +253,49 @@ function codeOrJson(value) {
   return el("pre", {}, JSON.stringify(value, null, 2));
 }
 
-function versionsSection(versions) {
-  const diff = el("div", { id: "diff" });
-  const rows = versions.slice().reverse().map((v) => {
-    const index = versions.indexOf(v);
-    const previous = index > 0 ? versions[index - 1] : null;
-    return [
-      "v" + v.version, v.change, v.applied_at, el("code", {}, v.content_hash.slice(0, 12)),
-      v.details.map((d) => el("div", {}, d)),
-      previous && previous.definition && v.definition
-        ? el("button", { class: "diff-btn", "data-version": v.version, onclick: () => diff.replaceChildren(sideBySide(previous, v)) }, `diff v${previous.version} → v${v.version}`)
-        : ""];
-  });
-  return el("div", {}, table(["version", "change", "applied", "hash", "what changed", ""], rows, { id: "versions" }), diff);
+function more(shown, total, what) {
+  return total > shown ? el("p", { class: "muted" }, `… and ${total - shown} ${what}`) : null;
 }
 
-function sideBySide(left, right) {
-  const a = JSON.stringify(left.definition, null, 2).split("\n");
-  const b = JSON.stringify(right.definition, null, 2).split("\n");
-  const cells = [el("div", { class: "head" }, "v" + left.version), el("div", { class: "head" }, "v" + right.version)];
+function versionsSection(base, first, text, extra) {
+  // The versions, newest first, a page at a time from the server; a diff (or a version's code)
+  // reads the definitions it compares when asked, never all of them up front.
+  const diff = el("div", { id: "diff" });
+  const box = el("div", {});
+  const show = (data) => {
+    const rows = data.versions.map((v) => [
+      "v" + v.version, v.change, v.applied_at, el("code", {}, v.content_hash.slice(0, 12)),
+      v.details.map((d) => el("div", {}, d)),
+      [v.definition && v.change !== "metadata" && v.version > 1
+        ? el("button", { class: "diff-btn", "data-version": v.version, onclick: () => compare(base, v.version - 1, v.version, diff, text) }, `diff v${v.version - 1} → v${v.version}`)
+        : "",
+      v.definition && extra ? extra(v, diff) : ""]]);
+    box.replaceChildren(table(["version", "change", "applied", "hash", "what changed", ""], rows, { id: "versions" }),
+      pager(data.offset, data.limit, data.total, undefined, async (offset) => {
+        try { show(await api(`${base}/versions?` + query({ offset, limit: data.limit }))); } catch (error) { box.replaceChildren(failure(error)); }
+      }));
+  };
+  show(first);
+  return el("div", {}, box, diff);
+}
+
+async function compare(base, older, newer, target, text) {
+  target.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  try {
+    const [left, right] = await Promise.all([older, newer].map((v) => api(`${base}/versions/${v}`)));
+    target.replaceChildren(sideBySide(left.version, text(left.definition), right.version, text(right.definition)));
+  } catch (error) { target.replaceChildren(failure(error)); }
+}
+
+function viewText(definition) {
+  return JSON.stringify(definition, null, 2).split("\n");
+}
+
+function sideBySide(leftVersion, a, rightVersion, b) {
+  const cells = [el("div", { class: "head" }, "v" + leftVersion), el("div", { class: "head" }, "v" + rightVersion)];
   for (const [kind, l, r] of lineDiff(a, b)) {
-    cells.push(el("div", { class: kind === "same" ? "" : "del" }, l === null ? "" : l));
-    cells.push(el("div", { class: kind === "same" ? "" : "add" }, r === null ? "" : r));
+    cells.push(el("div", { class: kind === "del" || kind === "changed" ? "del" : "" }, l === null ? "" : l));
+    cells.push(el("div", { class: kind === "add" || kind === "changed" ? "add" : "" }, r === null ? "" : r));
   }
   return el("div", { class: "diff", id: "diff-table" }, cells);
 }
@@ -285,19 +312,40 @@ function lineDiff(a, b) {
     else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) { out.push(["add", null, b[j]]); j++; }
     else { out.push(["del", a[i], null]); i++; }
   }
-  // Pair a removed line with the added line after it, so a change reads across one row.
+  // Pair each run of removed lines with the run of added lines next to it (either order), line
+  // by line, so that a changed line reads across one row.
   const paired = [];
-  for (let k = 0; k < out.length; k++) {
-    if (out[k][0] === "del" && out[k + 1] && out[k + 1][0] === "add") { paired.push(["changed", out[k][1], out[k + 1][2]]); k++; }
-    else paired.push(out[k]);
+  for (let k = 0; k < out.length;) {
+    if (out[k][0] === "same") { paired.push(out[k]); k++; continue; }
+    const dels = [], adds = [];
+    while (k < out.length && out[k][0] !== "same") { (out[k][0] === "del" ? dels : adds).push(out[k]); k++; }
+    for (let m = 0; m < Math.max(dels.length, adds.length); m++) {
+      const d = dels[m], a = adds[m];
+      paired.push(d && a ? ["changed", d[1], a[2]] : d || a);
+    }
   }
   return paired;
 }
 
-function readersSection(readers) {
+function readersSection(name, readers) {
   if (readers.open) return el("p", { id: "readers" }, "Everyone: the project has no access policies.");
-  return table(["policy", "effect", "actions", "principals", "roles", "on"],
-    readers.policies.map((p) => [p.policy, el("span", { class: p.effect === "deny" ? "bad" : "ok" }, p.effect), p.actions.join(", "), p.principals.join(", "), p.roles.join(", "), p.on]), { id: "readers" });
+  const box = el("div", {});
+  const show = (data, offset) => box.replaceChildren(
+    table(["policy", "effect", "actions", "principals", "roles", "on"],
+      data.policies.map((p) => [p.policy, el("span", { class: p.effect === "deny" ? "bad" : "ok" }, p.effect), p.actions.join(", "), p.principals.join(", "), p.roles.join(", "), p.on]), { id: "readers" }),
+    data.total > READERS ? el("div", { id: "readers-pager" }, pager(offset, READERS, data.total, undefined, async (o) => {
+      try { show(await api(`views/${encodeURIComponent(name)}/readers?` + query({ offset: o, limit: READERS })), o); } catch (error) { box.replaceChildren(failure(error)); }
+    })) : null);
+  show(readers, 0);
+  return box;
+}
+
+const READERS = 20; // policies a page: the view page's first page has as many
+
+function drawn(section) {
+  // Read by bench/ui.py: when each section of the View page first drew, from navigation start.
+  const key = section + "Ms";
+  if (!document.body.dataset[key]) document.body.dataset[key] = performance.now().toFixed(1);
 }
 
 async function loadStatistics(target, name, offset) {
@@ -392,25 +440,99 @@ async function loadValidations(target, name, offset) {
   } catch (error) { target.replaceChildren(failure(error)); }
 }
 
+/* -- one on-demand view --------------------------------------------------------------------- */
+
+async function onDemandPage(name) {
+  const data = await api("on-demand/" + encodeURIComponent(name));
+  const d = data.definition;
+  const base = "on-demand/" + encodeURIComponent(name);
+  const code = el("div", { id: "code-panel" });
+  const showCode = async (version) => {
+    code.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+    try { code.replaceChildren(codeBlock((await api(`${base}/versions/${version}`)).definition)); } catch (error) { code.replaceChildren(failure(error)); }
+  };
+  const root = el("div", { id: "on-demand" },
+    el("h1", {}, d.name, " ", el("span", { class: "muted" }, "v" + data.current_version), " ", el("span", { class: "kind" }, "on-demand view")),
+    el("p", {}, d.description || "", " ", tags(d.tags)),
+    el("p", { class: "muted" }, "owner: ", d.owner || "—", " · mode: ", el("code", { id: "mode" }, d.mode),
+      " · ", el("a", { id: "od-lineage", href: "#/lineage?" + query({ focus: name, kind: "on_demand_feature_view" }) }, "lineage")),
+    el("h2", {}, "Schema"),
+    table(["feature", "type", "description", "tags"], d.features.map((f) => [f.name, f.dtype, f.description || "", tags(f.tags)]), { id: "od-schema" }),
+    el("h2", {}, "Values"),
+    data.values_readable
+      ? el("p", { id: "od-values", class: "ok" }, "You may read its values: ", el("code", {}, `${name}:${d.features[0].name}`), " in a retrieval or an online lookup.")
+      : el("p", { id: "od-values", class: "bad" }, "Its values and statistics are withheld from you: you may not read it or one of its inputs."),
+    data.datasets.length
+      ? table(["saved dataset", "its columns", "rows", "created"], data.datasets.map((s) => [s.name, s.columns.join(", "), s.rows, s.created_at]), { id: "od-datasets" })
+      : el("p", { class: "muted", id: "od-datasets" }, "No saved dataset holds its features."),
+    more(data.datasets.length, data.datasets_total, "more saved datasets"),
+    el("h2", {}, "Inputs"), inputsTable(d.inputs),
+    el("h2", {}, "Code"), code,
+    el("h2", {}, "Versions"),
+    versionsSection(base, data.versions, onDemandText, (v) => el("button", { class: "code-btn", "data-version": v.version, onclick: () => showCode(v.version) }, `code v${v.version}`)),
+    el("h2", {}, "Lineage"), el("div", { id: "od-graph" }, el("p", { class: "muted" }, "Loading…")));
+  code.replaceChildren(codeBlock(d));
+  loadGraph(root.querySelector("#od-graph"), name);
+  return root;
+}
+
+function inputsTable(inputs) {
+  return table(["kind", "name", "features read", ""], inputs.map((i) => [
+    i.kind === "request_source" ? "request source" : "feature view",
+    i.kind === "feature_view" && i.name ? el("a", { href: pageOf("feature_view", i.name), class: "input-link" }, i.name) : (i.name || el("span", { class: "muted" }, "a view you may not see")),
+    i.features.map((f) => el("div", {}, `${f.name} (${f.dtype})`, f.description ? el("span", { class: "muted" }, " " + f.description) : null)),
+    i.hidden && i.name ? el("span", { class: "muted" }, `${i.hidden} feature(s) hidden from you`) : (i.description || "")]), { id: "od-inputs" });
+}
+
+function codeBlock(d) {
+  if (d.code_withheld) return el("p", { class: "bad code-withheld" }, `v${d.version}: code withheld: it reads an input you may not see.`);
+  const imports = d.code.imports.map((i) => i.attr ? `from ${i.module} import ${i.attr} as ${i.name}` : `import ${i.module} as ${i.name}`);
+  const constants = Object.entries(d.code.constants).map(([k, v]) => `${k} = ${JSON.stringify(v)}`);
+  return el("div", {},
+    el("p", { class: "muted" }, `v${d.version}: function ${d.code.function}, ${d.mode} mode`),
+    imports.length || constants.length ? el("pre", { class: "code muted" }, [...imports, ...constants].join("\n")) : null,
+    el("pre", { class: "code", id: "code", "data-version": d.version }, d.code.source));
+}
+
+function onDemandText(d) {
+  // A version as the lines a diff compares: what it reads and serves, then its code.
+  const lines = [`mode: ${d.mode}`, "features:", ...d.features.map((f) => `  ${f.name}: ${f.dtype}`), "inputs:"];
+  for (const i of d.inputs) lines.push(`  ${i.kind === "request_source" ? "request " : ""}${i.name || "(hidden view)"}: ${i.features.map((f) => f.name).join(", ")}${i.hidden ? ` (+${i.hidden} hidden)` : ""}`);
+  if (d.code_withheld) return [...lines, "code: withheld"];
+  lines.push("imports:", ...d.code.imports.map((i) => `  ${i.name} = ${i.module}${i.attr ? "." + i.attr : ""}`));
+  lines.push("constants:", ...Object.entries(d.code.constants).map(([k, v]) => `  ${k} = ${JSON.stringify(v)}`));
+  return [...lines, "code:", ...d.code.source.split("\n")];
+}
+
+async function loadGraph(target, name) {
+  try {
+    const data = await api("lineage?" + query({ focus: name, kind: "on_demand_feature_view" }));
+    const detail = el("div", { id: "node-detail" }, el("p", { class: "muted" }, "Click a node to see what it is built from and into."));
+    target.replaceChildren(graph(data, detail), detail);
+  } catch (error) { target.replaceChildren(failure(error)); }
+}
+
 /* -- lineage -------------------------------------------------------------------------------- */
 
-const COLUMNS = ["source", "entity", "feature_view", "feature_service", "saved_dataset"];
+// The graph's columns, left to right: what each kind of node is built from sits to its left.
+const COLUMNS = [["source", "request_source"], ["entity"], ["feature_view"], ["on_demand_feature_view"], ["feature_service"], ["saved_dataset"]];
+const PAGES = new Set(["feature_view", "on_demand_feature_view"]); // nodes with a page of their own
 
 async function lineagePage(_, params) {
   const focus = params.get("focus") || "";
-  const data = await api("lineage?" + query({ focus }));
+  const data = await api("lineage?" + query({ focus, kind: params.get("kind") || "" }));
   const detail = el("div", { id: "node-detail" }, el("p", { class: "muted" }, "Click a node to see what it is built from and into."));
   const input = el("input", { id: "focus", placeholder: "Only around this view", value: focus });
   input.addEventListener("keydown", (e) => { if (e.key === "Enter") location.hash = "#/lineage?" + query({ focus: input.value }); });
   return el("div", {},
     el("h1", {}, "Lineage"),
     el("div", { class: "toolbar" }, input, data.truncated ? el("span", { class: "bad" }, "graph truncated") : null,
-      el("span", { class: "muted" }, "sources → entities → feature views → feature services → saved datasets")),
+      el("span", { class: "muted" }, "sources and request sources → entities → feature views → on-demand views → feature services → saved datasets")),
     graph(data, detail), detail);
 }
 
 function graph(data, detail) {
-  const columns = COLUMNS.map((kind) => data.nodes.filter((n) => n.kind === kind));
+  const columns = COLUMNS.map((kinds) => data.nodes.filter((n) => kinds.includes(n.kind)));
   const boxW = 190, boxH = 26, gapX = 60, gapY = 14;
   const place = {};
   columns.forEach((nodes, c) => nodes.forEach((node, r) => { place[node.id] = { x: 10 + c * (boxW + gapX), y: 10 + r * (boxH + gapY) }; }));
@@ -437,10 +559,10 @@ function selectNode(node, data, detail) {
   const byId = Object.fromEntries(data.nodes.map((n) => [n.id, n]));
   const up = data.edges.filter((e) => e.target === node.id).map((e) => [e.relation, byId[e.source]]);
   const down = data.edges.filter((e) => e.source === node.id).map((e) => [e.relation, byId[e.target]]);
-  const link = (n) => n && n.kind === "feature_view" ? el("a", { href: "#/view/" + encodeURIComponent(n.name) }, n.id) : (n ? n.id : "?");
+  const link = (n) => n && PAGES.has(n.kind) ? el("a", { href: pageOf(n.kind, n.name) }, n.id) : (n ? n.id : "?");
   detail.replaceChildren(
-    el("h2", {}, node.kind.replace("_", " "), ": ", node.name, node.version ? " v" + node.version : ""),
-    node.kind === "feature_view" ? el("p", {}, el("a", { id: "open-view", href: "#/view/" + encodeURIComponent(node.name) }, "Open the view page")) : null,
+    el("h2", {}, node.kind.replaceAll("_", " "), ": ", node.name, node.version ? " v" + node.version : ""),
+    PAGES.has(node.kind) ? el("p", {}, el("a", { id: "open-view", href: pageOf(node.kind, node.name) }, "Open its page")) : null,
     table(["built from", "built into"], [[up.map(([r, n]) => el("div", {}, r, ": ", link(n))), down.map(([r, n]) => el("div", {}, r, ": ", link(n)))]], { id: "node-edges" }));
 }
 
