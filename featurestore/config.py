@@ -40,8 +40,8 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
+from featurestore.config_errors import describe
 from featurestore.config_sections import (
     ApiConfig,
     AuditConfig,
@@ -99,9 +99,6 @@ _PROJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _SECTIONS = ("offline_store", "online_store", "api", "retention", "lineage", "audit", "quality")
 #: Feast's keys, accepted so a Feast file's first lines work, and ignored.
 _FEAST_KEYS = ("provider", "entity_key_serialization_version")
-#: Where a union of models is chosen by a key: the section's path and that key. Pydantic puts
-#: the chosen tag into an error's location; the messages leave it out.
-_UNIONS = {("online_store",): "type", ("offline_store",): "type"}
 
 #: The engines' settings models under the names they had before they moved into the engines'
 #: packages (imported on first use; new engines are not added here).
@@ -329,10 +326,11 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         raise ConfigError(
             f"{source}: expected a mapping with at least 'project', got {type(raw).__name__}"
         )
+    model = config_file_model()
     try:
-        doc = config_file_model().model_validate(raw)
+        doc = model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors())}") from None
+        raise ConfigError(f"{source}: {describe(exc.errors(), model, _FEAST_KEYS)}") from None
     return RepoConfig(
         project=doc.project,
         repo_path=repo,
@@ -358,93 +356,3 @@ def _registry_url(value: str, repo: Path) -> str:
     ):
         value = prefix + str(repo / value[len(prefix) :])
     return value
-
-
-# -- one line per validation failure -------------------------------------------------------
-
-
-def _describe(errors: list[ErrorDetails]) -> str:
-    """The first problem as one line naming the setting's path; unknown keys come first
-    (a typo is the likeliest cause of the other errors of the same section)."""
-    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
-    if unknown:
-        return _unknown(unknown)
-    error = errors[0]
-    loc, tag = _strip_tag(error["loc"])
-    path = ".".join(str(part) for part in loc)
-    shown = f"'{path}'" if len(loc) == 1 else path
-    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
-    if kind == "union_tag_invalid" or (kind == "literal_error" and loc[-1:] == ("type",)):
-        if kind == "union_tag_invalid":  # a store's ``type``
-            section, value = path, ctx.get("tag")
-            choices = list(OFFLINE_ENGINES if loc == ("offline_store",) else ONLINE_BACKENDS)
-        else:
-            section = ".".join(str(part) for part in loc[:-1])
-            choices = [c.strip("'") for c in re.split(r", | or ", str(ctx.get("expected", "")))]
-        return f"{section} type {value!r} is not supported; use {' or '.join(choices)}"
-    if kind == "literal_error":
-        return f"{path} must be {ctx.get('expected')}, got {value!r}"
-    if kind in {"model_type", "model_attributes_type", "dict_type"}:
-        return f"{shown} must be a mapping like {_example(loc, tag)}"
-    if kind == "missing":
-        owner = ".".join(str(part) for part in loc[:-1])
-        needs = f"needs '{loc[-1]}'" if tag is None else f"type {tag} needs '{loc[-1]}'"
-        if owner:
-            return f"{owner}: {needs}"
-        about = ConfigFile.model_fields[str(loc[-1])].description
-        return f"'{loc[-1]}' is required" + (f": {about}" if about else "")
-    message = str(ctx["error"]) if kind == "value_error" and "error" in ctx else error["msg"]
-    if kind != "value_error":
-        message = f"{message[0].lower()}{message[1:]}, got {value!r}"
-    if message.startswith(("must ", "is ")):
-        return f"{shown} {message}"
-    return f"{path}: {message}" if path else message
-
-
-def _strip_tag(loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], str | None]:
-    for prefix in _UNIONS:
-        if loc[: len(prefix)] == prefix and len(loc) > len(prefix):
-            return (*prefix, *loc[len(prefix) + 1 :]), str(loc[len(prefix)])
-    return loc, None
-
-
-def _unknown(errors: list[ErrorDetails]) -> str:
-    loc, tag = _strip_tag(errors[0]["loc"])
-    parent = loc[:-1]
-    keys = sorted(str(_strip_tag(e["loc"])[0][-1]) for e in errors)
-    model = _model_at(parent, tag)
-    known = sorted(set(model.model_fields) - set(_FEAST_KEYS)) if model else []
-    what = f" for type {tag}" if tag else ""
-    if not parent:
-        return f"unknown setting(s) {keys}; known: {known}"
-    if len(parent) == 1:
-        return f"unknown {parent[0]} setting(s) {keys}{what}; known: {known}"
-    where = ".".join(str(part) for part in parent)
-    return f"{where}: unknown setting(s) {keys}{what}; known: {known}"
-
-
-def _model_at(loc: tuple[int | str, ...], tag: str | None) -> type[Section] | None:
-    """The model of the section at ``loc`` (``tag``: the backend a store's union picked; without
-    one, the default engine's offline, the first online store's), ``None`` past the sections."""
-    model: type[Section] = ConfigFile
-    for depth, part in enumerate(loc):
-        found: type[Section] | None = None
-        if depth == 0 and part == "offline_store":
-            found = _offline_models().get(tag or DEFAULT_OFFLINE_ENGINE)
-        elif depth == 0 and part == "online_store" and tag in ONLINE_BACKENDS:
-            found = ONLINE_BACKENDS[tag].settings
-        elif (field_info := model.model_fields.get(str(part))) is not None:
-            annotation = field_info.annotation
-            candidates = [annotation, *getattr(annotation, "__args__", ())]
-            sections = [c for c in candidates if isinstance(c, type) and issubclass(c, Section)]
-            found = sections[0] if sections else None
-        if found is None:
-            return None
-        model = found
-    return model
-
-
-def _example(loc: tuple[int | str, ...], tag: str | None) -> str:
-    model = _model_at(loc, tag)
-    example = model.example if model is not None else ""
-    return example or "{...}"
