@@ -112,9 +112,9 @@ __getattr__ = lazy_exports(
 )
 
 
-def _offline_models() -> dict[str, type[OfflineStoreSettings]]:
-    """The offline engines' settings models by ``type``, from the table as it stands now."""
-    return {name: row.settings for name, row in OFFLINE_ENGINES.items()}
+def _offline_models() -> tuple[type[OfflineStoreSettings], ...]:
+    """The offline engines' settings models, from the table as it stands now."""
+    return tuple(row.settings for row in OFFLINE_ENGINES.values())
 
 
 def _offline_union(models: tuple[type[OfflineStoreSettings], ...]) -> Any:
@@ -128,7 +128,7 @@ if TYPE_CHECKING:
     _OnlineField = OnlineStoreSettings
     _OfflineField = OfflineStoreSettings
 else:
-    _OfflineField = _offline_union(tuple(_offline_models().values()))
+    _OfflineField = _offline_union(_offline_models())
     _OnlineField = Annotated[
         Union[tuple(row.settings for row in ONLINE_BACKENDS.values())],  # noqa: UP007
         Field(discriminator="type"),
@@ -202,7 +202,7 @@ class ConfigFile(Section):
 
 
 #: The offline engines' models ConfigFile was built with (the table when this module loaded).
-_BUILT_WITH = tuple(_offline_models().values())
+_BUILT_WITH = _offline_models()
 
 
 def config_file_model() -> type[ConfigFile]:
@@ -213,7 +213,7 @@ def config_file_model() -> type[ConfigFile]:
     ``offline_store`` is one of the current rows' models, so the new ``type`` validates with
     its own model and errors read as for any engine. Built once per table content.
     """
-    return _config_file_model(tuple(_offline_models().values()))
+    return _config_file_model(_offline_models())
 
 
 @functools.cache
