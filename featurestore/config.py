@@ -13,15 +13,18 @@
 comment lines (the default applies when the variable is unset). The registry is SQLite or
 PostgreSQL.
 
-Every section is a pydantic model (see :mod:`featurestore.config_sections`; the online stores'
-models are rows of :data:`featurestore.online.backends.ONLINE_BACKENDS`): ``featurestore config
-schema`` prints the JSON Schema of the file and ``featurestore config show`` the effective
+Every section is a pydantic model (see :mod:`featurestore.config_sections`; the stores' models
+are named by the rows of :data:`featurestore.online.backends.ONLINE_BACKENDS` and
+:data:`featurestore.offline.backends.OFFLINE_ENGINES`, and ``offline_store`` is validated with
+the table as it stands when the file is read: see :func:`config_file_model`): ``featurestore
+config schema`` prints the JSON Schema of the file and ``featurestore config show`` the effective
 settings with secrets masked. A bad setting is one line naming its path, e.g.
 ``featurestore.yaml: online_store.expiry_grace must be a non-negative duration ...``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,25 +32,42 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import yaml
-from pydantic import BeforeValidator, Field, ValidationError, WithJsonSchema, model_validator
-from pydantic_core import ErrorDetails
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
 
+from featurestore.config_errors import describe
 from featurestore.config_sections import (
     ApiConfig,
     AuditConfig,
-    DuckDBOfflineStoreConfig,
     LineageConfig,
-    OfflineStoreConfig,
-    OfflineStoreSettings,
     OpenLineageConfig,
     RetentionConfig,
-    SparkOfflineStoreConfig,
 )
 from featurestore.config_types import Section, parse_duration
 from featurestore.errors import ConfigError
+from featurestore.offline.backends import (
+    DEFAULT_OFFLINE_ENGINE,
+    OFFLINE_ENGINES,
+    default_offline_settings,
+)
+from featurestore.offline.lazy import lazy_exports
+from featurestore.offline.settings import OfflineStoreSettings
 from featurestore.online.backends import ONLINE_BACKENDS, OnlineStoreSettings
 from featurestore.online.sqlite_settings import SQLiteOnlineStoreConfig
 from featurestore.quality.settings import QualityConfig
+
+if TYPE_CHECKING:
+    from featurestore.offline.duckdb.settings import DuckDBOfflineStoreConfig
+    from featurestore.offline.duckdb.settings import (
+        DuckDBOfflineStoreConfig as OfflineStoreConfig,
+    )
+    from featurestore.offline.spark.settings import SparkOfflineStoreConfig
 
 __all__ = [
     "CONFIG_FILE",
@@ -64,6 +84,7 @@ __all__ = [
     "RepoConfig",
     "RetentionConfig",
     "SparkOfflineStoreConfig",
+    "config_file_model",
     "expand_env",
     "load_config",
     "parse_config",
@@ -78,20 +99,36 @@ _PROJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _SECTIONS = ("offline_store", "online_store", "api", "retention", "lineage", "audit", "quality")
 #: Feast's keys, accepted so a Feast file's first lines work, and ignored.
 _FEAST_KEYS = ("provider", "entity_key_serialization_version")
-#: Where a union of models is chosen by a key: the section's path and that key. Pydantic puts
-#: the chosen tag into an error's location; the messages leave it out.
-_UNIONS = {("online_store",): "type", ("offline_store",): "type"}
-#: The offline engines' settings by ``type`` (a row of the offline engine table each).
-_OFFLINE_MODELS: dict[str, type[Section]] = {
-    "duckdb": DuckDBOfflineStoreConfig,
-    "spark": SparkOfflineStoreConfig,
-}
+
+#: The engines' settings models under the names they had before they moved into the engines'
+#: packages (imported on first use; new engines are not added here).
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "DuckDBOfflineStoreConfig": "featurestore.offline.duckdb.settings",
+        "OfflineStoreConfig": "featurestore.offline.duckdb.settings:DuckDBOfflineStoreConfig",
+        "SparkOfflineStoreConfig": "featurestore.offline.spark.settings",
+    },
+)
+
+
+def _offline_models() -> tuple[type[OfflineStoreSettings], ...]:
+    """The offline engines' settings models, from the table as it stands now."""
+    return tuple(row.settings for row in OFFLINE_ENGINES.values())
+
+
+def _offline_union(models: tuple[type[OfflineStoreSettings], ...]) -> Any:
+    """The ``offline_store`` field's type: one of ``models``, picked by ``type``."""
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+
 
 #: The settings of any online store (a row of ONLINE_BACKENDS picks the model by ``type``).
 OnlineStoreConfig = OnlineStoreSettings
 if TYPE_CHECKING:
     _OnlineField = OnlineStoreSettings
+    _OfflineField = OfflineStoreSettings
 else:
+    _OfflineField = _offline_union(_offline_models())
     _OnlineField = Annotated[
         Union[tuple(row.settings for row in ONLINE_BACKENDS.values())],  # noqa: UP007
         Field(discriminator="type"),
@@ -137,9 +174,7 @@ class ConfigFile(Section):
             }
         ),
     ] = "sqlite:///data/registry.db"
-    offline_store: Annotated[OfflineStoreSettings, Field(discriminator="type")] = Field(
-        default_factory=DuckDBOfflineStoreConfig
-    )
+    offline_store: _OfflineField = Field(default_factory=default_offline_settings)
     online_store: _OnlineField = Field(default_factory=SQLiteOnlineStoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
@@ -162,8 +197,33 @@ class ConfigFile(Section):
             doc["online_store"] = {"type": "sqlite", **online}
         offline = doc.get("offline_store")
         if isinstance(offline, dict) and "type" not in offline:
-            doc["offline_store"] = {"type": "duckdb", **offline}
+            doc["offline_store"] = {"type": DEFAULT_OFFLINE_ENGINE, **offline}
         return doc
+
+
+#: The offline engines' models ConfigFile was built with (the table when this module loaded).
+_BUILT_WITH = _offline_models()
+
+
+def config_file_model() -> type[ConfigFile]:
+    """The model of ``featurestore.yaml`` for the offline engine table as it stands now.
+
+    :class:`ConfigFile` is built from the table when this module loads; once a row is added
+    later (an engine plugin, a test registering a toy engine) this returns a subclass whose
+    ``offline_store`` is one of the current rows' models, so the new ``type`` validates with
+    its own model and errors read as for any engine. Built once per table content.
+    """
+    return _config_file_model(_offline_models())
+
+
+@functools.cache
+def _config_file_model(models: tuple[type[OfflineStoreSettings], ...]) -> type[ConfigFile]:
+    if models == _BUILT_WITH:
+        return ConfigFile
+    field = (_offline_union(models), Field(default_factory=default_offline_settings))
+    return create_model(
+        ConfigFile.__name__, __base__=ConfigFile, __module__=__name__, offline_store=field
+    )
 
 
 @dataclass(frozen=True)
@@ -173,7 +233,7 @@ class RepoConfig:
     project: str
     repo_path: Path
     registry: str
-    offline_store: OfflineStoreSettings = field(default_factory=OfflineStoreConfig)
+    offline_store: OfflineStoreSettings = field(default_factory=default_offline_settings)
     online_store: OnlineStoreConfig = field(default_factory=SQLiteOnlineStoreConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
@@ -266,10 +326,11 @@ def parse_config(raw: object, repo: Path, source: str = CONFIG_FILE) -> RepoConf
         raise ConfigError(
             f"{source}: expected a mapping with at least 'project', got {type(raw).__name__}"
         )
+    model = config_file_model()
     try:
-        doc = ConfigFile.model_validate(raw)
+        doc = model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors())}") from None
+        raise ConfigError(f"{source}: {describe(exc.errors(), model, _FEAST_KEYS)}") from None
     return RepoConfig(
         project=doc.project,
         repo_path=repo,
@@ -295,89 +356,3 @@ def _registry_url(value: str, repo: Path) -> str:
     ):
         value = prefix + str(repo / value[len(prefix) :])
     return value
-
-
-# -- one line per validation failure -------------------------------------------------------
-
-
-def _describe(errors: list[ErrorDetails]) -> str:
-    """The first problem as one line naming the setting's path; unknown keys come first
-    (a typo is the likeliest cause of the other errors of the same section)."""
-    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
-    if unknown:
-        return _unknown(unknown)
-    error = errors[0]
-    loc, tag = _strip_tag(error["loc"])
-    path = ".".join(str(part) for part in loc)
-    shown = f"'{path}'" if len(loc) == 1 else path
-    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
-    if kind == "union_tag_invalid" or (kind == "literal_error" and loc[-1:] == ("type",)):
-        if kind == "union_tag_invalid":  # a store's ``type``
-            section, value = path, ctx.get("tag")
-            choices = list(_OFFLINE_MODELS if loc == ("offline_store",) else ONLINE_BACKENDS)
-        else:
-            section = ".".join(str(part) for part in loc[:-1])
-            choices = [c.strip("'") for c in re.split(r", | or ", str(ctx.get("expected", "")))]
-        return f"{section} type {value!r} is not supported; use {' or '.join(choices)}"
-    if kind == "literal_error":
-        return f"{path} must be {ctx.get('expected')}, got {value!r}"
-    if kind in {"model_type", "model_attributes_type", "dict_type"}:
-        return f"{shown} must be a mapping like {_example(loc)}"
-    if kind == "missing":
-        owner = ".".join(str(part) for part in loc[:-1])
-        needs = f"needs '{loc[-1]}'" if tag is None else f"type {tag} needs '{loc[-1]}'"
-        if owner:
-            return f"{owner}: {needs}"
-        about = ConfigFile.model_fields[str(loc[-1])].description
-        return f"'{loc[-1]}' is required" + (f": {about}" if about else "")
-    message = str(ctx["error"]) if kind == "value_error" and "error" in ctx else error["msg"]
-    if kind != "value_error":
-        message = f"{message[0].lower()}{message[1:]}, got {value!r}"
-    if message.startswith(("must ", "is ")):
-        return f"{shown} {message}"
-    return f"{path}: {message}" if path else message
-
-
-def _strip_tag(loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], str | None]:
-    for prefix in _UNIONS:
-        if loc[: len(prefix)] == prefix and len(loc) > len(prefix):
-            return (*prefix, *loc[len(prefix) + 1 :]), str(loc[len(prefix)])
-    return loc, None
-
-
-def _unknown(errors: list[ErrorDetails]) -> str:
-    loc, tag = _strip_tag(errors[0]["loc"])
-    parent = loc[:-1]
-    keys = sorted(str(_strip_tag(e["loc"])[0][-1]) for e in errors)
-    model = _model_at(parent, tag)
-    known = sorted(set(model.model_fields) - set(_FEAST_KEYS)) if model else []
-    what = f" for type {tag}" if tag else ""
-    if not parent:
-        return f"unknown setting(s) {keys}; known: {known}"
-    if len(parent) == 1:
-        return f"unknown {parent[0]} setting(s) {keys}{what}; known: {known}"
-    where = ".".join(str(part) for part in parent)
-    return f"{where}: unknown setting(s) {keys}{what}; known: {known}"
-
-
-def _model_at(loc: tuple[int | str, ...], tag: str | None) -> type[Section] | None:
-    """The model of the section at ``loc`` (``tag``: the backend a union picked)."""
-    if loc == ("online_store",) and tag in ONLINE_BACKENDS:
-        return ONLINE_BACKENDS[tag].settings
-    if loc == ("offline_store",):
-        return _OFFLINE_MODELS.get(tag or "duckdb")
-    model: type[Section] = ConfigFile
-    for part in loc:
-        annotation = model.model_fields[str(part)].annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        sections = [c for c in candidates if isinstance(c, type) and issubclass(c, Section)]
-        if not sections:
-            return None
-        model = sections[0]
-    return model
-
-
-def _example(loc: tuple[int | str, ...]) -> str:
-    model = _model_at(loc, None)
-    example = model.example if model is not None else ""
-    return example or "{...}"

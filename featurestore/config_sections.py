@@ -1,5 +1,6 @@
-"""The sections of ``featurestore.yaml`` besides the online store and quality (whose models live
-with their code): the offline engine, the REST service, retention, audit and lineage."""
+"""The sections of ``featurestore.yaml`` besides the stores and quality (whose models live with
+their code: the engines' and stores' in their packages, named by the backend tables): the REST
+service, retention, audit and lineage."""
 
 from __future__ import annotations
 
@@ -12,51 +13,11 @@ from pydantic import BeforeValidator, WithJsonSchema, field_validator, model_val
 from featurestore.config_types import (
     DURATION_SCHEMA,
     FilePath,
-    FolderPath,
     NonEmpty,
     PositiveInt,
     Section,
-    Size,
     to_duration,
 )
-
-
-class DuckDBOfflineStoreConfig(Section):
-    """Settings of the DuckDB offline engine (``offline_store: {type: duckdb, ...}``).
-
-    ``data_path`` is the folder of data the store itself owns (rows pushed to the offline store),
-    relative to the repository unless absolute; no feature view's source may read from it.
-    """
-
-    example = "{type: duckdb}"
-    type: Literal["duckdb"] = "duckdb"
-    memory_limit: Size | None = None
-    temp_directory: str | None = None
-    threads: PositiveInt | None = None
-    data_path: FolderPath = "data/store"
-
-
-class SparkOfflineStoreConfig(Section):
-    """Settings of the Spark offline engine (``offline_store: {type: spark, master, conf}``).
-
-    ``master`` is any Spark master URL (``local[2]``, ``spark://host:7077``, ``yarn``,
-    ``k8s://https://host:443``); ``conf`` holds Spark settings as strings
-    (``{spark.executor.memory: 4g}``). ``data_path`` and ``temp_directory`` mean what they mean
-    for DuckDB (the store's own data, the materializer's spool folder).
-    """
-
-    example = "{type: spark, master: 'local[2]'}"
-    type: Literal["spark"] = "spark"
-    master: NonEmpty = "local[2]"
-    conf: dict[str, str] = {}
-    temp_directory: str | None = None
-    data_path: FolderPath = "data/store"
-
-
-#: The DuckDB settings under their historical name (tests and callers build it directly).
-OfflineStoreConfig = DuckDBOfflineStoreConfig
-#: The settings of any offline engine (``type`` picks the model).
-OfflineStoreSettings = DuckDBOfflineStoreConfig | SparkOfflineStoreConfig
 
 
 class ApiConfig(Section):
@@ -210,11 +171,7 @@ def _module_available(name: str) -> bool:
 __all__ = [
     "ApiConfig",
     "AuditConfig",
-    "DuckDBOfflineStoreConfig",
     "LineageConfig",
-    "OfflineStoreConfig",
-    "OfflineStoreSettings",
     "OpenLineageConfig",
     "RetentionConfig",
-    "SparkOfflineStoreConfig",
 ]

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import yaml
 from pydantic.json_schema import GenerateJsonSchema
 
-from featurestore.config import ConfigFile, RepoConfig
+from featurestore.config import RepoConfig, config_file_model
 from featurestore.config_types import format_duration
 
 MASK = "***"
@@ -24,8 +24,9 @@ _SECRET_KEYS = ("api_key", "password", "secret", "token")
 
 
 def json_schema() -> str:
-    """The JSON Schema of ``featurestore.yaml`` (editors complete and check the file with it)."""
-    schema = ConfigFile.model_json_schema(mode="validation", schema_generator=_Schema)
+    """The JSON Schema of ``featurestore.yaml`` (editors complete and check the file with it),
+    with every offline engine in the table now."""
+    schema = config_file_model().model_json_schema(mode="validation", schema_generator=_Schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "featurestore.yaml"
     return json.dumps(schema, indent=2, sort_keys=True)

@@ -270,6 +270,10 @@ def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             "offline_store: {memory_limit: lots}\n",
             "offline_store.memory_limit must be a size such as 2GB, 512MB or 1.5GiB, got 'lots'",
         ),
+        (
+            "offline_store: {type: spark, conf: 'spark.executor.memory=4g'}\n",
+            "offline_store.conf must be a mapping like {...}",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_its_path(tmp_path: Path, text: str, line: str) -> None:

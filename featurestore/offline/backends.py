@@ -1,14 +1,19 @@
 """The table of offline engines: which engine a repository's ``offline_store.type`` names.
 
-Each row names the engine class as ``module:Class`` and is imported only when a store opens
-that engine (as the online side loads redis only for a redis store), so an engine's own
-package, and its client library, stay unimported until used::
+Each row names the engine class as a ``module:Class`` path, imported only when a store opens
+that engine (as the online side loads redis only for a redis store), and the model of the
+engine's settings, which imports without the engine's library::
 
     engine = open_offline_engine(load_config("repo"))   # offline_store: {type: duckdb}
 
-No module outside an engine's package names the engine's library; the facade asks this table.
+No module outside an engine's package names the engine or its library: the facade asks this
+table, and ``featurestore.yaml``'s ``offline_store`` section is validated with the model of the
+row its ``type`` names (read when the file is, see :func:`featurestore.config.config_file_model`).
 An engine class is built as ``Class(config)`` from the whole :class:`RepoConfig` and reads its
-settings from ``config.offline_store`` (whose model the row names in ``config_model``).
+settings from ``config.offline_store``.
+
+Adding an engine is its package (``featurestore/offline/<type>/``: ``settings.py`` with the
+model, the engine and a lazy ``__init__.py``), one row here and its contract test subclass.
 """
 
 from __future__ import annotations
@@ -17,15 +22,22 @@ import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from featurestore.config import RepoConfig
 from featurestore.errors import ConfigError, ExtraNotInstalledError, did_you_mean
 from featurestore.offline.base import OfflineEngine
+from featurestore.offline.duckdb.settings import DuckDBOfflineStoreConfig
+from featurestore.offline.settings import OfflineStoreSettings
+from featurestore.offline.spark.settings import SparkOfflineStoreConfig
+
+if TYPE_CHECKING:
+    from featurestore.config import RepoConfig
 
 __all__ = [
+    "DEFAULT_OFFLINE_ENGINE",
     "OFFLINE_ENGINES",
     "OfflineBackend",
+    "default_offline_settings",
     "open_offline_engine",
     "registered_offline_engine",
 ]
@@ -35,14 +47,14 @@ __all__ = [
 class OfflineBackend:
     """One row of the table: an engine's type name, its class and the model of its settings.
 
-    ``factory`` and ``config_model`` are ``module:Class`` paths, imported only by :meth:`load`
-    and :meth:`load_config_model`; ``extra`` is the package extra that installs the engine's
-    client library (``None``: always installed).
+    ``factory`` is a ``module:Class`` path, imported only by :meth:`load`; ``settings`` is the
+    engine's ``offline_store`` model (its ``type`` a ``Literal`` of ``type_name``); ``extra`` is
+    the package extra that installs the engine's client library (``None``: always installed).
     """
 
     type_name: str
     factory: str
-    config_model: str
+    settings: type[OfflineStoreSettings]
     extra: str | None = None
 
     def load(self) -> Callable[[RepoConfig], OfflineEngine]:
@@ -53,16 +65,7 @@ class OfflineBackend:
                 f"offline engine {self.type_name!r}: {self.factory} is not an OfflineEngine"
             )
         # The abstract base has no constructor signature; every engine takes the RepoConfig.
-        return cast(Callable[[RepoConfig], OfflineEngine], loaded)
-
-    def load_config_model(self) -> type:
-        """The class of the engine's ``offline_store`` settings."""
-        loaded = _import(self.config_model, self.extra, self.type_name)
-        if not isinstance(loaded, type):
-            raise ConfigError(
-                f"offline engine {self.type_name!r}: {self.config_model} is not a class"
-            )
-        return loaded
+        return cast("Callable[[RepoConfig], OfflineEngine]", loaded)
 
 
 #: Every offline engine featurestore knows, by ``offline_store.type``.
@@ -70,15 +73,22 @@ OFFLINE_ENGINES: dict[str, OfflineBackend] = {
     "duckdb": OfflineBackend(
         type_name="duckdb",
         factory="featurestore.offline.duckdb:DuckDBEngine",
-        config_model="featurestore.config:OfflineStoreConfig",
+        settings=DuckDBOfflineStoreConfig,
     ),
     "spark": OfflineBackend(
         type_name="spark",
         factory="featurestore.offline.spark:SparkEngine",
-        config_model="featurestore.config:SparkOfflineStoreConfig",
+        settings=SparkOfflineStoreConfig,
         extra="spark",
     ),
 }
+#: The engine of a ``featurestore.yaml`` without ``offline_store`` (or without its ``type``).
+DEFAULT_OFFLINE_ENGINE = "duckdb"
+
+
+def default_offline_settings() -> OfflineStoreSettings:
+    """The default engine's settings, every key at its default."""
+    return OFFLINE_ENGINES[DEFAULT_OFFLINE_ENGINE].settings(type=DEFAULT_OFFLINE_ENGINE)
 
 
 def open_offline_engine(config: RepoConfig) -> OfflineEngine:
@@ -111,6 +121,9 @@ def _import(path: str, extra: str | None, type_name: str) -> object:
     module_name, _, attribute = path.partition(":")
     try:
         module = importlib.import_module(module_name)
+        # A package's lazy export (see featurestore.offline.lazy) imports the engine's module,
+        # and so its client library, here.
+        return getattr(module, attribute)
     except ImportError as exc:
         missing = (exc.name or "").split(".")[0]
         # Only a missing third-party client is the user's to install; our own bugs propagate.
@@ -119,9 +132,9 @@ def _import(path: str, extra: str | None, type_name: str) -> object:
         raise ExtraNotInstalledError(
             f"offline engine {type_name!r} needs {missing}: pip install 'featurestore[{extra}]'"
         ) from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
+    except AttributeError as exc:
+        if exc.name != attribute:  # raised while importing the engine: a bug to see as it is
+            raise
         raise ConfigError(
             f"offline engine {type_name!r}: {module_name} has no {attribute}"
         ) from None

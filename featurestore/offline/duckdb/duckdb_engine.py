@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from featurestore.config import DuckDBOfflineStoreConfig, RepoConfig
+from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import QualityError, RetrievalError
 from featurestore.offline.base import (
@@ -60,6 +60,7 @@ from featurestore.offline.duckdb.pit_sql import (
     quote,
     string_literal,
 )
+from featurestore.offline.duckdb.settings import DuckDBOfflineStoreConfig
 from featurestore.offline.duckdb.stats_sql import (
     StatsColumn,
     file_relation_sql,

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_type
 
-from featurestore.config import RepoConfig, SparkOfflineStoreConfig
+from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.sources import SparkSource
 from featurestore.errors import RetrievalError
@@ -38,6 +38,7 @@ from featurestore.offline.spark.latest import SparkLatestRows, latest_frame
 from featurestore.offline.spark.pit import ENTITY_TS, view_features
 from featurestore.offline.spark.scan import SparkSourceFrame, read_source
 from featurestore.offline.spark.session import SessionHolder, key_type, quoted
+from featurestore.offline.spark.settings import SparkOfflineStoreConfig
 from featurestore.offline.store_data import StoreData
 
 
