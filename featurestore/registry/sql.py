@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from featurestore.definitions import (
     Definition,
     FeatureView,
+    OnDemandFeatureView,
     canonical_json,
 )
 from featurestore.errors import (
@@ -536,7 +537,11 @@ class SqlRegistry(Registry):
 
 
 def _rebuild_version(
-    kind: str, name: str, row: Row[Any], stored: Row[Any, Any, Any], views: dict[str, FeatureView]
+    kind: str,
+    name: str,
+    row: Row[Any],
+    stored: Row[Any, Any, Any],
+    views: Mapping[str, FeatureView | OnDemandFeatureView],
 ) -> Definition:
     """The definition of one stored version (``stored``) of the object whose row is ``row``."""
     # The current version carries the latest metadata; older ones keep what they had.
