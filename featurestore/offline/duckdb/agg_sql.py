@@ -5,28 +5,28 @@ over the source rows with the same keys and ``t - W < event_ts <= t`` (``event_t
 lifetime window), null inputs skipped (see :mod:`featurestore.aggregations.functions`).
 
 The plan never joins every event of a key to every entity row of that key. Time is cut into
-*tiles* of width ``T`` (:func:`tile_us`: ``T = W`` for windows up to a day, one day beyond, and
-one day for lifetime windows; tile ``i`` holds ``i*T <= event_ts < (i+1)*T``). The windows that
-share a tile width are computed together, from one set of *pieces* per entity row:
+*tiles* of width ``T``, the widest of the windows' tiles (:func:`tile_us`: ``W`` itself up to a
+day, one day beyond and for lifetime windows; tile ``i`` holds ``i*T <= event_ts < (i+1)*T``).
+All the windows of a view are computed together, from one set of *pieces* per entity row:
 
 * **edges**: the raw events of the tile of ``t`` (up to ``t``) and of each window's first tile,
-  the tile of ``t - W``: one hash join of the events on ``(keys, tile)`` for all the windows of
-  the width, each event a piece stamped with its own time;
-* **interior**: every other tile between the earliest window's first tile and the tile of ``t``
-  (all earlier tiles for a lifetime window), read as *partial aggregates* per key and tile
+  the tile of ``t - W``, found by one hash join of the events on ``(keys, tile)``; each event is
+  a piece stamped with its own time;
+* **interior**: every other tile between the widest window's first tile and the tile of ``t``
+  (every earlier tile for a lifetime window), read as *partial aggregates* per key and tile
   (count, sum, min, max, per-tile mean and squared deviations, first and last by order) computed
-  once from the events, each a piece stamped with the start of its tile.
+  once from the events; each is a piece stamped with the start of its tile.
 
 A piece belongs to window ``W`` when its stamp is after ``t - W``: an edge event then lies in the
-window exactly, and an interior tile starting after ``t - W`` lies in it whole (a tile starting
-at or before ``t - W`` is the window's first tile, an edge, or lies before it). One ``GROUP BY``
-per entity row then merges each window's pieces with ``FILTER`` clauses: counts and sums add (a
-sum is the sum of exactly the window's values, grouped by tile, never a difference of running
-sums, so small values beside huge ones keep their precision), min and max combine, ``first`` /
-``last`` take the least / greatest ``(event time, created time, file, position)``, and the sample
-variance merges the pieces' means and squared deviations with Chan et al.'s formula around the
-window's mean (each window's pieces are gathered in a list so the mean is known before the
-deviations are summed), which stays accurate when the values are large and their spread small.
+window, and an interior tile starting after ``t - W`` lies in it whole (a tile starting at or
+before ``t - W`` is the window's first tile, an edge, or lies before it). One ``GROUP BY`` per
+entity row merges each window's pieces with ``FILTER`` clauses: counts and sums add (a sum is the
+sum of exactly the window's values, grouped by tile, never a difference of running sums, so
+small values beside huge ones keep their precision), min and max combine, ``first`` / ``last``
+take the least / greatest ``(event time, created time, file, position)``, and the sample variance
+merges the pieces' means and squared deviations in two passes (Chan et al.: the window's mean
+first, then each piece's deviations from it), which stays accurate when the values are large
+and their spread small.
 
 Functions whose partial results do not merge (``count_distinct``, ``approx_count_distinct``,
 ``approx_percentile``, ``last_k``) read the window's raw events, joined on the keys and bounded by
@@ -34,13 +34,13 @@ the window, and so does every aggregation under ``filter_by_created_timestamp`` 
 event only once created, a condition the tiles do not know). Rows sharing the keys and a
 non-null ``event_id`` count once: the first by created time, then file order.
 
-Cost (``bench/aggregations.py``, see ``bench/README.md``): per entity row, the events of about
-two tiles per window plus one partial row per interior tile, and the events are read once for the
-edges and once more for the tile partials of each width with an interior (re-read rather than
-kept: reading Parquet again is cheaper than materializing the events). Plans that sort the events
-(window frames over events and entity rows together, running sums found by ASOF joins) were
-measured slower than this one on DuckDB: its sorts and window operators cost more per event than
-the hash joins here.
+Cost (``bench/aggregations.py``, figures in ``bench/README.md``): per entity row, the events of
+about two tiles per distinct window start plus one partial row per interior tile; the events are
+read twice (edges, tile partials), re-read from Parquet rather than materialized, which measured
+cheaper. Sorting plans measured slower on DuckDB: window frames over events and entity rows
+together (``RANGE BETWEEN W - 1 PRECEDING AND CURRENT ROW``; exact, but DuckDB evaluates a frame
+for every event row too, ~5-8x slower than the range join), and running sums per key found by
+ASOF joins (the sort of the events alone costs about what the range join does).
 """
 
 from __future__ import annotations
