@@ -5,28 +5,22 @@ over the source rows with the same keys and ``t - W < event_ts <= t`` (``event_t
 lifetime window), null inputs skipped (see :mod:`featurestore.aggregations.functions`).
 
 The plan never joins every event of a key to every entity row of that key. Time is cut into
-*tiles* of width ``T``, the widest of the windows' tiles (:func:`tile_us`: ``W`` itself up to a
-day, one day beyond and for lifetime windows; tile ``i`` holds ``i*T <= event_ts < (i+1)*T``).
-All the windows of a view are computed together, from one set of *pieces* per entity row:
+*tiles* of width ``T`` (``T = W`` for windows up to a day, one day beyond, and one day for
+lifetime windows; tile ``i`` holds ``i*T <= event_ts < (i+1)*T``). The window ``(t - W, t]``
+is then:
 
-* **edges**: the raw events of the tile of ``t`` (up to ``t``) and of each window's first tile,
-  the tile of ``t - W``, found by one hash join of the events on ``(keys, tile)``; each event is
-  a piece stamped with its own time;
-* **interior**: every other tile between the widest window's first tile and the tile of ``t``
-  (every earlier tile for a lifetime window), read as *partial aggregates* per key and tile
-  (count, sum, min, max, per-tile mean and squared deviations, first and last by order) computed
-  once from the events; each is a piece stamped with the start of its tile.
+* the tiles strictly between the tile of ``t - W`` and the tile of ``t``, read as *partial
+  aggregates* per key and tile (count, sum, min, max, per-tile mean and squared deviations,
+  first and last by order) computed once from the events; and
+* the two partial *edge* tiles, read as raw events filtered by the exact bounds: the events of
+  the tile of ``t - W`` after ``t - W``, and those of the tile of ``t`` up to ``t``.
 
-A piece belongs to window ``W`` when its stamp is after ``t - W``: an edge event then lies in the
-window, and an interior tile starting after ``t - W`` lies in it whole (a tile starting at or
-before ``t - W`` is the window's first tile, an edge, or lies before it). One ``GROUP BY`` per
-entity row merges each window's pieces with ``FILTER`` clauses: counts and sums add (a sum is the
-sum of exactly the window's values, grouped by tile, never a difference of running sums, so
-small values beside huge ones keep their precision), min and max combine, ``first`` / ``last``
-take the least / greatest ``(event time, created time, file, position)``, and the sample variance
-merges the pieces' means and squared deviations in two passes (Chan et al.: the window's mean
-first, then each piece's deviations from it), which stays accurate when the values are large
-and their spread small.
+So an entity row meets ``W / T - 1`` tile rows plus the events of two tiles, instead of every
+event of its key. The pieces are merged per entity row: counts and sums add (a sum is the sum of
+exactly the window's values, grouped by tile), min and max combine, ``first`` / ``last`` take the
+least / greatest ``(event time, created time, file, position)``, and the sample variance merges
+per-piece means and squared deviations in two passes (Chan et al.), which stays accurate when
+the values are large and their spread small.
 
 Functions whose partial results do not merge (``count_distinct``, ``approx_count_distinct``,
 ``approx_percentile``, ``last_k``) read the window's raw events, joined on the keys and bounded by
@@ -34,13 +28,13 @@ the window, and so does every aggregation under ``filter_by_created_timestamp`` 
 event only once created, a condition the tiles do not know). Rows sharing the keys and a
 non-null ``event_id`` count once: the first by created time, then file order.
 
-Cost (``bench/aggregations.py``, figures in ``bench/README.md``): per entity row, the events of
-about two tiles per distinct window start plus one partial row per interior tile; the events are
-read twice (edges, tile partials), re-read from Parquet rather than materialized, which measured
-cheaper. Sorting plans measured slower on DuckDB: window frames over events and entity rows
-together (``RANGE BETWEEN W - 1 PRECEDING AND CURRENT ROW``; exact, but DuckDB evaluates a frame
-for every event row too, ~5-8x slower than the range join), and running sums per key found by
-ASOF joins (the sort of the events alone costs about what the range join does).
+Cost (``bench/aggregations.py``; figures and what was tried in ``bench/README.md``): the plan
+reads the events once per tile width for the edges and once more per window wider than a day for
+the tile partials, and pays about two tiles of events per entity row at the edges. On DuckDB the
+hash joins and groupings here are the cheap operators: plans that sort the events measured slower
+(window frames over events and entity rows together, running sums found by ASOF joins), and one
+edge join and one merge shared by every window of a view (branch ``aggperf``, commit bc46409)
+measured no faster than this plan at the benchmark's size, within the run-to-run noise.
 """
 
 from __future__ import annotations
@@ -63,8 +57,6 @@ from featurestore.offline.duckdb.pit_sql import (
 
 #: Functions computed from tile partial aggregates; the others read the window's raw events.
 TILED = frozenset({"count", "sum", "mean", "min", "max", "stddev", "var", "first", "last"})
-#: Functions that need each event's order (event time, created time, file, position).
-_ORDERED = frozenset({"first", "last", "last_k"})
 _DAY_US = 86_400_000_000
 
 
@@ -75,28 +67,10 @@ def tile_us(window_us: int | None) -> int:
 
 @dataclass(frozen=True)
 class _Group:
-    """Aggregations read from raw events, sharing one window."""
+    """Aggregations sharing one window, evaluated from the same pieces."""
 
     window_us: int | None
     aggregations: tuple[tuple[int, Aggregation], ...]  # (request index, aggregation)
-
-
-@dataclass(frozen=True)
-class _Width:
-    """Tiled aggregations whose windows share one tile width, merged from the same pieces."""
-
-    width_us: int
-    aggregations: tuple[tuple[int, Aggregation], ...]  # (request index, aggregation)
-
-    @property
-    def sliding(self) -> list[int]:
-        """The distinct windows of the aggregations other than lifetime ones."""
-        return sorted({a.window_us for _, a in self.aggregations if a.window_us is not None})
-
-    @property
-    def lifetime(self) -> bool:
-        """Whether an aggregation has a lifetime window."""
-        return any(a.window_us is None for _, a in self.aggregations)
 
 
 def retrieval_ctes(
@@ -126,35 +100,33 @@ def aggregation_ctes(
     wanted = [view.aggregation_of[name] for name in source.request.features]
     columns = sorted({agg.column for agg in wanted} | ({view.event_id} if view.event_id else set()))
     column_index = {name: i for i, name in enumerate(columns)}
+    ctes = [f"{prefix}_src AS (\n{_scan(source, columns, entity, wanted, by_created)}\n)"]
     tiled, raw = _groups(wanted, by_created)
-    # The created time filter of the raw path reads the order struct too.
-    ordered = by_created or any(agg.function in _ORDERED for agg in wanted)
-    events = _events(prefix, source, columns, column_index, [w.width_us for w in tiled], ordered)
-    # Read again by each join rather than kept, unless deduplication (a window) made them.
-    kept = "" if view.event_id else " NOT MATERIALIZED"
-    ctes = [
-        f"{prefix}_src AS{kept} (\n{_scan(source, columns, entity, wanted, by_created)}\n)",
-        f"{prefix}_ev AS{kept} (\n{events}\n)",
-        f"{prefix}_ent AS (\n{entity_keys(entity, source, None)}\n)",
-    ]
+    widths = sorted({tile_us(group.window_us) for group in tiled})
+    events = _events(prefix, source, columns, column_index, widths)
+    ctes.append(f"{prefix}_ev AS (\n{events}\n)")
     keys = [f"__fs_k{i}" for i in range(len(view.join_keys))]
-    outputs: list[tuple[str, tuple[tuple[int, Aggregation], ...]]] = []
-    for g, width in enumerate(tiled):
+    ctes.append(f"{prefix}_ent AS (\n{entity_keys(entity, source, None)}\n)")
+    outputs: list[str] = []
+    for g, group in enumerate(tiled):
         name = f"{prefix}_w{g}"
-        ctes.extend(_width_ctes(name, prefix, keys, width, column_index))
-        outputs.append((name, width.aggregations))
+        ctes.extend(_tiled_ctes(name, prefix, keys, group, column_index))
+        outputs.append(name)
     for g, group in enumerate(raw):
         name = f"{prefix}_r{g}"
         ctes.append(_raw_cte(name, prefix, keys, group, column_index, by_created=by_created))
-        outputs.append((name, group.aggregations))
+        outputs.append(name)
     fields = []
     for index, agg in enumerate(wanted):
-        owner = next(out for out, aggs in outputs if any(i == index for i, _ in aggs))
+        owner = next(
+            out for out, group in zip(outputs, [*tiled, *raw], strict=True)
+            if any(i == index for i, _ in group.aggregations)
+        )  # fmt: skip
         value = f"{owner}.__fs_a{index}"
         if agg.empty is not None:
             value = f"coalesce({value}, {agg.empty})"
         fields.append(f"__fs_f{index} := {value}")
-    joins = "".join(f"\n  LEFT JOIN {out} ON {out}.{ROW_ID} = e.{ROW_ID}" for out, _ in outputs)
+    joins = "".join(f"\n  LEFT JOIN {out} ON {out}.{ROW_ID} = e.{ROW_ID}" for out in outputs)
     ctes.append(
         f"{prefix} AS (\n  SELECT e.{ROW_ID}, struct_pack({', '.join(fields)}) AS __fs_val\n"
         f"  FROM {prefix}_ent AS e{joins}\n)"
@@ -162,19 +134,16 @@ def aggregation_ctes(
     return ctes
 
 
-def _groups(wanted: Sequence[Aggregation], by_created: bool) -> tuple[list[_Width], list[_Group]]:
-    """The tiled aggregations, all at the widest tile width any of their windows takes (one
-    pass over the events for every window: a narrower window just has no interior), and the
-    raw ones by window."""
-    tiled: list[tuple[int, Aggregation]] = []
+def _groups(wanted: Sequence[Aggregation], by_created: bool) -> tuple[list[_Group], list[_Group]]:
+    tiled: dict[int | None, list[tuple[int, Aggregation]]] = {}
     raw: dict[int | None, list[tuple[int, Aggregation]]] = {}
     for index, agg in enumerate(wanted):
-        if agg.function in TILED and not by_created:
-            tiled.append((index, agg))
-        else:
-            raw.setdefault(agg.window_us, []).append((index, agg))
-    widths = [_Width(max(tile_us(a.window_us) for _, a in tiled), tuple(tiled))] if tiled else []
-    return widths, [_Group(w, tuple(a)) for w, a in raw.items()]
+        into = tiled if agg.function in TILED and not by_created else raw
+        into.setdefault(agg.window_us, []).append((index, agg))
+    return (
+        [_Group(w, tuple(a)) for w, a in tiled.items()],
+        [_Group(w, tuple(a)) for w, a in raw.items()],
+    )
 
 
 def _scan(
@@ -210,26 +179,27 @@ def _events(
     columns: Sequence[str],
     index: dict[str, int],
     widths: Sequence[int],
-    ordered: bool,
 ) -> str:
-    """Events with their values cast to the declared types, their tile of each width and (when
-    ``ordered``) an order struct; deduplicated by event id when the view declares one."""
+    """Events with their values cast to the declared types, an order struct and their tile of
+    each width; deduplicated by event id when the view declares one."""
     view = source.request.view
-    keys = [f"s.__fs_k{i}" for i in range(len(view.join_keys))]
+    keys = [f"__fs_k{i}" for i in range(len(view.join_keys))]
     values = []
     for i, name in enumerate(columns):
         dtype = view.column(name).dtype
         column_type = source.column_types.get(view.source.source_column(name), "")
         values.append(f"{convert_value(f's.__fs_f{i}', dtype, column_type)} AS __fs_c{i}")
     values.extend(f"{floor_div('s.__fs_ets', w)} AS {tile_column(w)}" for w in widths)
-    if ordered:
-        values.append(f"{order_struct(source, 's', with_event_ts=True)} AS __fs_ord")
-    select = f"  SELECT {', '.join([*keys, 's.__fs_ets', *values])}\n  FROM {prefix}_src AS s"
+    select = (
+        f"  SELECT {', '.join(f's.{k}' for k in [*keys, '__fs_ets'])}, "
+        f"{order_struct(source, 's', with_event_ts=True)} AS __fs_ord, {', '.join(values)}\n"
+        f"  FROM {prefix}_src AS s"
+    )
     if view.event_id is None:
         return select
     event_id = f"s.__fs_f{index[view.event_id]}"
     arrival = order_struct(source, "s", with_event_ts=False)
-    partition = ", ".join([*keys, event_id])
+    partition = ", ".join([*(f"s.{k}" for k in keys), event_id])
     return (
         f"{select}\n  QUALIFY {event_id} IS NULL OR row_number() OVER "
         f"(PARTITION BY {partition} ORDER BY {arrival}) = 1"
@@ -250,7 +220,7 @@ def tile_column(width: int) -> str:
     return f"__fs_t{width}"
 
 
-def _piece_columns(group: _Width, index: dict[str, int], *, tile: bool) -> list[str]:
+def _piece_columns(group: _Group, index: dict[str, int], *, tile: bool) -> list[str]:
     """Per piece (a tile's partial aggregates, or one raw event) and column: ``n`` (non-null
     count), ``s`` (sum), ``lo`` / ``hi`` (min, max), ``mu`` / ``m2`` (mean and squared
     deviations), ``first`` / ``last`` (order struct with the value)."""
@@ -300,119 +270,107 @@ def _piece_columns(group: _Width, index: dict[str, int], *, tile: bool) -> list[
     return out
 
 
-def _width_ctes(
-    name: str, prefix: str, keys: Sequence[str], width: _Width, index: dict[str, int]
+def _tiled_ctes(
+    name: str, prefix: str, keys: Sequence[str], group: _Group, index: dict[str, int]
 ) -> list[str]:
-    """The pieces of one tile width's windows (edge events, interior tiles) and their merge
-    per entity row, ending in ``name`` with ``(ROW_ID, __fs_a{i})``."""
-    span = width.width_us
+    width = tile_us(group.window_us)
+    window = group.window_us
+    tile = tile_column(width)
     t = f"e.{ENTITY_TS}"
-    first_tiles = [floor_div(f"{t} - {w}", span) for w in width.sliding]
-    key_list = "".join(f"e.{k}, " for k in keys)
-    probe = (
-        f"{name}_probe AS (\n  SELECT e.{ROW_ID}, {t}, {key_list}"
-        f"{floor_div(t, span)} AS __fs_last, "
-        f"list_distinct([{', '.join([floor_div(t, span), *first_tiles])}]) AS __fs_edges\n"
-        f"  FROM {prefix}_ent AS e\n)"
+    last_tile = floor_div(t, width)
+    first_tile = None if window is None else floor_div(f"{t} - {window}", width)
+    # The edge tiles of each entity row: the tile of t, and (sliding windows) the tile of t - W.
+    edge_list = (
+        f"[{last_tile}]" if first_tile is None else f"list_distinct([{first_tile}, {last_tile}])"
     )
-    # Events of the edge tiles: up to t, and (without a lifetime window) after t - longest.
-    lower = "" if width.lifetime else f" AND v.__fs_ets > p.{ENTITY_TS} - {width.sliding[-1]}"
-    edge_columns = ", ".join(_piece_columns(width, index, tile=False))
+    key_eq = [f"v.{k} = e.{k}" for k in keys]
+    lower = "" if window is None else f" AND v.__fs_ets > {t} - {window}"
     edges = (
-        f"{name}_edges AS (\n  SELECT p.{ROW_ID}, p.{ENTITY_TS} AS __fs_t, v.__fs_ets AS __fs_pts, "
-        + edge_columns.replace("__fs_c", "v.__fs_c").replace("__fs_ord", "v.__fs_ord")
-        + f"\n  FROM (SELECT *, unnest(__fs_edges) AS __fs_tile FROM {name}_probe) AS p\n"
+        f"{name}_edges AS (\n  SELECT e.{ROW_ID}, "
+        + ", ".join(_piece_columns(group, index, tile=False))
+        .replace("__fs_c", "v.__fs_c")
+        .replace("__fs_ord", "v.__fs_ord")
+        + f"\n  FROM (SELECT *, unnest({edge_list}) AS __fs_tile FROM {prefix}_ent AS e) AS e\n"
         f"  JOIN {prefix}_ev AS v ON "
-        + " AND ".join([*(f"v.{k} = p.{k}" for k in keys), f"v.{tile_column(span)} = p.__fs_tile"])
-        + f"\n  WHERE v.__fs_ets <= p.{ENTITY_TS}{lower}\n)"
+        + " AND ".join([*key_eq, f"v.{tile} = e.__fs_tile"])
+        + f"\n  WHERE v.__fs_ets <= {t}{lower}\n)"
     )
-    merged = _merge(name, f"{name}_edges", width, index)
-    if not width.lifetime and all(w <= span for w in width.sliding):
-        # Windows no wider than their tiles have no interior: their edges are all of them.
-        return [probe, edges, *merged]
-    tile_columns = _piece_columns(width, index, tile=True)
+    if window is not None and window <= width:
+        # A window no wider than its tiles has no interior tile: its two edges are all of it.
+        return [edges, *_merge(name, f"{name}_edges", group, index)]
+    key_list = "".join(f"{k}, " for k in keys)
     tiles = (
-        f"{name}_tiles AS (\n  SELECT {''.join(f'{k}, ' for k in keys)}"
-        f"{tile_column(span)} AS __fs_tile, {', '.join(tile_columns)}\n"
-        f"  FROM {prefix}_ev\n  GROUP BY ALL\n)"
+        f"{name}_tiles AS (\n  SELECT {key_list}{tile} AS __fs_tile, "
+        + ", ".join(_piece_columns(group, index, tile=True))
+        + f"\n  FROM {prefix}_ev\n  GROUP BY ALL\n)"
     )
-    key_eq = [f"x.{k} = p.{k}" for k in keys]
-    if width.lifetime:
-        interior_from = (
-            f"{name}_probe AS p JOIN {name}_tiles AS x ON "
-            + " AND ".join([*key_eq, "x.__fs_tile < p.__fs_last"])
-            + "\n  WHERE NOT list_contains(p.__fs_edges, x.__fs_tile)"
-        )
+    tile_eq = [f"x.{k} = e.{k}" for k in keys]
+    piece_names = [c.split(" AS ")[-1] for c in _piece_columns(group, index, tile=True)]
+    if first_tile is None:
+        interior_join = " AND ".join([*tile_eq, f"x.__fs_tile < {last_tile}"])
+        interior_from = f"{prefix}_ent AS e JOIN {name}_tiles AS x ON {interior_join}"
     else:
-        between = "range(list_min(p.__fs_edges) + 1, p.__fs_last)"
         expanded = (
-            f"(SELECT * FROM (SELECT *, unnest({between}) AS __fs_tile FROM {name}_probe AS p)\n"
-            "    WHERE NOT list_contains(__fs_edges, __fs_tile)) AS p"
+            f"(SELECT *, unnest(range({first_tile} + 1, {last_tile})) AS __fs_tile "
+            f"FROM {prefix}_ent AS e) AS e"
         )
-        interior_from = f"{expanded}\n  JOIN {name}_tiles AS x ON " + " AND ".join(
-            [*key_eq, "x.__fs_tile = p.__fs_tile"]
+        interior_from = f"{expanded} JOIN {name}_tiles AS x ON " + " AND ".join(
+            [*tile_eq, "x.__fs_tile = e.__fs_tile"]
         )
-    piece_names = [c.split(" AS ")[-1] for c in tile_columns]
     interior = (
-        f"{name}_inner AS (\n  SELECT p.{ROW_ID}, p.{ENTITY_TS} AS __fs_t, "
-        f"x.__fs_tile * {span} AS __fs_pts, "
+        f"{name}_inner AS (\n  SELECT e.{ROW_ID}, "
         + ", ".join(f"x.{p}" for p in piece_names)
         + f"\n  FROM {interior_from}\n)"
     )
-    # A variance reads the pieces twice (the window's mean first): keep them then.
-    kept = (
-        " MATERIALIZED"
-        if any(a.function in ("var", "stddev") for _, a in width.aggregations)
-        else ""
-    )
     pieces = (
-        f"{name}_pieces AS{kept} (\n  SELECT * FROM {name}_edges\n  UNION ALL BY NAME\n"
+        f"{name}_pieces AS (\n  SELECT * FROM {name}_edges\n  UNION ALL BY NAME\n"
         f"  SELECT * FROM {name}_inner\n)"
     )
-    return [probe, edges, tiles, interior, pieces, *_merge(name, f"{name}_pieces", width, index)]
+    return [tiles, edges, interior, pieces, *_merge(name, f"{name}_pieces", group, index)]
 
 
-def _merge(name: str, pieces: str, width: _Width, index: dict[str, int]) -> list[str]:
-    """Merge each window's ``pieces`` per entity row into the values ``__fs_a{i}``."""
-    values, means = [], []
-    for i, agg in width.aggregations:
+def _merge(name: str, pieces: str, group: _Group, index: dict[str, int]) -> list[str]:
+    """Merge the ``pieces`` per entity row into the group's values ``__fs_a{i}``."""
+    columns_needing_mean = sorted(
+        {index[a.column] for _, a in group.aggregations if a.function in ("var", "stddev")}
+    )
+    values = []
+    for i, agg in group.aggregations:
         c = index[agg.column]
-        where = "" if agg.window_us is None else f" FILTER (WHERE {_within(agg.window_us)})"
-        n = f"sum(__fs_n{c}){where}"
-        if agg.function in ("var", "stddev"):
-            # Two passes (Chan et al.): the window's mean first, then each piece's squared
-            # deviations plus its count times its mean's squared distance to the window's.
-            means.append(f"sum(__fs_s{c}){where}::DOUBLE / nullif({n}, 0) AS __fs_wmean{i}")
-            deviation = f"coalesce(__fs_m2{c}, 0) + __fs_n{c} * (__fs_mu{c} - __fs_wmean{i}) ** 2"
-            variance = f"CASE WHEN {n} > 1 THEN sum({deviation}){where} / ({n} - 1) END"
-            value = variance if agg.function == "var" else f"sqrt({variance})"
-        else:
-            value = {
-                "count": n,
-                "sum": f"CASE WHEN {n} > 0 THEN sum(__fs_s{c}){where} END",
-                "mean": f"CASE WHEN {n} > 0 THEN sum(__fs_s{c}){where}::DOUBLE / {n} END",
-                "min": f"min(__fs_lo{c}){where}",
-                "max": f"max(__fs_hi{c}){where}",
-                "first": f"(min(__fs_first{c}){where}).v",
-                "last": f"(max(__fs_last{c}){where}).v",
+        n = f"sum(__fs_n{c})"
+        values.append(
+            {
+                "count": f"{n} AS __fs_a{i}",
+                "sum": f"CASE WHEN {n} > 0 THEN sum(__fs_s{c}) END AS __fs_a{i}",
+                "mean": f"CASE WHEN {n} > 0 THEN sum(__fs_s{c})::DOUBLE / {n} END AS __fs_a{i}",
+                "min": f"min(__fs_lo{c}) AS __fs_a{i}",
+                "max": f"max(__fs_hi{c}) AS __fs_a{i}",
+                "first": f"min(__fs_first{c}).v AS __fs_a{i}",
+                "last": f"max(__fs_last{c}).v AS __fs_a{i}",
+                "var": f"{_variance(c, n)} AS __fs_a{i}",
+                "stddev": f"sqrt({_variance(c, n)}) AS __fs_a{i}",
             }[agg.function]
-        values.append(f"{value} AS __fs_a{i}")
-    if not means:
+        )
+    if not columns_needing_mean:
         return [
             f"{name} AS (\n  SELECT {ROW_ID}, {', '.join(values)}\n  FROM {pieces}\n"
             f"  GROUP BY {ROW_ID}\n)"
         ]
+    # Two passes for the variance: the window's mean first, then each piece's deviation from it.
+    means = ", ".join(
+        f"sum(__fs_s{c})::DOUBLE / nullif(sum(__fs_n{c}), 0) AS __fs_wmean{c}"
+        for c in columns_needing_mean
+    )
     return [
-        f"{name}_mean AS (\n  SELECT {ROW_ID}, {', '.join(means)}\n  FROM {pieces}\n"
-        f"  GROUP BY {ROW_ID}\n)",
+        f"{name}_mean AS (\n  SELECT {ROW_ID}, {means}\n  FROM {pieces}\n  GROUP BY {ROW_ID}\n)",
         f"{name} AS (\n  SELECT p.{ROW_ID}, {', '.join(values)}\n  FROM {pieces} AS p\n"
         f"  JOIN {name}_mean AS m ON m.{ROW_ID} = p.{ROW_ID}\n  GROUP BY p.{ROW_ID}\n)",
     ]
 
 
-def _within(window_us: int) -> str:
-    """Whether a piece (stamped ``__fs_pts``) lies in the window ending at ``__fs_t``."""
-    return f"__fs_pts > __fs_t - {window_us}"
+def _variance(c: int, n: str) -> str:
+    deviation = f"coalesce(__fs_m2{c}, 0) + __fs_n{c} * (__fs_mu{c} - __fs_wmean{c}) ** 2"
+    return f"CASE WHEN {n} > 1 THEN sum({deviation} ) / ({n} - 1) END"
 
 
 def _raw_cte(
