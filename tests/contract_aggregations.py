@@ -45,6 +45,17 @@ WINDOWS = [
 ]
 PAIRS = [(1, 11), (11, 1), (100, 11), (1001, 1)]
 CITIES = ["Paris", "paris", "Nice "]
+#: What the precision test computes over each window: the functions that add or average.
+PRECISION_FUNCTIONS = [
+    ("fare", "sum"),
+    ("fare", "mean"),
+    ("fare", "var"),
+    ("fare", "stddev"),
+    ("fare", "min"),
+    ("fare", "last"),
+    ("n", "sum"),
+    ("n", "var"),
+]
 STAMP = pa.timestamp("us", tz="UTC")
 
 
@@ -327,6 +338,56 @@ class AggregationsContract(EngineContractBase):
         for view in (city_view(), global_view()):
             frame = self._aggregate(tmp_path, view, entities)
             self._check_aggregates(frame, view, rows, entities)
+
+    def test_small_values_beside_huge_ones_keep_their_precision(self, tmp_path: Path) -> None:
+        """Spans of tiny fares between spans of huge ones (about 1e15, either sign): a window of
+        tiny fares must come out within 1e-9 of them even though the key's earlier events are
+        huge (a difference of running sums would lose the tiny ones entirely)."""
+        rng = random.Random(13)
+        six_hours = timedelta(hours=6)
+        data = []
+        for _ in range(400):
+            ts = BASE + rng.randrange(SPAN) * GRID
+            huge = (ts - BASE) // six_hours % 2 == 0
+            scale = rng.choice([-1e15, 1e15]) if huge else 1e-3
+            data.append(
+                {
+                    "city": rng.choice(CITIES[:2]),
+                    "ts": ts,
+                    "fare": scale * (1 + rng.random()),
+                    "n": rng.randrange(-5, 5) + (10**15 if huge else 0),
+                }
+            )
+        columns = {"city": pa.string(), "ts": STAMP, "fare": pa.float64(), "n": pa.int64()}
+        _write(tmp_path / "cities.parquet", data, columns)
+        rows = [{**r, "__file": 0, "__pos": i, "created": None} for i, r in enumerate(data)]
+        windows = [timedelta(hours=1), timedelta(hours=5), timedelta(hours=30), None]
+        view = FeatureView(
+            name="cities",
+            entities=[Entity(name="city", join_keys=["city"], value_type=String)],
+            source=FileSource(path="cities.parquet", timestamp_field="ts"),
+            schema=COLUMNS[:2],
+            aggregations=[
+                Aggregation(column, function, window)
+                for window in windows
+                for column, function in PRECISION_FUNCTIONS
+            ],
+        )
+        # Mostly inside the tiny spans, where a window of 1h or 5h holds only tiny fares.
+        entities = []
+        for _ in range(80):
+            span = rng.randrange(SPAN * GRID // six_hours) | 1
+            offset = timedelta(microseconds=rng.randrange(six_hours // timedelta(microseconds=1)))
+            t = BASE + span * six_hours + offset
+            entities.append({"city": rng.choice(CITIES[:2]), "event_timestamp": t})
+        frame = self._aggregate(tmp_path, view, entities)
+        tiny = [
+            frame["fare_sum_1h"][i]
+            for i in range(len(entities))
+            if frame["fare_sum_1h"][i] is not None and abs(frame["fare_sum_1h"][i]) < 1
+        ]
+        assert len(tiny) > 10  # the case this test is about does occur
+        self._check_aggregates(frame, view, rows, entities)
 
     def test_approx_functions_stay_within_their_documented_bounds(self, tmp_path: Path) -> None:
         rng = random.Random(11)

@@ -29,13 +29,13 @@ event only once created, a condition the tiles do not know). Rows sharing the ke
 non-null ``event_id`` count once: the first to arrive (by created time, then file order), read
 from every copy in the source whatever its event time (:func:`first_copy`).
 
-Cost, and what would lower it (``bench/aggregations.py``): the plan reads the events once per
-tile width for the edges and once more per window wider than a day for the tile partials, and
-pays about two tiles of events per entity row at the edges. Three changes would cut that: one
-edge join per tile width shared by all its windows (today one per window); per-key running
-aggregates within each tile (a prefix up to ``t``, a suffix after ``t - W``, found with ASOF
-joins) so that an edge costs one row instead of a tile of events; and tile partials kept between
-retrievals, since they depend only on the source files.
+Cost (``bench/aggregations.py``; figures and what was tried in ``bench/README.md``): the plan
+reads the events once per tile width for the edges and once more per window wider than a day for
+the tile partials, and pays about two tiles of events per entity row at the edges. On DuckDB the
+hash joins and groupings here are the cheap operators: plans that sort the events measured slower
+(window frames over events and entity rows together, running sums found by ASOF joins), and one
+edge join and one merge shared by every window of a view (branch ``aggperf``, commit bc46409)
+measured no faster than this plan at the benchmark's size, within the run-to-run noise.
 """
 
 from __future__ import annotations
