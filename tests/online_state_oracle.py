@@ -14,7 +14,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from featurestore.online.aggregation_state import AggregateSpec, Event
+from featurestore.online.aggregate_partials import AggregateSpec
+from featurestore.online.aggregation_state import Event
 
 SECOND = 1_000_000
 HOUR = 3600 * SECOND

@@ -20,8 +20,8 @@ from online_state_oracle import HOUR, SECOND, close, oracle
 
 from featurestore import Aggregation, Entity, FeatureStore, FeatureView, Field, FileSource
 from featurestore.definitions.sources import PushSource
+from featurestore.online.aggregate_partials import AggregateSpec
 from featurestore.online.aggregation_state import (
-    AggregateSpec,
     Event,
     KeyState,
     StateLayout,

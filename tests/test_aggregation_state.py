@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 from online_state_oracle import HOUR, SECOND, close, oracle, random_events
 
+from featurestore.online.aggregate_partials import AggregateSpec
 from featurestore.online.aggregation_state import (
-    AggregateSpec,
     Event,
     KeyState,
     StateLayout,

@@ -41,7 +41,6 @@ Nothing here is pickled: a stored state can never run code when read.
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 import sys
@@ -51,9 +50,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from featurestore.aggregations.functions import FUNCTIONS
+from featurestore.online.aggregate_partials import (
+    COUNTING,
+    AggregateSpec,
+    final_value,
+    merge_partials,
+    partial_of_values,
+)
 from featurestore.online.codec import HEADER_END
-from featurestore.online.hll import estimate, is_sketch, sketch_union
+from featurestore.online.hll import sketch_union
 from featurestore.online.state_codec import decode_value, encode_value
 
 STATE_VERSION = 0x41
@@ -66,23 +71,6 @@ _I64_MIN = -(2**63)
 #: Raw events are kept at least this long (one day, in µs), so replays of a view with only
 #: lifetime windows are still recognized for a day.
 MIN_HORIZON_US = 86_400 * 1_000_000
-
-#: Functions whose empty window is 0 instead of null.
-COUNTING = frozenset(name for name, function in FUNCTIONS.items() if function.empty == 0)
-
-
-@dataclass(frozen=True)
-class AggregateSpec:
-    """One aggregation as the online state needs it: output ``name``, input ``column``,
-    ``function``, ``window_us`` (None: lifetime) and the function's parameters."""
-
-    name: str
-    column: str
-    function: str
-    window_us: int | None
-    percentile: float | None = None
-    k: int | None = None
-    integer_sum: bool = False  # sum of an integer column stays an integer
 
 
 @dataclass(frozen=True)
@@ -167,7 +155,6 @@ class KeyState:
 
 # -- partial aggregates ----------------------------------------------------------------------
 # A partial is a plain value (tuples, lists, numbers, strings), so it can be stored as is.
-# None is the empty partial of every function.
 
 
 def _ordered_partial(
@@ -194,112 +181,10 @@ def _partial(spec: AggregateSpec, state: KeyState, column: int, start: int, end:
     if spec.function in _ORDERED:
         return _ordered_partial(spec, state, column, start, end)
     values = state.columns[column][start:end]
-    return _partial_of_values(spec, [v for v in values if v is not None])
+    return partial_of_values(spec, [v for v in values if v is not None])
 
 
 _ORDERED = frozenset({"first", "last", "last_k"})
-
-
-def _partial_of_values(spec: AggregateSpec, values: list[Any]) -> Any:
-    if not values:
-        return None
-    function = spec.function
-    if function == "count":
-        return len(values)
-    if function in ("sum", "mean"):
-        total = sum(values) if spec.integer_sum else math.fsum(values)
-        return [len(values), total]
-    if function in ("var", "stddev"):
-        n = len(values)
-        mean = math.fsum(values) / n
-        return [n, mean, math.fsum((v - mean) * (v - mean) for v in values)]
-    if function == "min":
-        return min(values)
-    if function == "max":
-        return max(values)
-    if function in ("count_distinct", "approx_count_distinct"):
-        return sorted(set(values))
-    if function == "approx_percentile":
-        return sorted(values)
-    raise ValueError(f"unknown aggregation function {function!r}")
-
-
-def _merge(spec: AggregateSpec, a: Any, b: Any) -> Any:
-    """The partial of the union of two disjoint event sets (``a`` holds the older events)."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    function = spec.function
-    if function == "count":
-        return a + b
-    if function in ("sum", "mean"):
-        return [a[0] + b[0], a[1] + b[1] if spec.integer_sum else math.fsum((a[1], b[1]))]
-    if function in ("var", "stddev"):  # Chan et al.'s pairwise update
-        n = a[0] + b[0]
-        delta = b[1] - a[1]
-        mean = a[1] + delta * b[0] / n
-        return [n, mean, a[2] + b[2] + delta * delta * a[0] * b[0] / n]
-    if function == "min":
-        return min(a, b)
-    if function == "max":
-        return max(a, b)
-    if function == "first":
-        return min(a, b, key=lambda item: tuple(item[:3]))
-    if function == "last":
-        return max(a, b, key=lambda item: tuple(item[:3]))
-    if function == "last_k":
-        assert spec.k is not None
-        return sorted([*a, *b], key=lambda item: tuple(item[:3]))[-spec.k :]
-    if function == "approx_count_distinct" and (is_sketch(a) or is_sketch(b)):
-        return sketch_union(a, b)
-    if function in ("count_distinct", "approx_count_distinct"):
-        return sorted(set(a) | set(b))
-    if function == "approx_percentile":
-        return sorted([*a, *b])
-    raise ValueError(f"unknown aggregation function {function!r}")
-
-
-def _final(spec: AggregateSpec, partial: Any) -> Any:
-    """The aggregation's value from its partial (empty: 0 for counts, else None)."""
-    function = spec.function
-    if partial is None:
-        return 0 if function in COUNTING else None
-    if function == "count":
-        return partial
-    if function == "sum":
-        return partial[1]
-    if function == "mean":
-        return partial[1] / partial[0]
-    if function in ("var", "stddev"):
-        if partial[0] < 2:
-            return None
-        var = max(partial[2], 0.0) / (partial[0] - 1)
-        return var if function == "var" else math.sqrt(var)
-    if function in ("min", "max"):
-        return partial
-    if function in ("first", "last"):
-        return partial[3]
-    if function == "last_k":
-        return [item[3] for item in reversed(partial)]
-    if function == "approx_count_distinct" and is_sketch(partial):
-        return estimate(partial)
-    if function in ("count_distinct", "approx_count_distinct"):
-        return len(partial)
-    if function == "approx_percentile":
-        return percentile_of_sorted(partial, spec.percentile or 0.5)
-    raise ValueError(f"unknown aggregation function {function!r}")
-
-
-def percentile_of_sorted(values: Sequence[Any], percentile: float) -> Any:
-    """The nearest-rank percentile of sorted ``values``: the smallest value with at least a
-    ``percentile`` share of the values at or below it (rank ``ceil(p * n)``, 1-based), so it
-    meets the rank bound of ``featurestore.aggregations`` exactly."""
-    rank = math.ceil(percentile * len(values) - 1e-9)
-    return values[min(max(rank, 1), len(values)) - 1]
-
-
-# -- updates ---------------------------------------------------------------------------------
 
 
 def add_events(state: KeyState, layout: StateLayout, events: Iterable[Event]) -> int:
@@ -387,7 +272,7 @@ def _fold(state: KeyState, layout: StateLayout, events: Sequence[Event]) -> None
     for slot, i in enumerate(lifetime):
         spec = layout.specs[i]
         partial = _partial(spec, part, layout.column_index(spec.column), 0, len(events))
-        merged = _merge(spec, state.folded[slot], partial)
+        merged = merge_partials(spec, state.folded[slot], partial)
         if spec.function == "approx_count_distinct" and merged is not None:
             merged = sketch_union(merged, None)  # folded: registers, not values
         state.folded[slot] = merged
@@ -436,12 +321,12 @@ def evaluate(
         if spec.window_us is None:
             partial = _partial(spec, state, column, kept, end)
             if use_folded:
-                partial = _merge(spec, state.folded[slot], partial)
+                partial = merge_partials(spec, state.folded[slot], partial)
             slot += 1
         else:
             start = max(kept, bisect_right(stamps, at_us - spec.window_us, 0, end))
             partial = _partial(spec, state, column, start, end)
-        out.append(_final(spec, partial))
+        out.append(final_value(spec, partial))
     return out
 
 

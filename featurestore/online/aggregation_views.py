@@ -34,8 +34,8 @@ import pyarrow as pa
 
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import OnlineStoreError
+from featurestore.online.aggregate_partials import AggregateSpec
 from featurestore.online.aggregation_state import (
-    AggregateSpec,
     Event,
     KeyState,
     StateLayout,
