@@ -34,7 +34,7 @@ non-null ``event_id`` count once: the first by created time, then file order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from featurestore.definitions.aggregation import Aggregation
@@ -104,11 +104,13 @@ def window_groups(
     )
 
 
-def piece_parts(group: WindowGroup, column_index: Mapping[str, int]) -> dict[int, set[str]]:
+def piece_parts(
+    aggregations: Iterable[Aggregation], column_index: Mapping[str, int]
+) -> dict[int, set[str]]:
     """Per aggregated column (by its index in :func:`aggregated_columns`), the :data:`PARTS`
-    its group needs, ``n`` included; sorted by column."""
+    the tiled ``aggregations`` need, ``n`` included; sorted by column."""
     needed: dict[int, set[str]] = {}
-    for _, agg in group.aggregations:
+    for agg in aggregations:
         needed.setdefault(column_index[agg.column], {"n"}).update(PARTS[agg.function])
     return dict(sorted(needed.items()))
 

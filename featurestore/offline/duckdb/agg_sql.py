@@ -172,7 +172,7 @@ def _piece_columns(group: WindowGroup, index: dict[str, int], *, tile: bool) -> 
     results of :data:`~featurestore.aggregations.plan.PARTS` the group needs, as
     ``__fs_{part}{column}`` (``first`` / ``last``: an order struct with the value)."""
     out: list[str] = []
-    for c, parts in piece_parts(group, index).items():
+    for c, parts in piece_parts((a for _, a in group.aggregations), index).items():
         v = f"__fs_c{c}"
         with_value = f"struct_pack(o := __fs_ord, v := {v})"
         exprs = (
