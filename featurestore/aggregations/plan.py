@@ -1,7 +1,11 @@
-"""How offline engines compute windowed aggregations: tiles for a window's interior, raw events
-for its two partial edges. Every engine follows this plan (DuckDB in SQL,
-:mod:`featurestore.offline.duckdb.agg_sql`; Spark with DataFrames,
-:mod:`featurestore.offline.spark.aggregate`); this module holds the engine-neutral part of it.
+"""What offline engines share to compute windowed aggregations: the columns a retrieval reads,
+how far back its scan must go, and the tiled plan (tiles for a window's interior, raw events for
+its two partial edges) with the partial results each function merges from.
+
+DuckDB runs the tiled plan (:mod:`featurestore.offline.duckdb.agg_sql`). Spark
+(:mod:`featurestore.offline.spark.aggregate`) takes from it the split of :data:`TILED` functions
+(small, mergeable state) from the others, and computes the former with range frames, measured
+faster there (``bench/aggregations_spark.py``).
 
 For an entity row ``(keys, t)`` and an aggregation over window ``W``, the value is the function
 over the source rows with the same keys and ``t - W < event_ts <= t`` (``event_ts <= t`` for a
