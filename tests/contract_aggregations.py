@@ -28,8 +28,13 @@ from featurestore.aggregations import APPROX_COUNT_DISTINCT_RELATIVE_ERROR as DI
 from featurestore.aggregations import APPROX_PERCENTILE_RANK_ERROR as RANK_ERROR
 from featurestore.config import RepoConfig
 from featurestore.definitions import Aggregation, Entity, FeatureView, Field, FileSource
-from featurestore.errors import EngineCapabilityError
-from featurestore.offline.base import FeatureRequest, SupportsAggregations, require_aggregations
+from featurestore.errors import EngineCapabilityError, RetrievalError
+from featurestore.offline.base import (
+    FeatureRequest,
+    LatestWindow,
+    SupportsAggregations,
+    require_aggregations,
+)
 from featurestore.types import Float64, Int64, String
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
@@ -426,6 +431,14 @@ class AggregationsContract(EngineContractBase):
         ]
         frame = self._aggregate(tmp_path, view, entities)
         self._check_aggregates(frame, view, rows, entities)
+
+    def test_latest_rows_of_an_aggregated_view_are_refused(self, tmp_path: Path) -> None:
+        engine = self.open_engine(RepoConfig(project="t", repo_path=tmp_path, registry="sqlite://"))
+        try:
+            with pytest.raises(RetrievalError, match=r"feature view 'cities' is aggregated"):
+                engine.latest_per_entity(city_view(), LatestWindow(None, 0), batch_rows=10)
+        finally:
+            engine.close()
 
     def test_an_engine_without_the_capability_refuses_aggregated_views(self) -> None:
         class Plain:

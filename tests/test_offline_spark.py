@@ -1,9 +1,10 @@
-"""The Spark engine: the whole offline engine contract on ``local[2]``, plus what only Spark has
-(SparkSource tables, ``to_spark()``, a Spark DataFrame as entity_df, materialization through the
-facade, the capability errors)."""
+"""The Spark engine: the whole offline engine contract on ``local[2]`` (windowed aggregations
+included), plus what only Spark has (SparkSource tables, ``to_spark()``, a Spark DataFrame as
+entity_df, materialization and aggregated retrieval through the facade, the capability errors)."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -14,19 +15,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from aggregation_oracle import deduplicated, matches, window_rows
 from conftest import require_redis
+from contract_aggregations import BASE, CITIES, city_view, entity_instants, write_cities
 from offline_contract import OfflineEngineContract, us
 from spark_session import PY4J_WARNINGS, spark  # noqa: F401 - the module's session fixture
 from test_materialize import REDIS_URL
 
-from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, SparkSource
+from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, Policy, SparkSource
 from featurestore.config import RepoConfig, SparkOfflineStoreConfig
 from featurestore.definitions import content_hash
-from featurestore.errors import SourceSchemaError
+from featurestore.errors import AccessDeniedError, EngineCapabilityError, SourceSchemaError
+from featurestore.governance.access import Principal
 from featurestore.offline.backends import open_offline_engine
 from featurestore.offline.base import (
     FeatureRequest,
     LatestWindow,
+    SupportsAggregations,
+    SupportsEventReads,
     SupportsKeyCounts,
     SupportsStatistics,
     SupportsWindowReads,
@@ -39,7 +45,8 @@ pytestmark = PY4J_WARNINGS
 
 
 class TestSparkEngine(OfflineEngineContract):
-    """Every contract test, on Spark local[2] (statistics are skipped: Spark lacks them)."""
+    """Every contract test, on Spark local[2] (statistics are skipped: Spark lacks them);
+    the aggregation oracle tests run for real."""
 
     __test__ = True
     engine_type = "spark"
@@ -178,8 +185,9 @@ def test_spark_dataframe_entity_and_to_spark(spark: Any, tmp_path: Path) -> None
 
 def test_statistics_and_window_reads_are_absent_with_a_clear_error(tmp_path: Path) -> None:
     engine = spark_engine(tmp_path)
-    assert not isinstance(engine, SupportsStatistics | SupportsWindowReads)
+    assert not isinstance(engine, SupportsStatistics | SupportsWindowReads | SupportsEventReads)
     assert isinstance(engine, SupportsKeyCounts)
+    assert isinstance(engine, SupportsAggregations)
     error = missing_capability(engine, SupportsStatistics, "compute statistics")
     assert "offline engine 'spark' cannot compute statistics" in str(error)
 
@@ -222,3 +230,50 @@ def test_materialize_through_the_facade(spark: Any, tmp_path: Path, backend: str
     finally:
         store.teardown()
         store.close()
+
+
+def test_aggregated_views_through_the_facade(spark: Any, tmp_path: Path) -> None:  # noqa: F811
+    """An analyst retrieves an aggregated view on Spark from a Spark DataFrame (values equal the
+    oracle's), a principal without read_offline is denied, and materializing the view (its
+    online state needs SupportsEventReads, which Spark lacks) fails with a clear error."""
+    rng = random.Random(17)
+    rows = write_cities(tmp_path, rng, 120)
+    view = city_view()
+    (tmp_path / "featurestore.yaml").write_text(
+        f"project: sparkagg_{uuid.uuid4().hex[:8]}\n"
+        f"registry: sqlite:///{tmp_path / 'registry.db'}\n"
+        "offline_store: {type: spark, master: 'local[2]'}\n"
+        f"online_store: {{type: sqlite, path: {tmp_path / 'online.db'}}}\n"
+    )
+    policies = [
+        Policy(name="admins", roles=["admin"], actions=["admin"]),
+        Policy(name="analysts", roles=["analyst"], actions=["describe", "read_offline"]),
+    ]
+    with FeatureStore(tmp_path, principal=Principal("root", frozenset({"admin"}))) as admin:
+        admin.apply([*view.entities, view, *policies])
+        with pytest.raises(
+            EngineCapabilityError, match=r"cannot materialize feature view 'cities'"
+        ):
+            admin.materialize(BASE, BASE + timedelta(days=3), progress=False)
+    entities = [
+        {"city": rng.choice([*CITIES, "Lyon"]), "event_timestamp": t}
+        for t in entity_instants(rng, rows, 30)
+    ]
+    features = [f"cities:{name}" for name in view.feature_names]
+    with FeatureStore(tmp_path, principal=Principal("bob", frozenset({"analyst"}))) as analyst:
+        job = analyst.get_historical_features(
+            spark.createDataFrame(pd.DataFrame(entities)), features
+        )
+        got = job.to_spark().toArrow().to_pydict()
+    assert got["city"] == [e["city"] for e in entities]
+    events = deduplicated(rows, view.join_keys, view.event_id)
+    for index, entity in enumerate(entities):
+        for agg in view.aggregations:
+            chosen = window_rows(
+                events, {"city": entity["city"]}, entity["event_timestamp"], agg.window
+            )
+            found = got[agg.name][index]
+            assert matches(agg, found, chosen, rank_error=0, distinct_error=0), (index, agg.name)
+    stranger = FeatureStore(tmp_path, principal=Principal("eve"))
+    with stranger, pytest.raises(AccessDeniedError, match="read_offline"):
+        stranger.get_historical_features(pd.DataFrame(entities), features)

@@ -2,7 +2,8 @@
 
 :data:`FUNCTIONS` is the table of functions (accepted columns, result types, empty-window
 values); :func:`window_label` names windows in feature names. The definition object,
-:class:`~featurestore.Aggregation`, lives in :mod:`featurestore.definitions.aggregation`.
+:class:`~featurestore.Aggregation`, lives in :mod:`featurestore.definitions.aggregation`;
+:mod:`featurestore.aggregations.plan` is the offline plan every engine follows (tiles and edges).
 """
 
 from featurestore.aggregations.functions import (

@@ -386,9 +386,7 @@ class Materializer:
         report = ViewReport(view=view.name, version=version)
         namespace = Namespace(self.project, view, version)
         if not isinstance(self.offline, SupportsEventReads):
-            raise missing_capability(
-                self.offline, SupportsEventReads, "materializing " + view.label
-            )
+            raise missing_capability(self.offline, SupportsEventReads, "materialize " + view.label)
         through = plan.window.end_us
         began = time.perf_counter()
         try:

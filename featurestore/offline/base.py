@@ -352,3 +352,13 @@ def require_aggregations(engine: OfflineEngine, requests: Sequence[FeatureReques
     aggregated = [r.view for r in requests if r.view.is_aggregated]
     if aggregated and not isinstance(engine, SupportsAggregations):
         raise missing_capability(engine, SupportsAggregations, f"aggregate {aggregated[0].label}")
+
+
+def refuse_latest_of_aggregated(view: FeatureView) -> None:
+    """Raise when ``view`` is aggregated: :meth:`OfflineEngine.latest_per_entity` has nothing
+    to give it (its values are windows over events, not source rows)."""
+    if view.is_aggregated:
+        raise RetrievalError(
+            f"{view.label} is aggregated: its latest rows are not its values, so it cannot "
+            "be materialized row by row; retrieve it with get_historical_features"
+        )

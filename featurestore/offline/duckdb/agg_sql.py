@@ -1,33 +1,11 @@
 """Windowed aggregations at each entity row's instant, as DuckDB SQL (built like ``pit_sql``).
 
-For an entity row ``(keys, t)`` and an aggregation over window ``W``, the value is the function
-over the source rows with the same keys and ``t - W < event_ts <= t`` (``event_ts <= t`` for a
-lifetime window), null inputs skipped (see :mod:`featurestore.aggregations.functions`).
-
-The plan never joins every event of a key to every entity row of that key. Time is cut into
-*tiles* of width ``T`` (``T = W`` for windows up to a day, one day beyond, and one day for
-lifetime windows; tile ``i`` holds ``i*T <= event_ts < (i+1)*T``). The window ``(t - W, t]``
-is then:
-
-* the tiles strictly between the tile of ``t - W`` and the tile of ``t``, read as *partial
-  aggregates* per key and tile (count, sum, min, max, per-tile mean and squared deviations,
-  first and last by order) computed once from the events; and
-* the two partial *edge* tiles, read as raw events filtered by the exact bounds: the events of
-  the tile of ``t - W`` after ``t - W``, and those of the tile of ``t`` up to ``t``.
-
-So an entity row meets ``W / T - 1`` tile rows plus the events of two tiles, instead of every
-event of its key. The pieces are merged per entity row: counts and sums add (a sum is the sum of
-exactly the window's values, grouped by tile), min and max combine, ``first`` / ``last`` take the
-least / greatest ``(event time, created time, file, position)``, and the sample variance merges
-per-piece means and squared deviations in two passes (Chan et al.), which stays accurate when
-the values are large and their spread small.
-
-Functions whose partial results do not merge (``count_distinct``, ``approx_count_distinct``,
-``approx_percentile``, ``last_k``) read the window's raw events, joined on the keys and bounded by
-the window, and so does every aggregation under ``filter_by_created_timestamp`` (which keeps an
-event only once created, a condition the tiles do not know). Rows sharing the keys and a
-non-null ``event_id`` count once: the first to arrive (by created time, then file order), read
-from every copy in the source whatever its event time (:func:`first_copy`).
+The plan (tiles for a window's interior, raw events for its two partial edges, pieces merged
+per entity row) is every engine's and is described in :mod:`featurestore.aggregations.plan`,
+which also groups the aggregations and says which partial results each needs; this module
+writes it as CTEs. Rows sharing the keys and a non-null ``event_id`` count once: the first to
+arrive (by created time, then file order), read from every copy in the source whatever its event
+time (:func:`first_copy`).
 
 Cost (``bench/aggregations.py``; figures and what was tried in ``bench/README.md``): the plan
 reads the events once per tile width for the edges and once more per window wider than a day for
@@ -41,8 +19,17 @@ measured no faster than this plan at the benchmark's size, within the run-to-run
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from featurestore.aggregations.plan import (
+    TWO_PASS,
+    WindowGroup,
+    aggregated_columns,
+    piece_parts,
+    scan_high_us,
+    scan_low_us,
+    window_groups,
+)
 from featurestore.definitions.aggregation import Aggregation
 from featurestore.offline.duckdb.pit_sql import (
     ENTITY_TS,
@@ -55,23 +42,6 @@ from featurestore.offline.duckdb.pit_sql import (
     source_scan,
     view_ctes,
 )
-
-#: Functions computed from tile partial aggregates; the others read the window's raw events.
-TILED = frozenset({"count", "sum", "mean", "min", "max", "stddev", "var", "first", "last"})
-_DAY_US = 86_400_000_000
-
-
-def tile_us(window_us: int | None) -> int:
-    """The tile width of a window (µs): the window itself up to a day, else one day."""
-    return _DAY_US if window_us is None else min(window_us, _DAY_US)
-
-
-@dataclass(frozen=True)
-class _Group:
-    """Aggregations sharing one window, evaluated from the same pieces."""
-
-    window_us: int | None
-    aggregations: tuple[tuple[int, Aggregation], ...]  # (request index, aggregation)
 
 
 def retrieval_ctes(
@@ -99,11 +69,11 @@ def aggregation_ctes(
     requested aggregations' values as ``__fs_f{i}`` (request order), like ``pit_sql``'s."""
     view = source.request.view
     wanted = [view.aggregation_of[name] for name in source.request.features]
-    columns = sorted({agg.column for agg in wanted} | ({view.event_id} if view.event_id else set()))
+    columns = aggregated_columns(view, wanted)
     column_index = {name: i for i, name in enumerate(columns)}
     ctes = [f"{prefix}_src AS (\n{_scan(source, columns, entity, wanted, by_created)}\n)"]
-    tiled, raw = _groups(wanted, by_created)
-    widths = sorted({tile_us(group.window_us) for group in tiled})
+    tiled, raw = window_groups(wanted, by_created=by_created)
+    widths = sorted({group.width_us for group in tiled})
     events = _events(prefix, source, columns, column_index, widths)
     ctes.append(f"{prefix}_ev AS (\n{events}\n)")
     keys = [f"__fs_k{i}" for i in range(len(view.join_keys))]
@@ -135,18 +105,6 @@ def aggregation_ctes(
     return ctes
 
 
-def _groups(wanted: Sequence[Aggregation], by_created: bool) -> tuple[list[_Group], list[_Group]]:
-    tiled: dict[int | None, list[tuple[int, Aggregation]]] = {}
-    raw: dict[int | None, list[tuple[int, Aggregation]]] = {}
-    for index, agg in enumerate(wanted):
-        into = tiled if agg.function in TILED and not by_created else raw
-        into.setdefault(agg.window_us, []).append((index, agg))
-    return (
-        [_Group(w, tuple(a)) for w, a in tiled.items()],
-        [_Group(w, tuple(a)) for w, a in raw.items()],
-    )
-
-
 def _scan(
     source: ViewSource,
     columns: Sequence[str],
@@ -157,20 +115,10 @@ def _scan(
     """The source scan (keys, times, order, the aggregated columns as ``__fs_f{i}``), pruned to
     the longest window before the earliest entity row."""
     request = replace(source.request, features=tuple(columns), output_names=tuple(columns))
-    windows = [agg.window_us for agg in wanted]
-    low = None
-    if source.request.view.event_id is not None:
-        # Deduplication by event id must see every copy of an event, whatever its event time
-        # (which copy counts may not depend on the entity rows asked), so it prunes nothing.
-        return source_scan(
-            replace(source, request=request), low_us=None, high_us=None, require_created=by_created
-        )
-    if entity.min_ts_us is not None and None not in windows:
-        low = entity.min_ts_us - max(w for w in windows if w is not None)
     return source_scan(
         replace(source, request=request),
-        low_us=low,
-        high_us=entity.max_ts_us,
+        low_us=scan_low_us(source.request.view, wanted, entity.min_ts_us),
+        high_us=scan_high_us(source.request.view, entity.max_ts_us),
         require_created=by_created,
     )
 
@@ -230,27 +178,12 @@ def tile_column(width: int) -> str:
     return f"__fs_t{width}"
 
 
-def _piece_columns(group: _Group, index: dict[str, int], *, tile: bool) -> list[str]:
-    """Per piece (a tile's partial aggregates, or one raw event) and column: ``n`` (non-null
-    count), ``s`` (sum), ``lo`` / ``hi`` (min, max), ``mu`` / ``m2`` (mean and squared
-    deviations), ``first`` / ``last`` (order struct with the value)."""
+def _piece_columns(group: WindowGroup, index: dict[str, int], *, tile: bool) -> list[str]:
+    """Per piece (a tile's partial aggregates, or one raw event) and column, the partial
+    results of :data:`~featurestore.aggregations.plan.PARTS` the group needs, as
+    ``__fs_{part}{column}`` (``first`` / ``last``: an order struct with the value)."""
     out: list[str] = []
-    needed: dict[int, set[str]] = {}
-    for _, agg in group.aggregations:
-        parts = needed.setdefault(index[agg.column], {"n"})
-        parts.update(
-            {
-                "sum": {"s"},
-                "mean": {"s"},
-                "min": {"lo"},
-                "max": {"hi"},
-                "var": {"s", "mu", "m2"},
-                "stddev": {"s", "mu", "m2"},
-                "first": {"first"},
-                "last": {"last"},
-            }.get(agg.function, set())
-        )
-    for c, parts in sorted(needed.items()):
+    for c, parts in piece_parts((a for _, a in group.aggregations), index).items():
         v = f"__fs_c{c}"
         with_value = f"struct_pack(o := __fs_ord, v := {v})"
         exprs = (
@@ -281,9 +214,9 @@ def _piece_columns(group: _Group, index: dict[str, int], *, tile: bool) -> list[
 
 
 def _tiled_ctes(
-    name: str, prefix: str, keys: Sequence[str], group: _Group, index: dict[str, int]
+    name: str, prefix: str, keys: Sequence[str], group: WindowGroup, index: dict[str, int]
 ) -> list[str]:
-    width = tile_us(group.window_us)
+    width = group.width_us
     window = group.window_us
     tile = tile_column(width)
     t = f"e.{ENTITY_TS}"
@@ -305,8 +238,7 @@ def _tiled_ctes(
         + " AND ".join([*key_eq, f"v.{tile} = e.__fs_tile"])
         + f"\n  WHERE v.__fs_ets <= {t}{lower}\n)"
     )
-    if window is not None and window <= width:
-        # A window no wider than its tiles has no interior tile: its two edges are all of it.
+    if not group.has_interior:  # its two edges are all of it
         return [edges, *_merge(name, f"{name}_edges", group, index)]
     key_list = "".join(f"{k}, " for k in keys)
     tiles = (
@@ -339,10 +271,10 @@ def _tiled_ctes(
     return [tiles, edges, interior, pieces, *_merge(name, f"{name}_pieces", group, index)]
 
 
-def _merge(name: str, pieces: str, group: _Group, index: dict[str, int]) -> list[str]:
+def _merge(name: str, pieces: str, group: WindowGroup, index: dict[str, int]) -> list[str]:
     """Merge the ``pieces`` per entity row into the group's values ``__fs_a{i}``."""
     columns_needing_mean = sorted(
-        {index[a.column] for _, a in group.aggregations if a.function in ("var", "stddev")}
+        {index[a.column] for _, a in group.aggregations if a.function in TWO_PASS}
     )
     values = []
     for i, agg in group.aggregations:
@@ -387,7 +319,7 @@ def _raw_cte(
     name: str,
     prefix: str,
     keys: Sequence[str],
-    group: _Group,
+    group: WindowGroup,
     index: dict[str, int],
     *,
     by_created: bool,

@@ -36,6 +36,7 @@ from featurestore.offline.base import (
     SupportsKeyCounts,
     SupportsStatistics,
     SupportsWindowReads,
+    refuse_latest_of_aggregated,
 )
 from featurestore.offline.duckdb.agg_instants import register_instants, values_sql
 from featurestore.offline.duckdb.agg_sql import retrieval_ctes
@@ -242,12 +243,7 @@ class DuckDBEngine(
         The result is computed once into a temporary table (DuckDB spills it to disk past its
         memory limit), counted, then streamed from there in batches of ``batch_rows``.
         """
-        if view.is_aggregated:
-            # Its values are windows over events, not source rows: there is no latest row.
-            raise RetrievalError(
-                f"{view.label} is aggregated: its latest rows are not its values, so it cannot "
-                "be materialized row by row; retrieve it with get_historical_features"
-            )
+        refuse_latest_of_aggregated(view)
         validate_view_source(view, self._config.repo_path)
         features = tuple(view.feature_names)
         request = FeatureRequest(view, features, features, not_before_us=window.not_before_us)

@@ -4,9 +4,10 @@
 
 It reads Parquet :class:`~featurestore.definitions.FileSource` data (files, folders, globs) and
 :class:`~featurestore.definitions.SparkSource` tables, with the design's semantics (see
-:mod:`.pit`). It has the key counts of erasure (:class:`SupportsKeyCounts`); statistics, drift and
-window reads are DuckDB's only, and asking Spark for them is a clear
-:class:`~featurestore.errors.EngineCapabilityError`.
+:mod:`.pit`), computes windowed aggregations (:class:`SupportsAggregations`, see
+:mod:`.aggregate`) and has the key counts of erasure (:class:`SupportsKeyCounts`); statistics,
+drift, window reads and the event reads of online aggregation state are DuckDB's only, and asking
+Spark for them is a clear :class:`~featurestore.errors.EngineCapabilityError`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from featurestore.offline.base import (
     FeatureRequest,
     LatestWindow,
     OfflineEngine,
+    SupportsAggregations,
     SupportsKeyCounts,
+    refuse_latest_of_aggregated,
 )
 from featurestore.offline.entity_frame import ROW_ID, check_join_keys, check_output_names
+from featurestore.offline.spark.aggregate import aggregation_features
 from featurestore.offline.spark.entity import SparkEntity, prepare_entity
 from featurestore.offline.spark.job import SparkRetrievalJob
 from featurestore.offline.spark.latest import SparkLatestRows, latest_frame
@@ -42,7 +46,7 @@ from featurestore.offline.spark.settings import SparkOfflineStoreConfig
 from featurestore.offline.store_data import StoreData
 
 
-class SparkEngine(OfflineEngine, SupportsKeyCounts):
+class SparkEngine(OfflineEngine, SupportsAggregations, SupportsKeyCounts):
     """Point-in-time correct retrieval with Spark; one SparkSession per engine, started on first
     use (or the one already running in the process), stopped by :meth:`close` if it started it."""
 
@@ -72,7 +76,8 @@ class SparkEngine(OfflineEngine, SupportsKeyCounts):
         filter_by_created_timestamp: bool = False,
     ) -> SparkRetrievalJob:
         """Join ``requests`` onto ``entity_df`` (pandas, polars, Arrow, a Parquet path or a Spark
-        DataFrame); see :mod:`featurestore.offline.spark.pit`."""
+        DataFrame); see :mod:`featurestore.offline.spark.pit`, and
+        :mod:`featurestore.offline.spark.aggregate` for aggregated views."""
         session = self._sessions.get()
         entity = prepare_entity(session, entity_df, requests)
         check_output_names(entity.normalized, requests)
@@ -85,7 +90,8 @@ class SparkEngine(OfflineEngine, SupportsKeyCounts):
         features = entity.keys.select(ROW_ID)
         for request in requests:
             source = sources[request.view.name]
-            found = view_features(
+            features_of = aggregation_features if request.view.is_aggregated else view_features
+            found = features_of(
                 _entity_keys(entity, source),
                 source,
                 request,
@@ -101,6 +107,7 @@ class SparkEngine(OfflineEngine, SupportsKeyCounts):
         self, view: FeatureView, window: LatestWindow, *, batch_rows: int
     ) -> SparkLatestRows:
         """The latest row per key in ``window``; see :mod:`featurestore.offline.spark.latest`."""
+        refuse_latest_of_aggregated(view)
         frame = latest_frame(self._source(view), window)
         return SparkLatestRows(frame, tuple(view.join_keys), batch_rows)
 

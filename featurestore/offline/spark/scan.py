@@ -91,7 +91,9 @@ def _schemas_differ(files: list[str]) -> bool:
 def _check_columns(source: SparkSourceFrame) -> None:
     view = source.view
     needed = [view.source.source_column(k) for k in view.join_keys]
-    needed += [view.source.source_column(f) for f in view.feature_names]
+    needed += [
+        view.source.source_column(c.name) for c in view.columns
+    ]  # an aggregated view's inputs
     needed.append(view.source.timestamp_field)
     if view.source.created_timestamp_column is not None:
         needed.append(view.source.created_timestamp_column)
