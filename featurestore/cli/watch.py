@@ -31,7 +31,7 @@ def run_watch(state: CliContext, views: list[str] | None, debounce: float) -> No
     caught_up = materialize([v.name for v in targets])
     console.print(f"caught up: {caught_up.summary()}")
     data = StoreData(store.config)
-    watched = watched_views(targets, data)
+    watched = watched_views(targets, data, store.offline)
 
     def ready() -> None:
         folders = sorted({str(f) for item in watched for f in item.folders})

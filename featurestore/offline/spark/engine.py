@@ -4,7 +4,8 @@
 
 It reads Parquet :class:`~featurestore.definitions.FileSource` data (files, folders, globs) and
 :class:`~featurestore.definitions.SparkSource` tables, with the design's semantics (see
-:mod:`.pit`). It has the key counts of erasure (:class:`SupportsKeyCounts`); statistics, drift and
+:mod:`.pit`). It has the key counts of erasure (:class:`SupportsKeyCounts`) and a table's location
+for ``materialize --watch`` (:class:`SupportsSourceLocations`); statistics, drift and
 window reads are DuckDB's only, and asking Spark for them is a clear
 :class:`~featurestore.errors.EngineCapabilityError`.
 """
@@ -30,8 +31,10 @@ from featurestore.offline.base import (
     LatestWindow,
     OfflineEngine,
     SupportsKeyCounts,
+    SupportsSourceLocations,
 )
 from featurestore.offline.entity_frame import ROW_ID, check_join_keys, check_output_names
+from featurestore.offline.spark.catalog import table_location, table_of
 from featurestore.offline.spark.entity import SparkEntity, prepare_entity
 from featurestore.offline.spark.job import SparkRetrievalJob
 from featurestore.offline.spark.latest import SparkLatestRows, latest_frame
@@ -42,7 +45,7 @@ from featurestore.offline.spark.settings import SparkOfflineStoreConfig
 from featurestore.offline.store_data import StoreData
 
 
-class SparkEngine(OfflineEngine, SupportsKeyCounts):
+class SparkEngine(OfflineEngine, SupportsKeyCounts, SupportsSourceLocations):
     """Point-in-time correct retrieval with Spark; one SparkSession per engine, started on first
     use (or the one already running in the process), stopped by :meth:`close` if it started it."""
 
@@ -55,14 +58,29 @@ class SparkEngine(OfflineEngine, SupportsKeyCounts):
         if not isinstance(offline, SparkOfflineStoreConfig):  # e.g. tests switching type only
             offline = SparkOfflineStoreConfig(data_path=offline.data_path)
         self._sessions = SessionHolder(offline.master, offline.conf)
+        #: Tables whose locations were asked for (watched): refreshed before each read.
+        self._watched_tables: set[str] = set()
 
     @property
     def session(self) -> Any:
         """The engine's SparkSession (started now if needed)."""
         return self._sessions.get()
 
-    def _source(self, view: FeatureView) -> SparkSourceFrame:
-        return read_source(self._sessions.get(), self._data, view)
+    def _source(self, view: FeatureView, *, own_files_only: bool = False) -> SparkSourceFrame:
+        session = self._sessions.get()
+        source = view.source
+        if isinstance(source, SparkSource) and source.table in self._watched_tables:
+            # Spark caches a table's file listing: files another process wrote would be unseen.
+            session.catalog.refreshTable(source.table)
+        return read_source(session, self._data, view, own_files_only=own_files_only)
+
+    def source_locations(self, view: FeatureView) -> list[str]:
+        """The catalog's location of the view's SparkSource table (see
+        :mod:`featurestore.offline.spark.catalog`); reads of its table refresh Spark's cached
+        file listing from now on."""
+        location = table_location(self._sessions.get(), view)
+        self._watched_tables.add(table_of(view))
+        return [location]
 
     def get_historical_features(
         self,
@@ -126,8 +144,7 @@ class SparkEngine(OfflineEngine, SupportsKeyCounts):
     def count_entity_rows(self, view: FeatureView, key_values: Mapping[str, Any]) -> dict[str, int]:
         """Rows of the view's own source (files, or a SparkSource's table) whose keys equal
         ``key_values``, by file (by ``table <name>`` for a table that is not file-based)."""
-        session = self._sessions.get()
-        source = read_source(session, self._data, view, own_files_only=True)
+        source = self._source(view, own_files_only=True)
         condition = F.lit(True)
         for key, value in key_values.items():
             column = F.col(quoted(view.source.source_column(key)))
