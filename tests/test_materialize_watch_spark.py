@@ -24,7 +24,7 @@ import pytest
 from spark_session import PY4J_WARNINGS, spark  # noqa: F401 - the module's session fixture
 
 from featurestore import Entity, FeatureStore, FeatureView, Field, SparkSource
-from featurestore.errors import DefinitionError, EngineCapabilityError
+from featurestore.errors import DefinitionError, EngineCapabilityError, SourceSchemaError
 from featurestore.materialize import MaterializationReport
 from featurestore.materialize.watch import watch_and_materialize, watched_views
 from featurestore.materialize.watch_tables import is_new_version
@@ -50,12 +50,14 @@ def rates_view(table: str) -> FeatureView:
     )
 
 
-def insert(spark: Any, table: str, rows: list[Row]) -> None:  # noqa: F811
+def insert(spark: Any, table: str, rows: list[Row], into: str = "INTO") -> None:  # noqa: F811
+    """``INSERT <into> <table> VALUES <rows>`` (``into``: e.g. ``OVERWRITE TABLE`` or
+    ``INTO`` with a ``PARTITION (...)`` spec after the table)."""
     values = ", ".join(
         f"({d}, TIMESTAMP '{e.isoformat()}', TIMESTAMP '{c.isoformat()}', {r!r})"
         for d, e, c, r in rows
     )
-    spark.sql(f"INSERT INTO {table} VALUES {values}")
+    spark.sql(f"INSERT {into} {table} VALUES {values}")
 
 
 def random_rows(rng: random.Random, count: int, after: datetime, before: datetime) -> list[Row]:
@@ -129,12 +131,20 @@ class Watcher:
 
 
 @pytest.fixture
-def table_store(spark: Any, tmp_path: Path) -> Iterator[tuple[FeatureStore, str, Path]]:  # noqa: F811
+def table_store(
+    spark: Any,  # noqa: F811
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[FeatureStore, str, Path]]:
+    """A Parquet table at a location under ``tmp_path`` (partitioned by a ``day`` column when
+    the test is parametrized with ``True``) and a store whose view ``rates`` reads it."""
     table = f"watch_rates_{uuid.uuid4().hex[:8]}"
     location = tmp_path / "lake" / table
+    partitioned = getattr(request, "param", False)
     spark.sql(
         f"CREATE TABLE {table} (driver_id BIGINT, event_timestamp TIMESTAMP, "
-        f"created TIMESTAMP, rate DOUBLE) USING parquet LOCATION '{location}'"
+        f"created TIMESTAMP, rate DOUBLE{', day STRING' if partitioned else ''}) USING parquet "
+        f"{'PARTITIONED BY (day) ' if partitioned else ''}LOCATION '{location}'"
     )
     (tmp_path / "featurestore.yaml").write_text(
         f"project: watch_{uuid.uuid4().hex[:8]}\n"
@@ -201,6 +211,39 @@ def test_new_table_versions_are_materialized_once_per_burst(
         watcher.close()
 
 
+@pytest.mark.parametrize("table_store", [True], indirect=True)
+def test_new_partitions_and_overwrites_are_new_versions(
+    spark: Any,  # noqa: F811
+    table_store: tuple[FeatureStore, str, Path],
+) -> None:
+    store, table, location = table_store
+    rng = random.Random(16)
+    start = datetime.now(UTC)
+    rows = random_rows(rng, 4, start - timedelta(hours=3), start - timedelta(hours=2))
+    insert(spark, f"{table} PARTITION (day='d0')", rows)
+    store.materialize_incremental(datetime.now(UTC), progress=False)
+    assert online_rates(store) == latest_per_key(rows)
+    watcher = Watcher(store)
+    try:
+        # A new partition: the job commit moves the whole day=d1 folder in (no file event).
+        new = random_rows(rng, 5, start, datetime.now(UTC))
+        insert(spark, f"{table} PARTITION (day='d1')", new)
+        watcher.wait_runs(1)
+        rows += new
+        assert online_rates(store) == latest_per_key(rows)
+        assert (location / "day=d1").is_dir()
+
+        # An overwrite of a partition: its old files go, new ones come. Online values stay the
+        # newest ever seen per key (a key whose stored row is newer keeps it).
+        new = random_rows(rng, 5, start, datetime.now(UTC))
+        insert(spark, f"{table} PARTITION (day='d0')", new, "OVERWRITE TABLE")
+        watcher.wait_runs(2)
+        rows += new
+        assert online_rates(store) == latest_per_key(rows)
+    finally:
+        watcher.close()
+
+
 def test_a_table_not_on_a_local_folder_is_refused(spark: Any, tmp_path: Path) -> None:  # noqa: F811
     # viewfs: a Hadoop file system (mounted here onto tmp_path) that inotify cannot watch.
     mount = f"ws{uuid.uuid4().hex[:8]}"
@@ -222,6 +265,21 @@ def test_a_table_not_on_a_local_folder_is_refused(spark: Any, tmp_path: Path) ->
                 watched_views([rates_view(table)], data, store.offline)
     finally:
         spark.sql(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_a_temporary_view_has_no_location_to_watch(spark: Any, tmp_path: Path) -> None:  # noqa: F811
+    name = f"rates_view_{uuid.uuid4().hex[:8]}"
+    spark.range(3).withColumnRenamed("id", "driver_id").createOrReplaceTempView(name)
+    try:
+        (tmp_path / "featurestore.yaml").write_text(
+            "project: temp\nregistry: sqlite://\noffline_store: {type: spark}\n"
+        )
+        with FeatureStore(tmp_path) as store:
+            data = StoreData(store.config)
+            with pytest.raises(SourceSchemaError, match=rf"{name}.*no storage location"):
+                watched_views([rates_view(name)], data, store.offline)
+    finally:
+        spark.catalog.dropTempView(name)
 
 
 def test_an_engine_that_cannot_locate_tables_is_named(tmp_path: Path) -> None:
