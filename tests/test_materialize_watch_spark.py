@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,7 +29,7 @@ from featurestore import Entity, FeatureStore, FeatureView, Field, SparkSource
 from featurestore.errors import DefinitionError, EngineCapabilityError, SourceSchemaError
 from featurestore.materialize import MaterializationReport
 from featurestore.materialize.watch import watch_and_materialize, watched_views
-from featurestore.materialize.watch_tables import is_new_version
+from featurestore.materialize.watch_tables import new_versions
 from featurestore.offline.backends import open_offline_engine
 from featurestore.offline.store_data import StoreData
 from featurestore.types import Float64, Int64
@@ -315,5 +317,14 @@ def test_what_counts_as_a_new_version(
     for name in layout:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}")
-    assert is_new_version(tmp_path / changed, tmp_path) is counts
-    assert not is_new_version(tmp_path.parent / "elsewhere.parquet", tmp_path)
+    elsewhere = tmp_path.parent / "elsewhere.parquet"
+    found = new_versions([tmp_path / changed, elsewhere, tmp_path], tmp_path)
+    assert found == ([tmp_path / changed] if counts else [])
+
+
+def test_the_watcher_does_not_import_pyspark() -> None:
+    code = (
+        "import sys, featurestore.cli.watch, featurestore.materialize.watch_tables\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'pyspark'], 'pyspark'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

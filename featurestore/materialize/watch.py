@@ -26,7 +26,7 @@ from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.sources import PushSource, SparkSource
 from featurestore.errors import ObjectNotFoundError, did_you_mean
 from featurestore.materialize import MaterializationReport
-from featurestore.materialize.watch_tables import is_new_version, table_folders
+from featurestore.materialize.watch_tables import new_versions, table_folders
 from featurestore.offline.base import OfflineEngine
 from featurestore.offline.store_data import StoreData
 
@@ -88,7 +88,7 @@ def affected(
     parquet = {p for p in paths if p.suffix == ".parquet" and not p.name.startswith(".")}
     for item in watched:
         if item.table:
-            hits = sorted(str(p) for p in paths if any(is_new_version(p, f) for f in item.folders))
+            hits = sorted({str(p) for f in item.folders for p in new_versions(paths, f)})
         else:
             reads = {Path(f).resolve() for f in data.view_files(item.view)}
             hits = sorted(str(p) for p in parquet if p in reads)

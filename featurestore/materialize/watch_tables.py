@@ -20,6 +20,7 @@ The watcher never imports the engine's library (e.g. pyspark): it only asks the 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from featurestore.definitions.feature_view import FeatureView
@@ -56,22 +57,31 @@ def table_folders(view: FeatureView, engine: OfflineEngine) -> tuple[Path, ...]:
     return tuple(folders)
 
 
-def is_new_version(path: Path, location: Path) -> bool:
-    """Whether a file added or changed at ``path`` under the table folder ``location`` makes a
-    new version of the table visible (see the module's docstring)."""
-    try:
-        parts = path.relative_to(location).parts
-    except ValueError:
-        return False
-    if not parts:
-        return False
+def new_versions(paths: Iterable[Path], location: Path) -> list[Path]:
+    """Those of the files added or changed at ``paths`` that make a new version of the table
+    at ``location`` visible (see the module's docstring); the table's format is looked at once."""
     if (location / "_delta_log").is_dir():
-        return (
-            len(parts) == 2 and parts[0] == "_delta_log" and bool(_DELTA_COMMIT.fullmatch(parts[1]))
-        )
+        return [p for p in paths if _parts(p, location)[:1] == ("_delta_log",) and _delta(p)]
     if _is_iceberg(location):
-        return len(parts) == 2 and parts[0] == "metadata" and parts[1].endswith(".metadata.json")
-    return not any(part.startswith((".", "_")) for part in parts)
+        return [p for p in paths if _parts(p, location)[:1] == ("metadata",) and _iceberg(p)]
+    return [p for p in paths if _is_data(_parts(p, location))]
+
+
+def _parts(path: Path, location: Path) -> tuple[str, ...]:
+    """``path``'s parts below ``location`` (none when it is not below it)."""
+    return path.relative_to(location).parts if path.is_relative_to(location) else ()
+
+
+def _delta(path: Path) -> bool:
+    return path.parent.name == "_delta_log" and bool(_DELTA_COMMIT.fullmatch(path.name))
+
+
+def _iceberg(path: Path) -> bool:
+    return path.parent.name == "metadata" and path.name.endswith(".metadata.json")
+
+
+def _is_data(parts: tuple[str, ...]) -> bool:
+    return bool(parts) and not any(part.startswith((".", "_")) for part in parts)
 
 
 def _is_iceberg(location: Path) -> bool:
