@@ -70,7 +70,7 @@ views_option = click.option(
 @click.option(
     "--watch",
     is_flag=True,
-    help="Keep running: materialize a view as soon as new files land in its source.",
+    help="Keep running: materialize a view as soon as new data lands in its source.",
 )
 @click.option(
     "--debounce",
@@ -92,8 +92,8 @@ def materialize(
 
     START and END are ISO-8601 datetimes (naive ones are UTC), 'now', 'today', or relative
     instants such as now-7d or today-1w. With --watch (and no START/END), first catch up from
-    each view's watermark to now, then materialize each view whose source gets new files, as
-    they land, until interrupted.
+    each view's watermark to now, then materialize each view whose source gets new files (or
+    whose table gets a new version), as they land, until interrupted.
     """
     if watch:
         if start is not None or end is not None:

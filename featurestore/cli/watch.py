@@ -1,4 +1,5 @@
-"""``featurestore materialize --watch``: materialize views as new files land in their sources."""
+"""``featurestore materialize --watch``: materialize views as new data lands in their sources
+(new files, a table's new version)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ def run_watch(state: CliContext, views: list[str] | None, debounce: float) -> No
     def materialize(names: list[str]) -> MaterializationReport:
         return store.materialize_incremental(datetime.now(timezone.utc), names, progress=False)
 
+    data = StoreData(store.config)
+    watched = watched_views(targets, data, store.offline)  # an unwatchable source fails first
     caught_up = materialize([v.name for v in targets])
     console.print(f"caught up: {caught_up.summary()}")
-    data = StoreData(store.config)
-    watched = watched_views(targets, data)
 
     def ready() -> None:
         folders = sorted({str(f) for item in watched for f in item.folders})

@@ -8,7 +8,9 @@ for ``debounce`` seconds first, so a writer producing ten files triggers one run
 
 Files no reader lists are ignored: dot-names (a write being staged) and anything a view's source
 does not match. A push source's view is also watched in the store's own push folder (rows pushed
-to the offline store). Deleting a file triggers nothing (it brings no new row).
+to the offline store). Deleting a file triggers nothing (it brings no new row). A table source's
+view is watched where the offline engine says the table lives, and a new version of the table
+triggers it (:mod:`featurestore.materialize.watch_tables`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from pathlib import Path
 from watchfiles import Change, watch
 
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.definitions.sources import PushSource
+from featurestore.definitions.sources import PushSource, SparkSource
 from featurestore.errors import ObjectNotFoundError, did_you_mean
 from featurestore.materialize import MaterializationReport
+from featurestore.materialize.watch_tables import new_versions, table_folders
+from featurestore.offline.base import OfflineEngine
 from featurestore.offline.store_data import StoreData
 
 
@@ -45,16 +49,24 @@ def online_views(registered: Iterable[object], names: Sequence[str] | None) -> l
 
 @dataclass(frozen=True)
 class WatchedView:
-    """A view and the folders whose changes may bring it new rows."""
+    """A view and the folders whose changes may bring it new rows (``table``: the folders
+    are a table's locations, where a new version counts, not the files a source lists)."""
 
     view: FeatureView
     folders: tuple[Path, ...]
+    table: bool = False
 
 
-def watched_views(views: Iterable[FeatureView], data: StoreData) -> list[WatchedView]:
-    """Each view with the folders to watch (created when missing, so a first file is seen)."""
+def watched_views(
+    views: Iterable[FeatureView], data: StoreData, engine: OfflineEngine
+) -> list[WatchedView]:
+    """Each view with the folders to watch (created when missing, so a first file is seen);
+    ``engine`` tells where a table source lives."""
     watched = []
     for view in views:
+        if isinstance(view.source, SparkSource):
+            watched.append(WatchedView(view, table_folders(view, engine), table=True))
+            continue
         pattern = view.source.resolve(data.repo_path)
         fixed = Path(pattern.split("*")[0].split("?")[0].split("[")[0])
         folder = fixed if fixed.is_dir() or pattern.endswith("/") else fixed.parent
@@ -73,10 +85,13 @@ def affected(
     """View name -> the changed files it reads (added or modified, never deleted ones)."""
     found: dict[str, list[str]] = {}
     paths = {Path(p).resolve() for kind, p in changes if kind != Change.deleted}
-    paths = {p for p in paths if p.suffix == ".parquet" and not p.name.startswith(".")}
+    parquet = {p for p in paths if p.suffix == ".parquet" and not p.name.startswith(".")}
     for item in watched:
-        reads = {Path(f).resolve() for f in data.view_files(item.view)}
-        hits = sorted(str(p) for p in paths if p in reads)
+        if item.table:
+            hits = sorted({str(p) for f in item.folders for p in new_versions(paths, f)})
+        else:
+            reads = {Path(f).resolve() for f in data.view_files(item.view)}
+            hits = sorted(str(p) for p in parquet if p in reads)
         if hits:
             found[item.view.name] = hits
     return found

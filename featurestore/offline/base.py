@@ -5,8 +5,9 @@ definition, which features, under which output names); an engine turns an entity
 requests into a :class:`RetrievalJob`. Every engine does retrieval and the latest rows per key
 (:class:`OfflineEngine`); what only some engines can do is a capability mixin
 (:class:`SupportsStatistics`, :class:`SupportsWindowReads`, :class:`SupportsKeyCounts`,
-:class:`SupportsAggregations`) that callers check with ``isinstance``, raising :func:`missing_capability`
-(which names the engine and the operation) when it is missing. Engines are listed in
+:class:`SupportsAggregations`, :class:`SupportsSourceLocations`) that callers check with
+``isinstance``, raising :func:`missing_capability` (which names the engine and the operation)
+when it is missing. Engines are listed in
 :mod:`featurestore.offline.backends` and pass the contract tests of ``tests/offline_contract.py``.
 """
 
@@ -329,6 +330,17 @@ class SupportsEventReads(ABC):
         null created time is the smallest value), ``__fs_seq`` (file order) and the view's
         columns, in their declared types; ordered by key, then event time, created time and
         file order. ``rows_read`` counts the rows, ``keys`` the distinct keys."""
+
+
+class SupportsSourceLocations(ABC):
+    """Capability: where a table source's data lives, so ``materialize --watch`` can watch it."""
+
+    @abstractmethod
+    def source_locations(self, view: FeatureView) -> list[str]:
+        """The storage locations holding the rows of ``view``'s table source, as the catalog
+        records them (local paths without ``file:``; other schemes, e.g. ``s3://``, kept).
+        Every new version of the table writes files under them. Reads of ``view`` made
+        afterwards see what was written there since, by this process or any other."""
 
 
 def missing_capability(

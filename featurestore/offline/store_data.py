@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.definitions.sources import PushSource
+from featurestore.definitions.sources import PushSource, SparkSource
 from featurestore.errors import DefinitionError
 from featurestore.offline.compaction import live_files
 
@@ -124,7 +124,10 @@ class StoreData:
 
     def check_not_owned(self, view: FeatureView) -> None:
         """Refuse a source whose path reaches into the store's own folder: the store may rewrite
-        or delete what is there, and pushed rows would be read twice."""
+        or delete what is there, and pushed rows would be read twice. A table
+        (:class:`SparkSource`) is the catalog's, not a path of the view: nothing to check."""
+        if isinstance(view.source, SparkSource):
+            return
         root = self.root.resolve()
         pattern = view.source.resolve(self.repo_path)
         # Everything under the pattern's fixed prefix may match when the pattern recurses (a

@@ -5,9 +5,10 @@
 It reads Parquet :class:`~featurestore.definitions.FileSource` data (files, folders, globs) and
 :class:`~featurestore.definitions.SparkSource` tables, with the design's semantics (see
 :mod:`.pit`), computes windowed aggregations (:class:`SupportsAggregations`, see
-:mod:`.aggregate`) and has the key counts of erasure (:class:`SupportsKeyCounts`); statistics,
-drift, window reads and the event reads of online aggregation state are DuckDB's only, and asking
-Spark for them is a clear :class:`~featurestore.errors.EngineCapabilityError`.
+:mod:`.aggregate`), has the key counts of erasure (:class:`SupportsKeyCounts`) and a table's
+location for ``materialize --watch`` (:class:`SupportsSourceLocations`); statistics, drift, window
+reads and the event reads of online aggregation state are DuckDB's only, and asking Spark for them
+is a clear :class:`~featurestore.errors.EngineCapabilityError`.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from featurestore.offline.base import (
     OfflineEngine,
     SupportsAggregations,
     SupportsKeyCounts,
+    SupportsSourceLocations,
     refuse_latest_of_aggregated,
 )
 from featurestore.offline.entity_frame import ROW_ID, check_join_keys, check_output_names
 from featurestore.offline.spark.aggregate import aggregation_features
+from featurestore.offline.spark.catalog import table_location, table_of
 from featurestore.offline.spark.entity import SparkEntity, prepare_entity
 from featurestore.offline.spark.job import SparkRetrievalJob
 from featurestore.offline.spark.latest import SparkLatestRows, latest_frame
@@ -46,7 +49,7 @@ from featurestore.offline.spark.settings import SparkOfflineStoreConfig
 from featurestore.offline.store_data import StoreData
 
 
-class SparkEngine(OfflineEngine, SupportsAggregations, SupportsKeyCounts):
+class SparkEngine(OfflineEngine, SupportsAggregations, SupportsKeyCounts, SupportsSourceLocations):
     """Point-in-time correct retrieval with Spark; one SparkSession per engine, started on first
     use (or the one already running in the process), stopped by :meth:`close` if it started it."""
 
@@ -59,14 +62,29 @@ class SparkEngine(OfflineEngine, SupportsAggregations, SupportsKeyCounts):
         if not isinstance(offline, SparkOfflineStoreConfig):  # e.g. tests switching type only
             offline = SparkOfflineStoreConfig(data_path=offline.data_path)
         self._sessions = SessionHolder(offline.master, offline.conf)
+        #: Tables whose locations were asked for (watched): refreshed before each read.
+        self._watched_tables: set[str] = set()
 
     @property
     def session(self) -> Any:
         """The engine's SparkSession (started now if needed)."""
         return self._sessions.get()
 
-    def _source(self, view: FeatureView) -> SparkSourceFrame:
-        return read_source(self._sessions.get(), self._data, view)
+    def _source(self, view: FeatureView, *, own_files_only: bool = False) -> SparkSourceFrame:
+        session = self._sessions.get()
+        source = view.source
+        if isinstance(source, SparkSource) and source.table in self._watched_tables:
+            # Spark caches a table's file listing: files another process wrote would be unseen.
+            session.catalog.refreshTable(source.table)
+        return read_source(session, self._data, view, own_files_only=own_files_only)
+
+    def source_locations(self, view: FeatureView) -> list[str]:
+        """The catalog's location of the view's SparkSource table (see
+        :mod:`featurestore.offline.spark.catalog`); reads of its table refresh Spark's cached
+        file listing from now on."""
+        location = table_location(self._sessions.get(), view)
+        self._watched_tables.add(table_of(view))
+        return [location]
 
     def get_historical_features(
         self,
@@ -133,8 +151,7 @@ class SparkEngine(OfflineEngine, SupportsAggregations, SupportsKeyCounts):
     def count_entity_rows(self, view: FeatureView, key_values: Mapping[str, Any]) -> dict[str, int]:
         """Rows of the view's own source (files, or a SparkSource's table) whose keys equal
         ``key_values``, by file (by ``table <name>`` for a table that is not file-based)."""
-        session = self._sessions.get()
-        source = read_source(session, self._data, view, own_files_only=True)
+        source = self._source(view, own_files_only=True)
         condition = F.lit(True)
         for key, value in key_values.items():
             column = F.col(quoted(view.source.source_column(key)))
