@@ -297,3 +297,44 @@ def test_a_consumer_whose_lock_was_taken_over_stops_and_leaves_it(
     finally:
         client.delete(key)
         client.close()
+
+
+def test_erasure_deletes_the_entitys_dead_letters_and_keeps_the_others(
+    repo: tuple[FeatureStore, str],
+) -> None:
+    """Dead letters keep a message's fields (keys and values): erasing a driver deletes the
+    ones naming it, by text ('7') or by value ('007'), and no other."""
+    store, topic = repo
+    produce(topic, range(1, 201))
+    connection = client()
+    bad = [
+        {**event(7), "fare": "not-a-number"},
+        {**event(57), "driver_id": "007", "fare": "x"},  # the same driver, written otherwise
+        {**event(8), "fare": "y"},
+        {"fare": "1.0"},  # no key at all: nobody's
+    ]
+    for fields in bad:
+        connection.xadd(topic, fields)
+    consumer = store.stream_consumer(batch_size=100, block_ms=50)
+    try:
+        assert consumer.run(idle_seconds=1.0).dead_letters == 4
+    finally:
+        consumer.close()
+    dead = f"{topic}.dead"
+
+    def drivers() -> list[str | None]:
+        return sorted((f.get("driver_id") or "-") for _, f in connection.xrange(dead))
+
+    assert drivers() == ["-", "007", "7", "8"]
+    preview = store.erase(entity={"driver_id": 7}, dry_run=True)
+    assert [(r.place, r.rows) for r in preview.removed if r.place == "dead_letters"] == [
+        ("dead_letters", 2)
+    ]
+    assert drivers() == ["-", "007", "7", "8"]
+    report = store.erase(entity={"driver_id": 7})
+    assert report.verified
+    assert [(r.place, r.name, r.rows) for r in report.removed if r.place == "dead_letters"] == [
+        ("dead_letters", dead, 2)
+    ]
+    assert drivers() == ["-", "8"]
+    connection.close()

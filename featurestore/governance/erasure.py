@@ -50,6 +50,7 @@ from featurestore.definitions.base import canonical_json
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.on_demand import WriteTimeStorage
+from featurestore.definitions.stream_source import StreamSource
 from featurestore.errors import (
     DefinitionError,
     EntityFrameError,
@@ -57,6 +58,7 @@ from featurestore.errors import (
     RetrievalError,
     SourceSchemaError,
 )
+from featurestore.governance.dead_letters import erase_stream_dead_letters
 from featurestore.governance.holdings import (
     Holdings,
     PushedData,
@@ -395,10 +397,24 @@ def _sweep(request: ErasureRequest, online: OnlineStore, *, dry_run: bool) -> li
             found.append(Removal("dataset", dataset.name, rows, dataset.name, str(dataset.path)))
             if not dry_run:
                 holdings.recount_dataset(dataset)
+    found.extend(erase_stream_dead_letters(_stream_sources(request), dry_run=dry_run))
     views = {target.stored.view.name for target in request.targets}
     history = QualityHistory(holdings.registry, holdings.project)
     found.extend(scrub_quality(history, views, dry_run=dry_run))
     return found
+
+
+def _stream_sources(request: ErasureRequest) -> list[tuple[StreamSource, dict[str, Any]]]:
+    """The stream sources of the views keyed by the entity, each with the entity's values by
+    the source's column names."""
+    return [
+        (
+            source,
+            {source.source_column(k): v.as_py() for k, v in target.values.items()},
+        )
+        for target in request.targets
+        if isinstance(source := target.stored.view.source, StreamSource)
+    ]
 
 
 def _staged(

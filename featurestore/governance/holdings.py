@@ -9,7 +9,8 @@
   folder (``<data_path>/<project>/datasets/<name>.parquet``).
 * staged files that interrupted writes left under ``<data_path>/<project>/``
   (:mod:`featurestore.offline.store_data`); a stale one is removed whole (:func:`remove_stale`);
-* for erasure, the quality history in the registry (:mod:`featurestore.governance.quality_scrub`).
+* for erasure, the quality history in the registry (:mod:`featurestore.governance.quality_scrub`)
+  and the dead letters of stream sources (:mod:`featurestore.governance.dead_letters`).
 
 Files the store does not own (the views' sources, a dataset saved outside the data folder) are
 never rewritten. The audit log belongs to the store too, but it is append-only: nothing here
@@ -89,7 +90,8 @@ class Removal:
     """Rows one run removed (on a dry run: would remove) in one place.
 
     ``place`` is ``online``, ``pushed``, ``dataset``, ``staged`` (a file an interrupted write
-    left) or ``quality`` (records of the quality history, counted instead of rows); ``name``
+    left), ``dead_letters`` (a stream's kept bad messages) or ``quality`` (records of the
+    quality history, counted instead of rows); ``name``
     says which namespace (``view vN``), file, dataset or records; ``owner`` is the view, push
     source or dataset the place belongs to, and ``path`` its file (None online and in the
     registry).

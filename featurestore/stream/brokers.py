@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from featurestore.definitions.stream_source import StreamSource
 from featurestore.errors import ConfigError, ExtraNotInstalledError
@@ -66,6 +66,14 @@ class Broker(ABC):
     def lag_of(cls, source: StreamSource, group: str) -> int | None:
         """:meth:`lag` of ``group`` without being one of its consumers."""
 
+    @classmethod
+    @abstractmethod
+    def erase_dead_letters(
+        cls, source: StreamSource, matches: Callable[[Mapping[str, str]], bool], *, dry_run: bool
+    ) -> int:
+        """Delete (``dry_run``: count) the dead letters of ``source`` whose message fields
+        ``matches`` says hold an erased entity; without joining a consumer group."""
+
 
 def open_broker(source: StreamSource, *, group: str, consumer: str) -> Broker:
     """The broker of ``source``, read as ``consumer`` of ``group``."""
@@ -101,3 +109,11 @@ def _broker_class(source: StreamSource) -> type[Broker]:
         ) from None
     broker_class: type[Broker] = getattr(module, class_name)
     return broker_class
+
+
+def erase_dead_letters(
+    source: StreamSource, matches: Callable[[Mapping[str, str]], bool], *, dry_run: bool
+) -> int:
+    """:meth:`Broker.erase_dead_letters` of ``source``'s broker (erasure: dead letters are
+    messages the store kept, with their feature values)."""
+    return _broker_class(source).erase_dead_letters(source, matches, dry_run=dry_run)

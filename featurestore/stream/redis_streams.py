@@ -20,7 +20,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,6 +34,8 @@ from featurestore.stream.parse import DeadLetter, Message
 #: Seconds a dead consumer's lock outlives it.
 LOCK_SECONDS = 10
 _RENEW_EVERY = 2.0
+#: Dead letters read (and deleted) per call when erasing.
+_ERASE_PAGE = 1000
 
 
 class RedisStreamBroker(Broker):
@@ -121,6 +123,29 @@ class RedisStreamBroker(Broker):
                 return _group_lag(client, source.topic, group)
         finally:
             client.close()
+
+    @classmethod
+    def erase_dead_letters(
+        cls, source: StreamSource, matches: Callable[[Mapping[str, str]], bool], *, dry_run: bool
+    ) -> int:
+        client = redis.Redis.from_url(source.broker, decode_responses=True, socket_timeout=10)
+        dead = f"{source.topic}.dead"
+        found: list[str] = []
+        try:
+            with _unavailable(source):
+                start = "-"
+                while True:
+                    page: Any = client.xrange(dead, min=start, count=_ERASE_PAGE)
+                    found += [entry for entry, fields in page if fields and matches(fields)]
+                    if len(page) < _ERASE_PAGE:
+                        break
+                    start = f"({page[-1][0]}"  # exclusive: after the page's last entry
+                if not dry_run:
+                    for i in range(0, len(found), _ERASE_PAGE):
+                        client.xdel(dead, *found[i : i + _ERASE_PAGE])
+        finally:
+            client.close()
+        return len(found)
 
     def close(self) -> None:
         # Only our own lock: another consumer may hold it after an outage. If the broker is
