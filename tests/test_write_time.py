@@ -388,3 +388,37 @@ def test_an_input_past_its_ttl_is_null_and_a_stale_value_is_outside_max_age(
             stale = stamp < (now - timedelta(hours=3)).timestamp() * 1e6
             assert later.statuses["tier_status"] == ["OUTSIDE_MAX_AGE" if stale else "PRESENT"]
         assert nulled > 2  # the TTL rule was exercised
+
+
+def test_racing_writers_of_two_inputs_leave_the_value_of_both(
+    served: tuple[FeatureStore, pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers of different inputs race for one key: A writes driver_live and reads the
+    inputs; B then writes trip_stats, reads and stores; A stores last. B read after both writes,
+    so B's result must stay, although A's write comes later. The interleaving is forced by
+    running B inside A's read (a race that cannot be timed for real)."""
+    from featurestore.transform import write_time
+
+    store, _trips, _live = served
+    driver = 3
+    live_at, trip_at = END + timedelta(seconds=30), END + timedelta(seconds=20)
+    original = write_time._stored_inputs
+    raced: list[bool] = []
+
+    def read_then_let_b_write(*args: Any, **kwargs: Any) -> Any:
+        stale = original(*args, **kwargs)
+        if not raced:
+            raced.append(True)
+            row = {"driver_id": [driver], "event_timestamp": [trip_at], "avg_km": [42.0]}
+            store.write_to_online_store(
+                "trip_stats", pd.DataFrame({**row, "trips": [7], "tier": ["gold"]})
+            )
+        return stale
+
+    monkeypatch.setattr(write_time, "_stored_inputs", read_then_let_b_write)
+    pushed = {"driver_id": [driver], "event_timestamp": [live_at], "speed": [20.0]}
+    store.write_to_online_store("driver_live", pd.DataFrame({**pushed, "status": ["race"]}))
+    assert raced
+    online = store.get_online_features(REFS, entity_rows=[{"driver_id": driver}]).to_dict()
+    want = oracle({"avg_km": 42.0, "trips": 7, "tier": "gold", "speed": 20.0, "status": "race"})
+    assert {f: online[f][0] for f in FEATURES} == want

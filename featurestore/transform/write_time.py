@@ -10,8 +10,9 @@ went to the current version of a source view of a write-time view, for the keys 
    newest input's event time: the point-in-time join at that instant gives the same inputs;
 3. runs the function (the same :class:`~featurestore.transform.execute.Transform` as offline)
    and writes the outputs to the view's own namespace (:class:`WriteTimeStorage`, at the view's
-   current version) with the newest input's event time, and the moment of the computation as
-   created time, so a recomputation replaces what an earlier one stored.
+   current version) with the newest input's event time, and the moment its inputs were read as
+   created time, so a recomputation replaces what an earlier one stored, and of two racing
+   writers the one that read last (having seen both writes) wins.
 
 So when only one of two source views is written, the other contributes its latest stored values
 for the key. Unpinned lookups read the stored values; a pinned reference (``view@N:feature``) is
@@ -144,6 +145,10 @@ class WriteTimeViews:
         """Compute and store ``view`` for ``keys`` (join-key columns, one row per key) from the
         stored inputs; returns how many rows were written."""
         table = pa.Table.from_batches([keys]) if isinstance(keys, pa.RecordBatch) else keys
+        # Stamped when the inputs are read, not when the result is written: of two writers of
+        # different inputs racing for a key, the later reader has seen both writes (each writes
+        # its input before reading), and its result must win a tie on event time.
+        read_at_us = time.time_ns() // 1000
         newest, columns, ttl_bounds = _stored_inputs(self.online, self.project, view, table)
         present = pc.is_valid(newest)
         if not pc.any(present).as_py():
@@ -161,10 +166,9 @@ class WriteTimeViews:
         inputs = pa.Table.from_arrays(arrays, schema=transform.input_types).filter(present)
         outputs = transform.run_table(inputs)
         written = table.filter(present)
-        now_us = time.time_ns() // 1000
         batch_columns = {k: written.column(k).combine_chunks() for k in view.storage.join_keys}
         batch_columns[EVENT_TS] = newest.filter(present)
-        batch_columns[CREATED_TS] = pa.array([now_us] * written.num_rows, pa.int64())
+        batch_columns[CREATED_TS] = pa.array([read_at_us] * written.num_rows, pa.int64())
         batch_columns.update(zip(transform.outputs, outputs, strict=True))
         batch = conform(pa.RecordBatch.from_pydict(batch_columns), online_schema(view.storage))
         namespace = Namespace(self.project, view.storage, view.version)
