@@ -334,20 +334,15 @@ class QualityOperations(FacadeBase):
     def _definitions(self, view: str, *, older: bool) -> list[FeatureView]:
         """The current definition of ``view`` (none when deleted), or (``older``) every stored
         version, newest first."""
-        if older:
-            versions = self.registry.versions(self.project, "feature_view").get(view, [])
-            wanted: list[int | None] = [*sorted(versions, reverse=True)]
-        else:
-            wanted = [None]
-        found: list[FeatureView] = []
-        for version in wanted:
-            try:
-                definition = self.registry.get(self.project, "feature_view", view, version)
-            except ObjectNotFoundError:
-                continue
-            if isinstance(definition, FeatureView):
-                found.append(definition)
-        return found
+        try:
+            if older:  # every version in one read, not one query per version
+                stored = self.registry.get_versions(self.project, "feature_view", view)
+                definitions = [stored[v] for v in sorted(stored, reverse=True)]
+            else:
+                definitions = [self.registry.get(self.project, "feature_view", view)]
+        except ObjectNotFoundError:
+            return []
+        return [d for d in definitions if isinstance(d, FeatureView)]
 
     def _may_describe(self, principal: PrincipalLike) -> None:
         guard = self.guard
