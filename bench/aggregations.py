@@ -189,6 +189,20 @@ def compare(ours: Path, theirs: Path) -> dict[str, int]:
     return differ
 
 
+def write_repo(work: Path, project: str, offline_store: str, data: Path) -> Path:
+    """The benchmark's repository in ``work``: the trips view over ``data``'s trips, the given
+    ``offline_store`` settings (YAML flow mapping), an embedded online store."""
+    repo = work / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "features.py").write_text(DEFINITIONS.format(trips=data / "trips.parquet"))
+    (repo / "featurestore.yaml").write_text(
+        f"project: {project}\nregistry: sqlite:///data/registry.db\n"
+        f"offline_store: {offline_store}\n"
+        "online_store: {type: sqlite, path: data/online.db}\n"
+    )
+    return repo
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drivers", type=int, default=100_000)
@@ -205,14 +219,11 @@ def main(argv: list[str]) -> int:
     cap = args.memory_cap_gb * 1024
     print(machine_summary())
     with work_dir(args.keep) as work:
-        repo = work / "repo"
-        (repo / "data").mkdir(parents=True)
-        (repo / "features.py").write_text(DEFINITIONS.format(trips=data / "trips.parquet"))
-        (repo / "featurestore.yaml").write_text(
-            "project: aggs_bench\nregistry: sqlite:///data/registry.db\n"
-            f"offline_store: {{type: duckdb, threads: {args.threads}, "
-            f"memory_limit: {args.memory_limit}}}\n"
-            "online_store: {type: sqlite, path: data/online.db}\n"
+        repo = write_repo(
+            work,
+            "aggs_bench",
+            f"{{type: duckdb, threads: {args.threads}, memory_limit: {args.memory_limit}}}",
+            data,
         )
         from featurestore import FeatureStore  # the parent only applies
 

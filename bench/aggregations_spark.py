@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from aggregations import AGGREGATIONS, DEFINITIONS, ROW_ID, compare, ensure_data
+from aggregations import AGGREGATIONS, ROW_ID, compare, ensure_data, write_repo
 from common import (
     ChildResult,
     emit_result,
@@ -198,13 +198,8 @@ def main(argv: list[str]) -> int:
     conf = encode_conf(parse_conf(args.spark_conf))
     print(machine_summary())
     with work_dir(args.keep) as work:
-        repo = work / "repo"
-        (repo / "data").mkdir(parents=True)
-        (repo / "features.py").write_text(DEFINITIONS.format(trips=data / "trips.parquet"))
-        (repo / "featurestore.yaml").write_text(
-            "project: aggs_spark_bench\nregistry: sqlite:///data/registry.db\n"
-            f"offline_store: {{type: spark, master: '{args.spark_master}'}}\n"
-            "online_store: {type: sqlite, path: data/online.db}\n"
+        repo = write_repo(
+            work, "aggs_spark_bench", f"{{type: spark, master: '{args.spark_master}'}}", data
         )
         from featurestore import FeatureStore  # the parent only applies
         from featurestore.loader import load_repo

@@ -72,7 +72,7 @@ class RedisClusterProcesses:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        _wait_for_ping(port)
+        wait_for_ping(port)
 
     def create(self) -> None:
         for port in self.ports:
@@ -135,7 +135,8 @@ class RedisClusterProcesses:
                 proc.wait(timeout=10)
 
 
-def _wait_for_ping(port: int, timeout: float = 20.0) -> None:
+def wait_for_ping(port: int, timeout: float = 20.0) -> None:
+    """Return once the redis-server on ``port`` answers PING (``timeout`` seconds at most)."""
     deadline = time.monotonic() + timeout
     while True:
         client = redis.Redis(port=port, socket_connect_timeout=0.5)

@@ -8,10 +8,9 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-import redis
+from redis_cluster import wait_for_ping
 
 
 class RedisProcess:
@@ -41,18 +40,7 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while True:
-            client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            finally:
-                client.close()
+        wait_for_ping(self.port)
 
     def pause(self) -> None:
         """SIGSTOP: the server keeps its connections but answers nothing."""
