@@ -58,8 +58,12 @@ from featurestore.offline.backends import (
 )
 from featurestore.offline.lazy import lazy_exports
 from featurestore.offline.settings import OfflineStoreSettings
-from featurestore.online.backends import ONLINE_BACKENDS, OnlineStoreSettings
-from featurestore.online.sqlite_settings import SQLiteOnlineStoreConfig
+from featurestore.online.backends import (
+    DEFAULT_ONLINE_STORE,
+    ONLINE_BACKENDS,
+    OnlineStoreSettings,
+    default_online_settings,
+)
 from featurestore.quality.settings import QualityConfig
 
 if TYPE_CHECKING:
@@ -175,7 +179,7 @@ class ConfigFile(Section):
         ),
     ] = "sqlite:///data/registry.db"
     offline_store: _OfflineField = Field(default_factory=default_offline_settings)
-    online_store: _OnlineField = Field(default_factory=SQLiteOnlineStoreConfig)
+    online_store: _OnlineField = Field(default_factory=default_online_settings)
     api: ApiConfig = Field(default_factory=ApiConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     lineage: LineageConfig = Field(default_factory=LineageConfig)
@@ -194,7 +198,7 @@ class ConfigFile(Section):
         doc = {key: value for key, value in raw.items() if value is not None or key == "registry"}
         online = doc.get("online_store")
         if isinstance(online, dict) and "type" not in online:
-            doc["online_store"] = {"type": "sqlite", **online}
+            doc["online_store"] = {"type": DEFAULT_ONLINE_STORE, **online}
         offline = doc.get("offline_store")
         if isinstance(offline, dict) and "type" not in offline:
             doc["offline_store"] = {"type": DEFAULT_OFFLINE_ENGINE, **offline}
@@ -234,7 +238,7 @@ class RepoConfig:
     repo_path: Path
     registry: str
     offline_store: OfflineStoreSettings = field(default_factory=default_offline_settings)
-    online_store: OnlineStoreConfig = field(default_factory=SQLiteOnlineStoreConfig)
+    online_store: OnlineStoreConfig = field(default_factory=default_online_settings)
     api: ApiConfig = field(default_factory=ApiConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)

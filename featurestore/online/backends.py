@@ -86,6 +86,14 @@ def _backends() -> dict[str, OnlineBackend]:
 
 #: Every online store, by its ``type`` in ``featurestore.yaml``.
 ONLINE_BACKENDS = _backends()
+#: The online store a ``featurestore.yaml`` without ``online_store`` (or without its ``type``)
+#: gets: the embedded one, so the quickstart needs no server.
+DEFAULT_ONLINE_STORE = "sqlite"
+
+
+def default_online_settings() -> OnlineStoreSettings:
+    """The default online store's settings, every key at its default."""
+    return ONLINE_BACKENDS[DEFAULT_ONLINE_STORE].settings(type=DEFAULT_ONLINE_STORE)
 
 
 def backend(online_type: str) -> OnlineBackend:
