@@ -17,15 +17,27 @@ import pyarrow.parquet as pq
 import pytest
 from aggregation_oracle import deduplicated, matches, window_rows
 from conftest import require_redis
-from contract_aggregations import BASE, CITIES, city_view, entity_instants, write_cities
+from contract_aggregations import (
+    BASE,
+    CITIES,
+    DISTINCT_ERROR,
+    PAIRS,
+    RANK_ERROR,
+    city_view,
+    entity_instants,
+    pair_view,
+    write_cities,
+    write_pairs,
+)
 from offline_contract import OfflineEngineContract, us
+from online_state_oracle import close
 from spark_session import PY4J_WARNINGS, spark  # noqa: F401 - the module's session fixture
 from test_materialize import REDIS_URL
 
 from featurestore import Entity, FeatureStore, FeatureView, Field, FileSource, Policy, SparkSource
 from featurestore.config import RepoConfig, SparkOfflineStoreConfig
 from featurestore.definitions import content_hash
-from featurestore.errors import AccessDeniedError, EngineCapabilityError, SourceSchemaError
+from featurestore.errors import AccessDeniedError, SourceSchemaError
 from featurestore.governance.access import Principal
 from featurestore.offline.backends import open_offline_engine
 from featurestore.offline.base import (
@@ -185,8 +197,8 @@ def test_spark_dataframe_entity_and_to_spark(spark: Any, tmp_path: Path) -> None
 
 def test_statistics_and_window_reads_are_absent_with_a_clear_error(tmp_path: Path) -> None:
     engine = spark_engine(tmp_path)
-    assert not isinstance(engine, SupportsStatistics | SupportsWindowReads | SupportsEventReads)
-    assert isinstance(engine, SupportsKeyCounts)
+    assert not isinstance(engine, SupportsStatistics | SupportsWindowReads)
+    assert isinstance(engine, SupportsKeyCounts | SupportsEventReads)
     assert isinstance(engine, SupportsAggregations)
     error = missing_capability(engine, SupportsStatistics, "compute statistics")
     assert "offline engine 'spark' cannot compute statistics" in str(error)
@@ -234,8 +246,7 @@ def test_materialize_through_the_facade(spark: Any, tmp_path: Path, backend: str
 
 def test_aggregated_views_through_the_facade(spark: Any, tmp_path: Path) -> None:  # noqa: F811
     """An analyst retrieves an aggregated view on Spark from a Spark DataFrame (values equal the
-    oracle's), a principal without read_offline is denied, and materializing the view (its
-    online state needs SupportsEventReads, which Spark lacks) fails with a clear error."""
+    oracle's) and a principal without read_offline is denied."""
     rng = random.Random(17)
     rows = write_cities(tmp_path, rng, 120)
     view = city_view()
@@ -251,10 +262,6 @@ def test_aggregated_views_through_the_facade(spark: Any, tmp_path: Path) -> None
     ]
     with FeatureStore(tmp_path, principal=Principal("root", frozenset({"admin"}))) as admin:
         admin.apply([*view.entities, view, *policies])
-        with pytest.raises(
-            EngineCapabilityError, match=r"cannot materialize feature view 'cities'"
-        ):
-            admin.materialize(BASE, BASE + timedelta(days=3), progress=False)
     entities = [
         {"city": rng.choice([*CITIES, "Lyon"]), "event_timestamp": t}
         for t in entity_instants(rng, rows, 30)
@@ -277,3 +284,91 @@ def test_aggregated_views_through_the_facade(spark: Any, tmp_path: Path) -> None
     stranger = FeatureStore(tmp_path, principal=Principal("eve"))
     with stranger, pytest.raises(AccessDeniedError, match="read_offline"):
         stranger.get_historical_features(pd.DataFrame(entities), features)
+
+
+def test_aggregated_view_materializes_through_spark_like_the_oracle(
+    spark: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Materializing an aggregated view with Spark (two files, late events, replayed event ids,
+    null created times) into SQLite: online lookups at each run's end equal the brute-force
+    oracle and Spark's offline retrieval at that instant; a principal without materialize is
+    denied."""
+    rng = random.Random(29)
+    rows = write_pairs(tmp_path, rng, 160)
+    view = pair_view(windows=[timedelta(hours=1), timedelta(hours=36), None])
+    (tmp_path / "featurestore.yaml").write_text(
+        f"project: sparkmat_{uuid.uuid4().hex[:8]}\n"
+        f"registry: sqlite:///{tmp_path / 'registry.db'}\n"
+        "offline_store: {type: spark, master: 'local[2]', conf: {spark.sql.shuffle.partitions: '2'}}\n"
+        f"online_store: {{type: sqlite, path: {tmp_path / 'online.db'}, expiry_grace: 3650d}}\n"
+    )
+    events = deduplicated(rows, view.join_keys, view.event_id)
+    pairs = [*PAIRS, (5, 5)]
+    features = [f"{view.name}:{agg.name}" for agg in view.aggregations]
+    exact = [agg for agg in view.aggregations if agg.spec_of_function.exact]
+    with FeatureStore(tmp_path, principal=Principal("root", frozenset({"admin"}))) as store:
+        store.apply([*view.entities, view, Policy(name="a", roles=["admin"], actions=["admin"])])
+        with (
+            FeatureStore(tmp_path, principal=Principal("eve")) as stranger,
+            pytest.raises(AccessDeniedError, match="materialize"),
+        ):
+            stranger.materialize(BASE, BASE + timedelta(days=1), progress=False)
+        for at in sorted(entity_instants(rng, rows, 3)):  # runs move forward
+            report = store.materialize(BASE - timedelta(days=1), at, progress=False)
+            assert report.view(view.name).rows_read > 0
+            online = store.get_online_features(
+                features, entity_rows=[{"a": a, "b": b} for a, b in pairs], as_of=at
+            ).to_dict()
+            entity_df = pd.DataFrame(
+                {"a": [a for a, _ in pairs], "b": [b for _, b in pairs], "event_timestamp": at}
+            )
+            offline = store.get_historical_features(entity_df, features).to_arrow().to_pydict()
+            for index, (a, b) in enumerate(pairs):
+                for agg in view.aggregations:
+                    chosen = window_rows(events, {"a": a, "b": b}, at, agg.window)
+                    got = online[agg.name][index]
+                    assert matches(
+                        agg, got, chosen, rank_error=RANK_ERROR, distinct_error=DISTINCT_ERROR
+                    ), (at, a, b, agg.name, got)
+                for agg in exact:
+                    want = offline[agg.name][index]
+                    assert close(online[agg.name][index], want), (at, a, b, agg.name, want)
+
+
+def test_read_events_equal_duckdb_row_for_row(spark: Any, tmp_path: Path) -> None:  # noqa: F811
+    """The same files read by Spark and DuckDB: the same events (first copies of replays,
+    across files), columns, types, order, file sequence and counts, in batches of at most
+    ``batch_rows``, for random ranges and retention cut-offs."""
+    rng = random.Random(31)
+    rows = write_pairs(tmp_path, rng, 150)
+    write_cities(tmp_path, rng, 60)
+    spark_side = spark_engine(tmp_path)
+    duck = open_offline_engine(RepoConfig(project="t", repo_path=tmp_path, registry="sqlite://"))
+    assert isinstance(duck, SupportsEventReads)
+    times = sorted(us(r["ts"]) for r in rows if r["ts"] is not None)
+    cases = [(pair_view(windows=[None]), None, times[-1], None)]
+    for _ in range(3):
+        low, high = sorted(rng.sample(times, 2))
+        cases.append((pair_view(created=rng.random() < 0.5, windows=[None]), low, high, None))
+    cases.append((pair_view(windows=[None]), None, times[-1], rng.choice(times)))
+    cases.append((city_view(), rng.choice([None, times[0]]), rng.choice(times), None))
+    for view, after_us, end_us, not_before_us in cases:
+        read = [
+            engine.read_events(
+                view, after_us=after_us, end_us=end_us, not_before_us=not_before_us, batch_rows=7
+            )
+            for engine in (spark_side, duck)
+        ]
+        with closing(read[0]) as got, closing(read[1]) as want:
+            batches = list(got.batches())
+            assert all(b.num_rows <= 7 for b in batches)
+            expected = pa.Table.from_batches(list(want.batches()))
+            table = pa.Table.from_batches(batches)
+            assert table.schema.names == expected.schema.names
+            assert table.schema.types == expected.schema.types
+            assert table.num_rows > 0, (view.name, after_us, end_us)
+            assert table.to_pylist() == expected.to_pylist(), (view.name, after_us, end_us)
+            assert (got.rows_read, got.keys) == (want.rows_read, want.keys)
+    duck.close()
+    spark_side.close()

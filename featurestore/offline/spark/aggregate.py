@@ -48,7 +48,7 @@ from featurestore.definitions.aggregation import Aggregation
 from featurestore.offline.base import FeatureRequest
 from featurestore.offline.entity_frame import ROW_ID
 from featurestore.offline.spark.pit import ENTITY_TS
-from featurestore.offline.spark.scan import SparkSourceFrame, source_scan
+from featurestore.offline.spark.scan import SparkSourceFrame, first_copies, source_scan
 from featurestore.offline.spark.session import convert_value, spark_type
 
 #: ``approx_count_distinct``'s relative standard deviation (HyperLogLog++ with 2^14 registers).
@@ -143,13 +143,7 @@ def _events(
     has_created = view.source.created_timestamp_column is not None
     arrival = [*(["__fs_cts"] if has_created else []), "__fs_file", "__fs_pos"]
     if view.event_id is not None:
-        event_id = F.col(f"__fs_f{columns.index(view.event_id)}")
-        first_copy = F.row_number().over(Window.partitionBy(*keys, event_id).orderBy(*arrival))
-        scan = (
-            scan.withColumn("__fs_copy", first_copy)
-            .where(event_id.isNull() | (F.col("__fs_copy") == 1))
-            .drop("__fs_copy")
-        )
+        scan = first_copies(scan, source, keys, f"__fs_f{columns.index(view.event_id)}")
     values = []
     for i, name in enumerate(columns):
         source_type = source.column_type(view.source.source_column(name))

@@ -6,9 +6,10 @@ It reads Parquet :class:`~featurestore.definitions.FileSource` data (files, fold
 :class:`~featurestore.definitions.SparkSource` tables, with the design's semantics (see
 :mod:`.pit`), computes windowed aggregations (:class:`SupportsAggregations`, see
 :mod:`.aggregate`), has the key counts of erasure (:class:`SupportsKeyCounts`) and a table's
-location for ``materialize --watch`` (:class:`SupportsSourceLocations`); statistics, drift, window
-reads and the event reads of online aggregation state are DuckDB's only, and asking Spark for them
-is a clear :class:`~featurestore.errors.EngineCapabilityError`.
+location for ``materialize --watch`` (:class:`SupportsSourceLocations`) and the events that
+materialize an aggregated view's online state (:class:`SupportsEventReads`, see :mod:`.events`);
+statistics, drift and window reads are DuckDB's only, and asking Spark for them is a clear
+:class:`~featurestore.errors.EngineCapabilityError`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from featurestore.offline.base import (
     LatestWindow,
     OfflineEngine,
     SupportsAggregations,
+    SupportsEventReads,
     SupportsKeyCounts,
     SupportsSourceLocations,
     refuse_latest_of_aggregated,
@@ -40,6 +42,7 @@ from featurestore.offline.entity_frame import ROW_ID, check_join_keys, check_out
 from featurestore.offline.spark.aggregate import aggregation_features
 from featurestore.offline.spark.catalog import table_location, table_of
 from featurestore.offline.spark.entity import SparkEntity, prepare_entity
+from featurestore.offline.spark.events import SparkEventRows, events_frame
 from featurestore.offline.spark.job import SparkRetrievalJob
 from featurestore.offline.spark.latest import SparkLatestRows, latest_frame
 from featurestore.offline.spark.pit import ENTITY_TS, view_features
@@ -49,7 +52,13 @@ from featurestore.offline.spark.settings import SparkOfflineStoreConfig
 from featurestore.offline.store_data import StoreData
 
 
-class SparkEngine(OfflineEngine, SupportsAggregations, SupportsKeyCounts, SupportsSourceLocations):
+class SparkEngine(
+    OfflineEngine,
+    SupportsAggregations,
+    SupportsEventReads,
+    SupportsKeyCounts,
+    SupportsSourceLocations,
+):
     """Point-in-time correct retrieval with Spark; one SparkSession per engine, started on first
     use (or the one already running in the process), stopped by :meth:`close` if it started it."""
 
@@ -128,6 +137,19 @@ class SparkEngine(OfflineEngine, SupportsAggregations, SupportsKeyCounts, Suppor
         refuse_latest_of_aggregated(view)
         frame = latest_frame(self._source(view), window)
         return SparkLatestRows(frame, tuple(view.join_keys), batch_rows)
+
+    def read_events(
+        self,
+        view: FeatureView,
+        *,
+        after_us: int | None,
+        end_us: int,
+        not_before_us: int | None = None,
+        batch_rows: int,
+    ) -> SparkEventRows:
+        """An aggregated view's events by key; see :mod:`featurestore.offline.spark.events`."""
+        frame = events_frame(self._source(view), after_us, end_us, not_before_us)
+        return SparkEventRows(frame, view, batch_rows)
 
     def sample_entity_keys(self, view: FeatureView, sample: int, seed: int) -> pa.Table:
         """Up to ``sample`` distinct key tuples, ordered by a seeded hash (then the keys)."""

@@ -97,21 +97,36 @@ class SparkLatestRows(LatestRows):
         self._key_names = key_names
         self._batch_rows = batch_rows
         try:
-            [row] = self._frame.agg(
-                F.count(F.lit(1)),
-                F.coalesce(F.sum(_CANDIDATES), F.lit(0)),
-                F.max(_MAX_CREATED),
-            ).collect()
+            [row] = self._frame.agg(*self._counts()).collect()
         except PySparkException as exc:
             self.close()
-            raise RetrievalError(f"computing the latest rows on Spark failed: {exc}") from exc
+            raise RetrievalError(f"computing the {self.what} on Spark failed: {exc}") from exc
         self.keys = int(row[0])
         self.rows_read = int(row[1])
         self.max_created_us = None if row[2] is None else int(row[2])
 
+    #: What the rows are, for errors.
+    what = "latest rows"
+
+    def _counts(self) -> list[Column]:
+        """The aggregates giving (keys, rows read, latest created time)."""
+        return [
+            F.count(F.lit(1)),
+            F.coalesce(F.sum(_CANDIDATES), F.lit(0)),
+            F.max(_MAX_CREATED),
+        ]
+
+    def _streamed(self) -> tuple[DataFrame, int]:
+        """The frame handed to the driver, and its row count."""
+        return self._frame.drop(_CANDIDATES, _MAX_CREATED), self.keys
+
+    def _ordered(self, piece: DataFrame) -> DataFrame:
+        """One partition's rows in the order they are handed over (any, for latest rows)."""
+        return piece
+
     def batches(self) -> Iterator[pa.RecordBatch]:
-        rows = self._frame.drop(_CANDIDATES, _MAX_CREATED)
-        parts = max(1, math.ceil(self.keys / max(PART_ROWS, self._batch_rows)))
+        rows, count = self._streamed()
+        parts = max(1, math.ceil(count / max(PART_ROWS, self._batch_rows)))
         if parts > 1 and self._key_names:
             hashed = F.pmod(F.xxhash64(*[F.col(k) for k in self._key_names]), F.lit(parts))
             rows = rows.withColumn(_PART, hashed)
@@ -120,9 +135,10 @@ class SparkLatestRows(LatestRows):
             pieces = [rows]
         try:
             for piece in pieces:
-                yield from piece.toArrow().to_batches(max_chunksize=self._batch_rows)
+                table = self._ordered(piece).toArrow()
+                yield from table.to_batches(max_chunksize=self._batch_rows)
         except PySparkException as exc:
-            raise RetrievalError(f"streaming the latest rows from Spark failed: {exc}") from exc
+            raise RetrievalError(f"streaming the {self.what} from Spark failed: {exc}") from exc
 
     def close(self) -> None:
         self._frame.unpersist()

@@ -15,11 +15,12 @@ column; fully tied rows of such a table resolve by Spark's row ids, which are st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, TimestampNTZType, TimestampType
 
@@ -171,3 +172,19 @@ def _prune(
             literal = literal.cast("timestamp_ntz")
         condition &= column >= literal if above else column <= literal
     return condition
+
+
+def first_copies(
+    scan: DataFrame, source: SparkSourceFrame, keys: Sequence[str], event_id: str
+) -> DataFrame:
+    """``scan`` (of :func:`source_scan`) with, among the rows sharing the ``keys`` and a non-null
+    value of the ``event_id`` column, only the first copy to arrive: least created time (null
+    first), then file order; rows without an event id are kept."""
+    has_created = source.view.source.created_timestamp_column is not None
+    arrival = [*(["__fs_cts"] if has_created else []), "__fs_file", "__fs_pos"]
+    copy = F.row_number().over(Window.partitionBy(*keys, event_id).orderBy(*arrival))
+    return (
+        scan.withColumn("__fs_copy", copy)
+        .where(F.col(event_id).isNull() | (F.col("__fs_copy") == 1))
+        .drop("__fs_copy")
+    )
