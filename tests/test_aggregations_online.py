@@ -26,6 +26,7 @@ from featurestore import Aggregation, Entity, FeatureStore, FeatureView, Field, 
 from featurestore.definitions.sources import PushSource
 from featurestore.online.aggregation_state import Event
 from featurestore.online.aggregation_views import NULL_CREATED, state_layout
+from featurestore.online.response import FieldStatus
 from featurestore.types import Float64, Int64, String
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -294,3 +295,34 @@ def test_without_an_event_id_pushes_are_at_least_once(repo: Path, store: Feature
         [f"{view.name}:fare_sum_1h"], entity_rows=[{"driver_id": 8}]
     ).to_dict()
     assert out["fare_sum_1h"] == [4.0]
+
+
+def test_a_lookup_before_what_the_state_keeps_says_so_instead_of_a_wrong_value(
+    repo: Path, store: FeatureStore
+) -> None:
+    """The state keeps raw events for its horizon back from the key's newest event; an
+    ``as_of`` lookup whose window reaches before that cannot be exact online: null and
+    OUTSIDE_MAX_AGE, while a lookup now (and offline retrieval at the old instant) are exact."""
+    now = datetime.now(timezone.utc)
+    _rows(random.Random(9), 3, now - timedelta(hours=2), timedelta(hours=1), 0).to_parquet(
+        repo / "data" / "trips.parquet"
+    )
+    view = _view(name="trip_stats_old")
+    store.apply([DRIVER, view])
+    old = now - timedelta(days=30)
+    for i, moment in enumerate([old, now]):
+        event = {
+            "driver_id": [9], "event_timestamp": [moment], "created": [moment], "fare": [2.0],
+            "rider": ["z"], "n": [1], "trip_id": [9000 + i],
+        }  # fmt: skip
+        store.push("trip_stats_old_push", event)
+    ref = [f"{view.name}:fare_count_1h", f"{view.name}:fare_count_lifetime"]
+    then = store.get_online_features(
+        ref, entity_rows=[{"driver_id": 9}], as_of=old + timedelta(minutes=30)
+    )
+    assert then.to_dict()["fare_count_1h"] == [None]
+    assert then.statuses["fare_count_1h"] == [FieldStatus.OUTSIDE_MAX_AGE]
+    assert then.statuses["fare_count_lifetime"] == [FieldStatus.OUTSIDE_MAX_AGE]
+    current = store.get_online_features(ref, entity_rows=[{"driver_id": 9}]).to_dict()
+    assert current["fare_count_1h"] == [1]
+    assert current["fare_count_lifetime"] == [2]

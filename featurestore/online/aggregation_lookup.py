@@ -8,7 +8,10 @@ events retention still keeps. Statuses:
 * ``NULL_VALUE`` - a state is stored but the window has no non-null input (e.g. a mean of
   nothing) or too few (a variance of one value);
 * ``NOT_FOUND`` - nothing is stored for the key (or its key is null): null, except that counts
-  are 0 as offline, with status ``PRESENT``.
+  are 0 as offline, with status ``PRESENT``;
+* ``OUTSIDE_MAX_AGE`` - ``as_of`` is so far before the key's newest event that the window
+  reaches before the raw events the state keeps (its horizon): null, since the exact value is
+  no longer known online (``get_historical_features`` has it).
 
 The reported event time is the newest event of the key at or before ``as_of``.
 """
@@ -26,6 +29,7 @@ from featurestore.online.aggregation_state import (
     StateLayout,
     decode_state,
     evaluate,
+    exact_windows,
     newest_at,
 )
 from featurestore.online.aggregation_views import state_layout
@@ -34,7 +38,7 @@ from featurestore.types import Array, ValueType
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PRESENT, NOT_FOUND = FieldStatus.PRESENT, FieldStatus.NOT_FOUND
-NULL_VALUE = FieldStatus.NULL_VALUE
+NULL_VALUE, OUTSIDE_MAX_AGE = FieldStatus.NULL_VALUE, FieldStatus.OUTSIDE_MAX_AGE
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,15 @@ class AggregatedRead:
             if state.folded:  # the requested lifetime partials, in requested order
                 state.folded = [state.folded[slot] for slot in self.folded_slots]
             row = evaluate(state, self.requested, as_of_us, kept_from_us)
+            exact = exact_windows(state, self.requested, as_of_us)
             shown.append(newest_at(state, as_of_us))
             for j, value in enumerate(row):
+                if not exact[
+                    j
+                ]:  # before what the state keeps raw: no value rather than a wrong one
+                    columns[j].append(None)
+                    column_statuses[j].append(OUTSIDE_MAX_AGE)
+                    continue
                 convert = self.converters[j]
                 columns[j].append(value if value is None or convert is None else convert(value))
                 column_statuses[j].append(NULL_VALUE if value is None else PRESENT)

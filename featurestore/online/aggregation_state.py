@@ -341,10 +341,17 @@ def newest_at(state: KeyState | None, at_us: int) -> int | None:
 def answers_exactly(state: KeyState | None, layout: StateLayout, at_us: int) -> bool:
     """Whether every window at ``at_us`` lies within the raw events (always true at or after
     the newest event seen)."""
+    return all(exact_windows(state, layout, at_us))
+
+
+def exact_windows(state: KeyState | None, layout: StateLayout, at_us: int) -> list[bool]:
+    """Per aggregation of ``layout``, whether its window at ``at_us`` is answered exactly: at or
+    after the newest event seen always; before it, only when the window ``(t - w, t]`` begins
+    at or after ``cut`` (the raw events' start; a lifetime window needs ``t >= cut``, or the
+    folded partial would count events after ``t``)."""
     if state is None or not state.ts or at_us >= state.ts[-1]:
-        return True
-    longest = max((s.window_us for s in layout.specs if s.window_us is not None), default=0)
-    return at_us - longest >= state.cut
+        return [True] * len(layout.specs)
+    return [at_us - (s.window_us or 0) >= state.cut for s in layout.specs]
 
 
 # -- stored form -----------------------------------------------------------------------------
