@@ -157,3 +157,19 @@ def make_repo(tmp_path: Path, registry: str | None = None) -> tuple[Path, dict[s
 
 def as_(repo: Path, token: str | None) -> FeatureStore:
     return FeatureStore(repo, token=token) if token else FeatureStore(repo)
+
+
+def analysts_but_not_mallory(view: str, deny: str = "no-trips-for-mallory") -> list[Policy]:
+    """Admins may do anything, analysts describe and read offline; ``mallory`` is denied
+    ``read_offline`` on ``view`` by the policy ``deny`` (a read path's denied principal)."""
+    return [
+        Policy(name="admins", roles=["admin"], actions=["admin"]),
+        Policy(name="analysts", roles=["analyst"], actions=["describe", "read_offline"]),
+        Policy(
+            name=deny,
+            effect="deny",
+            principals=["mallory"],
+            actions=["read_offline"],
+            resources=[Resource(kind="feature_view", name=view)],
+        ),
+    ]

@@ -24,6 +24,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from access_repo import analysts_but_not_mallory
 from aggregation_oracle import deduplicated, exact_value, window_rows
 from api_server import Server
 
@@ -34,9 +35,7 @@ from featurestore import (
     FeatureView,
     Field,
     FileSource,
-    Policy,
     PushSource,
-    Resource,
 )
 from featurestore.errors import AccessDeniedError
 from featurestore.governance.access import Principal
@@ -242,17 +241,7 @@ def test_cli_stats_of_an_aggregated_view(repo: Path) -> None:
 
 def test_a_denied_principal_gets_no_statistics_validation_or_drift(repo: Path) -> None:
     root = Principal("root", frozenset({"admin"}))
-    policies = [
-        Policy(name="admins", roles=["admin"], actions=["admin"]),
-        Policy(name="analysts", roles=["analyst"], actions=["describe", "read_offline"]),
-        Policy(
-            name="no-trips-for-mallory",
-            effect="deny",
-            principals=["mallory"],
-            actions=["read_offline"],
-            resources=[Resource(kind="feature_view", name="trip_stats")],
-        ),
-    ]
+    policies = analysts_but_not_mallory("trip_stats")
     with FeatureStore(repo, principal=root) as admin:
         admin.apply([DRIVER, _view(FILE), *policies])
     window = (START, START + DAY)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from access_repo import analysts_but_not_mallory
 from aggregation_repo import DRIVER, START, make_repo, trip_stats
 
-from featurestore import FeatureStore, Policy, Resource
+from featurestore import FeatureStore
 from featurestore.errors import AccessDeniedError
 from featurestore.governance.access import Principal
 
@@ -42,17 +43,7 @@ def test_values_at_window_edges(tmp_path: Path) -> None:
 def test_a_denied_principal_gets_no_aggregate(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     make_repo(root).close()
-    policies = [
-        Policy(name="admins", roles=["admin"], actions=["admin"]),
-        Policy(name="analysts", roles=["analyst"], actions=["describe", "read_offline"]),
-        Policy(
-            name="no-trips-for-mallory",
-            effect="deny",
-            principals=["mallory"],
-            actions=["read_offline"],
-            resources=[Resource(kind="feature_view", name="driver_trip_stats")],
-        ),
-    ]
+    policies = analysts_but_not_mallory("driver_trip_stats")
     with FeatureStore(root, principal=ROOT) as admin:
         admin.apply([DRIVER, trip_stats(), *policies])
     with FeatureStore(root, principal=Principal("bob", frozenset({"analyst"}))) as bob:
