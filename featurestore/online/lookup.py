@@ -27,25 +27,25 @@ and a change drops the cache, so an apply is served within that interval::
 from __future__ import annotations
 
 import asyncio
-import struct
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import Any
 
 import pyarrow as pa
 
 from featurestore.definitions.feature_service import FeatureService
 from featurestore.definitions.feature_view import FeatureView
-from featurestore.errors import FeatureReferenceError, ObjectNotFoundError, OnlineStoreError
+from featurestore.errors import FeatureReferenceError, ObjectNotFoundError
 from featurestore.online.aggregation_lookup import AggregatedRead
-from featurestore.online.base import EVENT_TS, FOUND, Namespace, OnlineStore
+from featurestore.online.base import Namespace, OnlineStore
 from featurestore.online.codec import RowCodec, encode_keys
 from featurestore.online.entity_keys import EntityRowsInput, entity_columns, key_array
 from featurestore.online.response import FieldStatus, OnlineResponse
 from featurestore.online.small import SMALL_LOOKUP, ScalarRowDecoder, key_encoder
+from featurestore.online.statuses import row_statuses, small_statuses
 from featurestore.references import parse_reference, resolve_requests
 from featurestore.registry import Registry
 from featurestore.registry.freshness import FreshnessGate
@@ -364,7 +364,7 @@ class OnlineLookup:
                 )
                 continue
             result = self.online.read(read.namespace, keys, read.features)
-            _statuses(read, result, request.as_of_us, kept_from, values, statuses, stamps)
+            row_statuses(read, result, request.as_of_us, kept_from, values, statuses, stamps)
         return OnlineResponse(
             join_keys={k: keys_out[k] for k in plan.join_keys},
             values={name: values[name] for name in plan.feature_names},
@@ -447,7 +447,7 @@ def _small_response(request: _Request, stored_per_read: list[list[bytes | None]]
                 read.outputs, packed, request.as_of_us, kept_from, values, statuses, stamps
             )
             continue
-        _small_statuses(read, packed, request.as_of_us, kept_from, values, statuses, stamps)
+        small_statuses(read, packed, request.as_of_us, kept_from, values, statuses, stamps)
     join_keys = {key: [_plain(v) for v in request.columns[key]] for key in plan.join_keys}
     return OnlineResponse(
         join_keys=join_keys,
@@ -474,125 +474,10 @@ def _plain(value: Any) -> Any:
     return index() if index is not None else value
 
 
-def _small_statuses(
-    read: ViewRead,
-    packed: list[bytes | None],
-    as_of_us: int,
-    kept_from: int,
-    values: dict[str, list[Any]],
-    statuses: dict[str, list[FieldStatus]],
-    stamps: dict[str, list[int | None]],
-) -> None:
-    """The scalar twin of :func:`_statuses`: the same statuses from packed rows."""
-    decoder = read.decoder
-    assert decoder is not None
-    oldest = _OLDEST if read.ttl_us is None else as_of_us - read.ttl_us
-    # Per row: its status when not servable (None: servable), its shown event time, its values.
-    row_status: list[FieldStatus | None] = []
-    shown: list[int | None] = []
-    rows: list[list[Any] | None] = []
-    for row in packed:
-        if row is None:
-            row_status.append(NOT_FOUND)
-            shown.append(None)
-            rows.append(None)
-            continue
-        try:
-            event_ts, row_values = decoder.decode(row)
-        except (ValueError, struct.error) as exc:
-            raise OnlineStoreError(
-                f"a stored row of {read.namespace.view.label} cannot be decoded ({exc}); "
-                "re-materialize the view"
-            ) from None
-        # From the lookup's future (not there yet), or older than retention keeps (gone).
-        if event_ts > as_of_us or event_ts < kept_from:
-            row_status.append(NOT_FOUND)
-            shown.append(None)
-            rows.append(None)
-        else:
-            row_status.append(OUTSIDE_MAX_AGE if event_ts < oldest else None)
-            shown.append(event_ts)
-            rows.append(row_values)
-    servable = all(status is None for status in row_status)
-    for j, output in enumerate(read.outputs):
-        if servable:
-            column = [row[j] for row in rows if row is not None]
-            statuses[output] = [PRESENT if v is not None else NULL_VALUE for v in column]
-        else:
-            column = [
-                row[j] if status is None and row is not None else None
-                for status, row in zip(row_status, rows, strict=True)
-            ]
-            statuses[output] = [
-                status if status is not None else (PRESENT if v is not None else NULL_VALUE)
-                for status, v in zip(row_status, column, strict=True)
-            ]
-        values[output] = column
-        stamps[output] = shown
-
-
 def _keys_table(names: Sequence[str], arrays: list[pa.Array], rows: int) -> pa.Table:
     if not names:  # a global view: one (empty) key per entity row
         return pa.table({"__fs_rows": pa.nulls(rows)}).select([])
     return pa.Table.from_arrays(arrays, names=list(names))
-
-
-def _statuses(
-    read: ViewRead,
-    result: pa.Table,
-    as_of_us: int,
-    kept_from: int,
-    values: dict[str, list[Any]],
-    statuses: dict[str, list[FieldStatus]],
-    stamps: dict[str, list[int | None]],
-) -> None:
-    """Turn one read's rows into values, statuses and event times per output column."""
-    # Columns by position: looking a column up by name costs as much as converting it.
-    position = {name: i for i, name in enumerate(result.schema.names)}
-    found = result.column(position[FOUND]).to_pylist()
-    event_ts: list[int | None] = result.column(position[EVENT_TS]).to_pylist()
-    rows = len(found)
-    oldest = _OLDEST if read.ttl_us is None else as_of_us - read.ttl_us
-    # The common case (every row found and in range) is decided with C-level builtins; only
-    # otherwise is each row given its own status.
-    # Found rows always carry an event time, so min/max see only ints when all(found).
-    found_ts = cast(list[int], event_ts)
-    all_valid = all(found) and (
-        rows == 0 or (max(oldest, kept_from) <= min(found_ts) and max(found_ts) <= as_of_us)
-    )
-    row_status: list[FieldStatus | None] = []
-    shown_ts = event_ts
-    if not all_valid:
-        for ok, ts in zip(found, event_ts, strict=True):
-            if not ok or ts is None or ts > as_of_us or ts < kept_from:
-                row_status.append(NOT_FOUND)
-            elif ts < oldest:
-                row_status.append(OUTSIDE_MAX_AGE)
-            else:
-                row_status.append(None)
-        shown_ts = [
-            None if s is NOT_FOUND else t for s, t in zip(row_status, event_ts, strict=True)
-        ]
-    every_present = [PRESENT] * rows
-    for feature, output in zip(read.features, read.outputs, strict=True):
-        array = result.column(position[feature])
-        column = array.to_pylist()
-        if all_valid:
-            statuses[output] = (
-                every_present
-                if array.null_count == 0
-                else [PRESENT if v is not None else NULL_VALUE for v in column]
-            )
-            values[output] = column
-        else:
-            statuses[output] = [
-                s if s is not None else (PRESENT if v is not None else NULL_VALUE)
-                for s, v in zip(row_status, column, strict=True)
-            ]
-            values[output] = [
-                v if s is None else None for s, v in zip(row_status, column, strict=True)
-            ]
-        stamps[output] = shown_ts
 
 
 def _micros(seconds: float) -> int:
