@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
+
+from sqlalchemy import Row
 
 from featurestore.definitions import Entity, FeatureService, FeatureView, Policy
 from featurestore.definitions.base import Definition
@@ -56,3 +59,23 @@ def rebuild(
         raise RegistryError(
             f"the stored {label(data['kind'], data['name'])} v{version} cannot be rebuilt: {exc}"
         ) from exc
+
+
+def rebuild_version(
+    kind: str,
+    name: str,
+    row: Row[Any],
+    stored: Row[Any, Any, Any],
+    views: Mapping[str, FeatureView | OnDemandFeatureView],
+) -> Definition:
+    """The definition of one stored version (``stored``, a registry row of ``object_versions``)
+    of the object whose ``objects`` row is ``row``."""
+    # The current version carries the latest metadata; older ones keep what they had.
+    meta = row.meta_json if stored.version == row.current_version else stored.meta_json
+    data = {
+        "kind": kind,
+        "name": name,
+        "spec": json.loads(stored.spec_json),
+        "meta": json.loads(meta),
+    }
+    return rebuild(data, views, int(stored.version))

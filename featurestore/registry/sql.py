@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -20,8 +20,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from featurestore.definitions import (
     Definition,
-    FeatureView,
-    OnDemandFeatureView,
     canonical_json,
 )
 from featurestore.errors import (
@@ -43,7 +41,7 @@ from featurestore.registry.file_watch import RegistryFileWatch, missing_registry
 from featurestore.registry.migrations import migrate
 from featurestore.registry.plan import KINDS, ObjectChange, Plan, StoredObject, build_plan, label
 from featurestore.registry.probe import ChangeProbe, TokenProbe
-from featurestore.registry.rebuild import as_data, live_objects, rebuild, views_of
+from featurestore.registry.rebuild import as_data, live_objects, rebuild, rebuild_version, views_of
 
 _NO_STATE = "empty"
 
@@ -346,7 +344,7 @@ class SqlRegistry(Registry):
             )
         ).one()
         views = views_of(self._state(conn, project)) if kind == "feature_service" else {}
-        return _rebuild_version(kind, name, row, stored, views)
+        return rebuild_version(kind, name, row, stored, views)
 
     def get_versions(self, project: str, kind: str, name: str) -> dict[int, Definition]:
         _check_kind(kind)
@@ -363,7 +361,7 @@ class SqlRegistry(Registry):
                 .order_by(v.c.version)
             ).all()
             views = views_of(self._state(conn, project)) if kind == "feature_service" else {}
-        return {int(s.version): _rebuild_version(kind, name, row, s, views) for s in stored}
+        return {int(s.version): rebuild_version(kind, name, row, s, views) for s in stored}
 
     def list(self, project: str, kind: str) -> list[Definition]:
         _check_kind(kind)
@@ -534,25 +532,6 @@ class SqlRegistry(Registry):
             ).scalars()
             hint = did_you_mean(name, live)
         return f"no {label(kind, name)} in project {project!r} (no versions){hint}"
-
-
-def _rebuild_version(
-    kind: str,
-    name: str,
-    row: Row[Any],
-    stored: Row[Any, Any, Any],
-    views: Mapping[str, FeatureView | OnDemandFeatureView],
-) -> Definition:
-    """The definition of one stored version (``stored``) of the object whose row is ``row``."""
-    # The current version carries the latest metadata; older ones keep what they had.
-    meta = row.meta_json if stored.version == row.current_version else stored.meta_json
-    data = {
-        "kind": kind,
-        "name": name,
-        "spec": json.loads(stored.spec_json),
-        "meta": json.loads(meta),
-    }
-    return rebuild(data, views, int(stored.version))
 
 
 def _history_entry(row: Row[Any]) -> HistoryEntry:
