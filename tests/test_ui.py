@@ -398,7 +398,10 @@ def test_static_files_are_inside_the_package() -> None:
     import api.ui
 
     static = Path(api.ui.__file__).parent / "static"
-    assert {p.name for p in static.iterdir()} >= {"index.html", "app.js", "style.css"}
-    text = (static / "index.html").read_text() + (static / "app.js").read_text()
+    scripts = {"app.js", "quality.js", "lineage.js"}
+    assert {p.name for p in static.iterdir()} >= {"index.html", "style.css", *scripts}
+    html = (static / "index.html").read_text()
+    assert all(f'src="/ui/static/{name}"' in html for name in scripts)
+    text = html + "".join((static / name).read_text() for name in sorted(scripts))
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in text  # nothing from a CDN
