@@ -5,7 +5,8 @@ tie on every time. Offline, file order breaks the tie: the source's files, then 
 in push order, whatever the files' names (the source's file here sorts before the store's data
 folder, ``a.parquet``, or after it, ``zz.parquet``). Online, the later arrival wins a plain view's
 tie, and an aggregated view with an ``event_id`` keeps the first copy. Both must give the same
-value before and after a re-materialization. Real DuckDB, the real SQLite and Redis online stores.
+value before and after a re-materialization. Real DuckDB, the real SQLite and Redis online stores
+(``test_push_ties_spark.py`` runs the same tests on Spark).
 """
 
 from __future__ import annotations
@@ -92,10 +93,16 @@ def online_yaml(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def repo(tmp_path: Path, online_yaml: str) -> Iterator[Path]:
+def offline_yaml() -> str:
+    """The offline engine (``test_push_ties_spark.py`` runs these tests on Spark)."""
+    return "{type: duckdb}"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, offline_yaml: str, online_yaml: str) -> Iterator[Path]:
     project = f"ties_{uuid.uuid4().hex[:8]}"
     (tmp_path / "featurestore.yaml").write_text(
-        f"project: {project}\nonline_store: {online_yaml}\n"
+        f"project: {project}\noffline_store: {offline_yaml}\nonline_store: {online_yaml}\n"
     )
     (tmp_path / "data").mkdir()
     yield tmp_path
