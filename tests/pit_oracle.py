@@ -9,7 +9,8 @@ For each entity row (join keys, ts) and each requested view:
   matches), a non-null event timestamp ``<= ts`` and, when the view has a TTL, ``>= ts - ttl``;
   with a retention cut-off, rows whose event timestamp is before it are never candidates;
 * the winner has the latest event timestamp, then the latest created timestamp (a null created
-  timestamp loses to any other), then comes last in file order (files sorted by path);
+  timestamp loses to any other), then comes last in file order (the order of ``source_rows``: the source's files sorted by path,
+  then a push source's pushed files in push order);
 * with ``filter_by_created_timestamp``, and when the view's source has a created column, a row
   is a candidate only if its created timestamp is non-null and ``<= ts`` (it existed by then);
 * no candidate means nulls; naive timestamps are UTC, aware ones are converted to UTC.

@@ -19,8 +19,8 @@ How it stays correct:
 * **Nothing missing.** Covered files are deleted only :data:`COVERED_GRACE_SECONDS` after the
   compacted file was published, so a reader that listed the folder before the switch still finds
   them.
-* **The same answer.** The point-in-time join breaks full ties by file order (file name, then row
-  position). A compacted file holds its run's rows in that order and is named after the run's last
+* **The same answer.** The point-in-time join breaks full ties by file order (a pushed file's
+  place in the folder's listing, sorted by name, then row position). A compacted file holds its run's rows in that order and is named after the run's last
   file (``~`` sorts after ``.``), so it sits exactly where the run was. Only contiguous runs of
   small files are merged, and only files older than every push still being staged (whose
   file name is fixed when it is staged, and may be older than files already published).

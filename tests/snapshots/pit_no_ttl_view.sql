@@ -1,6 +1,6 @@
 WITH
 __fs_v0_src AS (
-  SELECT CAST("driver_id" AS BIGINT) AS __fs_k0, epoch_us(CAST("event_timestamp" AS TIMESTAMPTZ)) AS __fs_ets, filename AS __fs_file, file_row_number AS __fs_pos, "signup" AS __fs_f0
+  SELECT CAST("driver_id" AS BIGINT) AS __fs_k0, epoch_us(CAST("event_timestamp" AS TIMESTAMPTZ)) AS __fs_ets, file_index AS __fs_file, file_row_number AS __fs_pos, "signup" AS __fs_f0
   FROM read_parquet(['/repo/data/profile/part-0.parquet', '/repo/data/profile/part-1.parquet'], file_row_number = true, union_by_name = true)
   WHERE "event_timestamp" IS NOT NULL AND "driver_id" IS NOT NULL AND "event_timestamp" <= CAST(make_timestamp(1706659200000001::BIGINT) AS TIMESTAMP WITH TIME ZONE)
 ),

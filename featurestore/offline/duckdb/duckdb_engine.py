@@ -192,11 +192,12 @@ class DuckDBEngine(
         else:
             files = ", ".join(string_literal(f) for f in frame.parquet_files)
             scan = f"read_parquet([{files}], file_row_number = true)"
-            # Input order across several files is file order (sorted paths), then row order.
+            # Input order across several files is the order of the list (sorted paths), then
+            # row order.
             position = (
                 "file_row_number"
                 if len(frame.parquet_files) == 1
-                else "row_number() OVER (ORDER BY filename, file_row_number) - 1"
+                else "row_number() OVER (ORDER BY file_index, file_row_number) - 1"
             )
             select = f"SELECT *, {position} AS {ROW_ID}, {ts} AS {ENTITY_TS} FROM {scan}"
         connection.execute(f"CREATE TEMP VIEW {name} AS {select}")

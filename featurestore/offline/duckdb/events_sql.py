@@ -16,7 +16,8 @@ from featurestore.offline.duckdb.pit_sql import (
 )
 from featurestore.offline.duckdb.sql_types import sql_type
 
-#: The events' order among equal times (file order), as the online state keeps it.
+#: The events' order among equal times (file order: the file's index in the view's file list,
+#: then the row's position), as the online state keeps it.
 SEQ = "__fs_seq"
 
 

@@ -4,8 +4,11 @@ One builder serves every view; it is pure (no connection, no I/O) so its output 
 snapshot-tested. For each entity row and each view it picks, among the source rows with the same
 join keys and ``event_ts <= ts`` (and ``event_ts >= ts - ttl`` when the view has a TTL), the row
 with the latest event timestamp, then the latest created timestamp (a null created timestamp loses
-to any other), then the last in file order (files sorted by path, rows by position): that last
-rule makes fully tied rows resolve deterministically. Rows older than the view's retention cut-off
+to any other), then the last in file order (the view's files in the order
+:meth:`~featurestore.offline.store_data.StoreData.view_files` lists them: the source's own files
+sorted by path, then a push source's pushed files in push order; rows by position): that last
+rule makes fully tied rows resolve deterministically, and as the online store does (a later push
+wins a full tie there too). Rows older than the view's retention cut-off
 (``FeatureRequest.not_before_us``) are never candidates; without retention no condition is added.
 
 All timestamps are compared as integer microseconds since the epoch in UTC (naive timestamps are
@@ -78,7 +81,9 @@ class EntityRelation:
 class ViewSource:
     """One request together with the facts about its source that shape the SQL.
 
-    ``files`` are the Parquet files to read (absolute, sorted); ``column_types`` maps source column
+    ``files`` are the Parquet files to read (absolute), in file order (as
+    :meth:`~featurestore.offline.store_data.StoreData.view_files` lists them; a file's index here
+    breaks full ties, so callers must not re-sort them); ``column_types`` maps source column
     names to their DuckDB types. ``near_window_us`` is the window of the near stage of a view
     without TTL (see :func:`plan_of`); the engine sets it from the source's density
     (:func:`near_window_us`), and without it such a view takes the one-stage ASOF plan.
@@ -295,7 +300,8 @@ def source_scan(
 
     Columns: ``__fs_k{i}`` (join keys, cast for typed comparison), ``__fs_ets`` (event time, epoch
     µs), ``__fs_cts`` (created time, when the source has one; null as :data:`NULL_CREATED`),
-    ``__fs_file`` (several files only), ``__fs_pos`` and ``__fs_f{i}`` (the request's features).
+    ``__fs_file`` (several files only: the file's index in ``source.files``), ``__fs_pos`` (the
+    row's position in its file) and ``__fs_f{i}`` (the request's features).
     Rows with a null timestamp or join key are dropped, and so are rows older than the request's
     retention cut-off (``not_before_us``, inclusive: a row exactly at the cut-off stays): to every
     query built on this scan they do not exist. ``low_us`` / ``high_us`` (inclusive, either may be
@@ -314,7 +320,9 @@ def source_scan(
         created = _epoch_us(quote(src.created_timestamp_column))
         columns.append(f"coalesce({created}, {NULL_CREATED}) AS __fs_cts")
     if len(source.files) > 1:
-        columns.append("filename AS __fs_file")
+        # The file's position in the view's file list, not its path: a push source's pushed files
+        # come after its own files whatever their names (see StoreData.view_files).
+        columns.append("file_index AS __fs_file")
     columns.append("file_row_number AS __fs_pos")
     columns.extend(
         f"{quote(src.source_column(name))} AS __fs_f{i}"

@@ -48,7 +48,12 @@ from featurestore.definitions.aggregation import Aggregation
 from featurestore.offline.base import FeatureRequest
 from featurestore.offline.entity_frame import ROW_ID
 from featurestore.offline.spark.pit import ENTITY_TS
-from featurestore.offline.spark.scan import SparkSourceFrame, first_copies, source_scan
+from featurestore.offline.spark.scan import (
+    FILE_ORDER,
+    SparkSourceFrame,
+    first_copies,
+    source_scan,
+)
 from featurestore.offline.spark.session import convert_value, spark_type
 
 #: ``approx_count_distinct``'s relative standard deviation (HyperLogLog++ with 2^14 registers).
@@ -141,7 +146,7 @@ def _events(
     declared types as ``__fs_c{i}``; deduplicated by event id when the view declares one."""
     view = source.view
     has_created = view.source.created_timestamp_column is not None
-    arrival = [*(["__fs_cts"] if has_created else []), "__fs_file", "__fs_pos"]
+    arrival = [*(["__fs_cts"] if has_created else []), *FILE_ORDER]
     if view.event_id is not None:
         scan = first_copies(scan, source, keys, f"__fs_f{columns.index(view.event_id)}")
     values = []

@@ -22,6 +22,7 @@ from featurestore.offline.spark.latest import CREATED_TS_COLUMN as CREATED_TS
 from featurestore.offline.spark.latest import EVENT_TS_COLUMN as EVENT_TS
 from featurestore.offline.spark.latest import SparkLatestRows
 from featurestore.offline.spark.scan import (
+    FILE_ORDER,
     NULL_CREATED,
     SparkSourceFrame,
     first_copies,
@@ -71,16 +72,18 @@ def events_frame(
 
 
 def _numbered(events: DataFrame) -> DataFrame:
-    """``events`` with :data:`SEQ`: the row number in (file, position) order, from 1."""
-    before = Window.orderBy("__fs_file").rowsBetween(Window.unboundedPreceding, -1)
+    """``events`` with :data:`SEQ`: the row number in file order (:data:`~.scan.FILE_ORDER`:
+    the file's index in the view's file list, then the position), from 1."""
+    file, position = FILE_ORDER
+    before = Window.orderBy(file).rowsBetween(Window.unboundedPreceding, -1)
     offsets = (
-        events.groupBy("__fs_file")
+        events.groupBy(file)
         .count()
-        .select("__fs_file", F.coalesce(F.sum("count").over(before), F.lit(0)).alias("__fs_off"))
+        .select(file, F.coalesce(F.sum("count").over(before), F.lit(0)).alias("__fs_off"))
     )
-    in_file = F.row_number().over(Window.partitionBy("__fs_file").orderBy("__fs_pos"))
+    in_file = F.row_number().over(Window.partitionBy(file).orderBy(position))
     return (
-        events.join(F.broadcast(offsets), "__fs_file")
+        events.join(F.broadcast(offsets), file)
         .withColumn(SEQ, (F.col("__fs_off") + in_file).cast("bigint"))
         .drop("__fs_off")
     )

@@ -26,7 +26,7 @@ from pyspark.sql.types import StructType
 
 from featurestore.offline.base import FeatureRequest
 from featurestore.offline.entity_frame import ROW_ID
-from featurestore.offline.spark.scan import SparkSourceFrame, source_scan
+from featurestore.offline.spark.scan import FILE_ORDER, SparkSourceFrame, source_scan
 from featurestore.offline.spark.session import convert_value
 
 #: Column of the entity keys frame: the entity timestamp in epoch µs (UTC).
@@ -41,7 +41,7 @@ def ordered_values(request: FeatureRequest) -> Column:
     fields = ["__fs_ets"]
     if request.view.source.created_timestamp_column is not None:
         fields.append("__fs_cts")
-    fields += ["__fs_file", "__fs_pos"]
+    fields += FILE_ORDER
     fields += [f"__fs_f{i}" for i in range(len(request.features))]
     return F.struct(*[F.col(name) for name in fields])
 

@@ -2,19 +2,25 @@
 
 The scan has the columns of DuckDB's (:func:`featurestore.offline.duckdb.pit_sql.source_scan`):
 ``__fs_k{i}`` (join keys, cast for typed comparison), ``__fs_ets`` (event time, epoch µs),
-``__fs_cts`` (created time; null as :data:`NULL_CREATED`, so it loses every tie), ``__fs_file``
-and ``__fs_pos`` (file order) and ``__fs_f{i}`` (the request's features). Rows with a null
-timestamp or join key, and rows before the retention cut-off, are dropped.
+``__fs_cts`` (created time; null as :data:`NULL_CREATED`, so it loses every tie), ``__fs_fidx``
+and ``__fs_pos`` (file order, :data:`FILE_ORDER`) and ``__fs_f{i}`` (the request's features).
+Rows with a null timestamp or join key, and rows before the retention cut-off, are dropped.
 
-File order, the last tie-break, is the documented rule of the design: files sorted by path, then
-rows by position in their file. Spark gives both through the hidden ``_metadata`` column of file
-sources (``file_path``, a URI, is decoded back to the path; ``row_index`` counts from 0 in each
-file). A :class:`~featurestore.definitions.SparkSource` table that is not file-based has no such
-column; fully tied rows of such a table resolve by Spark's row ids, which are stable per read.
+File order, the last tie-break, is the order of the view's file list
+(:meth:`~featurestore.offline.store_data.StoreData.view_files`: the source's own files sorted by
+path, then a push source's pushed files in push order), then rows by position in their file. So
+a pushed row wins a full tie with a row of the source's files whatever the files' names, as it
+does online, where it arrives later. Spark gives each row's file and position through the hidden
+``_metadata`` column of file sources (``file_path``, a URI, is decoded back to the path, kept as
+``__fs_file``; ``row_index`` counts from 0 in each file); the file's index in the list comes from
+a small broadcast table of (path, index). A :class:`~featurestore.definitions.SparkSource` table
+has no file list: its rows all get index 0, and if it is not file-based (no ``_metadata``
+column) fully tied rows resolve by Spark's row ids, which are stable per read.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +39,8 @@ from featurestore.offline.store_data import StoreData
 
 #: Sorts below every real epoch value, so a null created timestamp loses every tie.
 NULL_CREATED = -(2**63) + 1
+#: The scan's file order columns: the file's index in the view's file list, the row's position.
+FILE_ORDER = ("__fs_fidx", "__fs_pos")
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ def read_source(
     """The view's source: a table (:class:`SparkSource`) or its Parquet files plus, for a push
     source, what was pushed to the offline store (unless ``own_files_only``)."""
     source = view.source
+    files: list[str] = []
     try:
         if isinstance(source, SparkSource):
             frame = session.table(source.table)
@@ -76,9 +85,23 @@ def read_source(
         ordered = frame.select(
             "*", F.lit("").alias("__fs_file"), F.monotonically_increasing_id().alias("__fs_pos")
         )
+    ordered = _with_file_index(session, ordered, files)
     result = SparkSourceFrame(view, ordered)
     _check_columns(result)
     return result
+
+
+def _with_file_index(session: SparkSession, frame: DataFrame, files: list[str]) -> DataFrame:
+    """``frame`` with ``__fs_fidx``: the index in ``files`` of each row's file (``__fs_file``),
+    found by a broadcast join on the path (0 for every row of a table, which has no list)."""
+    if len(files) < 2:
+        return frame.withColumn("__fs_fidx", F.lit(0))
+    # The paths as _metadata.file_path reports them once decoded: absolute, normalized.
+    index = session.createDataFrame(
+        [(os.path.abspath(f), i) for i, f in enumerate(files)],
+        "__fs_file string, __fs_fidx int",
+    )
+    return frame.join(F.broadcast(index), "__fs_file", "left")
 
 
 def _schemas_differ(files: list[str]) -> bool:
@@ -103,7 +126,7 @@ def _check_columns(source: SparkSourceFrame) -> None:
     if missing:
         raise SourceSchemaError(
             f"{view.label}: its source has no column {missing[0]!r}; it has "
-            f"{sorted(present - {'__fs_file', '__fs_pos'})}. Fix the view's schema, "
+            f"{sorted(present - {'__fs_file', *FILE_ORDER})}. Fix the view's schema, "
             "field_mapping or source."
         )
 
@@ -137,7 +160,7 @@ def source_scan(
     created = src.created_timestamp_column
     if created is not None:
         columns.append(F.coalesce(micros(source, created), F.lit(NULL_CREATED)).alias("__fs_cts"))
-    columns += [F.col("__fs_file"), F.col("__fs_pos")]
+    columns += [F.col(name) for name in FILE_ORDER]
     columns += [
         F.col(quoted(src.source_column(name))).alias(f"__fs_f{i}")
         for i, name in enumerate(request.features)
@@ -181,7 +204,7 @@ def first_copies(
     value of the ``event_id`` column, only the first copy to arrive: least created time (null
     first), then file order; rows without an event id are kept."""
     has_created = source.view.source.created_timestamp_column is not None
-    arrival = [*(["__fs_cts"] if has_created else []), "__fs_file", "__fs_pos"]
+    arrival = [*(["__fs_cts"] if has_created else []), *FILE_ORDER]
     copy = F.row_number().over(Window.partitionBy(*keys, event_id).orderBy(*arrival))
     return (
         scan.withColumn("__fs_copy", copy)
