@@ -16,7 +16,10 @@ the last position recorded offline are written online only, the rest both ways, 
 lost and none is stored twice. Online, a plain view's write is idempotent (the latest row per
 key); an aggregated view's state records the newest stream position it merged, in the same
 atomic update, and skips the events at or before it (see
-:mod:`featurestore.online.aggregation_views`), so none is counted twice.
+:mod:`featurestore.online.aggregation_views`), so none is counted twice. A materialization of an
+aggregated view that runs between a batch's online write and its offline file keeps the batch's
+events by their positions (:func:`featurestore.online.aggregation_state.rebuild`), so none is
+dropped either.
 
 An unreachable (or too slow: the store's timeout) online store or broker holds the batch: nothing
 more is read, so memory stays bounded by one batch per source. The consumer retries with backoff,
