@@ -4,7 +4,8 @@ A subclass sets ``engine_type`` to its row of :mod:`featurestore.offline.backend
 ``__test__ = True``. The contract gathers the parts every engine must pass: the brute-force
 oracle (plain, filtered by created time, with retention cut-offs), the classic point-in-time
 cases, the latest row per key for materialization (window, tie-break, retention cut-off),
-windowed aggregations (``contract_aggregations.py``) and statistics (skipped for an engine without :class:`SupportsStatistics`).
+windowed aggregations (``contract_aggregations.py``), the stream positions an event read
+reports (``contract_events.py``) and statistics (skipped for an engine without :class:`SupportsStatistics`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from contract_aggregations import AggregationsContract
+from contract_events import EventReadsContract
 from contract_pit_cases import PitCasesContract
 from contract_pit_oracle import PitOracleContract
 from contract_stats import StatisticsContract
@@ -51,7 +53,11 @@ def us(moment: datetime) -> int:
 
 
 class OfflineEngineContract(
-    PitCasesContract, PitOracleContract, StatisticsContract, AggregationsContract
+    PitCasesContract,
+    PitOracleContract,
+    StatisticsContract,
+    AggregationsContract,
+    EventReadsContract,
 ):
     """Everything an offline engine must do, run against the engine ``engine_type`` names."""
 

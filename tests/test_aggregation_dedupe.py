@@ -87,7 +87,7 @@ def test_state_keeps_the_first_copy_to_arrive_whatever_the_batches(seed: int) ->
     materialized, pushed = everything[:cut], everything[cut:]
     through = max((e.ts for e in materialized), default=start)
     state = rebuild(None, layout, [e for e in materialized if e.ts <= through],
-                    through_us=through, read_from_us=None)  # fmt: skip
+                    through_us=through, read_from_us=None, durable=None)  # fmt: skip
     while pushed:
         size = rng.randrange(1, 6)
         add_events(state, layout, pushed[:size])

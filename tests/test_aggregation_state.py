@@ -73,7 +73,7 @@ def test_state_matches_oracle_after_materialize_and_pushes(seed: int, layout: St
     offline = random_events(rng, n=rng.randrange(0, 80), start_us=base, span_us=30 * HOUR)
     # Materialization reads every event up to ``end`` (the layout has lifetime windows).
     state = rebuild(None, layout, [e for e in offline if e.ts <= end], through_us=end,
-                    read_from_us=None)  # fmt: skip
+                    read_from_us=None, durable=None)  # fmt: skip
     state = decode_state(encode_state(state, layout), layout)
     known = [e for e in offline if e.ts <= end]
     _check(state, layout, known, end)
@@ -133,10 +133,12 @@ def test_a_stream_replay_is_skipped_by_its_position_at_any_age(
     newest = max(e.ts for e in stream)
     for at in [newest, newest + rng.randrange(0, 8 * HOUR)]:
         _check(state, layout, stream, at)
-    # A materialization keeps the mark: replaying the last batch afterwards adds nothing.
+    # A materialization keeps the mark: replaying the last batch afterwards adds nothing. Every
+    # batch's offline file is published (its read holds every position): nothing kept twice.
     through = newest - rng.randrange(0, HOUR)
     offline = [e for e in stream if e.ts <= through]
-    state = rebuild(state, layout, offline, through_us=through, read_from_us=None)
+    state = rebuild(state, layout, offline, through_us=through, read_from_us=None,
+                    durable=stream[-1].position)  # fmt: skip
     assert state.applied == stream[-1].position
     assert add_events(state, layout, not_yet_applied(state, batches[-1])) == 0
     _check(state, layout, stream, newest)
@@ -188,3 +190,65 @@ def test_lifetime_approx_count_distinct_folds_into_a_bounded_sketch() -> None:
     assert sketch[0] is None  # registers, not thousands of values
     assert len(sketch) <= 4097
     assert evaluate(decode_state(blob, layout), layout, 4 * day) == [approx, truth]
+
+
+# -- stream positions per event (materialization keeps what its read lacks) ------------------
+
+STREAMED = StateLayout(
+    ("fare", "trip"),
+    (AggregateSpec("c", "fare", "count", HOUR), AggregateSpec("s", "fare", "sum", None)),
+    event_id="trip",
+)
+#: A state as the encoder before per-event positions stored it (two streamed events, applied
+#: position 1700000000000-1): made by that encoder, kept as bytes.
+OLD_STATE = bytes.fromhex(
+    "418000000001312d000000000000000000f3eb3a09256a348dffffffebe359cd00000000028096980000000000"
+    "002d3101000000000000000000000000000000000000000001000000000000000200000000000000080500000009"
+    "0200000000000000000000f83f00000000000004400a020000000007000000000000000800000000000000"
+    "0a02000000000700000000000000080000000000000008000000000a02000000000068e5cf8b01000001000000"
+    "00000000"
+)
+
+
+def test_a_state_stored_before_positions_decodes_with_none() -> None:
+    state = decode_state(OLD_STATE, STREAMED)
+    assert state.applied == (1_700_000_000_000, 1)
+    assert [(e.ts, e.values, e.position) for e in state.events()] == [
+        (10 * SECOND, (1.5, 7), None),
+        (20 * SECOND, (2.5, 8), None),
+    ]
+    assert evaluate(state, STREAMED, 30 * SECOND) == [2, 4.0]
+    # Without positions nothing is known to be missing from a read: kept only after its end.
+    rebuilt = rebuild(state, STREAMED, [], through_us=15 * SECOND, read_from_us=None,
+                      durable=None)  # fmt: skip
+    assert [e.ts for e in rebuilt.events()] == [20 * SECOND]
+
+
+def test_rebuild_keeps_the_streamed_events_after_the_durable_position_once() -> None:
+    """Four streamed events merged online; the read holds the first two (their file was
+    listed), so the rebuild keeps the other two, with their positions, and a later read
+    holding all four keeps none of the old ones: every event counts once."""
+    positions = [(1_700_000_000_000 + i // 2, i % 2) for i in range(4)]
+    streamed = [
+        Event(i * 60 * SECOND, 0, (1 << 40) + i, (float(i + 1), i), i, positions[i])
+        for i in range(4)
+    ]
+    state = KeyState()
+    add_events(state, STREAMED, not_yet_applied(state, streamed))
+    state = decode_state(encode_state(state, STREAMED), STREAMED)
+    assert state.positions == positions
+    through = 10 * 60 * SECOND  # after every event: only positions tell them apart
+    read = [replace(e, seq=i + 1, position=None) for i, e in enumerate(streamed)]
+    half = rebuild(state, STREAMED, read[:2], through_us=through, read_from_us=None,
+                   durable=positions[1])  # fmt: skip
+    half = decode_state(encode_state(half, STREAMED), STREAMED)
+    assert [e.position for e in half.events()] == [None, None, *positions[2:]]
+    assert half.applied == positions[-1]
+    _check(half, STREAMED, streamed, through)
+    full = rebuild(half, STREAMED, read, through_us=through, read_from_us=None,
+                   durable=positions[-1])  # fmt: skip
+    assert full.positions == []
+    _check(full, STREAMED, streamed, through)
+    again = rebuild(full, STREAMED, read, through_us=through, read_from_us=None,
+                    durable=positions[-1])  # fmt: skip
+    assert again.events() == full.events()

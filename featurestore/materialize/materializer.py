@@ -37,7 +37,7 @@ grow as data lands.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -47,6 +47,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from featurestore.definitions.feature_view import FeatureView
+from featurestore.definitions.stream_source import StreamSource
 from featurestore.errors import (
     MaterializationError,
     ObjectNotFoundError,
@@ -67,6 +68,7 @@ from featurestore.offline.base import (
     SupportsEventReads,
     missing_capability,
 )
+from featurestore.offline.file_positions import newest_position
 from featurestore.online.aggregation_views import materialize_stream, read_from
 from featurestore.online.base import Namespace, OnlineStore, WriteListener
 from featurestore.online.batches import conform, online_schema
@@ -382,7 +384,8 @@ class Materializer:
         """Rebuild each key's aggregation state as of the run's end from the offline events
         its windows need (see :mod:`featurestore.online.aggregation_views`): the run's start
         does not matter, only its end, so any run leaves the states equal to the offline
-        data at that end."""
+        data at that end, plus the events a stream consumer merged online whose offline file
+        was published after the engine listed the files (told apart by stream position)."""
         report = ViewReport(view=view.name, version=version)
         namespace = Namespace(self.project, view, version)
         if not isinstance(self.offline, SupportsEventReads):
@@ -407,6 +410,7 @@ class Materializer:
                     rows.batches(),
                     through_us=through,
                     read_from_us=read_from(view, through),
+                    durable=_stream_durable(view, rows.durable),
                 ):
                     report.written += written
                     display.advance(read)
@@ -454,6 +458,14 @@ class Materializer:
             f"watermark did not move (still {where}); rows already written stay and a re-run "
             f"completes them: {exc}"
         )
+
+
+def _stream_durable(view: FeatureView, durable: Mapping[str, str]) -> tuple[int, int] | None:
+    """The newest position of ``view``'s stream that the read's files hold (None: the view
+    reads no stream, or no streamed file was read)."""
+    if not isinstance(view.source, StreamSource):
+        return None
+    return newest_position(durable, view.source.topic)
 
 
 def _next_created(plan: _Plan, max_created_us: int | None) -> datetime | None:

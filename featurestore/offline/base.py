@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
@@ -174,11 +175,16 @@ class LatestRows(ABC):
     latest created timestamp was ``max_created_us`` (``None``: no created timestamps). Batches
     follow the online write conventions of :mod:`featurestore.online.base`. Close it (e.g. with
     ``contextlib.closing``) to release the engine's resources.
+
+    ``durable`` (set by :meth:`SupportsEventReads.read_events`) maps each stream consumer
+    (``<consumer>:<topic>``) to the largest stream position recorded in the files read (see
+    :mod:`featurestore.offline.file_positions`): every streamed event up to it is in the read.
     """
 
     keys: int
     rows_read: int
     max_created_us: int | None
+    durable: Mapping[str, str] = MappingProxyType({})
 
     @abstractmethod
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -329,7 +335,10 @@ class SupportsEventReads(ABC):
         most ``batch_rows``: the join keys, ``EVENT_TS``, ``CREATED_TS`` (int64 epoch µs; a
         null created time is the smallest value), ``__fs_seq`` (file order) and the view's
         columns, in their declared types; ordered by key, then event time, created time and
-        file order. ``rows_read`` counts the rows, ``keys`` the distinct keys."""
+        file order. ``rows_read`` counts the rows, ``keys`` the distinct keys, and ``durable``
+        gives the stream positions of exactly the files read
+        (:meth:`~featurestore.offline.store_data.StoreData.durable_positions` of the listing
+        the read used), so materialization keeps the streamed events the read lacks."""
 
 
 class SupportsSourceLocations(ABC):

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featurestore.errors import FeatureStoreError
-from featurestore.offline.file_positions import merge_positions, positions_metadata, positions_of
+from featurestore.offline.file_positions import positions_in_files, positions_metadata
 
 #: The Parquet metadata key listing the file names a compacted file covers (a JSON list).
 COVERS_KEY = b"featurestore.covers"
@@ -192,7 +192,7 @@ def _write_compacted(folder: Path, run: Sequence[str], listed: Sequence[str]) ->
     listed_names = {Path(p).name for p in listed}
     covered &= listed_names
     # A stream consumer's positions survive the merge (the largest per consumer).
-    positions = merge_positions(positions_of(pq.read_schema(p).metadata) for p in run)
+    positions = positions_in_files(run)
     schema = schema.with_metadata(
         {
             **(schema.metadata or {}),

@@ -23,7 +23,7 @@ import fcntl
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,8 +33,10 @@ import pyarrow.parquet as pq
 from featurestore.config import RepoConfig
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.definitions.sources import PushSource, SparkSource
+from featurestore.definitions.stream_source import StreamSource
 from featurestore.errors import DefinitionError
 from featurestore.offline.compaction import live_files
+from featurestore.offline.file_positions import positions_in_files
 
 #: Seconds after which a staged file counts as left behind by an interrupted write (no push or
 #: save stays between staging and publishing that long).
@@ -121,6 +123,17 @@ class StoreData:
         if isinstance(view.source, PushSource):
             files = files + self.readable_pushed_files(view.source.name)
         return files
+
+    def durable_positions(self, view: FeatureView, files: Sequence[str]) -> dict[str, str]:
+        """The stream positions (consumer -> largest position) that ``files`` hold: pass the
+        very listing of :meth:`view_files` the engine reads, not a new one, or a file published
+        in between would be counted as read (its events dropped online) or read but not
+        counted (kept twice). Only a stream consumer writes positions, into the store's own
+        push folder, so only a stream source's pushed files are opened (their footers)."""
+        if not isinstance(view.source, StreamSource):
+            return {}
+        prefix = f"{self.push_folder(view.source.name)}{os.sep}"
+        return positions_in_files([f for f in files if f.startswith(prefix)])
 
     def check_not_owned(self, view: FeatureView) -> None:
         """Refuse a source whose path reaches into the store's own folder: the store may rewrite

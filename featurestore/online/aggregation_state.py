@@ -21,7 +21,9 @@ raw, so the dedupe horizon is the raw-event horizon; a copy of an event older th
 counted again in lifetime aggregations (documented: at-least-once beyond the horizon). Events
 from a stream carry their stream position, and the state keeps the newest position it applied
 (``applied``): a stream consumer's replay is recognized at any age (see
-:func:`featurestore.online.aggregation_views.push_events`).
+:func:`featurestore.online.aggregation_views.push_events`). Each raw event also keeps its own
+position, so materialization (:func:`rebuild`) can tell a streamed event whose offline file it
+did not read (published after the engine listed the files) from one it read.
 
 Stored form (format version :data:`STATE_VERSION`)::
 
@@ -33,8 +35,11 @@ Stored form (format version :data:`STATE_VERSION`)::
     offset 33  events                     4 bytes, big-endian (n)
     then       event times, created times, order numbers (n int64 each, little-endian), then
                the value columns, the event ids, the folded partials and (only in a state a
-               stream wrote) the applied stream position, as one nested value of
-               :mod:`featurestore.online.state_codec`
+               stream wrote) the applied stream position (null when unknown), then (only when
+               a raw event came from a stream) each raw event's stream position as two int64
+               columns (milliseconds, sequence; null: not from a stream), as one nested value
+               of :mod:`featurestore.online.state_codec`. States stored before positions were
+               kept per event end at the applied position and decode with none.
 
 Nothing here is pickled: a stored state can never run code when read.
 """
@@ -132,17 +137,23 @@ class KeyState:
     ids: list[Any] = field(default_factory=list)
     folded: list[Any] = field(default_factory=list)
     applied: tuple[int, int] | None = None  # the newest stream position merged
+    #: Each raw event's stream position (None: not from a stream); empty when none has one.
+    positions: list[tuple[int, int] | None] = field(default_factory=list)
 
     @property
     def newest(self) -> int | None:
         return self.ts[-1] if self.ts else None
 
     def events(self) -> list[Event]:
-        values = list(zip(*self.columns, strict=True)) if self.columns else [()] * len(self.ts)
-        ids = self.ids or [None] * len(self.ts)
+        n = len(self.ts)
+        values = list(zip(*self.columns, strict=True)) if self.columns else [()] * n
+        ids = self.ids or [None] * n
+        positions = self.positions or [None] * n
         return [
-            Event(t, c, q, tuple(v), i)
-            for t, c, q, v, i in zip(self.ts, self.created, self.seq, values, ids, strict=True)
+            Event(t, c, q, tuple(v), i, p)
+            for t, c, q, v, i, p in zip(
+                self.ts, self.created, self.seq, values, ids, positions, strict=True
+            )
         ]
 
     def set_events(self, events: Sequence[Event], layout: StateLayout) -> None:
@@ -151,6 +162,8 @@ class KeyState:
         self.seq = [e.seq for e in events]
         self.columns = [[e.values[c] for e in events] for c in range(len(layout.columns))]
         self.ids = [e.event_id for e in events] if layout.event_id is not None else []
+        positions = [e.position for e in events]
+        self.positions = positions if any(p is not None for p in positions) else []
 
 
 # -- partial aggregates ----------------------------------------------------------------------
@@ -285,18 +298,29 @@ def rebuild(
     *,
     through_us: int,
     read_from_us: int | None,
+    durable: tuple[int, int] | None,
 ) -> KeyState:
     """The state materialization writes: built from the offline ``events`` with
     ``read_from_us < ts <= through_us`` (``read_from_us`` None: every event up to
-    ``through_us``), keeping the stored events after ``through_us`` (pushed ahead of the run).
-    Re-running over the same data gives the same state (idempotent)."""
+    ``through_us``), keeping the stored events after ``through_us`` (pushed ahead of the run)
+    and the stored events from a stream whose position is after ``durable``, the newest stream
+    position the read's files hold (None: none): those were merged online but their offline
+    file was not yet published when the engine listed the files, so the read lacks them. The
+    others are in the read and are not kept twice. Re-running over the same data gives the
+    same state (idempotent)."""
     state = KeyState(cut=_I64_MIN if read_from_us is None else read_from_us)
     state.applied = None if old is None else old.applied
     state.set_events([], layout)
     add_events(state, layout, events)
     if old is not None:
-        add_events(state, layout, [e for e in old.events() if e.ts > through_us])
+        kept = [e for e in old.events() if e.ts > through_us or _not_durable(e, durable)]
+        add_events(state, layout, kept)
     return state
+
+
+def _not_durable(event: Event, durable: tuple[int, int] | None) -> bool:
+    """Whether ``event`` came from a stream after position ``durable`` (not yet offline)."""
+    return event.position is not None and (durable is None or event.position > durable)
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -373,8 +397,10 @@ def encode_state(state: KeyState, layout: StateLayout) -> bytes:
     if layout.event_id is not None:
         body.append(state.ids)
     body.append(state.folded)
-    if state.applied is not None:
-        body.append(list(state.applied))
+    if state.applied is not None or state.positions:
+        body.append(None if state.applied is None else list(state.applied))
+    if state.positions:
+        body.append([[None if p is None else p[i] for p in state.positions] for i in (0, 1)])
     encode_value(body, out)
     return bytes(out)
 
@@ -396,8 +422,15 @@ def decode_state(blob: bytes, layout: StateLayout) -> KeyState:
     body, _ = decode_value(blob, position)
     width = len(layout.columns)
     folded = width + (layout.event_id is not None)
-    if len(body) not in (folded + 1, folded + 2):
+    if len(body) not in (folded + 1, folded + 2, folded + 3):
         raise ValueError("an aggregation state does not fit the view (re-materialize it)")
     ids = body[width] if layout.event_id is not None else []
-    applied = (body[-1][0], body[-1][1]) if len(body) == folded + 2 else None
-    return KeyState(cut, times[0], times[1], times[2], body[:width], ids, body[folded], applied)
+    stored = body[folded + 1] if len(body) > folded + 1 else None
+    applied = None if stored is None else (stored[0], stored[1])
+    positions: list[tuple[int, int] | None] = []
+    if len(body) == folded + 3:  # older states have no positions: every event's is None
+        millis, seqs = body[folded + 2]
+        positions = [None if m is None else (m, s) for m, s in zip(millis, seqs, strict=True)]
+    return KeyState(
+        cut, times[0], times[1], times[2], body[:width], ids, body[folded], applied, positions
+    )

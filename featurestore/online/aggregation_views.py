@@ -5,8 +5,10 @@ A view with ``aggregations`` stores, per entity key, an aggregation state (see
 Two writers keep it:
 
 * materialization (:func:`materialize_events`) rebuilds each key's state from the offline
-  events up to the run's end, keeping events already pushed after that end, so re-running it is
-  idempotent and leaves the state equal to the offline data;
+  events up to the run's end, keeping events already pushed after that end, and the streamed
+  events after the newest stream position the engine's read holds (merged online, but their
+  offline file was published after the engine listed the files), so re-running it is
+  idempotent and leaves the state equal to the offline data plus what the stream has merged;
 * pushes (:func:`push_events`) merge their events into the state at once: the next lookup sees
   them. Late events update every window they fall in. With the view's ``event_id``, copies of
   one event count once: the first to arrive (least created time, then order), as offline, so a
@@ -215,9 +217,12 @@ def materialize_events(
     *,
     through_us: int,
     read_from_us: int | None,
+    durable: tuple[int, int] | None,
 ) -> int:
     """Rebuild the keys' states from their offline ``events`` (every event of each key with
-    ``read_from_us < ts <= through_us``); events stored after ``through_us`` stay."""
+    ``read_from_us < ts <= through_us``); events stored after ``through_us`` stay, and so do
+    streamed events after ``durable``, the newest stream position of the view's stream that
+    the read's files hold (see :func:`~featurestore.online.aggregation_state.rebuild`)."""
     view = namespace.view
     layout = state_layout(view)
     materialized = {key: list(batch) for key, batch in events.items()}
@@ -225,7 +230,12 @@ def materialize_events(
     def update(key: bytes, blob: bytes | None) -> StoredState:
         old = _decoded(view, layout, blob)
         state = rebuild(
-            old, layout, materialized[key], through_us=through_us, read_from_us=read_from_us
+            old,
+            layout,
+            materialized[key],
+            through_us=through_us,
+            read_from_us=read_from_us,
+            durable=durable,
         )
         return _stored(state, layout)
 
@@ -246,13 +256,25 @@ def materialize_stream(
     *,
     through_us: int,
     read_from_us: int | None,
+    durable: tuple[int, int] | None,
 ) -> Iterable[tuple[int, int]]:
     """Rebuild the states of the keys in ``batches`` (events ordered by key, as the offline
     engine's ``read_events`` streams them); yields ``(rows, keys written)`` per batch. A key's
     events may span batches: the last key of a batch is held back until its events are all
     read, so each key is rebuilt once from all of them (bounded memory: one batch plus one
-    key's events)."""
+    key's events). ``durable``: as :func:`materialize_events`."""
     view = namespace.view
+
+    def rebuilt(events: Mapping[bytes, Iterable[Event]]) -> int:
+        return materialize_events(
+            store,
+            namespace,
+            events,
+            through_us=through_us,
+            read_from_us=read_from_us,
+            durable=durable,
+        )
+
     held: dict[bytes, list[Event]] = {}
     for batch in batches:
         grouped = events_by_key(view, batch)
@@ -263,12 +285,8 @@ def materialize_stream(
             continue
         last = next(reversed(grouped))
         held = {last: grouped.pop(last)}
-        written = materialize_events(
-            store, namespace, grouped, through_us=through_us, read_from_us=read_from_us
-        )
+        written = rebuilt(grouped)
         yield batch.num_rows, written
     if held:
-        written = materialize_events(
-            store, namespace, held, through_us=through_us, read_from_us=read_from_us
-        )
+        written = rebuilt(held)
         yield 0, written

@@ -16,7 +16,10 @@ the last position recorded offline are written online only, the rest both ways, 
 lost and none is stored twice. Online, a plain view's write is idempotent (the latest row per
 key); an aggregated view's state records the newest stream position it merged, in the same
 atomic update, and skips the events at or before it (see
-:mod:`featurestore.online.aggregation_views`), so none is counted twice.
+:mod:`featurestore.online.aggregation_views`), so none is counted twice. A materialization of an
+aggregated view that runs between a batch's online write and its offline file keeps the batch's
+events by their positions (:func:`featurestore.online.aggregation_state.rebuild`), so none is
+dropped either.
 
 An unreachable (or too slow: the store's timeout) online store or broker holds the batch: nothing
 more is read, so memory stays bounded by one batch per source. The consumer retries with backoff,
@@ -32,15 +35,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import pyarrow.parquet as pq
-
 from featurestore.definitions.stream_source import StreamSource
 from featurestore.errors import OnlineStoreError, ValidationFailedError
 from featurestore.offline.file_positions import (
-    merge_positions,
     position_key,
+    positions_in_files,
     positions_metadata,
-    positions_of,
 )
 from featurestore.offline.store_data import StoreData
 from featurestore.push.pusher import Pusher, PushMode, PushValidation
@@ -112,7 +112,7 @@ class StreamConsumer:
             target = pusher.target(source.name)
             key = f"{consumer}:{source.topic}"
             files = data.readable_pushed_files(source.name)
-            recorded = merge_positions(positions_of(_schema_metadata(f)) for f in files)
+            recorded = positions_in_files(files)
             self.states.append(
                 SourceState(source, broker, MessageParser(target.columns), key, recorded.get(key))
             )
@@ -270,11 +270,6 @@ class StreamConsumer:
             except BrokerUnavailableError:
                 continue
             self.metrics.lag(state.source.name, lag)
-
-
-def _schema_metadata(path: str) -> dict[bytes, bytes] | None:
-    metadata = pq.read_schema(path).metadata
-    return dict(metadata) if metadata else None
 
 
 def _as_text(row: dict[str, object]) -> dict[str, str]:

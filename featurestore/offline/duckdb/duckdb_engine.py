@@ -465,7 +465,9 @@ class DuckDBEngine(
         except duckdb.Error as exc:
             connection.close()
             raise RetrievalError(f"reading the events of {view.label} failed: {exc}") from exc
-        return DuckDBLatestRows(connection, reader, (counted[1], counted[0], None))
+        rows = DuckDBLatestRows(connection, reader, (counted[1], counted[0], None))
+        rows.durable = self._data.durable_positions(view, source.files)
+        return rows
 
     def close(self) -> None:
         """Close the engine's database; jobs still open keep it alive until they close."""

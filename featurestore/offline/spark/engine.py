@@ -148,8 +148,12 @@ class SparkEngine(
         batch_rows: int,
     ) -> SparkEventRows:
         """An aggregated view's events by key; see :mod:`featurestore.offline.spark.events`."""
-        frame = events_frame(self._source(view), after_us, end_us, not_before_us)
-        return SparkEventRows(frame, view, batch_rows)
+        source = self._source(view)
+        rows = SparkEventRows(
+            events_frame(source, after_us, end_us, not_before_us), view, batch_rows
+        )
+        rows.durable = self._data.durable_positions(view, source.files)
+        return rows
 
     def sample_entity_keys(self, view: FeatureView, sample: int, seed: int) -> pa.Table:
         """Up to ``sample`` distinct key tuples, ordered by a seeded hash (then the keys)."""

@@ -45,10 +45,12 @@ FILE_ORDER = ("__fs_fidx", "__fs_pos")
 
 @dataclass(frozen=True)
 class SparkSourceFrame:
-    """A view's source rows as Spark reads them, with file order columns appended."""
+    """A view's source rows as Spark reads them, with file order columns appended, and the
+    files listed for it (empty for a table)."""
 
     view: FeatureView
     frame: DataFrame
+    files: tuple[str, ...] = ()
 
     def column_type(self, name: str) -> DataType | None:
         """The Spark type of source column ``name`` (``None`` when it is absent)."""
@@ -86,7 +88,7 @@ def read_source(
             "*", F.lit("").alias("__fs_file"), F.monotonically_increasing_id().alias("__fs_pos")
         )
     ordered = _with_file_index(session, ordered, files)
-    result = SparkSourceFrame(view, ordered)
+    result = SparkSourceFrame(view, ordered, tuple(files))
     _check_columns(result)
     return result
 
