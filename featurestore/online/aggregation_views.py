@@ -278,8 +278,9 @@ def materialize_stream(
     held: dict[bytes, list[Event]] = {}
     for batch in batches:
         grouped = events_by_key(view, batch)
-        for key, events in held.items():
-            grouped[key] = events + grouped.get(key, [])
+        # The held key comes first: when the batch begins with another key, the held one is
+        # complete, and must not be taken for the batch's last key and held again.
+        grouped = {k: events + grouped.pop(k, []) for k, events in held.items()} | grouped
         if not grouped:
             yield batch.num_rows, 0
             continue
