@@ -55,6 +55,7 @@ from featurestore.errors import (
     RegistryError,
     RetrievalError,
 )
+from featurestore.materialize.aggregated_values import ValuesAtEnd, preview_values
 from featurestore.materialize.progress import (
     MaterializationReport,
     ProgressDisplay,
@@ -63,6 +64,7 @@ from featurestore.materialize.progress import (
 )
 from featurestore.materialize.spool import BatchSpool
 from featurestore.offline.base import (
+    LatestRows,
     LatestWindow,
     OfflineEngine,
     SupportsEventReads,
@@ -324,9 +326,7 @@ class Materializer:
             return self._materialize_aggregated(view, version, plan, display)
         report = ViewReport(view=view.name, version=version)
         namespace = Namespace(self.project, view, version)
-        validation = (
-            None if self.validation is None else self.validation(view, version, plan.window)
-        )
+        validation = self._validation(view, version, plan)
         began = time.perf_counter()
         try:
             with closing(
@@ -391,32 +391,72 @@ class Materializer:
         if not isinstance(self.offline, SupportsEventReads):
             raise missing_capability(self.offline, SupportsEventReads, "materialize " + view.label)
         through = plan.window.end_us
+        validation = self._validation(view, version, plan)
+        values = None if validation is None else self._values_at_end(view, plan, validation)
         began = time.perf_counter()
         try:
-            with closing(
-                self.offline.read_events(
-                    view,
-                    after_us=read_from(view, through),
-                    end_us=through,
-                    not_before_us=plan.window.not_before_us,
-                    batch_rows=self.batch_rows,
-                )
-            ) as rows:
+            if values is not None and validation is not None and validation.strict:
+                with closing(self._events(self.offline, view, plan)) as rows:
+                    preview_values(
+                        self.online,
+                        namespace,
+                        rows.batches(),
+                        values,
+                        read_from_us=read_from(view, through),
+                        durable=_stream_durable(view, rows.durable),
+                    )
+                # Raises when the run is rejected: nothing was written.
+                report.validation = validation.finish()
+                validation = values = None  # passed: the write pass needs no second check
+            with closing(self._events(self.offline, view, plan)) as rows:
                 report.rows_read, report.keys = rows.rows_read, rows.keys
                 display.start_view(f"{view.name} v{version}", report.rows_read)
                 for read, written in materialize_stream(
                     self.online,
                     namespace,
-                    rows.batches(),
+                    rows.batches() if values is None else values.tap(rows.batches()),
                     through_us=through,
                     read_from_us=read_from(view, through),
                     durable=_stream_durable(view, rows.durable),
+                    built=None if values is None else values.built,
                 ):
                     report.written += written
                     display.advance(read)
+                    if values is not None:
+                        values.flush()
+            if values is not None and validation is not None:
+                values.flush(final=True)
+                report.validation = validation.finish()
         except (OnlineStoreError, RetrievalError) as exc:
             raise MaterializationError(self._failed(view, version, plan.previous, exc)) from exc
         return self._finish(view, version, plan, report, None, began)
+
+    def _validation(self, view: FeatureView, version: int, plan: _Plan) -> RunValidation | None:
+        return None if self.validation is None else self.validation(view, version, plan.window)
+
+    def _values_at_end(
+        self, view: FeatureView, plan: _Plan, validation: RunValidation
+    ) -> ValuesAtEnd:
+        """What validating an aggregated view's run checks: the values lookups at the run's
+        end answer (its suite is about them, not about the events)."""
+        return ValuesAtEnd(
+            view,
+            validation.add,
+            through_us=plan.window.end_us,
+            kept_from_us=plan.window.not_before_us,
+            batch_rows=self.batch_rows,
+        )
+
+    def _events(self, offline: SupportsEventReads, view: FeatureView, plan: _Plan) -> LatestRows:
+        """The events an aggregated view's run to the plan's end reads, ordered by key."""
+        through = plan.window.end_us
+        return offline.read_events(
+            view,
+            after_us=read_from(view, through),
+            end_us=through,
+            not_before_us=plan.window.not_before_us,
+            batch_rows=self.batch_rows,
+        )
 
     def _write(
         self,

@@ -19,13 +19,14 @@ The reported event time is the newest event of the key at or before ``as_of``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from featurestore.definitions.feature_view import FeatureView
 from featurestore.errors import OnlineStoreError
 from featurestore.online.aggregation_state import (
+    KeyState,
     StateLayout,
     decode_state,
     evaluate,
@@ -80,39 +81,50 @@ class AggregatedRead:
         column_statuses: list[list[FieldStatus]] = [[] for _ in outputs]
         shown: list[int | None] = []
         for blob in packed:
-            if blob is None:
-                row = evaluate(None, self.requested, as_of_us)
-                shown.append(None)
-                for j, value in enumerate(row):
-                    columns[j].append(value)
-                    column_statuses[j].append(NOT_FOUND if value is None else PRESENT)
-                continue
-            try:
-                state = decode_state(blob, self.layout)
-            except (ValueError, IndexError) as exc:
-                raise OnlineStoreError(
-                    f"a stored state of {self.view.label} cannot be read ({exc}); "
-                    "re-materialize the view"
-                ) from None
-            if state.folded:  # the requested lifetime partials, in requested order
-                state.folded = [state.folded[slot] for slot in self.folded_slots]
-            row = evaluate(state, self.requested, as_of_us, kept_from_us)
-            exact = exact_windows(state, self.requested, as_of_us)
+            state = None if blob is None else self._decoded(blob)
+            row, row_statuses = self.values(state, as_of_us, kept_from_us)
             shown.append(newest_at(state, as_of_us))
             for j, value in enumerate(row):
-                if not exact[
-                    j
-                ]:  # before what the state keeps raw: no value rather than a wrong one
-                    columns[j].append(None)
-                    column_statuses[j].append(OUTSIDE_MAX_AGE)
-                    continue
-                convert = self.converters[j]
-                columns[j].append(value if value is None or convert is None else convert(value))
-                column_statuses[j].append(NULL_VALUE if value is None else PRESENT)
+                columns[j].append(value)
+                column_statuses[j].append(row_statuses[j])
         for j, output in enumerate(outputs):
             values[output] = columns[j]
             statuses[output] = column_statuses[j]
             stamps[output] = shown
+
+    def values(
+        self, state: KeyState | None, as_of_us: int, kept_from_us: int
+    ) -> tuple[list[Any], list[FieldStatus]]:
+        """The requested values of one key's ``state`` (None: nothing stored) at ``as_of_us``,
+        as a lookup answers them, and their statuses. ``state`` holds the folded partials of
+        every lifetime aggregation of the view (as stored)."""
+        if state is None:
+            row = evaluate(None, self.requested, as_of_us)
+            return row, [NOT_FOUND if value is None else PRESENT for value in row]
+        if state.folded:  # the requested lifetime partials, in requested order
+            state = replace(state, folded=[state.folded[slot] for slot in self.folded_slots])
+        row = evaluate(state, self.requested, as_of_us, kept_from_us)
+        exact = exact_windows(state, self.requested, as_of_us)
+        values: list[Any] = []
+        statuses: list[FieldStatus] = []
+        for j, value in enumerate(row):
+            if not exact[j]:  # before what the state keeps raw: no value rather than a wrong one
+                values.append(None)
+                statuses.append(OUTSIDE_MAX_AGE)
+                continue
+            convert = self.converters[j]
+            values.append(value if value is None or convert is None else convert(value))
+            statuses.append(NULL_VALUE if value is None else PRESENT)
+        return values, statuses
+
+    def _decoded(self, blob: bytes) -> KeyState:
+        try:
+            return decode_state(blob, self.layout)
+        except (ValueError, IndexError) as exc:
+            raise OnlineStoreError(
+                f"a stored state of {self.view.label} cannot be read ({exc}); "
+                "re-materialize the view"
+            ) from None
 
 
 def _timestamp(micros: Any) -> Any:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -60,6 +60,10 @@ from featurestore.online.codec import encode_keys
 SEQ = "__fs_seq"
 #: Null created times sort first, as offline (the offline engine's value for them).
 NULL_CREATED = -(2**63) + 1
+#: Told each state a materialization builds (its entity key, then the state), e.g. to validate
+#: the values the run leaves online. A store may build a key's state more than once (a retry
+#: after a concurrent write): the last call for a key is the state stored.
+StateBuilt = Callable[[bytes, KeyState], None]
 
 
 @lru_cache(maxsize=256)
@@ -218,11 +222,13 @@ def materialize_events(
     through_us: int,
     read_from_us: int | None,
     durable: tuple[int, int] | None,
+    built: StateBuilt | None = None,
 ) -> int:
     """Rebuild the keys' states from their offline ``events`` (every event of each key with
     ``read_from_us < ts <= through_us``); events stored after ``through_us`` stay, and so do
     streamed events after ``durable``, the newest stream position of the view's stream that
-    the read's files hold (see :func:`~featurestore.online.aggregation_state.rebuild`)."""
+    the read's files hold (see :func:`~featurestore.online.aggregation_state.rebuild`).
+    ``built`` is told each state."""
     view = namespace.view
     layout = state_layout(view)
     materialized = {key: list(batch) for key, batch in events.items()}
@@ -237,7 +243,10 @@ def materialize_events(
             read_from_us=read_from_us,
             durable=durable,
         )
-        return _stored(state, layout)
+        stored = _stored(state, layout)
+        if built is not None:
+            built(key, state)
+        return stored
 
     return stores_states(store, view).update_states(namespace, list(materialized), update)
 
@@ -257,12 +266,14 @@ def materialize_stream(
     through_us: int,
     read_from_us: int | None,
     durable: tuple[int, int] | None,
+    built: StateBuilt | None = None,
 ) -> Iterable[tuple[int, int]]:
     """Rebuild the states of the keys in ``batches`` (events ordered by key, as the offline
     engine's ``read_events`` streams them); yields ``(rows, keys written)`` per batch. A key's
     events may span batches: the last key of a batch is held back until its events are all
     read, so each key is rebuilt once from all of them (bounded memory: one batch plus one
-    key's events). ``durable``: as :func:`materialize_events`."""
+    key's events). ``durable``: as :func:`materialize_events`. ``built`` is told each state
+    before its batch's pair is yielded."""
     view = namespace.view
 
     def rebuilt(events: Mapping[bytes, Iterable[Event]]) -> int:
@@ -273,13 +284,15 @@ def materialize_stream(
             through_us=through_us,
             read_from_us=read_from_us,
             durable=durable,
+            built=built,
         )
 
     held: dict[bytes, list[Event]] = {}
     for batch in batches:
         grouped = events_by_key(view, batch)
-        for key, events in held.items():
-            grouped[key] = events + grouped.get(key, [])
+        # The held key comes first: when the batch begins with another key, the held one is
+        # complete, and must not be taken for the batch's last key and held again.
+        grouped = {k: events + grouped.pop(k, []) for k, events in held.items()} | grouped
         if not grouped:
             yield batch.num_rows, 0
             continue
