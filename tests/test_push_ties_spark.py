@@ -18,7 +18,7 @@ from test_push_ties import (  # noqa: F401 - collected here again, with this mod
 )
 
 from featurestore.config import RepoConfig
-from featurestore.offline.spark.scan import read_source
+from featurestore.offline.spark.scan import read_source, with_file_index
 from featurestore.offline.store_data import StoreData
 
 pytestmark = PY4J_WARNINGS
@@ -53,3 +53,19 @@ def test_every_row_gets_the_index_of_its_file_whatever_its_name(
     assert sorted((r["__fs_fidx"], r["rate"]) for r in found) == [
         (0, 0.0), (0, 0.0), (1, 1.0), (1, 1.0), (2, 2.0), (2, 2.0)
     ]  # fmt: skip
+
+
+def test_a_row_whose_file_is_not_in_the_list_fails_naming_the_file(
+    spark: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A file Spark reports under a path the list does not hold (it would get no index and sort
+    first, settling its ties the wrong way without a word) stops the read instead."""
+    frame = spark.createDataFrame(
+        [("/data/a.parquet", 1), ("/data/elsewhere.parquet", 2)], "__fs_file string, v int"
+    )
+    indexed = with_file_index(spark, frame, ["/data/a.parquet", "/data/b.parquet"])
+    with pytest.raises(Exception, match=r"not in the view's file list.*elsewhere\.parquet"):
+        indexed.collect()
+    matched = with_file_index(spark, frame.where("v = 1"), ["/data/a.parquet", "/data/b"])
+    assert [r["__fs_fidx"] for r in matched.collect()] == [0]

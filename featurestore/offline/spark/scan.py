@@ -87,15 +87,17 @@ def read_source(
         ordered = frame.select(
             "*", F.lit("").alias("__fs_file"), F.monotonically_increasing_id().alias("__fs_pos")
         )
-    ordered = _with_file_index(session, ordered, files)
+    ordered = with_file_index(session, ordered, files)
     result = SparkSourceFrame(view, ordered, tuple(files))
     _check_columns(result)
     return result
 
 
-def _with_file_index(session: SparkSession, frame: DataFrame, files: list[str]) -> DataFrame:
+def with_file_index(session: SparkSession, frame: DataFrame, files: list[str]) -> DataFrame:
     """``frame`` with ``__fs_fidx``: the index in ``files`` of each row's file (``__fs_file``),
-    found by a broadcast join on the path (0 for every row of a table, which has no list)."""
+    found by a broadcast join on the path (0 for every row of a table, which has no list). A row
+    whose file matches no path of the list fails the query when it is read, naming the file:
+    a null index would sort first and silently settle its ties the wrong way."""
     if len(files) < 2:
         return frame.withColumn("__fs_fidx", F.lit(0))
     # The paths as _metadata.file_path reports them once decoded: absolute, normalized.
@@ -103,7 +105,15 @@ def _with_file_index(session: SparkSession, frame: DataFrame, files: list[str]) 
         [(os.path.abspath(f), i) for i, f in enumerate(files)],
         "__fs_file string, __fs_fidx int",
     )
-    return frame.join(F.broadcast(index), "__fs_file", "left")
+    unmatched = F.raise_error(
+        F.concat(
+            F.lit("a row's file is not in the view's file list, so its order is unknown: "),
+            F.col("__fs_file"),
+        )
+    )
+    joined = frame.join(F.broadcast(index), "__fs_file", "left")
+    # coalesce evaluates the error only for a row without an index.
+    return joined.withColumn("__fs_fidx", F.coalesce("__fs_fidx", unmatched.cast("int")))
 
 
 def _schemas_differ(files: list[str]) -> bool:
