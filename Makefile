@@ -45,7 +45,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
 
 # Our engine runs in .venv-bench (DuckDB, and Spark for --engine spark); Feast 0.67 (its DuckDB offline store pins duckdb 1.x) in
 # .venv-feast. Both are driven by one bench run.
